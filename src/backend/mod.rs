@@ -1,0 +1,359 @@
+//! Kernels: the [`Backend`] trait and its two implementations, [`Scalar`] and [`Simd`].
+//!
+//! This is the only place in constml with SIMD code. Every algorithm above it is
+//! written once, generic over `B: Backend`, and calls these kernels.
+//!
+//! * [`Scalar`] is the reference: plain loops as a careful engineer writes them
+//!   without SIMD — one accumulator per output, no manual unrolling. Tests use it
+//!   as the oracle for [`Simd`].
+//! * [`Simd`] uses `wide` vectors, register-blocked with several independent
+//!   accumulators.
+//!
+//! The trait's checked methods (`dot`, `gemm`, `softmax`, …) validate their
+//! arguments and return [`Error`](crate::Error) on a mismatch. Each is a thin shell
+//! over a `raw_*` kernel (hidden from the docs) that the algorithms call after
+//! they have validated shapes once: a raw kernel never panics either, but works on
+//! the common prefix of mismatched inputs instead of reporting them.
+//!
+//! ```
+//! use constml::{Backend, Scalar, Simd};
+//! let a = [1.0f32, 2.0, 3.0];
+//! let b = [4.0f32, 5.0, 6.0];
+//! assert_eq!(Simd::dot(&a, &b)?, 32.0);
+//! assert_eq!(Scalar::dot(&a, &b)?, 32.0);
+//! assert!(Simd::dot(&a, &b[..2]).is_err());
+//! # Ok::<(), constml::Error>(())
+//! ```
+
+mod scalar;
+mod simd;
+
+pub use scalar::Scalar;
+pub use simd::Simd;
+
+use crate::error::{Error, Result, check_len};
+use crate::mat::{MatMut, MatRef};
+use crate::real::Real;
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Scalar {}
+    impl Sealed for super::Simd {}
+}
+
+/// Whether a matrix kernel overwrites its output or adds to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accumulate {
+    /// `C = A·B`.
+    Overwrite,
+    /// `C += A·B`.
+    Add,
+}
+
+/// A set of numeric kernels. Zero-sized; chosen at the call site by type.
+///
+/// Conventions:
+/// * Matrices are row-major [`MatRef`]/[`MatMut`] views.
+/// * [`matvec`](Backend::matvec) takes weights `(OUT, IN)` and computes
+///   `y = W·x`, as PyTorch's `nn.Linear`.
+/// * NaN propagates through arithmetic kernels (dot, gemm, softmax,
+///   activations); kernels whose answer would be meaningless with a NaN input
+///   ([`max`](Backend::max), [`argmax`](Backend::argmax)) return
+///   [`Error::NaN`].
+pub trait Backend: sealed::Sealed + Copy + Default + core::fmt::Debug + Send + Sync + 'static {
+    /// `"scalar"` or `"simd"`, for reports.
+    const NAME: &'static str;
+
+    // ----------------------------------------------------------------- raw kernels
+
+    #[doc(hidden)]
+    /// `Σ a[i]·b[i]` over the common prefix.
+    fn raw_dot<T: Real>(a: &[T], b: &[T]) -> T;
+    #[doc(hidden)]
+    /// `y[i] += alpha·x[i]` over the common prefix.
+    fn raw_axpy<T: Real>(alpha: T, x: &[T], y: &mut [T]);
+    #[doc(hidden)]
+    /// `y[i] = y[i] ⊕ x[i]` for `⊕` = add (`mul == false`) or multiply.
+    fn raw_zip<T: Real>(y: &mut [T], x: &[T], mul: bool);
+    #[doc(hidden)]
+    /// `x[i] = x[i]·alpha + beta`.
+    fn raw_affine<T: Real>(x: &mut [T], alpha: T, beta: T);
+    #[doc(hidden)]
+    /// `(max, saw_nan)`; `max` is −∞ for an empty slice.
+    fn raw_max<T: Real>(x: &[T]) -> (T, bool);
+    #[doc(hidden)]
+    /// `Σ e^(x[i] − shift)`, also storing each term into `x` when `store`.
+    fn raw_exp_sum<T: Real>(x: &mut [T], shift: T, store: bool) -> T;
+    #[doc(hidden)]
+    /// Applies `f` (scalar) / `g` (vector) to every element.
+    fn raw_map<T: Real>(x: &mut [T], f: impl Fn(T) -> T, g: impl Fn(T::V) -> T::V);
+    #[doc(hidden)]
+    /// `C (+)= A·B` over the common dims of valid views.
+    fn raw_gemm<T: Real>(a: MatRef<'_, T>, b: MatRef<'_, T>, c: MatMut<'_, T>, acc: Accumulate);
+    #[doc(hidden)]
+    /// `C (+)= A·Bᵀ` over the common dims of valid views.
+    fn raw_gemm_abt<T: Real>(
+        a: MatRef<'_, T>,
+        b: MatRef<'_, T>,
+        c: MatMut<'_, T>,
+        acc: Accumulate,
+    );
+
+    /// `Σ x[i]`.
+    fn sum<T: Real>(x: &[T]) -> T;
+
+    // ------------------------------------------------------------- checked kernels
+
+    /// Dot product `Σ a[i]·b[i]`; the lengths must match.
+    #[inline]
+    fn dot<T: Real>(a: &[T], b: &[T]) -> Result<T> {
+        check_len("dot: b", a.len(), b.len())?;
+        Ok(Self::raw_dot(a, b))
+    }
+
+    /// `y += alpha·x`; the lengths must match.
+    #[inline]
+    fn axpy<T: Real>(alpha: T, x: &[T], y: &mut [T]) -> Result<()> {
+        check_len("axpy: y", x.len(), y.len())?;
+        Self::raw_axpy(alpha, x, y);
+        Ok(())
+    }
+
+    /// `x *= alpha`.
+    #[inline]
+    fn scale<T: Real>(alpha: T, x: &mut [T]) {
+        Self::raw_affine(x, alpha, T::ZERO);
+    }
+
+    /// Element-wise `y += x`; the lengths must match.
+    #[inline]
+    fn add<T: Real>(y: &mut [T], x: &[T]) -> Result<()> {
+        check_len("add: x", y.len(), x.len())?;
+        Self::raw_zip(y, x, false);
+        Ok(())
+    }
+
+    /// Element-wise `y *= x`; the lengths must match.
+    #[inline]
+    fn mul<T: Real>(y: &mut [T], x: &[T]) -> Result<()> {
+        check_len("mul: x", y.len(), x.len())?;
+        Self::raw_zip(y, x, true);
+        Ok(())
+    }
+
+    /// The largest element. `Err(Empty)` for an empty slice, `Err(NaN)` if any
+    /// element is NaN.
+    #[inline]
+    fn max<T: Real>(x: &[T]) -> Result<T> {
+        if x.is_empty() {
+            return Err(Error::Empty { what: "max" });
+        }
+        match Self::raw_max(x) {
+            (_, true) => Err(Error::NaN { what: "max" }),
+            (m, false) => Ok(m),
+        }
+    }
+
+    /// Index of the largest element, the lowest index on ties. `Err(Empty)` for
+    /// an empty slice, `Err(NaN)` if any element is NaN. An all −∞ slice gives 0.
+    #[inline]
+    fn argmax<T: Real>(x: &[T]) -> Result<usize> {
+        let m = Self::max(x)?;
+        // The first element equal to the maximum; it exists since `m` came from `x`.
+        Ok(x.iter().position(|&v| v == m).unwrap_or(0))
+    }
+
+    /// Numerically stable softmax in place: `e^(x−max) / Σ e^(x−max)`.
+    ///
+    /// A row that is entirely −∞ (fully masked) becomes all zeros, never NaN. A NaN
+    /// anywhere makes the whole row NaN, as in PyTorch. An empty slice is left as is.
+    #[inline]
+    fn softmax<T: Real>(x: &mut [T]) {
+        let (m, nan) = Self::raw_max(x);
+        if nan {
+            x.fill(T::NAN);
+            return;
+        }
+        if m == T::NEG_INFINITY {
+            x.fill(T::ZERO);
+            return;
+        }
+        let s = Self::raw_exp_sum(x, m, true);
+        Self::raw_affine(x, T::ONE / s, T::ZERO);
+    }
+
+    /// Numerically stable log-softmax in place: `x − max − ln Σ e^(x−max)`.
+    ///
+    /// A row that is entirely −∞ stays −∞ (log of the all-zero row that
+    /// [`softmax`](Backend::softmax) gives), never NaN. NaN propagates to the row.
+    #[inline]
+    fn log_softmax<T: Real>(x: &mut [T]) {
+        let (m, nan) = Self::raw_max(x);
+        if nan {
+            x.fill(T::NAN);
+            return;
+        }
+        if m == T::NEG_INFINITY {
+            return;
+        }
+        let s = Self::raw_exp_sum(x, m, false);
+        Self::raw_affine(x, T::ONE, -(m + s.ln()));
+    }
+
+    /// `C = A·B` or `C += A·B` (row-major views). Shapes: A `(m, k)`, B `(k, n)`,
+    /// C `(m, n)`.
+    #[inline]
+    fn gemm<T: Real>(
+        a: MatRef<'_, T>,
+        b: MatRef<'_, T>,
+        c: MatMut<'_, T>,
+        acc: Accumulate,
+    ) -> Result<()> {
+        if b.rows() != a.cols() {
+            return Err(Error::ShapeMismatch {
+                what: "gemm: b",
+                expected: (a.cols(), b.cols()),
+                found: b.shape(),
+            });
+        }
+        if c.shape() != (a.rows(), b.cols()) {
+            return Err(Error::ShapeMismatch {
+                what: "gemm: c",
+                expected: (a.rows(), b.cols()),
+                found: c.shape(),
+            });
+        }
+        Self::raw_gemm(a, b, c, acc);
+        Ok(())
+    }
+
+    /// `C = A·Bᵀ` or `C += A·Bᵀ` (row-major views). Shapes: A `(m, k)`, B `(n, k)`,
+    /// C `(m, n)`. This is the score product `Q·Kᵀ` of attention.
+    #[inline]
+    fn gemm_abt<T: Real>(
+        a: MatRef<'_, T>,
+        b: MatRef<'_, T>,
+        c: MatMut<'_, T>,
+        acc: Accumulate,
+    ) -> Result<()> {
+        if b.cols() != a.cols() {
+            return Err(Error::ShapeMismatch {
+                what: "gemm_abt: b",
+                expected: (b.rows(), a.cols()),
+                found: b.shape(),
+            });
+        }
+        if c.shape() != (a.rows(), b.rows()) {
+            return Err(Error::ShapeMismatch {
+                what: "gemm_abt: c",
+                expected: (a.rows(), b.rows()),
+                found: c.shape(),
+            });
+        }
+        Self::raw_gemm_abt(a, b, c, acc);
+        Ok(())
+    }
+
+    /// `y = W·x` (or `y += W·x`) with weights `(OUT, IN)`: `x.len()` must be
+    /// `IN` and `y.len()` must be `OUT`.
+    #[inline]
+    fn matvec<T: Real>(w: MatRef<'_, T>, x: &[T], y: &mut [T], acc: Accumulate) -> Result<()> {
+        check_len("matvec: x", w.cols(), x.len())?;
+        check_len("matvec: y", w.rows(), y.len())?;
+        Self::raw_matvec(w, x, y, acc);
+        Ok(())
+    }
+
+    #[doc(hidden)]
+    /// `y (+)= W·x` over the common dims.
+    #[inline]
+    fn raw_matvec<T: Real>(w: MatRef<'_, T>, x: &[T], y: &mut [T], acc: Accumulate) {
+        // yᵀ (1 × OUT) = xᵀ (1 × IN) · Wᵀ.
+        Self::raw_gemm_abt(MatRef::row_vector(x), w, MatMut::row_vector(y), acc);
+    }
+
+    /// ReLU in place: `max(x, 0)`; NaN stays NaN.
+    #[inline]
+    fn relu<T: Real>(x: &mut [T]) {
+        let zero = T::splat(T::ZERO);
+        Self::raw_map(
+            x,
+            |v| if v < T::ZERO { T::ZERO } else { v },
+            |v| T::select_lt(v, zero, zero, v),
+        );
+    }
+
+    /// Logistic sigmoid in place: `1 / (1 + e^−x)`.
+    #[inline]
+    fn sigmoid<T: Real>(x: &mut [T]) {
+        Self::raw_map(x, act::sigmoid, act::vsigmoid::<T>);
+    }
+
+    /// Hyperbolic tangent in place.
+    #[inline]
+    fn tanh<T: Real>(x: &mut [T]) {
+        Self::raw_map(x, |v| v.tanh(), T::vtanh);
+    }
+
+    /// SiLU (swish) in place: `x · sigmoid(x)`.
+    #[inline]
+    fn silu<T: Real>(x: &mut [T]) {
+        Self::raw_map(x, |v| v * act::sigmoid(v), |v| v * act::vsigmoid::<T>(v));
+    }
+
+    /// GELU, exact form, in place: `x/2 · (1 + erf(x/√2))` (PyTorch
+    /// `approximate='none'`).
+    #[inline]
+    fn gelu<T: Real>(x: &mut [T]) {
+        Self::raw_map(x, act::gelu, act::vgelu::<T>);
+    }
+
+    /// GELU, tanh approximation, in place:
+    /// `x/2 · (1 + tanh(√(2/π)·(x + 0.044715·x³)))` (GPT-2's `gelu_new`, PyTorch
+    /// `approximate='tanh'`).
+    #[inline]
+    fn gelu_tanh<T: Real>(x: &mut [T]) {
+        Self::raw_map(x, act::gelu_tanh, act::vgelu_tanh::<T>);
+    }
+}
+
+/// The activation formulas, once for scalars and once for lanes.
+mod act {
+    use crate::real::Real;
+
+    const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
+    const GELU_CUBIC: f64 = 0.044_715;
+
+    #[inline(always)]
+    pub fn sigmoid<T: Real>(x: T) -> T {
+        T::ONE / (T::ONE + (-x).exp())
+    }
+    #[inline(always)]
+    pub fn vsigmoid<T: Real>(x: T::V) -> T::V {
+        let one = T::splat(T::ONE);
+        one / (one + T::vexp(-x))
+    }
+    #[inline(always)]
+    pub fn gelu<T: Real>(x: T) -> T {
+        T::HALF * x * (T::ONE + (x * T::FRAC_1_SQRT_2()).erf())
+    }
+    #[inline(always)]
+    pub fn vgelu<T: Real>(x: T::V) -> T::V {
+        let half_x = T::splat(T::HALF) * x;
+        half_x + half_x * T::verf(x * T::splat(T::FRAC_1_SQRT_2()))
+    }
+    #[inline(always)]
+    pub fn gelu_tanh<T: Real>(x: T) -> T {
+        let c = T::from_f64(SQRT_2_OVER_PI);
+        let k = T::from_f64(GELU_CUBIC);
+        T::HALF * x * (T::ONE + (c * (x + k * x * x * x)).tanh())
+    }
+    #[inline(always)]
+    pub fn vgelu_tanh<T: Real>(x: T::V) -> T::V {
+        let c = T::splat(T::from_f64(SQRT_2_OVER_PI));
+        let k = T::splat(T::from_f64(GELU_CUBIC));
+        let inner = c * T::fma(k * x * x, x, x);
+        let half_x = T::splat(T::HALF) * x;
+        half_x + half_x * T::vtanh(inner)
+    }
+}

@@ -1,0 +1,122 @@
+//! The scalar reference backend: the plainest correct loops.
+
+use super::{Accumulate, Backend};
+use crate::mat::{MatMut, MatRef};
+use crate::real::Real;
+
+/// The reference backend: straightforward loops with one accumulator per output
+/// and no manual unrolling. Readable, portable, and the oracle that [`Simd`]
+/// is tested against.
+///
+/// [`Simd`]: crate::Simd
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Scalar;
+
+impl Backend for Scalar {
+    const NAME: &'static str = "scalar";
+
+    fn raw_dot<T: Real>(a: &[T], b: &[T]) -> T {
+        let mut s = T::ZERO;
+        for (&x, &y) in a.iter().zip(b) {
+            s += x * y;
+        }
+        s
+    }
+
+    fn raw_axpy<T: Real>(alpha: T, x: &[T], y: &mut [T]) {
+        for (yi, &xi) in y.iter_mut().zip(x) {
+            *yi += alpha * xi;
+        }
+    }
+
+    fn raw_zip<T: Real>(y: &mut [T], x: &[T], mul: bool) {
+        for (yi, &xi) in y.iter_mut().zip(x) {
+            if mul {
+                *yi *= xi;
+            } else {
+                *yi += xi;
+            }
+        }
+    }
+
+    fn raw_affine<T: Real>(x: &mut [T], alpha: T, beta: T) {
+        for v in x {
+            *v = *v * alpha + beta;
+        }
+    }
+
+    fn raw_max<T: Real>(x: &[T]) -> (T, bool) {
+        let mut m = T::NEG_INFINITY;
+        let mut nan = false;
+        for &v in x {
+            if v > m {
+                m = v;
+            }
+            nan |= v.is_nan();
+        }
+        (m, nan)
+    }
+
+    fn raw_exp_sum<T: Real>(x: &mut [T], shift: T, store: bool) -> T {
+        let mut s = T::ZERO;
+        for v in x {
+            let e = (*v - shift).exp();
+            if store {
+                *v = e;
+            }
+            s += e;
+        }
+        s
+    }
+
+    fn raw_map<T: Real>(x: &mut [T], f: impl Fn(T) -> T, _g: impl Fn(T::V) -> T::V) {
+        for v in x {
+            *v = f(*v);
+        }
+    }
+
+    fn sum<T: Real>(x: &[T]) -> T {
+        let mut s = T::ZERO;
+        for &v in x {
+            s += v;
+        }
+        s
+    }
+
+    fn raw_gemm<T: Real>(a: MatRef<'_, T>, b: MatRef<'_, T>, mut c: MatMut<'_, T>, acc: Accumulate) {
+        let k = a.cols().min(b.rows());
+        for i in 0..a.rows().min(c.rows()) {
+            let ai = a.row_or_empty(i);
+            let ci = c.row_mut_or_empty(i);
+            for (j, cij) in ci.iter_mut().enumerate().take(b.cols()) {
+                let mut s = T::ZERO;
+                for (p, &aip) in ai.iter().enumerate().take(k) {
+                    s += aip * b.row_or_empty(p).get(j).copied().unwrap_or(T::ZERO);
+                }
+                *cij = match acc {
+                    Accumulate::Overwrite => s,
+                    Accumulate::Add => *cij + s,
+                };
+            }
+        }
+    }
+
+    fn raw_gemm_abt<T: Real>(
+        a: MatRef<'_, T>,
+        b: MatRef<'_, T>,
+        mut c: MatMut<'_, T>,
+        acc: Accumulate,
+    ) {
+        for i in 0..a.rows().min(c.rows()) {
+            let ai = a.row_or_empty(i);
+            let ci = c.row_mut_or_empty(i);
+            for (j, cij) in ci.iter_mut().enumerate().take(b.rows()) {
+                let s = Self::raw_dot(ai, b.row_or_empty(j));
+                *cij = match acc {
+                    Accumulate::Overwrite => s,
+                    Accumulate::Add => *cij + s,
+                };
+            }
+        }
+    }
+}

@@ -1,0 +1,399 @@
+//! The SIMD backend: `wide` vectors, register blocking, independent accumulators.
+
+use super::{Accumulate, Backend};
+use crate::mat::{MatMut, MatRef};
+use crate::real::Real;
+
+/// The fast backend: `wide` vectors as wide as the build allows (see
+/// [`real`](crate::real)), several independent accumulators in reductions and
+/// register-blocked matrix kernels. The default wherever constml picks a backend
+/// for you.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Simd;
+
+/// Independent vector accumulators in reductions (enough to hide FMA latency on
+/// two FMA ports).
+const ACC: usize = 8;
+/// Register tile of `A·B`: `MR` rows of C × `NV` vectors of columns.
+const AB_MR: usize = 4;
+const AB_NV: usize = 4;
+/// Depth of one `A·B` pass, so that a `KC × NV·LANES` panel of B stays in L1.
+const AB_KC: usize = 128;
+/// Register tile of `A·Bᵀ`: `MR` rows of A × `NR` rows of B.
+const ABT_MR: usize = 4;
+const ABT_NR: usize = 4;
+
+/// Adds the vectors pairwise down to one (a fixed tree, so the rounding does not
+/// depend on how the loop above ended).
+#[inline(always)]
+fn fold<T: Real, const N: usize>(mut v: [T::V; N]) -> T::V {
+    let mut n = N;
+    while n > 1 {
+        let h = n / 2;
+        for i in 0..h {
+            v[i] += v[i + n - h];
+        }
+        n -= h;
+    }
+    v[0]
+}
+
+impl Backend for Simd {
+    const NAME: &'static str = "simd";
+
+    #[inline]
+    fn raw_dot<T: Real>(a: &[T], b: &[T]) -> T {
+        let n = a.len().min(b.len());
+        let (ab, at) = T::blocks(&a[..n]);
+        let (bb, bt) = T::blocks(&b[..n]);
+        let mut acc = [T::splat(T::ZERO); ACC];
+        let (ac, ar) = ab.as_chunks::<ACC>();
+        let (bc, br) = bb.as_chunks::<ACC>();
+        for (x, y) in ac.iter().zip(bc) {
+            for u in 0..ACC {
+                acc[u] = T::fma(T::load(&x[u]), T::load(&y[u]), acc[u]);
+            }
+        }
+        for (u, (x, y)) in ar.iter().zip(br).enumerate() {
+            acc[u] = T::fma(T::load(x), T::load(y), acc[u]);
+        }
+        let mut s = T::hsum(fold::<T, ACC>(acc));
+        for (&x, &y) in at.iter().zip(bt) {
+            s += x * y;
+        }
+        s
+    }
+
+    #[inline]
+    fn raw_axpy<T: Real>(alpha: T, x: &[T], y: &mut [T]) {
+        let n = x.len().min(y.len());
+        let (xb, xt) = T::blocks(&x[..n]);
+        let (yb, yt) = T::blocks_mut(&mut y[..n]);
+        let va = T::splat(alpha);
+        for (xv, yv) in xb.iter().zip(yb.iter_mut()) {
+            T::store(T::fma(va, T::load(xv), T::load(yv)), yv);
+        }
+        for (&xi, yi) in xt.iter().zip(yt) {
+            *yi += alpha * xi;
+        }
+    }
+
+    #[inline]
+    fn raw_zip<T: Real>(y: &mut [T], x: &[T], mul: bool) {
+        let n = x.len().min(y.len());
+        let (xb, xt) = T::blocks(&x[..n]);
+        let (yb, yt) = T::blocks_mut(&mut y[..n]);
+        for (xv, yv) in xb.iter().zip(yb.iter_mut()) {
+            let (p, q) = (T::load(yv), T::load(xv));
+            T::store(if mul { p * q } else { p + q }, yv);
+        }
+        for (&xi, yi) in xt.iter().zip(yt) {
+            if mul {
+                *yi *= xi;
+            } else {
+                *yi += xi;
+            }
+        }
+    }
+
+    #[inline]
+    fn raw_affine<T: Real>(x: &mut [T], alpha: T, beta: T) {
+        let (xb, xt) = T::blocks_mut(x);
+        let (va, vb) = (T::splat(alpha), T::splat(beta));
+        for v in xb {
+            T::store(T::fma(T::load(v), va, vb), v);
+        }
+        for v in xt {
+            *v = *v * alpha + beta;
+        }
+    }
+
+    #[inline]
+    fn raw_max<T: Real>(x: &[T]) -> (T, bool) {
+        let (xb, xt) = T::blocks(x);
+        let mut m = [T::splat(T::NEG_INFINITY); 2];
+        let mut nan = T::splat(T::ZERO);
+        let (xc, xr) = xb.as_chunks::<2>();
+        for c in xc {
+            let (p, q) = (T::load(&c[0]), T::load(&c[1]));
+            m[0] = T::vmax(m[0], p);
+            m[1] = T::vmax(m[1], q);
+            nan = T::nan_mask(nan, p);
+            nan = T::nan_mask(nan, q);
+        }
+        for c in xr {
+            let p = T::load(c);
+            m[0] = T::vmax(m[0], p);
+            nan = T::nan_mask(nan, p);
+        }
+        let mut best = T::hmax(T::vmax(m[0], m[1]));
+        let mut saw_nan = T::any_nan(nan);
+        for &v in xt {
+            if v > best {
+                best = v;
+            }
+            saw_nan |= v.is_nan();
+        }
+        (best, saw_nan)
+    }
+
+    #[inline]
+    fn raw_exp_sum<T: Real>(x: &mut [T], shift: T, store: bool) -> T {
+        let (xb, xt) = T::blocks_mut(x);
+        let vs = T::splat(shift);
+        let mut acc = [T::splat(T::ZERO); 2];
+        for (i, v) in xb.iter_mut().enumerate() {
+            let e = T::vexp(T::load(v) - vs);
+            if store {
+                T::store(e, v);
+            }
+            acc[i & 1] += e;
+        }
+        let mut s = T::hsum(acc[0] + acc[1]);
+        for v in xt {
+            let e = (*v - shift).exp();
+            if store {
+                *v = e;
+            }
+            s += e;
+        }
+        s
+    }
+
+    #[inline]
+    fn raw_map<T: Real>(x: &mut [T], f: impl Fn(T) -> T, g: impl Fn(T::V) -> T::V) {
+        let (xb, xt) = T::blocks_mut(x);
+        for v in xb {
+            T::store(g(T::load(v)), v);
+        }
+        for v in xt {
+            *v = f(*v);
+        }
+    }
+
+    #[inline]
+    fn sum<T: Real>(x: &[T]) -> T {
+        let (xb, xt) = T::blocks(x);
+        let mut acc = [T::splat(T::ZERO); 4];
+        let (xc, xr) = xb.as_chunks::<4>();
+        for c in xc {
+            for u in 0..4 {
+                acc[u] += T::load(&c[u]);
+            }
+        }
+        for (u, c) in xr.iter().enumerate() {
+            acc[u] += T::load(c);
+        }
+        let mut s = T::hsum(fold::<T, 4>(acc));
+        for &v in xt {
+            s += v;
+        }
+        s
+    }
+
+    fn raw_gemm<T: Real>(a: MatRef<'_, T>, b: MatRef<'_, T>, mut c: MatMut<'_, T>, acc: Accumulate) {
+        let m = a.rows().min(c.rows());
+        let n = b.cols().min(c.cols());
+        let k = a.cols().min(b.rows());
+        if m == 0 || n == 0 {
+            return;
+        }
+        if k == 0 {
+            if acc == Accumulate::Overwrite {
+                for i in 0..m {
+                    c.row_mut_or_empty(i)[..n].fill(T::ZERO);
+                }
+            }
+            return;
+        }
+        let l = T::LANES;
+        let mut k0 = 0;
+        while k0 < k {
+            let kc = AB_KC.min(k - k0);
+            let add = acc == Accumulate::Add || k0 > 0;
+            let mut j0 = 0;
+            while j0 + AB_NV * l <= n {
+                ab_rows::<T, AB_NV>(&a, &b, &mut c, m, j0, k0, kc, add);
+                j0 += AB_NV * l;
+            }
+            while j0 + l <= n {
+                ab_rows::<T, 1>(&a, &b, &mut c, m, j0, k0, kc, add);
+                j0 += l;
+            }
+            for i in 0..m {
+                let ai = &a.row_or_empty(i)[k0..k0 + kc];
+                let ci = c.row_mut_or_empty(i);
+                for j in j0..n {
+                    let mut s = T::ZERO;
+                    for (p, &aip) in ai.iter().enumerate() {
+                        s += aip * b.row_or_empty(k0 + p).get(j).copied().unwrap_or(T::ZERO);
+                    }
+                    ci[j] = if add { ci[j] + s } else { s };
+                }
+            }
+            k0 += kc;
+        }
+    }
+
+    fn raw_gemm_abt<T: Real>(
+        a: MatRef<'_, T>,
+        b: MatRef<'_, T>,
+        mut c: MatMut<'_, T>,
+        acc: Accumulate,
+    ) {
+        let m = a.rows().min(c.rows());
+        let n = b.rows().min(c.cols());
+        let k = a.cols().min(b.cols());
+        let add = acc == Accumulate::Add;
+        let mut j0 = 0;
+        while j0 + ABT_NR <= n {
+            abt_rows::<T, ABT_NR>(&a, &b, &mut c, m, j0, k, add);
+            j0 += ABT_NR;
+        }
+        while j0 < n {
+            abt_rows::<T, 1>(&a, &b, &mut c, m, j0, k, add);
+            j0 += 1;
+        }
+    }
+}
+
+/// All rows of C for the column panel `j0 .. j0 + NV·LANES`, depth `k0 .. k0 + kc`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn ab_rows<T: Real, const NV: usize>(
+    a: &MatRef<'_, T>,
+    b: &MatRef<'_, T>,
+    c: &mut MatMut<'_, T>,
+    m: usize,
+    j0: usize,
+    k0: usize,
+    kc: usize,
+    add: bool,
+) {
+    let mut i0 = 0;
+    while i0 + AB_MR <= m {
+        ab_tile::<T, AB_MR, NV>(a, b, c, i0, j0, k0, kc, add);
+        i0 += AB_MR;
+    }
+    while i0 < m {
+        ab_tile::<T, 1, NV>(a, b, c, i0, j0, k0, kc, add);
+        i0 += 1;
+    }
+}
+
+/// `C[i0.., j0..] (+)= A[i0.., k0..k0+kc] · B[k0..k0+kc, j0..]` for an `MR × NV`
+/// register tile: per step of depth, `NV` vector loads of B, `MR` broadcasts of
+/// A and `MR·NV` independent FMAs.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn ab_tile<T: Real, const MR: usize, const NV: usize>(
+    a: &MatRef<'_, T>,
+    b: &MatRef<'_, T>,
+    c: &mut MatMut<'_, T>,
+    i0: usize,
+    j0: usize,
+    k0: usize,
+    kc: usize,
+    add: bool,
+) {
+    let zero = T::splat(T::ZERO);
+    let mut acc = [[zero; NV]; MR];
+    let ar: [&[T]; MR] =
+        core::array::from_fn(|r| a.row_or_empty(i0 + r).get(k0..k0 + kc).unwrap_or(&[]));
+    for p in 0..kc {
+        let brow = b.row_or_empty(k0 + p).get(j0..).unwrap_or(&[]);
+        let Some(bb) = T::blocks(brow).0.first_chunk::<NV>() else {
+            return;
+        };
+        let bv: [T::V; NV] = core::array::from_fn(|v| T::load(&bb[v]));
+        for r in 0..MR {
+            let av = T::splat(ar[r].get(p).copied().unwrap_or(T::ZERO));
+            for v in 0..NV {
+                acc[r][v] = T::fma(av, bv[v], acc[r][v]);
+            }
+        }
+    }
+    for (r, accr) in acc.iter().enumerate() {
+        let crow = c.row_mut_or_empty(i0 + r).get_mut(j0..).unwrap_or(&mut []);
+        let Some(cb) = T::blocks_mut(crow).0.first_chunk_mut::<NV>() else {
+            return;
+        };
+        for (cv, &x) in cb.iter_mut().zip(accr) {
+            let y = if add { x + T::load(cv) } else { x };
+            T::store(y, cv);
+        }
+    }
+}
+
+/// All rows of C for the columns `j0 .. j0 + NR` (rows `j0..` of B).
+#[inline(always)]
+fn abt_rows<T: Real, const NR: usize>(
+    a: &MatRef<'_, T>,
+    b: &MatRef<'_, T>,
+    c: &mut MatMut<'_, T>,
+    m: usize,
+    j0: usize,
+    k: usize,
+    add: bool,
+) {
+    let mut i0 = 0;
+    while i0 + ABT_MR <= m {
+        abt_tile::<T, ABT_MR, NR>(a, b, c, i0, j0, k, add);
+        i0 += ABT_MR;
+    }
+    while i0 < m {
+        abt_tile::<T, 1, NR>(a, b, c, i0, j0, k, add);
+        i0 += 1;
+    }
+}
+
+/// `C[i0..i0+MR, j0..j0+NR] (+)= A[i0.., :k] · B[j0.., :k]ᵀ`: `MR·NR` dot products
+/// at once, each in its own vector accumulator, reduced across lanes at the end.
+#[inline(always)]
+fn abt_tile<T: Real, const MR: usize, const NR: usize>(
+    a: &MatRef<'_, T>,
+    b: &MatRef<'_, T>,
+    c: &mut MatMut<'_, T>,
+    i0: usize,
+    j0: usize,
+    k: usize,
+    add: bool,
+) {
+    let nb = k / T::LANES;
+    let split = nb * T::LANES;
+    let arow: [&[T]; MR] = core::array::from_fn(|r| a.row_or_empty(i0 + r).get(..k).unwrap_or(&[]));
+    let brow: [&[T]; NR] = core::array::from_fn(|s| b.row_or_empty(j0 + s).get(..k).unwrap_or(&[]));
+    let ab: [&[T::Block]; MR] =
+        core::array::from_fn(|r| T::blocks(arow[r]).0.get(..nb).unwrap_or(&[]));
+    let bb: [&[T::Block]; NR] =
+        core::array::from_fn(|s| T::blocks(brow[s]).0.get(..nb).unwrap_or(&[]));
+    let zero = T::splat(T::ZERO);
+    let mut acc = [[zero; NR]; MR];
+    for q in 0..nb {
+        let bv: [T::V; NR] = core::array::from_fn(|s| bb[s].get(q).map_or(zero, T::load));
+        for r in 0..MR {
+            let av = ab[r].get(q).map_or(zero, T::load);
+            for s in 0..NR {
+                acc[r][s] = T::fma(av, bv[s], acc[r][s]);
+            }
+        }
+    }
+    for r in 0..MR {
+        let at = arow[r].get(split..).unwrap_or(&[]);
+        let Some(crow) = c
+            .row_mut_or_empty(i0 + r)
+            .get_mut(j0..)
+            .and_then(|x| x.get_mut(..NR))
+        else {
+            return;
+        };
+        for s in 0..NR {
+            let mut v = T::hsum(acc[r][s]);
+            let bt = brow[s].get(split..).unwrap_or(&[]);
+            for (&x, &y) in at.iter().zip(bt) {
+                v += x * y;
+            }
+            crow[s] = if add { crow[s] + v } else { v };
+        }
+    }
+}
