@@ -1,0 +1,1 @@
+//! Attention: scaled dot-product, multi-head, self-attention, grouped/multi-query, KV caches.

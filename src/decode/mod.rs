@@ -1,0 +1,1 @@
+//! Decoding: greedy, temperature, top-k, top-p, min-p, sampling and beam search.

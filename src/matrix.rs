@@ -1,0 +1,163 @@
+//! The runtime-shaped face (feature `std`): [`Matrix`], an owned row-major matrix.
+//!
+//! Shapes are checked at run time and reported as [`Error`]s. Every operation
+//! calls the same kernels as the const-generic face ([`crate::kernels`]); a
+//! `*_with::<B>` form picks the backend, the plain form uses [`Simd`].
+
+use std::vec;
+use std::vec::Vec;
+
+use crate::backend::{Accumulate, Backend, Simd};
+use crate::error::{Error, Result};
+use crate::mat::{MatMut, MatRef};
+use crate::real::Real;
+
+/// An owned, dense, row-major matrix with runtime dimensions.
+///
+/// ```
+/// use constml::Matrix;
+/// let a = Matrix::from_vec(2, 3, vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0])?;
+/// let b = Matrix::from_vec(3, 1, vec![1.0f32, 0.0, -1.0])?;
+/// let c = a.matmul(&b)?;
+/// assert_eq!(c.as_slice(), &[-2.0, -2.0]);
+/// assert!(b.matmul(&b).is_err()); // (3, 1)·(3, 1): inner dimensions differ
+/// # Ok::<(), constml::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Matrix<T> {
+    rows: usize,
+    cols: usize,
+    data: Vec<T>,
+}
+
+impl<T: Real> Matrix<T> {
+    /// A `rows × cols` matrix of zeros.
+    pub fn zeros(rows: usize, cols: usize) -> Result<Self> {
+        let n = rows.checked_mul(cols).ok_or(Error::InvalidParameter {
+            what: "Matrix::zeros",
+            reason: "rows × cols overflows usize",
+        })?;
+        Ok(Self {
+            rows,
+            cols,
+            data: vec![T::ZERO; n],
+        })
+    }
+
+    /// Wraps `data` (row-major); its length must be `rows · cols`.
+    pub fn from_vec(rows: usize, cols: usize, data: Vec<T>) -> Result<Self> {
+        MatRef::new(&data, rows, cols)?;
+        Ok(Self { rows, cols, data })
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    /// Number of columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+    /// `(rows, cols)`.
+    pub fn shape(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+    /// The elements, row-major.
+    pub fn as_slice(&self) -> &[T] {
+        &self.data
+    }
+    /// The elements, row-major, mutably.
+    pub fn as_mut_slice(&mut self) -> &mut [T] {
+        &mut self.data
+    }
+    /// Gives the storage back.
+    pub fn into_vec(self) -> Vec<T> {
+        self.data
+    }
+    /// Row `i`, or `None` past the last row.
+    pub fn row(&self, i: usize) -> Option<&[T]> {
+        self.view().row(i)
+    }
+
+    /// A borrowed view for the kernels.
+    pub fn view(&self) -> MatRef<'_, T> {
+        MatRef::with_stride(&self.data, self.rows, self.cols, self.cols.max(1))
+            .unwrap_or_else(|_| MatRef::from_array::<0, 0>(&[]))
+    }
+
+    /// A mutable borrowed view for the kernels.
+    pub fn view_mut(&mut self) -> MatMut<'_, T> {
+        let (rows, cols) = (self.rows, self.cols);
+        match MatMut::with_stride(&mut self.data, rows, cols, cols.max(1)) {
+            Ok(m) => m,
+            Err(_) => MatMut::from_array::<0, 0>(&mut []),
+        }
+    }
+
+    /// `self · other` into a new matrix, with [`Simd`].
+    pub fn matmul(&self, other: &Self) -> Result<Self> {
+        self.matmul_with::<Simd>(other)
+    }
+
+    /// `self · other` into a new matrix, with backend `B`.
+    pub fn matmul_with<B: Backend>(&self, other: &Self) -> Result<Self> {
+        let mut out = Self::zeros(self.rows, other.cols)?;
+        B::gemm(self.view(), other.view(), out.view_mut(), Accumulate::Overwrite)?;
+        Ok(out)
+    }
+
+    /// `self · otherᵀ` into a new matrix, with backend `B`.
+    pub fn matmul_t_with<B: Backend>(&self, other: &Self) -> Result<Self> {
+        let mut out = Self::zeros(self.rows, other.rows)?;
+        B::gemm_abt(self.view(), other.view(), out.view_mut(), Accumulate::Overwrite)?;
+        Ok(out)
+    }
+
+    /// `self · otherᵀ` into a new matrix, with [`Simd`].
+    pub fn matmul_t(&self, other: &Self) -> Result<Self> {
+        self.matmul_t_with::<Simd>(other)
+    }
+
+    /// `self · x` for a vector `x` of length `cols` (weights `(OUT, IN)`), with
+    /// backend `B`.
+    pub fn matvec_with<B: Backend>(&self, x: &[T]) -> Result<Vec<T>> {
+        let mut y = vec![T::ZERO; self.rows];
+        B::matvec(self.view(), x, &mut y, Accumulate::Overwrite)?;
+        Ok(y)
+    }
+
+    /// `self · x`, with [`Simd`].
+    pub fn matvec(&self, x: &[T]) -> Result<Vec<T>> {
+        self.matvec_with::<Simd>(x)
+    }
+
+    /// Softmax of every row in place, with backend `B` (see [`Backend::softmax`]).
+    pub fn softmax_rows_with<B: Backend>(&mut self) {
+        if self.cols == 0 {
+            return;
+        }
+        for r in self.data.chunks_exact_mut(self.cols) {
+            B::softmax(r);
+        }
+    }
+
+    /// Softmax of every row in place, with [`Simd`].
+    pub fn softmax_rows(&mut self) {
+        self.softmax_rows_with::<Simd>();
+    }
+
+    /// Log-softmax of every row in place, with backend `B`.
+    pub fn log_softmax_rows_with<B: Backend>(&mut self) {
+        if self.cols == 0 {
+            return;
+        }
+        for r in self.data.chunks_exact_mut(self.cols) {
+            B::log_softmax(r);
+        }
+    }
+
+    /// Log-softmax of every row in place, with [`Simd`].
+    pub fn log_softmax_rows(&mut self) {
+        self.log_softmax_rows_with::<Simd>();
+    }
+}
