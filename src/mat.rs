@@ -160,6 +160,13 @@ impl<'a, T> MatRef<'a, T> {
         self.row(i).unwrap_or(&[])
     }
 
+    /// The rows in order, each at least `cols` long (the last exactly `cols`;
+    /// earlier ones may run on into the stride's padding).
+    #[inline(always)]
+    pub(crate) fn padded_rows(&self) -> impl Iterator<Item = &'a [T]> {
+        self.data.chunks(self.stride.max(1)).take(self.rows)
+    }
+
     /// Columns `start .. start + len` of every row.
     pub fn col_range(&self, start: usize, len: usize) -> Result<Self> {
         let end = start.checked_add(len).unwrap_or(usize::MAX);

@@ -15,7 +15,7 @@ pub struct Simd;
 /// two FMA ports).
 const ACC: usize = 8;
 /// Register tile of `A·B`: `MR` rows of C × `NV` vectors of columns.
-const AB_MR: usize = 4;
+const AB_MR: usize = 6;
 const AB_NV: usize = 4;
 /// Depth of one `A·B` pass, so that a `KC × NV·LANES` panel of B stays in L1.
 const AB_KC: usize = 128;
@@ -300,14 +300,22 @@ fn ab_tile<T: Real, const MR: usize, const NV: usize>(
     let mut acc = [[zero; NV]; MR];
     let ar: [&[T]; MR] =
         core::array::from_fn(|r| a.row_or_empty(i0 + r).get(k0..k0 + kc).unwrap_or(&[]));
-    for p in 0..kc {
-        let brow = b.row_or_empty(k0 + p).get(j0..).unwrap_or(&[]);
+    // Every row of A holds `kc` elements (views are valid); the minimum lets the
+    // compiler drop the bounds checks inside the loop.
+    let depth = ar.iter().fold(kc, |d, r| d.min(r.len()));
+    let Ok(panel) = b
+        .row_range(k0, depth)
+        .and_then(|p| p.col_range(j0, NV * T::LANES))
+    else {
+        return;
+    };
+    for (p, brow) in panel.padded_rows().enumerate().take(depth) {
         let Some(bb) = T::blocks(brow).0.first_chunk::<NV>() else {
             return;
         };
         let bv: [T::V; NV] = core::array::from_fn(|v| T::load(&bb[v]));
         for r in 0..MR {
-            let av = T::splat(ar[r].get(p).copied().unwrap_or(T::ZERO));
+            let av = T::splat(ar[r][p]);
             for v in 0..NV {
                 acc[r][v] = T::fma(av, bv[v], acc[r][v]);
             }
