@@ -1,0 +1,105 @@
+//! Kernel benchmarks: dot, gemm and softmax, Scalar against Simd, f32 and f64.
+//!
+//! ```text
+//! cargo bench --bench kernels
+//! ```
+//!
+//! Throughput is declared so criterion prints it beside the time: for gemm the
+//! "elements" are floating-point operations (2·n³), so `Gelem/s` reads as
+//! GFLOP/s; dot and softmax report bytes read (GB/s). Compare the `scalar` and
+//! `simd` lines of one group, measured in the same run, for the speedup.
+
+use std::hint::black_box;
+
+use constml::{Accumulate, Backend, MatMut, MatRef, Real, Scalar, Simd};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+
+fn fill<T: Real>(n: usize, seed: u64) -> Vec<T> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            T::from_f64((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0)
+        })
+        .collect()
+}
+
+fn type_name<T: Real>() -> &'static str {
+    if T::BYTES == 4 { "f32" } else { "f64" }
+}
+
+fn dot<T: Real>(c: &mut Criterion) {
+    let mut g = c.benchmark_group(format!("dot_{}", type_name::<T>()));
+    for n in [64usize, 1024, 16_384] {
+        let (a, b) = (fill::<T>(n, 1), fill::<T>(n, 2));
+        g.throughput(Throughput::Bytes((2 * n * T::BYTES) as u64));
+        g.bench_with_input(BenchmarkId::new("scalar", n), &n, |bch, _| {
+            bch.iter(|| Scalar::dot(black_box(&a), black_box(&b)))
+        });
+        g.bench_with_input(BenchmarkId::new("simd", n), &n, |bch, _| {
+            bch.iter(|| Simd::dot(black_box(&a), black_box(&b)))
+        });
+    }
+    g.finish();
+}
+
+fn gemm_one<B: Backend, T: Real>(n: usize, a: &[T], b: &[T], c: &mut [T]) {
+    let av = MatRef::new(a, n, n).expect("shape");
+    let bv = MatRef::new(b, n, n).expect("shape");
+    B::gemm(av, bv, MatMut::new(c, n, n).expect("shape"), Accumulate::Overwrite).expect("gemm");
+}
+
+fn gemm<T: Real>(c: &mut Criterion) {
+    let mut g = c.benchmark_group(format!("gemm_{}", type_name::<T>()));
+    g.sample_size(20);
+    for n in [64usize, 128, 256] {
+        let (a, b) = (fill::<T>(n * n, 3), fill::<T>(n * n, 4));
+        let mut out = vec![T::ZERO; n * n];
+        g.throughput(Throughput::Elements(2 * (n * n * n) as u64));
+        if n <= 128 {
+            g.bench_with_input(BenchmarkId::new("scalar", n), &n, |bch, &n| {
+                bch.iter(|| gemm_one::<Scalar, T>(n, &a, &b, &mut out))
+            });
+        }
+        g.bench_with_input(BenchmarkId::new("simd", n), &n, |bch, &n| {
+            bch.iter(|| gemm_one::<Simd, T>(n, &a, &b, &mut out))
+        });
+    }
+    g.finish();
+}
+
+fn softmax<T: Real>(c: &mut Criterion) {
+    let mut g = c.benchmark_group(format!("softmax_{}", type_name::<T>()));
+    for n in [128usize, 1024, 32_000] {
+        let x: Vec<T> = fill::<T>(n, 5).into_iter().map(|v| v * T::from_f64(10.0)).collect();
+        let mut w = x.clone();
+        g.throughput(Throughput::Bytes((n * T::BYTES) as u64));
+        g.bench_with_input(BenchmarkId::new("scalar", n), &n, |bch, _| {
+            bch.iter(|| {
+                w.copy_from_slice(&x);
+                Scalar::softmax(black_box(&mut w));
+            })
+        });
+        g.bench_with_input(BenchmarkId::new("simd", n), &n, |bch, _| {
+            bch.iter(|| {
+                w.copy_from_slice(&x);
+                Simd::softmax(black_box(&mut w));
+            })
+        });
+    }
+    g.finish();
+}
+
+fn all(c: &mut Criterion) {
+    dot::<f32>(c);
+    dot::<f64>(c);
+    gemm::<f32>(c);
+    gemm::<f64>(c);
+    softmax::<f32>(c);
+    softmax::<f64>(c);
+}
+
+criterion_group!(benches, all);
+criterion_main!(benches);
