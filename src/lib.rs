@@ -75,3 +75,8 @@ pub use mat::{MatMut, MatRef};
 #[cfg(feature = "std")]
 pub use matrix::Matrix;
 pub use real::Real;
+
+/// The README's Rust examples, run as doctests so the README stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
