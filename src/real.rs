@@ -175,7 +175,7 @@ macro_rules! per_lane {
 }
 
 macro_rules! impl_real {
-    ($t:ident, $v:ty, $lanes:expr, $libm_erf:path, $libm_exp:path, $libm_tanh:path, $libm_sqrt:path, $verf:ident) => {
+    ($t:ident, $v:ty, $lanes:expr, $libm_erf:path, $libm_exp:path, $libm_tanh:path, $libm_sqrt:path, $verf:ident, $vexp:ident) => {
         impl Real for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -265,7 +265,7 @@ macro_rules! impl_real {
             #[inline(always)]
             fn vexp(v: $v) -> $v {
                 if HAS_VECTOR_UNIT {
-                    v.exp()
+                    $vexp(v)
                 } else {
                     per_lane!(v, $libm_exp)
                 }
@@ -298,6 +298,8 @@ macro_rules! impl_real {
 mod lanes {
     pub type F32 = wide::f32x16;
     pub type F64 = wide::f64x8;
+    pub type U32 = wide::u32x16;
+    pub type U64 = wide::u64x8;
     pub const F32_LANES: usize = 16;
     pub const F64_LANES: usize = 8;
 }
@@ -305,6 +307,8 @@ mod lanes {
 mod lanes {
     pub type F32 = wide::f32x8;
     pub type F64 = wide::f64x4;
+    pub type U32 = wide::u32x8;
+    pub type U64 = wide::u64x4;
     pub const F32_LANES: usize = 8;
     pub const F64_LANES: usize = 4;
 }
@@ -312,6 +316,8 @@ mod lanes {
 mod lanes {
     pub type F32 = wide::f32x4;
     pub type F64 = wide::f64x2;
+    pub type U32 = wide::u32x4;
+    pub type U64 = wide::u64x2;
     pub const F32_LANES: usize = 4;
     pub const F64_LANES: usize = 2;
 }
@@ -332,7 +338,7 @@ fn verf_f32(v: lanes::F32) -> lanes::F32 {
     p = p.mul_add(t, V::splat(-0.284_496_736));
     p = p.mul_add(t, V::splat(0.254_829_592));
     p *= t;
-    let y = V::ONE - p * (-(x * x)).exp();
+    let y = V::ONE - p * vexp_f32(-(x * x));
     // NaN stays NaN through `abs`, `exp` and `copysign`.
     let y = y.copysign(v);
     let nan = v.simd_ne(v);
@@ -345,6 +351,57 @@ fn verf_f64(v: lanes::F64) -> lanes::F64 {
     per_lane!(v, libm::erf)
 }
 
+
+/// Defines a vector `exp` for one float type.
+///
+/// `e^x = 2^n · e^r` with `n = round(x / ln 2)` and `|r| ≤ ln 2 / 2`. Adding the
+/// magic constant 1.5·2^MANT rounds `x·log2 e` to an integer held in the low
+/// mantissa bits, so `2^(n−1)` is built from those bits with one integer add and
+/// one shift — no float-to-int conversion, which SSE2 and AVX2 lack for `f64`.
+/// `r` is reduced with `ln 2` split in two (Cody–Waite) and `e^r` is a Taylor
+/// polynomial of the given degree (truncation below 1 ulp on |r| ≤ 0.347).
+/// Inputs below `lo` give 0 (so `e^−∞ = 0`), above `hi` give +∞, NaN stays NaN.
+macro_rules! vexp_impl {
+    ($name:ident, $v:ty, $u:ty, $t:ty, mant = $mant:expr, bias = $bias:expr,
+     lo = $lo:expr, hi = $hi:expr, ln2 = ($hi_part:expr, $lo_part:expr), taylor = $deg:expr) => {
+        #[inline(always)]
+        fn $name(v: $v) -> $v {
+            type V = $v;
+            let x = v.fast_max(V::splat($lo)).fast_min(V::splat($hi));
+            let magic = V::splat(1.5 * (1u64 << $mant) as $t);
+            let t = x.mul_add(V::splat(core::f64::consts::LOG2_E as $t), magic);
+            let n = t - magic;
+            let r = n.mul_neg_add(V::splat($hi_part), x);
+            let r = n.mul_neg_add(V::splat($lo_part), r);
+            // Horner on the Taylor coefficients 1/k!, k = deg … 0.
+            let mut inv_fact = [1.0 as $t; $deg + 1];
+            let mut k = 1;
+            while k <= $deg {
+                inv_fact[k] = inv_fact[k - 1] / k as $t;
+                k += 1;
+            }
+            let mut p = V::splat(inv_fact[$deg]);
+            let mut k = $deg;
+            while k > 0 {
+                k -= 1;
+                p = p.mul_add(r, V::splat(inv_fact[k]));
+            }
+            // 2^(n−1): n sits in the low mantissa bits of t; the rest shifts out.
+            let half_scale = V::from_bits((t.to_bits() + <$u>::splat($bias - 1)) << $mant);
+            let y = p * half_scale * V::splat(2.0);
+            let y = v.simd_lt(V::splat($lo)).select(V::splat(0.0), y);
+            let y = v.simd_gt(V::splat($hi)).select(V::splat(<$t>::INFINITY), y);
+            v.simd_ne(v).select(v, y)
+        }
+    };
+}
+
+vexp_impl!(vexp_f32, lanes::F32, lanes::U32, f32, mant = 23, bias = 127,
+    lo = -86.5, hi = 88.72, ln2 = (0.693_145_75, 1.428_606_8e-6), taylor = 7);
+vexp_impl!(vexp_f64, lanes::F64, lanes::U64, f64, mant = 52, bias = 1023,
+    lo = -708.0, hi = 709.78, ln2 = (0.693_147_180_369_123_8, 1.908_214_929_270_587_7e-10),
+    taylor = 13);
+
 impl_real!(
     f32,
     lanes::F32,
@@ -353,7 +410,8 @@ impl_real!(
     libm::expf,
     libm::tanhf,
     libm::sqrtf,
-    verf_f32
+    verf_f32,
+    vexp_f32
 );
 impl_real!(
     f64,
@@ -363,7 +421,8 @@ impl_real!(
     libm::exp,
     libm::tanh,
     libm::sqrt,
-    verf_f64
+    verf_f64,
+    vexp_f64
 );
 
 #[cfg(test)]
@@ -376,7 +435,10 @@ mod tests {
         let (b, t) = f32::blocks(&x);
         assert_eq!(b.len() * f32::LANES + t.len(), 37);
         assert!(t.len() < f32::LANES);
-        assert_eq!(f32::hsum(f32::load(&b[0])), (0..f32::LANES).sum::<usize>() as f32);
+        assert_eq!(
+            f32::hsum(f32::load(&b[0])),
+            (0..f32::LANES).sum::<usize>() as f32
+        );
     }
 
     #[test]
@@ -388,6 +450,32 @@ mod tests {
             assert!((got - libm::erff(x)).abs() < 3e-7, "x = {x}: {got}");
         }
         assert!(f32::verf(f32::splat(f32::NAN)).to_array()[0].is_nan());
+    }
+
+    #[test]
+    fn vector_exp_is_within_two_ulp_of_libm() {
+        let mut worst32 = 0.0f64;
+        let mut worst64 = 0.0f64;
+        for i in -9000..=9000 {
+            let x = i as f64 / 100.0;
+            if x < 86.0 && x > -86.0 {
+                let got = f32::vexp(f32::splat(x as f32)).to_array()[0];
+                let want = libm::expf(x as f32);
+                worst32 = worst32.max(((got - want) / want).abs() as f64);
+            }
+            let got = f64::vexp(f64::splat(x * 7.0)).to_array()[0];
+            let want = libm::exp(x * 7.0);
+            if want.is_finite() && want > 1e-300 {
+                worst64 = worst64.max(((got - want) / want).abs());
+            }
+        }
+        assert!(worst32 < 2.5e-7, "f32 vexp rel error {worst32:e}");
+        assert!(worst64 < 5e-16, "f64 vexp rel error {worst64:e}");
+        assert_eq!(f32::vexp(f32::splat(100.0)).to_array()[0], f32::INFINITY);
+        let big = f32::vexp(f32::splat(88.5)).to_array()[0];
+        assert!((big / libm::expf(88.5) - 1.0).abs() < 2.5e-7, "e^88.5 = {big:e}");
+        assert!(f64::vexp(f64::splat(f64::NAN)).to_array()[0].is_nan());
+        assert_eq!(f64::vexp(f64::splat(-1000.0)).to_array()[0], 0.0);
     }
 
     #[test]
