@@ -48,7 +48,13 @@ fn dot<T: Real>(c: &mut Criterion) {
 fn gemm_one<B: Backend, T: Real>(n: usize, a: &[T], b: &[T], c: &mut [T]) {
     let av = MatRef::new(a, n, n).expect("shape");
     let bv = MatRef::new(b, n, n).expect("shape");
-    B::gemm(av, bv, MatMut::new(c, n, n).expect("shape"), Accumulate::Overwrite).expect("gemm");
+    B::gemm(
+        av,
+        bv,
+        MatMut::new(c, n, n).expect("shape"),
+        Accumulate::Overwrite,
+    )
+    .expect("gemm");
 }
 
 fn gemm<T: Real>(c: &mut Criterion) {
@@ -73,7 +79,10 @@ fn gemm<T: Real>(c: &mut Criterion) {
 fn softmax<T: Real>(c: &mut Criterion) {
     let mut g = c.benchmark_group(format!("softmax_{}", type_name::<T>()));
     for n in [128usize, 1024, 32_000] {
-        let x: Vec<T> = fill::<T>(n, 5).into_iter().map(|v| v * T::from_f64(10.0)).collect();
+        let x: Vec<T> = fill::<T>(n, 5)
+            .into_iter()
+            .map(|v| v * T::from_f64(10.0))
+            .collect();
         let mut w = x.clone();
         g.throughput(Throughput::Bytes((n * T::BYTES) as u64));
         g.bench_with_input(BenchmarkId::new("scalar", n), &n, |bch, _| {

@@ -52,7 +52,11 @@ fn dot_time<B: Backend>(a: &[f32], b: &[f32]) -> Duration {
 
 fn gemm_time<B: Backend>(n: usize, a: &[f32], b: &[f32], c: &mut [f32]) -> Duration {
     let flops = 2.0 * (n * n * n) as f64;
-    let reps = if B::NAME == "scalar" { 1 } else { reps_for(flops / 8.0) };
+    let reps = if B::NAME == "scalar" {
+        1
+    } else {
+        reps_for(flops / 8.0)
+    };
     best_of(if B::NAME == "scalar" { 2 } else { 7 }, reps, || {
         let av = MatRef::new(a, n, n).expect("shape");
         let bv = MatRef::new(b, n, n).expect("shape");
@@ -80,7 +84,10 @@ fn main() {
         }
     );
 
-    println!("\n{:<10} {:>8} {:>12} {:>12} {:>9}", "dot", "n", "scalar ns", "simd ns", "speedup");
+    println!(
+        "\n{:<10} {:>8} {:>12} {:>12} {:>9}",
+        "dot", "n", "scalar ns", "simd ns", "speedup"
+    );
     for n in [64usize, 1024, 16_384] {
         let (a, b) = (fill(n, 1), fill(n, 2));
         let (s, v) = (dot_time::<Scalar>(&a, &b), dot_time::<Simd>(&a, &b));
@@ -114,7 +121,10 @@ fn main() {
         );
     }
 
-    println!("\n{:<10} {:>8} {:>12} {:>12} {:>9}", "softmax", "n", "scalar ns", "simd ns", "speedup");
+    println!(
+        "\n{:<10} {:>8} {:>12} {:>12} {:>9}",
+        "softmax", "n", "scalar ns", "simd ns", "speedup"
+    );
     for n in [128usize, 1024, 32_000] {
         let x: Vec<f32> = fill(n, 5).iter().map(|v| v * 10.0).collect();
         let mut w = vec![0.0f32; n];

@@ -193,8 +193,10 @@ mod tests {
 
     #[test]
     fn const_face_matches_slice_face() {
-        let a: [[f32; 5]; 3] = core::array::from_fn(|i| core::array::from_fn(|j| (i * 5 + j) as f32));
-        let b: [[f32; 2]; 5] = core::array::from_fn(|i| core::array::from_fn(|j| (i as f32) - j as f32));
+        let a: [[f32; 5]; 3] =
+            core::array::from_fn(|i| core::array::from_fn(|j| (i * 5 + j) as f32));
+        let b: [[f32; 2]; 5] =
+            core::array::from_fn(|i| core::array::from_fn(|j| (i as f32) - j as f32));
         let mut c = [[0.0f32; 2]; 3];
         matmul(&a, &b, &mut c);
         let mut c2 = [[0.0f32; 2]; 3];

@@ -18,13 +18,7 @@ fn needed(rows: usize, cols: usize, stride: usize) -> Option<usize> {
 }
 
 #[inline]
-fn check(
-    what: &'static str,
-    len: usize,
-    rows: usize,
-    cols: usize,
-    stride: usize,
-) -> Result<()> {
+fn check(what: &'static str, len: usize, rows: usize, cols: usize, stride: usize) -> Result<()> {
     if rows > 1 && stride < cols {
         return Err(Error::InvalidParameter {
             what,
@@ -238,12 +232,7 @@ impl<'a, T> MatMut<'a, T> {
     }
 
     /// A strided view: row `i` is `data[i·stride .. i·stride + cols]`.
-    pub fn with_stride(
-        data: &'a mut [T],
-        rows: usize,
-        cols: usize,
-        stride: usize,
-    ) -> Result<Self> {
+    pub fn with_stride(data: &'a mut [T], rows: usize, cols: usize, stride: usize) -> Result<Self> {
         check("matrix view", data.len(), rows, cols, stride)?;
         Ok(Self {
             data,

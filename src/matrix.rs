@@ -102,14 +102,24 @@ impl<T: Real> Matrix<T> {
     /// `self · other` into a new matrix, with backend `B`.
     pub fn matmul_with<B: Backend>(&self, other: &Self) -> Result<Self> {
         let mut out = Self::zeros(self.rows, other.cols)?;
-        B::gemm(self.view(), other.view(), out.view_mut(), Accumulate::Overwrite)?;
+        B::gemm(
+            self.view(),
+            other.view(),
+            out.view_mut(),
+            Accumulate::Overwrite,
+        )?;
         Ok(out)
     }
 
     /// `self · otherᵀ` into a new matrix, with backend `B`.
     pub fn matmul_t_with<B: Backend>(&self, other: &Self) -> Result<Self> {
         let mut out = Self::zeros(self.rows, other.rows)?;
-        B::gemm_abt(self.view(), other.view(), out.view_mut(), Accumulate::Overwrite)?;
+        B::gemm_abt(
+            self.view(),
+            other.view(),
+            out.view_mut(),
+            Accumulate::Overwrite,
+        )?;
         Ok(out)
     }
 

@@ -351,7 +351,6 @@ fn verf_f64(v: lanes::F64) -> lanes::F64 {
     per_lane!(v, libm::erf)
 }
 
-
 /// Defines a vector `exp` for one float type.
 ///
 /// `e^x = 2^n · e^r` with `n = round(x / ln 2)` and `|r| ≤ ln 2 / 2`. Adding the
@@ -396,11 +395,30 @@ macro_rules! vexp_impl {
     };
 }
 
-vexp_impl!(vexp_f32, lanes::F32, lanes::U32, f32, mant = 23, bias = 127,
-    lo = -86.5, hi = 88.72, ln2 = (0.693_145_75, 1.428_606_8e-6), taylor = 7);
-vexp_impl!(vexp_f64, lanes::F64, lanes::U64, f64, mant = 52, bias = 1023,
-    lo = -708.0, hi = 709.78, ln2 = (0.693_147_180_369_123_8, 1.908_214_929_270_587_7e-10),
-    taylor = 13);
+vexp_impl!(
+    vexp_f32,
+    lanes::F32,
+    lanes::U32,
+    f32,
+    mant = 23,
+    bias = 127,
+    lo = -86.5,
+    hi = 88.72,
+    ln2 = (0.693_145_75, 1.428_606_8e-6),
+    taylor = 7
+);
+vexp_impl!(
+    vexp_f64,
+    lanes::F64,
+    lanes::U64,
+    f64,
+    mant = 52,
+    bias = 1023,
+    lo = -708.0,
+    hi = 709.78,
+    ln2 = (0.693_147_180_369_123_8, 1.908_214_929_270_587_7e-10),
+    taylor = 13
+);
 
 impl_real!(
     f32,
@@ -473,7 +491,10 @@ mod tests {
         assert!(worst64 < 5e-16, "f64 vexp rel error {worst64:e}");
         assert_eq!(f32::vexp(f32::splat(100.0)).to_array()[0], f32::INFINITY);
         let big = f32::vexp(f32::splat(88.5)).to_array()[0];
-        assert!((big / libm::expf(88.5) - 1.0).abs() < 2.5e-7, "e^88.5 = {big:e}");
+        assert!(
+            (big / libm::expf(88.5) - 1.0).abs() < 2.5e-7,
+            "e^88.5 = {big:e}"
+        );
         assert!(f64::vexp(f64::splat(f64::NAN)).to_array()[0].is_nan());
         assert_eq!(f64::vexp(f64::splat(-1000.0)).to_array()[0], 0.0);
     }

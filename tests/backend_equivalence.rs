@@ -20,7 +20,19 @@ fn values<T: Real>(rng: &mut Xoshiro256PlusPlus, n: usize, scale: f64) -> Vec<T>
 /// Interesting lengths for this element type's lane width.
 fn lengths<T: Real>() -> Vec<usize> {
     let l = T::LANES;
-    let mut v = vec![0, 1, 2, 3, l - 1, l, l + 1, 2 * l - 1, 2 * l + 1, 8 * l, 8 * l + 3];
+    let mut v = vec![
+        0,
+        1,
+        2,
+        3,
+        l - 1,
+        l,
+        l + 1,
+        2 * l - 1,
+        2 * l + 1,
+        8 * l,
+        8 * l + 3,
+    ];
     v.extend([31, 64, 100, 257, 1000, 1031]);
     v
 }
@@ -134,16 +146,36 @@ fn matrix_kernels<T: Real>() {
                 let stride = n + 2;
                 for acc in [Accumulate::Overwrite, Accumulate::Add] {
                     let (mut c1, mut c2) = (c0.clone(), c0.clone());
-                    Simd::gemm(a, b, MatMut::with_stride(&mut c1, m, n, stride).unwrap(), acc)
-                        .unwrap();
-                    Scalar::gemm(a, b, MatMut::with_stride(&mut c2, m, n, stride).unwrap(), acc)
-                        .unwrap();
+                    Simd::gemm(
+                        a,
+                        b,
+                        MatMut::with_stride(&mut c1, m, n, stride).unwrap(),
+                        acc,
+                    )
+                    .unwrap();
+                    Scalar::gemm(
+                        a,
+                        b,
+                        MatMut::with_stride(&mut c2, m, n, stride).unwrap(),
+                        acc,
+                    )
+                    .unwrap();
                     close("gemm", &c1, &c2, k, k as f64 + 1.0);
                     let (mut c1, mut c2) = (c0.clone(), c0.clone());
-                    Simd::gemm_abt(a, bt, MatMut::with_stride(&mut c1, m, n, stride).unwrap(), acc)
-                        .unwrap();
-                    Scalar::gemm_abt(a, bt, MatMut::with_stride(&mut c2, m, n, stride).unwrap(), acc)
-                        .unwrap();
+                    Simd::gemm_abt(
+                        a,
+                        bt,
+                        MatMut::with_stride(&mut c1, m, n, stride).unwrap(),
+                        acc,
+                    )
+                    .unwrap();
+                    Scalar::gemm_abt(
+                        a,
+                        bt,
+                        MatMut::with_stride(&mut c2, m, n, stride).unwrap(),
+                        acc,
+                    )
+                    .unwrap();
                     close("gemm_abt", &c1, &c2, k, k as f64 + 1.0);
                 }
                 // matvec: weights (OUT = m, IN = k).
@@ -162,8 +194,20 @@ fn matrix_kernels<T: Real>() {
     let (mut c1, mut c2) = (vec![T::ZERO; m * n], vec![T::ZERO; m * n]);
     let av = MatRef::new(&a, m, k).unwrap();
     let bv = MatRef::new(&b, k, n).unwrap();
-    Simd::gemm(av, bv, MatMut::new(&mut c1, m, n).unwrap(), Accumulate::Overwrite).unwrap();
-    Scalar::gemm(av, bv, MatMut::new(&mut c2, m, n).unwrap(), Accumulate::Overwrite).unwrap();
+    Simd::gemm(
+        av,
+        bv,
+        MatMut::new(&mut c1, m, n).unwrap(),
+        Accumulate::Overwrite,
+    )
+    .unwrap();
+    Scalar::gemm(
+        av,
+        bv,
+        MatMut::new(&mut c2, m, n).unwrap(),
+        Accumulate::Overwrite,
+    )
+    .unwrap();
     close("gemm deep", &c1, &c2, k, k as f64);
 }
 

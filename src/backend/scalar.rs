@@ -83,7 +83,12 @@ impl Backend for Scalar {
         s
     }
 
-    fn raw_gemm<T: Real>(a: MatRef<'_, T>, b: MatRef<'_, T>, mut c: MatMut<'_, T>, acc: Accumulate) {
+    fn raw_gemm<T: Real>(
+        a: MatRef<'_, T>,
+        b: MatRef<'_, T>,
+        mut c: MatMut<'_, T>,
+        acc: Accumulate,
+    ) {
         let k = a.cols().min(b.rows());
         for i in 0..a.rows().min(c.rows()) {
             let ai = a.row_or_empty(i);

@@ -191,7 +191,12 @@ impl Backend for Simd {
         s
     }
 
-    fn raw_gemm<T: Real>(a: MatRef<'_, T>, b: MatRef<'_, T>, mut c: MatMut<'_, T>, acc: Accumulate) {
+    fn raw_gemm<T: Real>(
+        a: MatRef<'_, T>,
+        b: MatRef<'_, T>,
+        mut c: MatMut<'_, T>,
+        acc: Accumulate,
+    ) {
         let m = a.rows().min(c.rows());
         let n = b.cols().min(c.cols());
         let k = a.cols().min(b.rows());

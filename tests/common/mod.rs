@@ -13,13 +13,18 @@ pub fn to_vec<T: Real>(e: &Entry<'_>) -> Vec<T> {
 
 /// The entry `name`, panicking with the name if it is missing (tests only).
 pub fn entry<'a>(f: &RefFile<'a>, name: &str) -> Entry<'a> {
-    f.get(name).unwrap_or_else(|| panic!("reference entry {name} missing"))
+    f.get(name)
+        .unwrap_or_else(|| panic!("reference entry {name} missing"))
 }
 
 /// Default tolerances of DESIGN.md: against references 1e-5 relative + 1e-6
 /// absolute in f32, 1e-10 in f64.
 pub fn ref_tol<T: Real>() -> (f64, f64) {
-    if T::BYTES == 4 { (1e-5, 1e-6) } else { (1e-10, 1e-10) }
+    if T::BYTES == 4 {
+        (1e-5, 1e-6)
+    } else {
+        (1e-10, 1e-10)
+    }
 }
 
 /// Asserts `|got − want| ≤ atol + rtol·|want|` element-wise, treating equal
@@ -36,6 +41,9 @@ pub fn assert_close<T: Real>(what: &str, got: &[T], want: &[T], rtol: f64, atol:
             continue;
         }
         let ok = (g - w).abs() <= atol + rtol * w.abs();
-        assert!(ok, "{what}[{i}]: got {g:e}, want {w:e} (rtol {rtol:e}, atol {atol:e})");
+        assert!(
+            ok,
+            "{what}[{i}]: got {g:e}, want {w:e} (rtol {rtol:e}, atol {atol:e})"
+        );
     }
 }

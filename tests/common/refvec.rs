@@ -58,7 +58,9 @@ impl<'a> Entry<'a> {
         match self.dtype {
             DType::F32 => f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64,
             DType::F64 => f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
-            DType::I64 => i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f64,
+            DType::I64 => {
+                i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f64
+            }
             DType::U8 => b[0] as f64,
         }
     }
@@ -88,7 +90,12 @@ fn u16_at(b: &[u8], at: usize) -> Option<usize> {
     Some(u16::from_le_bytes([*b.get(at)?, *b.get(at + 1)?]) as usize)
 }
 fn u32_at(b: &[u8], at: usize) -> Option<usize> {
-    Some(u32::from_le_bytes([*b.get(at)?, *b.get(at + 1)?, *b.get(at + 2)?, *b.get(at + 3)?]) as usize)
+    Some(u32::from_le_bytes([
+        *b.get(at)?,
+        *b.get(at + 1)?,
+        *b.get(at + 2)?,
+        *b.get(at + 3)?,
+    ]) as usize)
 }
 
 impl<'a> RefFile<'a> {
@@ -131,7 +138,16 @@ impl<'a> RefFile<'a> {
         }
         let bytes = n.checked_mul(dtype.size())?;
         let data = b.get(at..at + bytes)?;
-        Some((Entry { name, dtype, ndim, dims, data }, at + bytes))
+        Some((
+            Entry {
+                name,
+                dtype,
+                ndim,
+                dims,
+                data,
+            },
+            at + bytes,
+        ))
     }
 
     /// All entries in file order.
