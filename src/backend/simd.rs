@@ -280,9 +280,17 @@ fn ab_rows<T: Real, const NV: usize>(
         ab_tile::<T, AB_MR, NV>(a, b, c, i0, j0, k0, kc, add);
         i0 += AB_MR;
     }
-    while i0 < m {
+    // Leftover rows: the largest tiles that still fit.
+    if i0 + 4 <= m {
+        ab_tile::<T, 4, NV>(a, b, c, i0, j0, k0, kc, add);
+        i0 += 4;
+    }
+    if i0 + 2 <= m {
+        ab_tile::<T, 2, NV>(a, b, c, i0, j0, k0, kc, add);
+        i0 += 2;
+    }
+    if i0 < m {
         ab_tile::<T, 1, NV>(a, b, c, i0, j0, k0, kc, add);
-        i0 += 1;
     }
 }
 
@@ -305,16 +313,17 @@ fn ab_tile<T: Real, const MR: usize, const NV: usize>(
     let mut acc = [[zero; NV]; MR];
     let ar: [&[T]; MR] =
         core::array::from_fn(|r| a.row_or_empty(i0 + r).get(k0..k0 + kc).unwrap_or(&[]));
-    // Every row of A holds `kc` elements (views are valid); the minimum lets the
-    // compiler drop the bounds checks inside the loop.
+    // Every row of A holds `kc` elements (views are valid). Cutting all of them to
+    // the common length lets the compiler prove `ar[r][p]` in bounds below.
     let depth = ar.iter().fold(kc, |d, r| d.min(r.len()));
+    let ar: [&[T]; MR] = core::array::from_fn(|r| &ar[r][..depth]);
     let Ok(panel) = b
         .row_range(k0, depth)
         .and_then(|p| p.col_range(j0, NV * T::LANES))
     else {
         return;
     };
-    for (p, brow) in panel.padded_rows().enumerate().take(depth) {
+    for (p, brow) in (0..depth).zip(panel.padded_rows()) {
         let Some(bb) = T::blocks(brow).0.first_chunk::<NV>() else {
             return;
         };
