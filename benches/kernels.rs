@@ -76,6 +76,38 @@ fn gemm<T: Real>(c: &mut Criterion) {
     g.finish();
 }
 
+fn gemm_abt_one<B: Backend, T: Real>(n: usize, a: &[T], b: &[T], c: &mut [T]) {
+    let av = MatRef::new(a, n, n).expect("shape");
+    let bv = MatRef::new(b, n, n).expect("shape");
+    B::gemm_abt(
+        av,
+        bv,
+        MatMut::new(c, n, n).expect("shape"),
+        Accumulate::Overwrite,
+    )
+    .expect("gemm_abt");
+}
+
+/// `A·Bᵀ`, the score product of attention (Simd only beyond n = 64).
+fn gemm_abt<T: Real>(c: &mut Criterion) {
+    let mut g = c.benchmark_group(format!("gemm_abt_{}", type_name::<T>()));
+    g.sample_size(20);
+    for n in [64usize, 256] {
+        let (a, b) = (fill::<T>(n * n, 6), fill::<T>(n * n, 7));
+        let mut out = vec![T::ZERO; n * n];
+        g.throughput(Throughput::Elements(2 * (n * n * n) as u64));
+        if n <= 64 {
+            g.bench_with_input(BenchmarkId::new("scalar", n), &n, |bch, &n| {
+                bch.iter(|| gemm_abt_one::<Scalar, T>(n, &a, &b, &mut out))
+            });
+        }
+        g.bench_with_input(BenchmarkId::new("simd", n), &n, |bch, &n| {
+            bch.iter(|| gemm_abt_one::<Simd, T>(n, &a, &b, &mut out))
+        });
+    }
+    g.finish();
+}
+
 fn softmax<T: Real>(c: &mut Criterion) {
     let mut g = c.benchmark_group(format!("softmax_{}", type_name::<T>()));
     for n in [128usize, 1024, 32_000] {
@@ -106,6 +138,7 @@ fn all(c: &mut Criterion) {
     dot::<f64>(c);
     gemm::<f32>(c);
     gemm::<f64>(c);
+    gemm_abt::<f32>(c);
     softmax::<f32>(c);
     softmax::<f64>(c);
 }

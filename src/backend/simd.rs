@@ -389,12 +389,17 @@ fn abt_tile<T: Real, const MR: usize, const NR: usize>(
         core::array::from_fn(|r| T::blocks(arow[r]).0.get(..nb).unwrap_or(&[]));
     let bb: [&[T::Block]; NR] =
         core::array::from_fn(|s| T::blocks(brow[s]).0.get(..nb).unwrap_or(&[]));
+    // All rows hold `nb` blocks (views are valid); cutting them to the common
+    // length lets the compiler prove the indexing below in bounds.
+    let nb = ab.iter().chain(bb.iter()).fold(nb, |n, x| n.min(x.len()));
+    let ab: [&[T::Block]; MR] = core::array::from_fn(|r| &ab[r][..nb]);
+    let bb: [&[T::Block]; NR] = core::array::from_fn(|s| &bb[s][..nb]);
     let zero = T::splat(T::ZERO);
     let mut acc = [[zero; NR]; MR];
     for q in 0..nb {
-        let bv: [T::V; NR] = core::array::from_fn(|s| bb[s].get(q).map_or(zero, T::load));
+        let bv: [T::V; NR] = core::array::from_fn(|s| T::load(&bb[s][q]));
         for r in 0..MR {
-            let av = ab[r].get(q).map_or(zero, T::load);
+            let av = T::load(&ab[r][q]);
             for s in 0..NR {
                 acc[r][s] = T::fma(av, bv[s], acc[r][s]);
             }
