@@ -163,7 +163,7 @@ impl<'a, T> MatRef<'a, T> {
 
     /// Columns `start .. start + len` of every row.
     pub fn col_range(&self, start: usize, len: usize) -> Result<Self> {
-        let end = start.checked_add(len).unwrap_or(usize::MAX);
+        let end = start.saturating_add(len);
         if end > self.cols {
             return Err(Error::OutOfRange {
                 what: "matrix columns",
@@ -189,7 +189,7 @@ impl<'a, T> MatRef<'a, T> {
 
     /// Rows `start .. start + len`.
     pub fn row_range(&self, start: usize, len: usize) -> Result<Self> {
-        let end = start.checked_add(len).unwrap_or(usize::MAX);
+        let end = start.saturating_add(len);
         if end > self.rows {
             return Err(Error::OutOfRange {
                 what: "matrix rows",
@@ -322,7 +322,7 @@ impl<'a, T> MatMut<'a, T> {
 
     /// Columns `start .. start + len` of every row.
     pub fn col_range(self, start: usize, len: usize) -> Result<MatMut<'a, T>> {
-        let end = start.checked_add(len).unwrap_or(usize::MAX);
+        let end = start.saturating_add(len);
         if end > self.cols {
             return Err(Error::OutOfRange {
                 what: "matrix columns",
@@ -349,7 +349,7 @@ impl<'a, T> MatMut<'a, T> {
 
     /// Rows `start .. start + len`.
     pub fn row_range(self, start: usize, len: usize) -> Result<MatMut<'a, T>> {
-        let end = start.checked_add(len).unwrap_or(usize::MAX);
+        let end = start.saturating_add(len);
         if end > self.rows {
             return Err(Error::OutOfRange {
                 what: "matrix rows",

@@ -225,15 +225,16 @@ impl Backend for Simd {
                 ab_rows::<T, 1>(&a, &b, &mut c, m, j0, k0, kc, add);
                 j0 += l;
             }
+            // Columns past the last whole vector: plain dot products down B's columns.
             for i in 0..m {
-                let ai = &a.row_or_empty(i)[k0..k0 + kc];
-                let ci = c.row_mut_or_empty(i);
-                for j in j0..n {
+                let ai = a.row_or_empty(i).get(k0..k0 + kc).unwrap_or(&[]);
+                let ci = c.row_mut_or_empty(i).get_mut(j0..n).unwrap_or(&mut []);
+                for (j, cij) in (j0..).zip(ci) {
                     let mut s = T::ZERO;
                     for (p, &aip) in ai.iter().enumerate() {
                         s += aip * b.row_or_empty(k0 + p).get(j).copied().unwrap_or(T::ZERO);
                     }
-                    ci[j] = if add { ci[j] + s } else { s };
+                    *cij = if add { *cij + s } else { s };
                 }
             }
             k0 += kc;
