@@ -312,7 +312,8 @@ pub trait Backend:
 
     /// GELU, tanh approximation, in place:
     /// `x/2 · (1 + tanh(√(2/π)·(x + 0.044715·x³)))` (GPT-2's `gelu_new`, PyTorch
-    /// `approximate='tanh'`).
+    /// `approximate='tanh'`). Evaluated as the equal `x·σ(2u)`, which keeps full
+    /// relative accuracy in the negative tail.
     #[inline]
     fn gelu_tanh<T: Real>(x: &mut [T]) {
         Self::raw_map(x, act::gelu_tanh, act::vgelu_tanh::<T>);
@@ -344,18 +345,18 @@ mod act {
         let half_x = T::splat(T::HALF) * x;
         half_x + half_x * T::verf(x * T::splat(T::FRAC_1_SQRT_2()))
     }
+    /// `½x·(1 + tanh u)` computed as `x·σ(2u)`: the same function, but with no
+    /// cancellation between `½x` and `½x·tanh u` for negative `x`.
     #[inline(always)]
     pub fn gelu_tanh<T: Real>(x: T) -> T {
-        let c = T::from_f64(SQRT_2_OVER_PI);
+        let c = T::from_f64(2.0 * SQRT_2_OVER_PI);
         let k = T::from_f64(GELU_CUBIC);
-        T::HALF * x * (T::ONE + (c * (x + k * x * x * x)).tanh())
+        x * sigmoid(c * (x + k * x * x * x))
     }
     #[inline(always)]
     pub fn vgelu_tanh<T: Real>(x: T::V) -> T::V {
-        let c = T::splat(T::from_f64(SQRT_2_OVER_PI));
+        let c = T::splat(T::from_f64(2.0 * SQRT_2_OVER_PI));
         let k = T::splat(T::from_f64(GELU_CUBIC));
-        let inner = c * T::fma(k * x * x, x, x);
-        let half_x = T::splat(T::HALF) * x;
-        half_x + half_x * T::vtanh(inner)
+        x * vsigmoid::<T>(c * T::fma(k * x * x, x, x))
     }
 }
