@@ -10,7 +10,7 @@
 //!   accumulators.
 //!
 //! The trait's checked methods (`dot`, `gemm`, `softmax`, …) validate their
-//! arguments and return [`Error`](crate::Error) on a mismatch. Each is a thin shell
+//! arguments and return [`Error`] on a mismatch. Each is a thin shell
 //! over a `raw_*` kernel (hidden from the docs) that the algorithms call after
 //! they have validated shapes once: a raw kernel never panics either, but works on
 //! the common prefix of mismatched inputs instead of reporting them.
