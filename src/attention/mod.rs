@@ -1,1 +1,101 @@
 //! Attention: scaled dot-product, multi-head, self-attention, grouped/multi-query, KV caches.
+//!
+//! One module per algorithm, all built on one implementation of attention,
+//! [`attend_with`] (one head over one or more runs of keys). Every public item
+//! is also re-exported here, so `constml::attention::*` brings the family into
+//! scope.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`sdpa`] | scaled dot-product attention, [`AttnOptions`] (masks, bias, causal, window), score hooks ([`ScoreBias`], [`RelativeKv`], [`ShawRelative`]) |
+//! | [`gqa`] | multi-head attention over projected heads with `KV_HEADS` (GQA; MQA = 1, MHA = `HEADS`) |
+//! | [`mha`] | from-scratch [`MultiHeadAttention`] (independent widths) and PyTorch's `nn.MultiheadAttention` ([`PackedMultiheadAttention`]) |
+//! | [`self_attention`] | [`SelfAttention`] layer and the decoder's [`CausalSelfAttention`]: project → rotate → attend over cache → append → output projection |
+//! | [`mpt`] | MosaicML MPT's multi-query attention layer ([`MptAttention`]) |
+//! | [`kv_cache`] | bounded and ring-buffer KV caches ([`KvCache`], `KvCacheVec`), attention over a cache, beam reordering |
+//!
+//! # Conventions (see each item for details)
+//!
+//! * Linear layers: weights `(OUT, IN)`, `y = x·Wᵀ + b` (PyTorch `nn.Linear`);
+//!   products of const dims are nested arrays (`[[[T; IN]; D]; H]` is the
+//!   `(H·D, IN)` weight of an `H`-head projection).
+//! * Boolean masks name their polarity: *allow* (`true` = may attend, PyTorch
+//!   SDPA) or *block* (`true` = masked out, `masked_fill`, `nn.MultiheadAttention`).
+//! * A fully masked query row gives zeros, never NaN.
+//! * Causal masking is by absolute position (bottom-right with a cache).
+//! * Query head `h` reads kv head `h / (HEADS / KV_HEADS)`.
+//! * Sliding window `W`: `W` keys including the current one; ring slot = position
+//!   mod `W`; positions stay absolute.
+//!
+//! # Backend and faces
+//!
+//! Every entry point is generic over the element type (`f32`, `f64`) and the
+//! backend: a free function `foo` runs `foo_with::<Simd>`, a layer struct carries
+//! `B: Backend = Simd`. Each algorithm has a const-generic face (array storage,
+//! shapes checked at compile time), a views face (runtime shapes on
+//! [`MatRef`]s, no allocation) and, with feature `std`, a
+//! runtime-shaped face that allocates its outputs.
+//!
+//! No function here allocates outside the `std` face: outputs and scratch
+//! (including the attention weights) are caller-owned.
+
+pub mod gqa;
+pub mod kv_cache;
+pub mod mha;
+pub mod mpt;
+pub mod sdpa;
+pub mod self_attention;
+
+pub use gqa::*;
+pub use kv_cache::*;
+pub use mha::*;
+pub use mpt::*;
+pub use sdpa::*;
+pub use self_attention::*;
+
+use crate::backend::{Accumulate, Backend};
+use crate::error::{Result, check_len};
+use crate::mat::{MatMut, MatRef};
+use crate::real::Real;
+
+/// `y = x·Wᵀ + b` for every row: x `(N, IN)`, w `(OUT, IN)`, b `OUT`, y `(N, OUT)`.
+pub(crate) fn linear_with<B: Backend, T: Real>(
+    x: MatRef<'_, T>,
+    w: MatRef<'_, T>,
+    b: Option<&[T]>,
+    mut y: MatMut<'_, T>,
+) -> Result<()> {
+    B::gemm_abt(x, w, y.reborrow(), Accumulate::Overwrite)?;
+    if let Some(b) = b {
+        check_len("linear: bias", w.rows(), b.len())?;
+        for i in 0..y.rows() {
+            B::raw_zip(y.row_mut_or_empty(i), b, false);
+        }
+    }
+    Ok(())
+}
+
+/// A `(R, C)` view of a nested array `[[[T; D]; H]; R]` with `C = H·D`.
+#[inline]
+pub(crate) fn nested<T, const R: usize, const H: usize, const D: usize>(
+    a: &[[[T; D]; H]; R],
+) -> Result<MatRef<'_, T>> {
+    MatRef::new(a.as_flattened().as_flattened(), R, H * D)
+}
+
+/// A `(H·D, C)` view of stacked per-head weights `[[[T; C]; D]; H]` (head `h`
+/// in rows `h·D ..`).
+#[inline]
+pub(crate) fn stacked<T, const H: usize, const D: usize, const C: usize>(
+    a: &[[[T; C]; D]; H],
+) -> Result<MatRef<'_, T>> {
+    MatRef::new(a.as_flattened().as_flattened(), H * D, C)
+}
+
+/// A mutable `(R, H·D)` view of a nested array `[[[T; D]; H]; R]`.
+#[inline]
+pub(crate) fn nested_mut<T, const R: usize, const H: usize, const D: usize>(
+    a: &mut [[[T; D]; H]; R],
+) -> Result<MatMut<'_, T>> {
+    MatMut::new(a.as_flattened_mut().as_flattened_mut(), R, H * D)
+}

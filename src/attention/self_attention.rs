@@ -1,0 +1,675 @@
+//! Self-attention: q, k and v all projected from the same input.
+//!
+//! * [`SelfAttention`]: the layer (multi-head attention with `query = key =
+//!   value = x`), optionally causal through [`AttnOptions::causal`].
+//! * A decoder's causal self-attention over a KV cache, as public pieces
+//!   (the seam between attention and models):
+//!
+//!   1. **project** x `(N, DM)` to q `(N, H·D)`, k and v `(N, KV_HEADS·D)`
+//!      ([`CausalSelfAttention::project`], [`project_qkv_with`]);
+//!   2. **rotate** q and k at their absolute positions through a [`Rotation`]
+//!      hook (RoPE plugs in here, *before* k enters the cache)
+//!      ([`rotate_qk`], [`rotate_heads`]);
+//!   3. **append** k and v to the cache ([`KvStore::append_rows`],
+//!      [`KvCache::append_chunk`]);
+//!   4. **attend** over the cache ([`attend_kv_cache`], [`attend_cache_with`]);
+//!   5. **output projection** ([`CausalSelfAttention::out_proj`]).
+//!
+//!   [`CausalSelfAttention::forward`] composes them. It attends *before*
+//!   appending, with the chunk passed as pending keys, so that a multi-token
+//!   chunk (even one longer than a ring buffer) sees exactly its sliding
+//!   windows; for one token per step both orders give the same result.
+//!
+//! Decoding one token at a time with the cache gives the same outputs as
+//! recomputing causal attention over the whole sequence, without recomputing
+//! earlier positions.
+
+use core::marker::PhantomData;
+
+use super::gqa::{WeightsOut, group_size, head_width};
+use super::kv_cache::{KvCache, KvStore, attend_cache_with};
+use super::mha::{MhaScratch, MhaWeights, MultiHeadAttention};
+use super::sdpa::AttnOptions;
+use super::{linear_with, nested, nested_mut, stacked};
+use crate::backend::{Backend, Simd};
+use crate::error::{Error, Result};
+use crate::mat::{MatMut, MatRef};
+use crate::real::Real;
+
+/// A position-dependent rotation of q and k head vectors (RoPE and friends),
+/// applied before keys enter the cache.
+///
+/// `rotate(pos, x)` rotates one head's vector `x` for absolute position `pos`;
+/// a table-based encoding returns [`Error::OutOfRange`] past its table.
+/// Implemented for closures `Fn(usize, &mut [T]) -> Result<()>` and by
+/// [`NoRotation`].
+pub trait Rotation<T> {
+    /// Rotates one head vector in place for absolute position `pos`.
+    fn rotate(&self, pos: usize, x: &mut [T]) -> Result<()>;
+}
+
+impl<T, F: Fn(usize, &mut [T]) -> Result<()>> Rotation<T> for F {
+    fn rotate(&self, pos: usize, x: &mut [T]) -> Result<()> {
+        self(pos, x)
+    }
+}
+
+/// The identity rotation (models with learned or no position encoding).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoRotation;
+
+impl<T> Rotation<T> for NoRotation {
+    fn rotate(&self, _pos: usize, _x: &mut [T]) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Applies `rot` to every head of every row of `x` `(N, heads·D)`: row `i` at
+/// absolute position `start + i`.
+pub fn rotate_heads<T>(
+    rot: &dyn Rotation<T>,
+    start: usize,
+    mut x: MatMut<'_, T>,
+    heads: usize,
+) -> Result<()> {
+    let d = head_width("rotate: columns", x.cols(), heads)?;
+    if d == 0 {
+        return Ok(());
+    }
+    for i in 0..x.rows() {
+        let pos = start.checked_add(i).ok_or(Error::InvalidParameter {
+            what: "rotate: position",
+            reason: "start + row overflows usize",
+        })?;
+        if let Some(row) = x.row_mut(i) {
+            for h in row.chunks_exact_mut(d) {
+                rot.rotate(pos, h)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Rotates q `(N, H, D)` and k `(N, KVH, D)` at positions `start ..` (const face
+/// of [`rotate_heads`]).
+pub fn rotate_qk<T, const N: usize, const H: usize, const KVH: usize, const D: usize>(
+    rot: &dyn Rotation<T>,
+    start: usize,
+    q: &mut [[[T; D]; H]; N],
+    k: &mut [[[T; D]; KVH]; N],
+) -> Result<()> {
+    rotate_heads(rot, start, nested_mut(q)?, H)?;
+    rotate_heads(rot, start, nested_mut(k)?, KVH)
+}
+
+/// The parameters of a decoder self-attention as views (runtime shapes):
+/// `H` query heads and `KV_HEADS` key/value heads of width `D`, model width `DM`.
+#[derive(Clone, Copy, Debug)]
+pub struct DecoderParams<'a, T> {
+    /// Query heads `H`.
+    pub heads: usize,
+    /// Key/value heads (`H % KV_HEADS == 0`).
+    pub kv_heads: usize,
+    /// Query projection `(H·D, DM)`.
+    pub w_q: MatRef<'a, T>,
+    /// Query bias `H·D`.
+    pub b_q: Option<&'a [T]>,
+    /// Key projection `(KV_HEADS·D, DM)`.
+    pub w_k: MatRef<'a, T>,
+    /// Key bias.
+    pub b_k: Option<&'a [T]>,
+    /// Value projection `(KV_HEADS·D, DM)`.
+    pub w_v: MatRef<'a, T>,
+    /// Value bias.
+    pub b_v: Option<&'a [T]>,
+    /// Output projection `(DM, H·D)`.
+    pub w_o: MatRef<'a, T>,
+    /// Output bias `DM`.
+    pub b_o: Option<&'a [T]>,
+}
+
+/// Caller-owned buffers of [`decoder_attention_views_with`].
+#[derive(Debug)]
+pub struct DecoderBuffers<'s, T> {
+    /// Queries `(N, H·D)`.
+    pub q: MatMut<'s, T>,
+    /// New keys `(N, KV_HEADS·D)`.
+    pub k: MatMut<'s, T>,
+    /// New values `(N, KV_HEADS·D)`.
+    pub v: MatMut<'s, T>,
+    /// Head outputs `(N, H·D)`.
+    pub ctx: MatMut<'s, T>,
+    /// Attention weights, at least `N · (held + N)` elements
+    /// ([`cache_scratch_len`](super::cache_scratch_len)).
+    pub scores: &'s mut [T],
+}
+
+/// Piece 1: q, k, v projections of `x` `(N, DM)` into `q`, `k`, `v`.
+pub fn project_qkv_with<B: Backend, T: Real>(
+    p: &DecoderParams<'_, T>,
+    x: MatRef<'_, T>,
+    q: MatMut<'_, T>,
+    k: MatMut<'_, T>,
+    v: MatMut<'_, T>,
+) -> Result<()> {
+    linear_with::<B, T>(x, p.w_q, p.b_q, q)?;
+    linear_with::<B, T>(x, p.w_k, p.b_k, k)?;
+    linear_with::<B, T>(x, p.w_v, p.b_v, v)
+}
+
+/// The decoder block on views: project → rotate → attend over the cache (with
+/// the chunk pending) → append → output projection. The chunk's first token sits
+/// at the cache's next position. `out` is `(N, DM)`.
+///
+/// If the cache cannot take the chunk (bounded and full), nothing is changed
+/// and [`Error::CacheFull`] is returned.
+#[allow(clippy::too_many_arguments)]
+pub fn decoder_attention_views_with<B: Backend, T: Real, C: KvStore<T>>(
+    p: &DecoderParams<'_, T>,
+    x: MatRef<'_, T>,
+    cache: &mut C,
+    rot: &dyn Rotation<T>,
+    mut buf: DecoderBuffers<'_, T>,
+    out: MatMut<'_, T>,
+    opts: &AttnOptions<'_, T>,
+) -> Result<()> {
+    group_size(p.heads, p.kv_heads)?;
+    if cache.kv_heads() != p.kv_heads {
+        return Err(Error::InvalidParameter {
+            what: "decoder attention: cache",
+            reason: "the cache stores a different number of kv heads",
+        });
+    }
+    cache.check_append(x.rows())?;
+    let start = cache.next_position();
+    project_qkv_with::<B, T>(p, x, buf.q.reborrow(), buf.k.reborrow(), buf.v.reborrow())?;
+    rotate_heads(rot, start, buf.q.reborrow(), p.heads)?;
+    rotate_heads(rot, start, buf.k.reborrow(), p.kv_heads)?;
+    attend_cache_with::<B, T, C>(
+        buf.q.as_ref(),
+        start,
+        p.heads,
+        cache,
+        Some((buf.k.as_ref(), buf.v.as_ref())),
+        buf.ctx.reborrow(),
+        buf.scores,
+        WeightsOut::None,
+        opts,
+    )?;
+    cache.append_rows(buf.k.as_ref(), buf.v.as_ref())?;
+    linear_with::<B, T>(buf.ctx.as_ref(), p.w_o, p.b_o, out)
+}
+
+/// Caller-owned scratch of a decoder attention step of `N` tokens with `H`
+/// query heads, `KVH` kv heads of width `D`, and `S` score columns
+/// (`S ≥ CAP + N` for a cache of `CAP` positions; see
+/// [`DecoderScratch::scores_cols`]). For a decode step (`N = 1`) of a
+/// grouped-query model, `S ≥ (H / KVH)·(CAP + 1)` lets the query heads that
+/// share a kv head be computed together (faster, same results).
+/// `const fn new()`; size [`DecoderScratch::BYTES`]. The fields are public so
+/// the pieces can be run one by one.
+#[derive(Clone, Debug)]
+pub struct DecoderScratch<
+    T,
+    const N: usize,
+    const H: usize,
+    const KVH: usize,
+    const D: usize,
+    const S: usize,
+> {
+    /// Queries `(N, H, D)`.
+    pub q: [[[T; D]; H]; N],
+    /// New keys `(N, KVH, D)`.
+    pub k: [[[T; D]; KVH]; N],
+    /// New values `(N, KVH, D)`.
+    pub v: [[[T; D]; KVH]; N],
+    /// Head outputs `(N, H, D)`.
+    pub ctx: [[[T; D]; H]; N],
+    /// Attention weights `(N, S)`.
+    pub scores: [[T; S]; N],
+}
+
+impl<T: Real, const N: usize, const H: usize, const KVH: usize, const D: usize, const S: usize>
+    DecoderScratch<T, N, H, KVH, D, S>
+{
+    /// Size in bytes.
+    pub const BYTES: usize = core::mem::size_of::<Self>();
+
+    /// Score columns needed for a cache of `capacity` positions and a chunk of
+    /// `n` tokens: `capacity + n`.
+    pub const fn scores_cols(capacity: usize, n: usize) -> usize {
+        capacity + n
+    }
+
+    /// Zeroed scratch.
+    pub const fn new() -> Self {
+        Self {
+            q: [[[T::ZERO; D]; H]; N],
+            k: [[[T::ZERO; D]; KVH]; N],
+            v: [[[T::ZERO; D]; KVH]; N],
+            ctx: [[[T::ZERO; D]; H]; N],
+            scores: [[T::ZERO; S]; N],
+        }
+    }
+
+    pub(crate) fn buffers(&mut self) -> Result<DecoderBuffers<'_, T>> {
+        Ok(DecoderBuffers {
+            q: nested_mut(&mut self.q)?,
+            k: nested_mut(&mut self.k)?,
+            v: nested_mut(&mut self.v)?,
+            ctx: nested_mut(&mut self.ctx)?,
+            scores: self.scores.as_flattened_mut(),
+        })
+    }
+}
+
+impl<T: Real, const N: usize, const H: usize, const KVH: usize, const D: usize, const S: usize>
+    Default for DecoderScratch<T, N, H, KVH, D, S>
+{
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Keys and values `(N, KVH, D)` of a chunk not yet appended to the cache.
+pub type PendingKv<'a, T, const N: usize, const KVH: usize, const D: usize> =
+    (&'a [[[T; D]; KVH]; N], &'a [[[T; D]; KVH]; N]);
+
+/// Piece 4, const face: attention of q `(N, H, D)` at positions `start ..` over
+/// a cache, optionally with the chunk's not-yet-appended k/v as `pending`; see
+/// [`attend_cache_with`]. `scores` needs `S ≥ held + pending` columns.
+#[allow(clippy::too_many_arguments)]
+pub fn attend_kv_cache_with<
+    B: Backend,
+    T: Real,
+    const N: usize,
+    const H: usize,
+    const KVH: usize,
+    const D: usize,
+    const CAP: usize,
+    const S: usize,
+>(
+    q: &[[[T; D]; H]; N],
+    start: usize,
+    cache: &KvCache<T, KVH, D, CAP>,
+    pending: Option<PendingKv<'_, T, N, KVH, D>>,
+    ctx: &mut [[[T; D]; H]; N],
+    scores: &mut [[T; S]; N],
+    weights: WeightsOut<'_, T>,
+    opts: &AttnOptions<'_, T>,
+) -> Result<()> {
+    let pending = match pending {
+        Some((k, v)) => Some((nested(k)?, nested(v)?)),
+        None => None,
+    };
+    attend_cache_with::<B, T, _>(
+        nested(q)?,
+        start,
+        H,
+        cache,
+        pending,
+        nested_mut(ctx)?,
+        scores.as_flattened_mut(),
+        weights,
+        opts,
+    )
+}
+
+/// [`attend_kv_cache_with`] with the [`Simd`] backend.
+#[allow(clippy::too_many_arguments)]
+pub fn attend_kv_cache<
+    T: Real,
+    const N: usize,
+    const H: usize,
+    const KVH: usize,
+    const D: usize,
+    const CAP: usize,
+    const S: usize,
+>(
+    q: &[[[T; D]; H]; N],
+    start: usize,
+    cache: &KvCache<T, KVH, D, CAP>,
+    pending: Option<PendingKv<'_, T, N, KVH, D>>,
+    ctx: &mut [[[T; D]; H]; N],
+    scores: &mut [[T; S]; N],
+    weights: WeightsOut<'_, T>,
+    opts: &AttnOptions<'_, T>,
+) -> Result<()> {
+    attend_kv_cache_with::<Simd, T, N, H, KVH, D, CAP, S>(
+        q, start, cache, pending, ctx, scores, weights, opts,
+    )
+}
+
+/// The weights of a [`CausalSelfAttention`] block, `(OUT, IN)` as nested arrays.
+#[derive(Clone, Copy, Debug)]
+pub struct DecoderWeights<'a, T, const DM: usize, const H: usize, const KVH: usize, const D: usize>
+{
+    /// Query projection `(H·D, DM)`.
+    pub w_q: &'a [[[T; DM]; D]; H],
+    /// Query bias.
+    pub b_q: Option<&'a [[T; D]; H]>,
+    /// Key projection `(KVH·D, DM)`.
+    pub w_k: &'a [[[T; DM]; D]; KVH],
+    /// Key bias.
+    pub b_k: Option<&'a [[T; D]; KVH]>,
+    /// Value projection `(KVH·D, DM)`.
+    pub w_v: &'a [[[T; DM]; D]; KVH],
+    /// Value bias.
+    pub b_v: Option<&'a [[T; D]; KVH]>,
+    /// Output projection `(DM, H·D)`.
+    pub w_o: &'a [[[T; D]; H]; DM],
+    /// Output bias.
+    pub b_o: Option<&'a [T; DM]>,
+}
+
+/// A decoder's causal self-attention over a KV cache, grouped-query in general
+/// (`KVH = H`: multi-head, `KVH = 1`: multi-query): model width `DM`, `H` query
+/// heads, `KVH` kv heads, head width `D`. `H % KVH == 0` is checked at compile
+/// time.
+///
+/// ```
+/// use constml::attention::{CausalSelfAttention, DecoderWeights, DecoderScratch, KvCache, KvStore,
+///     NoRotation, AttnOptions};
+/// const DM: usize = 4;
+/// let wq = [[[0.1f32; DM]; 2]; 2];
+/// let wkv = [[[0.2f32; DM]; 2]; 1];
+/// let wo = [[[0.3f32; 2]; 2]; DM];
+/// let layer = CausalSelfAttention::<f32, DM, 2, 1, 2>::new(DecoderWeights {
+///     w_q: &wq, b_q: None, w_k: &wkv, b_k: None, w_v: &wkv, b_v: None, w_o: &wo, b_o: None,
+/// });
+/// let mut cache = KvCache::<f32, 1, 2, 8>::new();
+/// let mut scratch = DecoderScratch::<f32, 1, 2, 1, 2, 9>::new(); // S = CAP + N
+/// let mut out = [[0.0f32; DM]];
+/// for t in 0..3 {
+///     layer.forward(&[[t as f32; DM]], &mut cache, &NoRotation, &mut scratch, &mut out, &AttnOptions::new())?;
+/// }
+/// assert_eq!(cache.next_position(), 3);
+/// # Ok::<(), constml::Error>(())
+/// ```
+///
+/// ```compile_fail
+/// use constml::attention::{CausalSelfAttention, DecoderWeights};
+/// let wq = [[[0.0f32; 4]; 2]; 3];
+/// let wkv = [[[0.0f32; 4]; 2]; 2];
+/// let wo = [[[0.0f32; 2]; 3]; 4];
+/// // 3 query heads cannot share 2 kv heads.
+/// let l = CausalSelfAttention::<f32, 4, 3, 2, 2>::new(DecoderWeights {
+///     w_q: &wq, b_q: None, w_k: &wkv, b_k: None, w_v: &wkv, b_v: None, w_o: &wo, b_o: None,
+/// });
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct CausalSelfAttention<
+    'a,
+    T,
+    const DM: usize,
+    const H: usize,
+    const KVH: usize,
+    const D: usize,
+    B = Simd,
+> {
+    w: DecoderWeights<'a, T, DM, H, KVH, D>,
+    _backend: PhantomData<B>,
+}
+
+impl<'a, T: Real, const DM: usize, const H: usize, const KVH: usize, const D: usize, B: Backend>
+    CausalSelfAttention<'a, T, DM, H, KVH, D, B>
+{
+    /// A block over these weights.
+    pub fn new(w: DecoderWeights<'a, T, DM, H, KVH, D>) -> Self {
+        const {
+            assert!(
+                KVH > 0,
+                "causal self-attention: KV_HEADS must be at least 1"
+            );
+            assert!(
+                H.is_multiple_of(KVH),
+                "causal self-attention: H must be a multiple of KV_HEADS"
+            );
+        };
+        Self {
+            w,
+            _backend: PhantomData,
+        }
+    }
+
+    /// The parameters as views.
+    pub fn params(&self) -> Result<DecoderParams<'a, T>> {
+        let w = &self.w;
+        Ok(DecoderParams {
+            heads: H,
+            kv_heads: KVH,
+            w_q: stacked(w.w_q)?,
+            b_q: w.b_q.map(|b| b.as_flattened()),
+            w_k: stacked(w.w_k)?,
+            b_k: w.b_k.map(|b| b.as_flattened()),
+            w_v: stacked(w.w_v)?,
+            b_v: w.b_v.map(|b| b.as_flattened()),
+            w_o: nested(w.w_o)?,
+            b_o: w.b_o.map(|b| &b[..]),
+        })
+    }
+
+    /// Piece 1: projects `x` `(N, DM)` to q `(N, H, D)`, k and v `(N, KVH, D)`.
+    pub fn project<const N: usize>(
+        &self,
+        x: &[[T; DM]; N],
+        q: &mut [[[T; D]; H]; N],
+        k: &mut [[[T; D]; KVH]; N],
+        v: &mut [[[T; D]; KVH]; N],
+    ) -> Result<()> {
+        project_qkv_with::<B, T>(
+            &self.params()?,
+            MatRef::from_array(x),
+            nested_mut(q)?,
+            nested_mut(k)?,
+            nested_mut(v)?,
+        )
+    }
+
+    /// Piece 5: output projection of the head outputs `(N, H, D)` to `(N, DM)`.
+    pub fn out_proj<const N: usize>(
+        &self,
+        ctx: &[[[T; D]; H]; N],
+        out: &mut [[T; DM]; N],
+    ) -> Result<()> {
+        let p = self.params()?;
+        linear_with::<B, T>(nested(ctx)?, p.w_o, p.b_o, MatMut::from_array(out))
+    }
+
+    /// The composed block for a chunk of `N` tokens (a decode step when `N = 1`,
+    /// a prefill otherwise) starting at the cache's next position; see
+    /// [`decoder_attention_views_with`]. `S ≥ CAP + N` is checked at compile time.
+    pub fn forward<const N: usize, const CAP: usize, const S: usize>(
+        &self,
+        x: &[[T; DM]; N],
+        cache: &mut KvCache<T, KVH, D, CAP>,
+        rot: &dyn Rotation<T>,
+        scratch: &mut DecoderScratch<T, N, H, KVH, D, S>,
+        out: &mut [[T; DM]; N],
+        opts: &AttnOptions<'_, T>,
+    ) -> Result<()> {
+        const {
+            assert!(
+                S >= CAP + N,
+                "causal self-attention: scratch needs S >= CAP + N score columns"
+            )
+        };
+        decoder_attention_views_with::<B, T, _>(
+            &self.params()?,
+            MatRef::from_array(x),
+            cache,
+            rot,
+            scratch.buffers()?,
+            MatMut::from_array(out),
+            opts,
+        )
+    }
+}
+
+/// Self-attention as a layer: multi-head attention with q, k and v all projected
+/// from the same `x` `(N, DX)`; `H` heads of q/k width `DK` and v width `DV`,
+/// output width `DO`. Causal when `opts` says so ([`AttnOptions::causal`]).
+#[derive(Clone, Copy, Debug)]
+pub struct SelfAttention<
+    'a,
+    T,
+    const H: usize,
+    const DX: usize,
+    const DK: usize,
+    const DV: usize,
+    const DO: usize,
+    B = Simd,
+> {
+    mha: MultiHeadAttention<'a, T, H, DX, DX, DK, DV, DO, B>,
+}
+
+impl<
+    'a,
+    T: Real,
+    const H: usize,
+    const DX: usize,
+    const DK: usize,
+    const DV: usize,
+    const DO: usize,
+    B: Backend,
+> SelfAttention<'a, T, H, DX, DK, DV, DO, B>
+{
+    /// A layer over these weights (`fc_q`, `fc_k`, `fc_v` all read `x`).
+    pub fn new(w: MhaWeights<'a, T, H, DX, DX, DK, DV, DO>) -> Self {
+        Self {
+            mha: MultiHeadAttention::new(w),
+        }
+    }
+
+    /// Forward pass: `x` `(N, DX)` → `out` `(N, DO)`.
+    pub fn forward<const N: usize>(
+        &self,
+        x: &[[T; DX]; N],
+        out: &mut [[T; DO]; N],
+        scratch: &mut MhaScratch<T, N, N, H, DK, DV>,
+        weights: WeightsOut<'_, T>,
+        opts: &AttnOptions<'_, T>,
+    ) -> Result<()> {
+        self.mha.forward(x, x, x, out, scratch, weights, opts)
+    }
+}
+
+#[cfg(feature = "std")]
+mod dynamic {
+    use super::*;
+    use crate::attention::gqa::gqa_scratch_len;
+    use crate::attention::kv_cache::{KvCacheVec, cache_scratch_len};
+    use crate::matrix::Matrix;
+    use std::vec;
+    use std::vec::Vec;
+
+    /// A decoder's causal self-attention with runtime shapes and owned weights
+    /// (feature `std`), over a [`KvCacheVec`]. Same computation as
+    /// [`CausalSelfAttention`].
+    #[derive(Clone, Debug)]
+    pub struct CausalSelfAttentionDyn<T, B = Simd> {
+        /// Query heads.
+        pub heads: usize,
+        /// Key/value heads.
+        pub kv_heads: usize,
+        /// Query projection `(H·D, DM)`.
+        pub w_q: Matrix<T>,
+        /// Query bias.
+        pub b_q: Option<Vec<T>>,
+        /// Key projection `(KVH·D, DM)`.
+        pub w_k: Matrix<T>,
+        /// Key bias.
+        pub b_k: Option<Vec<T>>,
+        /// Value projection `(KVH·D, DM)`.
+        pub w_v: Matrix<T>,
+        /// Value bias.
+        pub b_v: Option<Vec<T>>,
+        /// Output projection `(DM, H·D)`.
+        pub w_o: Matrix<T>,
+        /// Output bias.
+        pub b_o: Option<Vec<T>>,
+        /// Backend marker.
+        pub backend: PhantomData<B>,
+    }
+
+    impl<T: Real, B: Backend> CausalSelfAttentionDyn<T, B> {
+        fn params(&self) -> DecoderParams<'_, T> {
+            DecoderParams {
+                heads: self.heads,
+                kv_heads: self.kv_heads,
+                w_q: self.w_q.view(),
+                b_q: self.b_q.as_deref(),
+                w_k: self.w_k.view(),
+                b_k: self.b_k.as_deref(),
+                w_v: self.w_v.view(),
+                b_v: self.b_v.as_deref(),
+                w_o: self.w_o.view(),
+                b_o: self.b_o.as_deref(),
+            }
+        }
+
+        /// One chunk `x` `(N, DM)` through the block, appending to `cache`;
+        /// returns `(N, DM)`.
+        ///
+        /// ```
+        /// use constml::{Matrix, attention::*};
+        /// use core::marker::PhantomData;
+        /// let (dm, h, kvh, d) = (4, 2, 1, 2);
+        /// let layer = CausalSelfAttentionDyn::<f32> {
+        ///     heads: h, kv_heads: kvh,
+        ///     w_q: Matrix::zeros(h * d, dm)?, b_q: None,
+        ///     w_k: Matrix::zeros(kvh * d, dm)?, b_k: None,
+        ///     w_v: Matrix::zeros(kvh * d, dm)?, b_v: None,
+        ///     w_o: Matrix::zeros(dm, h * d)?, b_o: None,
+        ///     backend: PhantomData,
+        /// };
+        /// let mut cache = KvCacheVec::new(kvh, d, 2, CachePolicy::Bounded)?;
+        /// let x = Matrix::zeros(2, dm)?;
+        /// layer.forward(&x, &mut cache, &NoRotation, &AttnOptions::new())?;
+        /// assert_eq!(layer.forward(&x, &mut cache, &NoRotation, &AttnOptions::new()),
+        ///            Err(constml::Error::CacheFull { capacity: 2 }));
+        /// # Ok::<(), constml::Error>(())
+        /// ```
+        pub fn forward(
+            &self,
+            x: &Matrix<T>,
+            cache: &mut KvCacheVec<T>,
+            rot: &dyn Rotation<T>,
+            opts: &AttnOptions<'_, T>,
+        ) -> Result<Matrix<T>> {
+            let n = x.rows();
+            let mut q = Matrix::zeros(n, self.w_q.rows())?;
+            let mut k = Matrix::zeros(n, self.w_k.rows())?;
+            let mut v = Matrix::zeros(n, self.w_v.rows())?;
+            let mut ctx = Matrix::zeros(n, self.w_q.rows())?;
+            let cols = cache.capacity().saturating_add(n);
+            let len = cache_scratch_len(n, cache.capacity()).max(gqa_scratch_len(
+                n,
+                cols,
+                self.heads,
+                self.kv_heads,
+            ));
+            let mut scores = vec![T::ZERO; len];
+            let mut out = Matrix::zeros(n, self.w_o.rows())?;
+            decoder_attention_views_with::<B, T, _>(
+                &self.params(),
+                x.view(),
+                cache,
+                rot,
+                DecoderBuffers {
+                    q: q.view_mut(),
+                    k: k.view_mut(),
+                    v: v.view_mut(),
+                    ctx: ctx.view_mut(),
+                    scores: &mut scores,
+                },
+                out.view_mut(),
+                opts,
+            )?;
+            Ok(out)
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+pub use dynamic::CausalSelfAttentionDyn;

@@ -1,0 +1,779 @@
+//! Attention family against PyTorch reference vectors
+//! (tests/reference/gen_attention.py → tests/reference/attention.bin), f32 and f64,
+//! both backends.
+
+mod common;
+
+use common::{RefFile, assert_close, entry, ref_tol, to_vec};
+use constml::attention::*;
+use constml::{Backend, MatMut, MatRef, Matrix, Real, Scalar, Simd};
+
+static BIN: &[u8] = include_bytes!("reference/attention.bin");
+
+fn file() -> RefFile<'static> {
+    RefFile::parse(BIN).expect("attention.bin is a CMLREF01 file")
+}
+
+fn load<T: Real>(name: &str) -> Vec<T> {
+    to_vec(&entry(&file(), name))
+}
+
+fn tag<T: Real>() -> &'static str {
+    if T::BYTES == 4 { "f32" } else { "f64" }
+}
+
+/// The reference output `case/name_{f32|f64}` for `T`.
+fn want<T: Real>(case: &str, name: &str) -> Vec<T> {
+    load(&format!("{case}/{name}_{}", tag::<T>()))
+}
+
+fn vec1<T: Real, const C: usize>(name: &str) -> [T; C] {
+    let v = load::<T>(name);
+    assert_eq!(v.len(), C, "{name}");
+    core::array::from_fn(|i| v[i])
+}
+
+fn arr2<T: Real, const R: usize, const C: usize>(name: &str) -> [[T; C]; R] {
+    let v = load::<T>(name);
+    assert_eq!(v.len(), R * C, "{name}");
+    core::array::from_fn(|i| core::array::from_fn(|j| v[i * C + j]))
+}
+
+fn arr3<T: Real, const A: usize, const B: usize, const C: usize>(name: &str) -> [[[T; C]; B]; A] {
+    let v = load::<T>(name);
+    assert_eq!(v.len(), A * B * C, "{name}");
+    core::array::from_fn(|a| {
+        core::array::from_fn(|b| core::array::from_fn(|c| v[(a * B + b) * C + c]))
+    })
+}
+
+fn bools<const R: usize, const C: usize>(name: &str) -> [[bool; C]; R] {
+    let v = load::<f64>(name);
+    assert_eq!(v.len(), R * C, "{name}");
+    core::array::from_fn(|i| core::array::from_fn(|j| v[i * C + j] != 0.0))
+}
+
+fn bools1<const C: usize>(name: &str) -> [bool; C] {
+    let v = load::<f64>(name);
+    assert_eq!(v.len(), C, "{name}");
+    core::array::from_fn(|i| v[i] != 0.0)
+}
+
+#[track_caller]
+fn check<T: Real>(what: &str, got: &[T], want: &[T]) {
+    let (r, a) = ref_tol::<T>();
+    assert_close(what, got, want, r, a);
+}
+
+// ------------------------------------------------------------------ plain SDPA
+
+fn sdpa_case<
+    B: Backend,
+    T: Real,
+    const NQ: usize,
+    const NK: usize,
+    const DK: usize,
+    const DV: usize,
+>(
+    case: &str,
+    opts: &AttnOptions<'_, T>,
+) -> ([[T; DV]; NQ], [[T; NK]; NQ]) {
+    let q = arr2::<T, NQ, DK>(&format!("{case}/q"));
+    let k = arr2::<T, NK, DK>(&format!("{case}/k"));
+    let v = arr2::<T, NK, DV>(&format!("{case}/v"));
+    let mut out = [[T::NAN; DV]; NQ];
+    let mut w = [[T::NAN; NK]; NQ];
+    scaled_dot_product_attention_with::<B, T, NQ, NK, DK, DV>(&q, &k, &v, &mut out, &mut w, opts)
+        .unwrap();
+    let what = format!("{case} {} {}", B::NAME, tag::<T>());
+    check(
+        &format!("{what} out"),
+        out.as_flattened(),
+        &want::<T>(case, "out"),
+    );
+    check(
+        &format!("{what} weights"),
+        w.as_flattened(),
+        &want::<T>(case, "w"),
+    );
+    (out, w)
+}
+
+fn sdpa_all<B: Backend, T: Real>() {
+    sdpa_case::<B, T, 3, 5, 8, 6>("sdpa_plain", &AttnOptions::new());
+
+    let allow = bools::<3, 5>("sdpa_allow/mask");
+    let (out, w) = sdpa_case::<B, T, 3, 5, 8, 6>(
+        "sdpa_allow",
+        &AttnOptions::new().allow(MatRef::from_array(&allow)),
+    );
+    // The fully masked row is exactly zero, never NaN.
+    assert!(out[1].iter().chain(&w[1]).all(|&x| x == T::ZERO));
+
+    let block = bools::<4, 6>("sdpa_block/mask");
+    let (out, w) = sdpa_case::<B, T, 4, 6, 5, 3>(
+        "sdpa_block",
+        &AttnOptions::new().block(MatRef::from_array(&block)),
+    );
+    assert!(out[2].iter().chain(&w[2]).all(|&x| x == T::ZERO));
+
+    let bias = arr2::<T, 3, 5>("sdpa_bias/bias");
+    sdpa_case::<B, T, 3, 5, 8, 6>(
+        "sdpa_bias",
+        &AttnOptions::new().bias(MatRef::from_array(&bias)),
+    );
+
+    // Bottom-right causal with NQ < NK (the reference got an explicit mask), scale override.
+    sdpa_case::<B, T, 3, 7, 4, 5>(
+        "sdpa_causal",
+        &AttnOptions::new().causal().scale(T::from_f64(0.3)),
+    );
+    // The same with explicit positions: queries at 4, 5, 6.
+    sdpa_case::<B, T, 3, 7, 4, 5>(
+        "sdpa_causal",
+        &AttnOptions::new()
+            .causal()
+            .query_start(4)
+            .scale(T::from_f64(0.3)),
+    );
+    sdpa_case::<B, T, 4, 9, 4, 5>("sdpa_window", &AttnOptions::new().causal().window(3));
+}
+
+#[test]
+fn sdpa_matches_pytorch() {
+    sdpa_all::<Simd, f32>();
+    sdpa_all::<Simd, f64>();
+    sdpa_all::<Scalar, f32>();
+    sdpa_all::<Scalar, f64>();
+}
+
+fn sdpa_runtime_faces<T: Real>() {
+    let m = |name: &str, r, c| Matrix::from_vec(r, c, load::<T>(name)).unwrap();
+    let (q, k, v) = (
+        m("sdpa_bias/q", 3, 8),
+        m("sdpa_bias/k", 5, 8),
+        m("sdpa_bias/v", 5, 6),
+    );
+    let bias = m("sdpa_bias/bias", 3, 5);
+    let (out, w) = sdpa_matrix(&q, &k, &v, &AttnOptions::new().bias(bias.view())).unwrap();
+    check(
+        "sdpa_matrix out",
+        out.as_slice(),
+        &want::<T>("sdpa_bias", "out"),
+    );
+    check(
+        "sdpa_matrix weights",
+        w.as_slice(),
+        &want::<T>("sdpa_bias", "w"),
+    );
+
+    // Views face with a caller-owned weights buffer.
+    let mut out = vec![T::ZERO; 3 * 6];
+    let mut w = vec![T::ZERO; scratch_len(3, 5)];
+    let o = AttnOptions::new().bias(bias.view());
+    sdpa_views(
+        q.view(),
+        k.view(),
+        v.view(),
+        MatMut::new(&mut out, 3, 6).unwrap(),
+        &mut w,
+        &o,
+    )
+    .unwrap();
+    check("sdpa_views out", &out, &want::<T>("sdpa_bias", "out"));
+
+    // Mismatched runtime shapes are errors, not panics.
+    assert!(sdpa_matrix(&q, &v, &v, &AttnOptions::new()).is_err());
+    assert!(sdpa_matrix(&q, &k, &q, &AttnOptions::new()).is_err());
+    let wrong = m("sdpa_plain/q", 3, 8);
+    assert!(sdpa_matrix(&q, &k, &v, &AttnOptions::new().bias(wrong.view())).is_err());
+    let mut small = vec![T::ZERO; 14];
+    assert!(matches!(
+        sdpa_views(
+            q.view(),
+            k.view(),
+            v.view(),
+            MatMut::new(&mut out, 3, 6).unwrap(),
+            &mut small,
+            &o
+        ),
+        Err(constml::Error::BufferTooSmall { .. })
+    ));
+    assert!(sdpa_matrix(&q, &k, &v, &AttnOptions::new().window(0)).is_err());
+}
+
+#[test]
+fn sdpa_runtime_faces_match_pytorch() {
+    sdpa_runtime_faces::<f32>();
+    sdpa_runtime_faces::<f64>();
+}
+
+// ------------------------------------------------------------------ GQA / MQA
+
+fn gqa_all<B: Backend, T: Real>() {
+    let (q, k, v) = (
+        arr3::<T, 3, 6, 4>("gqa/q"),
+        arr3::<T, 5, 2, 4>("gqa/k"),
+        arr3::<T, 5, 2, 3>("gqa/v"),
+    );
+    let mut out = [[[T::NAN; 3]; 6]; 3];
+    let mut s = [[T::ZERO; 5]; 3];
+    grouped_query_attention_with::<B, T, 3, 5, 6, 2, 4, 3>(
+        &q,
+        &k,
+        &v,
+        &mut out,
+        &mut s,
+        WeightsOut::None,
+        &AttnOptions::new(),
+    )
+    .unwrap();
+    check(
+        &format!("gqa {}", B::NAME),
+        out.as_flattened().as_flattened(),
+        &want::<T>("gqa", "out"),
+    );
+
+    let (q, k, v) = (
+        arr3::<T, 4, 4, 4>("mqa/q"),
+        arr3::<T, 6, 1, 4>("mqa/k"),
+        arr3::<T, 6, 1, 4>("mqa/v"),
+    );
+    let mut out = [[[T::NAN; 4]; 4]; 4];
+    let mut s = [[T::ZERO; 6]; 4];
+    grouped_query_attention_with::<B, T, 4, 6, 4, 1, 4, 4>(
+        &q,
+        &k,
+        &v,
+        &mut out,
+        &mut s,
+        WeightsOut::None,
+        &AttnOptions::new().causal(),
+    )
+    .unwrap();
+    check(
+        &format!("mqa {}", B::NAME),
+        out.as_flattened().as_flattened(),
+        &want::<T>("mqa", "out"),
+    );
+
+    // Runtime face.
+    let m = |name: &str, r, c| Matrix::from_vec(r, c, load::<T>(name)).unwrap();
+    let out = gqa_matrix_with::<B, T>(
+        &m("gqa/q", 3, 24),
+        &m("gqa/k", 5, 8),
+        &m("gqa/v", 5, 6),
+        6,
+        2,
+        &AttnOptions::new(),
+    )
+    .unwrap();
+    check("gqa_matrix", out.as_slice(), &want::<T>("gqa", "out"));
+    assert!(
+        gqa_matrix(
+            &m("gqa/q", 3, 24),
+            &m("gqa/k", 5, 8),
+            &m("gqa/v", 5, 6),
+            6,
+            4,
+            &AttnOptions::new()
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn gqa_and_mqa_match_pytorch_enable_gqa() {
+    gqa_all::<Simd, f32>();
+    gqa_all::<Simd, f64>();
+    gqa_all::<Scalar, f32>();
+    gqa_all::<Scalar, f64>();
+}
+
+// ------------------------------------------------------------------ general MHA
+
+fn mha_general<B: Backend, T: Real>() {
+    // H = 2, DQK_IN = 5, DV_IN = 4, DK = 3, DV = 2, DO = 3; NQ = 2, NK = 4.
+    let w_q = arr3::<T, 2, 3, 5>("mha/fc_q_w");
+    let b_q = arr2::<T, 2, 3>("mha/fc_q_b");
+    let w_k = arr3::<T, 2, 3, 5>("mha/fc_k_w");
+    let b_k = arr2::<T, 2, 3>("mha/fc_k_b");
+    let w_v = arr3::<T, 2, 2, 4>("mha/fc_v_w");
+    let b_v = arr2::<T, 2, 2>("mha/fc_v_b");
+    let w_o = arr3::<T, 3, 2, 2>("mha/fc_o_w");
+    let b_o = vec1::<T, 3>("mha/fc_o_b");
+    let layer = MultiHeadAttention::<T, 2, 5, 4, 3, 2, 3, B>::new(MhaWeights {
+        w_q: &w_q,
+        b_q: Some(&b_q),
+        w_k: &w_k,
+        b_k: Some(&b_k),
+        w_v: &w_v,
+        b_v: Some(&b_v),
+        w_o: &w_o,
+        b_o: Some(&b_o),
+    });
+    let query = arr2::<T, 2, 5>("mha/query");
+    let key = arr2::<T, 4, 5>("mha/key");
+    let value = arr2::<T, 4, 4>("mha/value");
+    let mask = bools::<2, 4>("mha/mask");
+    let mut out = [[T::NAN; 3]; 2];
+    let mut scratch = MhaScratch::new();
+    let mut w = vec![T::NAN; 2 * 2 * 4];
+    layer
+        .forward(
+            &query,
+            &key,
+            &value,
+            &mut out,
+            &mut scratch,
+            WeightsOut::PerHead(&mut w),
+            &AttnOptions::new().block(MatRef::from_array(&mask)),
+        )
+        .unwrap();
+    check(
+        &format!("mha {}", B::NAME),
+        out.as_flattened(),
+        &want::<T>("mha", "out"),
+    );
+    check("mha per-head weights", &w, &want::<T>("mha", "w"));
+}
+
+#[test]
+fn general_mha_matches_pytorch() {
+    mha_general::<Simd, f32>();
+    mha_general::<Simd, f64>();
+    mha_general::<Scalar, f32>();
+    mha_general::<Scalar, f64>();
+}
+
+// ------------------------------------------------------------------ nn.MultiheadAttention
+
+fn nn_mha<B: Backend, T: Real>() {
+    let in_w = arr3::<T, 3, 8, 8>("nnmha/in_proj_weight");
+    let in_b = arr2::<T, 3, 8>("nnmha/in_proj_bias");
+    let out_w = arr2::<T, 8, 8>("nnmha/out_proj_weight");
+    let out_b = vec1::<T, 8>("nnmha/out_proj_bias");
+    let layer = PackedMultiheadAttention::<T, 8, 2, 4, B>::new(PackedMhaWeights {
+        in_proj_weight: &in_w,
+        in_proj_bias: Some(&in_b),
+        out_proj_weight: &out_w,
+        out_proj_bias: Some(&out_b),
+    });
+    let query = arr2::<T, 3, 8>("nnmha/query");
+    let key = arr2::<T, 5, 8>("nnmha/key");
+    let value = arr2::<T, 5, 8>("nnmha/value");
+    let kpm = bools1::<5>("nnmha/key_padding_mask");
+    let am = bools::<3, 5>("nnmha/attn_mask");
+    let mut scratch = MhaScratch::new();
+
+    let mut out = [[T::NAN; 8]; 3];
+    let mut wavg = vec![T::NAN; 3 * 5];
+    layer
+        .forward(
+            &query,
+            &key,
+            &value,
+            Some(&kpm),
+            &mut out,
+            &mut scratch,
+            WeightsOut::Averaged(&mut wavg),
+            &AttnOptions::new(),
+        )
+        .unwrap();
+    check(
+        &format!("nn.MHA {}", B::NAME),
+        out.as_flattened(),
+        &want::<T>("nnmha", "out"),
+    );
+    check(
+        "nn.MHA averaged weights",
+        &wavg,
+        &want::<T>("nnmha", "wavg"),
+    );
+
+    let mut whead = vec![T::NAN; 2 * 3 * 5];
+    layer
+        .forward(
+            &query,
+            &key,
+            &value,
+            Some(&kpm),
+            &mut out,
+            &mut scratch,
+            WeightsOut::PerHead(&mut whead),
+            &AttnOptions::new(),
+        )
+        .unwrap();
+    check(
+        "nn.MHA per-head weights",
+        &whead,
+        &want::<T>("nnmha", "whead"),
+    );
+
+    // Boolean attn_mask: nn.MultiheadAttention's polarity is "true = not allowed".
+    layer
+        .forward(
+            &query,
+            &key,
+            &value,
+            Some(&kpm),
+            &mut out,
+            &mut scratch,
+            WeightsOut::None,
+            &AttnOptions::new().block(MatRef::from_array(&am)),
+        )
+        .unwrap();
+    check(
+        "nn.MHA attn_mask",
+        out.as_flattened(),
+        &want::<T>("nnmha", "out_am"),
+    );
+
+    // std face from the packed weights.
+    let m = |name: &str, r, c| Matrix::from_vec(r, c, load::<T>(name)).unwrap();
+    let dynl = MultiHeadAttentionDyn::<T, B>::from_packed(
+        2,
+        m("nnmha/in_proj_weight", 24, 8),
+        Some(load("nnmha/in_proj_bias")),
+        m("nnmha/out_proj_weight", 8, 8),
+        Some(load("nnmha/out_proj_bias")),
+    )
+    .unwrap();
+    let (o, w) = dynl
+        .forward_with_weights(
+            &m("nnmha/query", 3, 8),
+            &m("nnmha/key", 5, 8),
+            &m("nnmha/value", 5, 8),
+            true,
+            &AttnOptions::new().key_block(&kpm),
+        )
+        .unwrap();
+    check("nn.MHA dyn", o.as_slice(), &want::<T>("nnmha", "out"));
+    check("nn.MHA dyn weights", &w, &want::<T>("nnmha", "wavg"));
+    assert!(
+        MultiHeadAttentionDyn::<T, B>::from_packed(
+            3,
+            m("nnmha/in_proj_weight", 24, 8),
+            None,
+            m("nnmha/out_proj_weight", 8, 8),
+            None
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn nn_multihead_attention_matches_pytorch() {
+    nn_mha::<Simd, f32>();
+    nn_mha::<Simd, f64>();
+    nn_mha::<Scalar, f32>();
+    nn_mha::<Scalar, f64>();
+}
+
+// ------------------------------------------------------------------ MPT
+
+fn mpt<B: Backend, T: Real>() {
+    let w_qkv = arr2::<T, 12, 8>("mpt/w_qkv");
+    let b_qkv = vec1::<T, 12>("mpt/b_qkv");
+    let w_out = arr2::<T, 8, 8>("mpt/w_out");
+    let b_out = vec1::<T, 8>("mpt/b_out");
+    let (qw, qb) = (vec1::<T, 8>("mpt/qln_w"), vec1::<T, 8>("mpt/qln_b"));
+    let (kw, kb) = (vec1::<T, 2>("mpt/kln_w"), vec1::<T, 2>("mpt/kln_b"));
+    let x = arr2::<T, 5, 8>("mpt/x");
+    let slopes = load::<T>("mpt/slopes");
+    let pad = bools1::<5>("mpt/key_padding");
+    let layer = MptAttention::<T, 8, 4, 2, 12, B>::new(
+        MptWeights {
+            w_qkv: &w_qkv,
+            b_qkv: Some(&b_qkv),
+            w_out: &w_out,
+            b_out: Some(&b_out),
+            qk_ln: Some(MptQkNorm {
+                q_weight: &qw,
+                q_bias: &qb,
+                k_weight: &kw,
+                k_bias: &kb,
+            }),
+        },
+        MptConfig {
+            clip_qkv: Some(T::from_f64(0.8)),
+            softmax_scale: Some(T::from_f64(0.4)),
+        },
+    );
+    // ALiBi through the score hook: −slope_h · (query position − key position).
+    // MPT's tensor is slope_h · (j − (S − 1)); under causal masking the two differ
+    // by a per-row constant, which softmax removes.
+    let alibi = |h: usize, i: usize, j: usize| -slopes[h] * (T::from_usize(i) - T::from_usize(j));
+    let base = AttnOptions::new().causal().score_bias(&alibi);
+
+    let mut scratch = DecoderScratch::<T, 5, 4, 1, 2, 5>::new();
+    let mut out = [[T::NAN; 8]; 5];
+    layer
+        .forward(
+            &x,
+            &mut scratch,
+            &mut out,
+            WeightsOut::None,
+            &base.key_allow(&pad),
+        )
+        .unwrap();
+    check(
+        &format!("MPT {}", B::NAME),
+        out.as_flattened(),
+        &want::<T>("mpt", "out"),
+    );
+
+    layer
+        .forward(&x, &mut scratch, &mut out, WeightsOut::None, &base)
+        .unwrap();
+    check(
+        "MPT no padding",
+        out.as_flattened(),
+        &want::<T>("mpt", "out_nopad"),
+    );
+
+    // With a KV cache: prefill 3 tokens, then decode 2 one at a time.
+    let nopad = want::<T>("mpt", "out_nopad");
+    for policy in [CachePolicy::Bounded, CachePolicy::Ring] {
+        let mut cache = KvCache::<T, 1, 2, 8>::with_policy(policy);
+        let mut s3 = DecoderScratch::<T, 3, 4, 1, 2, 11>::new();
+        let mut o3 = [[T::NAN; 8]; 3];
+        let x3: [[T; 8]; 3] = core::array::from_fn(|i| x[i]);
+        layer
+            .forward_cached(&x3, &mut cache, &mut s3, &mut o3, WeightsOut::None, &base)
+            .unwrap();
+        check("MPT cached prefill", o3.as_flattened(), &nopad[..24]);
+        for t in 3..5 {
+            let mut s1 = DecoderScratch::<T, 1, 4, 1, 2, 9>::new();
+            let mut o1 = [[T::NAN; 8]; 1];
+            layer
+                .forward_cached(
+                    &[x[t]],
+                    &mut cache,
+                    &mut s1,
+                    &mut o1,
+                    WeightsOut::None,
+                    &base,
+                )
+                .unwrap();
+            check("MPT cached decode", &o1[0], &nopad[t * 8..t * 8 + 8]);
+        }
+        assert_eq!(cache.next_position(), 5);
+    }
+
+    // std face.
+    let mpt_dyn = MptAttentionDyn::<T, B> {
+        heads: 4,
+        w_qkv: Matrix::from_vec(12, 8, load("mpt/w_qkv")).unwrap(),
+        b_qkv: Some(load("mpt/b_qkv")),
+        w_out: Matrix::from_vec(8, 8, load("mpt/w_out")).unwrap(),
+        b_out: Some(load("mpt/b_out")),
+        qk_ln: Some(MptQkNormVecs {
+            q_weight: qw.to_vec(),
+            q_bias: qb.to_vec(),
+            k_weight: kw.to_vec(),
+            k_bias: kb.to_vec(),
+        }),
+        config: MptConfig {
+            clip_qkv: Some(T::from_f64(0.8)),
+            softmax_scale: Some(T::from_f64(0.4)),
+        },
+        backend: core::marker::PhantomData,
+    };
+    let xm = Matrix::from_vec(5, 8, load("mpt/x")).unwrap();
+    let o = mpt_dyn.forward(&xm, None, &base.key_allow(&pad)).unwrap();
+    check("MPT dyn", o.as_slice(), &want::<T>("mpt", "out"));
+    let mut cache = KvCacheVec::new(1, 2, 4, CachePolicy::Ring).unwrap();
+    let o = mpt_dyn.forward(&xm, Some(&mut cache), &base).unwrap();
+    // A ring of 4 sees a window of 4: the last token misses key 0, so only the
+    // first four rows equal the full computation.
+    check("MPT dyn cached", &o.as_slice()[..32], &nopad[..32]);
+}
+
+#[test]
+fn mpt_layer_matches_pytorch_mpt_computation() {
+    mpt::<Simd, f32>();
+    mpt::<Simd, f64>();
+    mpt::<Scalar, f32>();
+    mpt::<Scalar, f64>();
+}
+
+/// Documented deviation: MPT gives a fully masked row a uniform average (it
+/// fills with the dtype's minimum); constml gives zeros.
+#[test]
+fn mpt_fully_masked_row_is_zero() {
+    let w_qkv = arr2::<f32, 12, 8>("mpt/w_qkv");
+    let w_out = arr2::<f32, 8, 8>("mpt/w_out");
+    let x = arr2::<f32, 5, 8>("mpt/x");
+    let layer = MptAttention::<f32, 8, 4, 2, 12>::new(
+        MptWeights {
+            w_qkv: &w_qkv,
+            b_qkv: None,
+            w_out: &w_out,
+            b_out: None,
+            qk_ln: None,
+        },
+        MptConfig::default(),
+    );
+    // Causal + key 0 padded: query 0 sees nothing.
+    let pad = [false, true, true, true, true];
+    let mut scratch = DecoderScratch::<f32, 5, 4, 1, 2, 5>::new();
+    let mut out = [[f32::NAN; 8]; 5];
+    layer
+        .forward(
+            &x,
+            &mut scratch,
+            &mut out,
+            WeightsOut::None,
+            &AttnOptions::new().causal().key_allow(&pad),
+        )
+        .unwrap();
+    assert_eq!(out[0], [0.0; 8]);
+    assert!(out[1].iter().all(|v| v.is_finite() && *v != 0.0));
+}
+
+// ------------------------------------------------------------------ score hooks
+
+fn hooks<B: Backend, T: Real>() {
+    // Additive bias hook f(head, qpos, kpos) vs an explicit (H, NQ, NK) bias tensor.
+    let (q, k, v) = (
+        arr3::<T, 3, 2, 4>("hook_bias/q"),
+        arr3::<T, 5, 2, 4>("hook_bias/k"),
+        arr3::<T, 5, 2, 4>("hook_bias/v"),
+    );
+    let f = |h: usize, i: usize, j: usize| {
+        T::from_f64((0.3 * h as f64 + 0.7 * i as f64 - 0.2 * j as f64).sin())
+    };
+    let mut out = [[[T::NAN; 4]; 2]; 3];
+    let mut s = [[T::ZERO; 5]; 3];
+    grouped_query_attention_with::<B, T, 3, 5, 2, 2, 4, 4>(
+        &q,
+        &k,
+        &v,
+        &mut out,
+        &mut s,
+        WeightsOut::None,
+        &AttnOptions::new().query_start(2).score_bias(&f),
+    )
+    .unwrap();
+    check(
+        &format!("score hook {}", B::NAME),
+        out.as_flattened().as_flattened(),
+        &want::<T>("hook_bias", "out"),
+    );
+
+    // The same bias as a per-head matrix.
+    let bias: Vec<T> = (0..2)
+        .flat_map(|h| (0..3).flat_map(move |i| (0..5).map(move |j| f(h, 2 + i, j))))
+        .collect();
+    let bm = MatRef::new(&bias, 6, 5).unwrap();
+    grouped_query_attention_with::<B, T, 3, 5, 2, 2, 4, 4>(
+        &q,
+        &k,
+        &v,
+        &mut out,
+        &mut s,
+        WeightsOut::None,
+        &AttnOptions::new().bias_per_head(bm),
+    )
+    .unwrap();
+    check(
+        "per-head bias",
+        out.as_flattened().as_flattened(),
+        &want::<T>("hook_bias", "out"),
+    );
+
+    // Shaw relative key/value terms vs the explicit einsum computation.
+    let q = arr2::<T, 3, 4>("shaw/q");
+    let k = arr2::<T, 6, 4>("shaw/k");
+    let v = arr2::<T, 6, 3>("shaw/v");
+    let ak = arr2::<T, 5, 4>("shaw/ak");
+    let av = arr2::<T, 5, 3>("shaw/av");
+    let shaw = ShawRelative::from_arrays(Some(&ak), Some(&av));
+    let mut out = [[T::NAN; 3]; 3];
+    let mut w = [[T::NAN; 6]; 3];
+    scaled_dot_product_attention_with::<B, T, 3, 6, 4, 3>(
+        &q,
+        &k,
+        &v,
+        &mut out,
+        &mut w,
+        &AttnOptions::new().causal().relative(&shaw),
+    )
+    .unwrap();
+    check(
+        &format!("Shaw {}", B::NAME),
+        out.as_flattened(),
+        &want::<T>("shaw", "out"),
+    );
+    check("Shaw weights", w.as_flattened(), &want::<T>("shaw", "w"));
+}
+
+#[test]
+fn score_hooks_match_explicit_bias() {
+    hooks::<Simd, f32>();
+    hooks::<Simd, f64>();
+    hooks::<Scalar, f32>();
+    hooks::<Scalar, f64>();
+}
+
+#[test]
+fn hooks_reject_negative_query_positions_and_bad_terms() {
+    let q = [[0.5f32; 2]; 3];
+    let k = [[0.5f32; 2]; 2];
+    let mut out = [[0.0f32; 2]; 3];
+    let mut w = [[0.0f32; 2]; 3];
+    let f = |_: usize, _: usize, _: usize| 0.0f32;
+    // Bottom-right with NQ > NK puts query 0 before every key: no position for the hook.
+    assert!(
+        scaled_dot_product_attention(
+            &q,
+            &k,
+            &k,
+            &mut out,
+            &mut w,
+            &AttnOptions::new().score_bias(&f)
+        )
+        .is_err()
+    );
+    // Without hooks, the causal rows before every key are fully masked: zeros.
+    scaled_dot_product_attention(&q, &k, &k, &mut out, &mut w, &AttnOptions::new().causal())
+        .unwrap();
+    assert_eq!(out[0], [0.0, 0.0]);
+    assert_eq!(out[2], [0.5, 0.5]);
+    // A relative table of the wrong width is an error.
+    let ak = [[0.0f32; 3]; 3];
+    let shaw = ShawRelative::from_arrays(Some(&ak), None::<&[[f32; 2]; 3]>);
+    assert!(matches!(
+        scaled_dot_product_attention(
+            &q,
+            &k,
+            &k,
+            &mut out,
+            &mut w,
+            &AttnOptions::new().query_start(0).relative(&shaw)
+        ),
+        Err(constml::Error::LengthMismatch { .. })
+    ));
+    assert!(ShawRelative::new(1, Some(MatRef::from_array(&ak)), None).is_ok());
+    assert!(ShawRelative::new(2, Some(MatRef::from_array(&ak)), None).is_err());
+}
+
+#[test]
+fn nan_propagates_without_panic() {
+    let mut q = [[0.5f32; 4]; 2];
+    q[1][2] = f32::NAN;
+    let k = [[0.25f32; 4]; 3];
+    let v = [[1.0f32; 4]; 3];
+    let mut out = [[0.0f32; 4]; 2];
+    let mut w = [[0.0f32; 3]; 2];
+    scaled_dot_product_attention(&q, &k, &v, &mut out, &mut w, &AttnOptions::new()).unwrap();
+    assert!(out[0].iter().all(|x| (x - 1.0).abs() < 1e-6));
+    assert!(out[1].iter().all(|x| x.is_nan()));
+}
+
+#[test]
+fn reference_file_records_versions() {
+    let meta = entry(&file(), "meta").text();
+    assert!(meta.contains("torch 2."), "{meta}");
+}
