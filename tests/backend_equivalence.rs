@@ -180,10 +180,26 @@ fn matrix_kernels<T: Real>() {
                 }
                 // matvec: weights (OUT = m, IN = k).
                 let x = values::<T>(&mut rng, k, 1.0);
-                let (mut y1, mut y2) = (vec![T::ZERO; m], vec![T::ZERO; m]);
+                // NaN start: an output the kernel forgets to write stays NaN.
+                let (mut y1, mut y2) = (vec![T::NAN; m], vec![T::NAN; m]);
                 Simd::matvec(a, &x, &mut y1, Accumulate::Overwrite).unwrap();
                 Scalar::matvec(a, &x, &mut y2, Accumulate::Overwrite).unwrap();
+                assert!(
+                    y1.iter().all(|v| !v.is_nan()),
+                    "matvec left outputs unwritten"
+                );
                 close("matvec", &y1, &y2, k, k as f64 + 1.0);
+                // A dense, unpadded weight view (it may hold no data at all when k = 0).
+                let w_dense = values::<T>(&mut rng, m * k, 1.0);
+                let wd = MatRef::new(&w_dense, m, k).unwrap();
+                let (mut y1, mut y2) = (vec![T::NAN; m], vec![T::NAN; m]);
+                Simd::matvec(wd, &x, &mut y1, Accumulate::Overwrite).unwrap();
+                Scalar::matvec(wd, &x, &mut y2, Accumulate::Overwrite).unwrap();
+                assert!(
+                    y1.iter().all(|v| !v.is_nan()),
+                    "matvec left outputs unwritten"
+                );
+                close("matvec dense", &y1, &y2, k, k as f64 + 1.0);
             }
         }
     }

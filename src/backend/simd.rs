@@ -206,7 +206,9 @@ impl Backend for Simd {
         if k == 0 {
             if acc == Accumulate::Overwrite {
                 for i in 0..m {
-                    c.row_mut_or_empty(i)[..n].fill(T::ZERO);
+                    if let Some(ci) = c.row_mut_or_empty(i).get_mut(..n) {
+                        ci.fill(T::ZERO);
+                    }
                 }
             }
             return;
@@ -251,6 +253,13 @@ impl Backend for Simd {
         let n = b.rows().min(c.cols());
         let k = a.cols().min(b.cols());
         let add = acc == Accumulate::Add;
+        if m == 1 {
+            // One row (a decode step's scores, a matrix-vector product): no tiles.
+            let arow = a.row_or_empty(0).get(..k).unwrap_or(&[]);
+            let crow = c.row_mut_or_empty(0).get_mut(..n).unwrap_or(&mut []);
+            abt_one_row(arow, &b, crow, add);
+            return;
+        }
         let mut j0 = 0;
         while j0 + ABT_NR <= n {
             abt_rows::<T, ABT_NR>(&a, &b, &mut c, m, j0, k, add);
@@ -278,29 +287,40 @@ fn ab_rows<T: Real, const NV: usize>(
 ) {
     let mut i0 = 0;
     while i0 + AB_MR <= m {
-        ab_tile::<T, AB_MR, NV>(a, b, c, i0, j0, k0, kc, add);
+        ab_tile::<T, AB_MR, NV, 1>(a, b, c, i0, j0, k0, kc, add);
         i0 += AB_MR;
     }
     // Leftover rows: the largest tiles that still fit.
     if i0 + 4 <= m {
-        ab_tile::<T, 4, NV>(a, b, c, i0, j0, k0, kc, add);
+        ab_tile::<T, 4, NV, 1>(a, b, c, i0, j0, k0, kc, add);
         i0 += 4;
     }
+    // Small tiles have few independent FMA chains: for one vector of columns,
+    // split the depth over extra partial sums so that four chains run at once.
     if i0 + 2 <= m {
-        ab_tile::<T, 2, NV>(a, b, c, i0, j0, k0, kc, add);
+        if NV == 1 {
+            ab_tile::<T, 2, 1, 2>(a, b, c, i0, j0, k0, kc, add);
+        } else {
+            ab_tile::<T, 2, NV, 1>(a, b, c, i0, j0, k0, kc, add);
+        }
         i0 += 2;
     }
     if i0 < m {
-        ab_tile::<T, 1, NV>(a, b, c, i0, j0, k0, kc, add);
+        if NV == 1 {
+            ab_tile::<T, 1, 1, 4>(a, b, c, i0, j0, k0, kc, add);
+        } else {
+            ab_tile::<T, 1, NV, 1>(a, b, c, i0, j0, k0, kc, add);
+        }
     }
 }
 
 /// `C[i0.., j0..] (+)= A[i0.., k0..k0+kc] · B[k0..k0+kc, j0..]` for an `MR × NV`
 /// register tile: per step of depth, `NV` vector loads of B, `MR` broadcasts of
-/// A and `MR·NV` independent FMAs.
+/// A and `MR·NV` independent FMAs. `U` > 1 splits the depth over `U` partial
+/// sums (step `p` goes to sum `p mod U`), for tiles too small to hide FMA latency.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn ab_tile<T: Real, const MR: usize, const NV: usize>(
+fn ab_tile<T: Real, const MR: usize, const NV: usize, const U: usize>(
     a: &MatRef<'_, T>,
     b: &MatRef<'_, T>,
     c: &mut MatMut<'_, T>,
@@ -311,7 +331,7 @@ fn ab_tile<T: Real, const MR: usize, const NV: usize>(
     add: bool,
 ) {
     let zero = T::splat(T::ZERO);
-    let mut acc = [[zero; NV]; MR];
+    let mut acc = [[[zero; NV]; MR]; U];
     let ar: [&[T]; MR] =
         core::array::from_fn(|r| a.row_or_empty(i0 + r).get(k0..k0 + kc).unwrap_or(&[]));
     // Every row of A holds `kc` elements (views are valid). Cutting all of them to
@@ -324,19 +344,31 @@ fn ab_tile<T: Real, const MR: usize, const NV: usize>(
     else {
         return;
     };
-    for (p, brow) in (0..depth).zip(panel.padded_rows()) {
-        let Some(bb) = T::blocks(brow).0.first_chunk::<NV>() else {
-            return;
-        };
-        let bv: [T::V; NV] = core::array::from_fn(|v| T::load(&bb[v]));
-        for r in 0..MR {
-            let av = T::splat(ar[r][p]);
-            for v in 0..NV {
-                acc[r][v] = T::fma(av, bv[v], acc[r][v]);
+    let mut rows = (0..depth).zip(panel.padded_rows());
+    'depth: loop {
+        for accu in acc.iter_mut() {
+            let Some((p, brow)) = rows.next() else {
+                break 'depth;
+            };
+            let Some(bb) = T::blocks(brow).0.first_chunk::<NV>() else {
+                return;
+            };
+            let bv: [T::V; NV] = core::array::from_fn(|v| T::load(&bb[v]));
+            for r in 0..MR {
+                let av = T::splat(ar[r][p]);
+                for v in 0..NV {
+                    accu[r][v] = T::fma(av, bv[v], accu[r][v]);
+                }
             }
         }
     }
-    for (r, accr) in acc.iter().enumerate() {
+    let mut acc0 = acc[0];
+    for accu in &acc[1..] {
+        for (x, y) in acc0.iter_mut().flatten().zip(accu.iter().flatten()) {
+            *x += *y;
+        }
+    }
+    for (r, accr) in acc0.iter().enumerate() {
         let crow = c.row_mut_or_empty(i0 + r).get_mut(j0..).unwrap_or(&mut []);
         let Some(cb) = T::blocks_mut(crow).0.first_chunk_mut::<NV>() else {
             return;
@@ -345,6 +377,37 @@ fn ab_tile<T: Real, const MR: usize, const NV: usize>(
             let y = if add { x + T::load(cv) } else { x };
             T::store(y, cv);
         }
+    }
+}
+
+/// `c[j] (+)= a · B[j, :a.len()]` for every row `j` of B: one dot product per row
+/// with two accumulators, walking B's rows without per-row index arithmetic.
+#[inline(always)]
+fn abt_one_row<T: Real>(a: &[T], b: &MatRef<'_, T>, c: &mut [T], add: bool) {
+    let k = a.len();
+    let (ab, at) = T::blocks(a);
+    let zero = T::splat(T::ZERO);
+    // With zero columns a view may hold no data at all, so run out of rows
+    // gracefully: every output is still written.
+    let mut rows = b.padded_rows();
+    for cj in c.iter_mut() {
+        let brow = rows.next().unwrap_or(&[]);
+        let (bb, bt) = T::blocks(brow.get(..k).unwrap_or(&[]));
+        let mut acc = [zero; 2];
+        let (ap, ar) = ab.as_chunks::<2>();
+        let (bp, br) = bb.as_chunks::<2>();
+        for (x, y) in ap.iter().zip(bp) {
+            acc[0] = T::fma(T::load(&x[0]), T::load(&y[0]), acc[0]);
+            acc[1] = T::fma(T::load(&x[1]), T::load(&y[1]), acc[1]);
+        }
+        for (x, y) in ar.iter().zip(br) {
+            acc[0] = T::fma(T::load(x), T::load(y), acc[0]);
+        }
+        let mut v = T::hsum(acc[0] + acc[1]);
+        for (&x, &y) in at.iter().zip(bt) {
+            v += x * y;
+        }
+        *cj = if add { *cj + v } else { v };
     }
 }
 
