@@ -40,6 +40,61 @@ fn check(what: &'static str, len: usize, rows: usize, cols: usize, stride: usize
     }
 }
 
+/// `Ok` if a dense `rows × cols` matrix has exactly `len` elements.
+fn check_dense(len: usize, rows: usize, cols: usize) -> Result<()> {
+    let n = rows.checked_mul(cols).ok_or(Error::BufferTooSmall {
+        what: "matrix",
+        needed: usize::MAX,
+        found: len,
+    })?;
+    crate::error::check_len("matrix buffer", n, len)
+}
+
+/// Where a sub-view starts in its parent's buffer and what shape it has.
+/// `offset` is `None` when the sub-view is empty (it then holds no data).
+struct Window {
+    offset: Option<usize>,
+    rows: usize,
+    cols: usize,
+}
+
+/// The window of columns `start .. start + len` of a `rows × cols` view.
+fn col_window(rows: usize, cols: usize, start: usize, len: usize) -> Result<Window> {
+    let end = start.saturating_add(len);
+    if end > cols {
+        return Err(Error::OutOfRange {
+            what: "matrix columns",
+            index: end,
+            len: cols,
+        });
+    }
+    let empty = rows == 0 || len == 0;
+    Ok(Window {
+        offset: (!empty).then_some(start),
+        rows,
+        cols: len,
+    })
+}
+
+/// The window of rows `start .. start + len` of a `rows × cols` view.
+fn row_window(rows: usize, cols: usize, stride: usize, start: usize, len: usize) -> Result<Window> {
+    let end = start.saturating_add(len);
+    if end > rows {
+        return Err(Error::OutOfRange {
+            what: "matrix rows",
+            index: end,
+            len: rows,
+        });
+    }
+    let empty = len == 0 || cols == 0;
+    Ok(Window {
+        // start < rows here, so start · stride lies inside the checked buffer.
+        offset: (!empty).then_some(start * stride),
+        rows: len,
+        cols,
+    })
+}
+
 /// A read-only row-major matrix view: `rows × cols`, row `i` starting at
 /// element `i · stride` of the buffer.
 ///
@@ -71,18 +126,8 @@ pub struct MatMut<'a, T> {
 impl<'a, T> MatRef<'a, T> {
     /// A dense view: `data.len()` must be exactly `rows · cols`.
     pub fn new(data: &'a [T], rows: usize, cols: usize) -> Result<Self> {
-        let n = rows.checked_mul(cols).ok_or(Error::BufferTooSmall {
-            what: "matrix",
-            needed: usize::MAX,
-            found: data.len(),
-        })?;
-        crate::error::check_len("matrix buffer", n, data.len())?;
-        Ok(Self {
-            data,
-            rows,
-            cols,
-            stride: cols,
-        })
+        check_dense(data.len(), rows, cols)?;
+        Self::with_stride(data, rows, cols, cols)
     }
 
     /// A strided view: row `i` is `data[i·stride .. i·stride + cols]`.
@@ -161,74 +206,38 @@ impl<'a, T> MatRef<'a, T> {
         self.data.chunks(self.stride.max(1)).take(self.rows)
     }
 
+    /// The sub-view a [`Window`] of this view describes.
+    fn window(&self, w: Window) -> Self {
+        let data = match w.offset {
+            Some(o) => self.data.get(o..).unwrap_or(&[]),
+            None => &[],
+        };
+        Self {
+            data,
+            rows: w.rows,
+            cols: w.cols,
+            stride: self.stride,
+        }
+    }
+
     /// Columns `start .. start + len` of every row.
     pub fn col_range(&self, start: usize, len: usize) -> Result<Self> {
-        let end = start.saturating_add(len);
-        if end > self.cols {
-            return Err(Error::OutOfRange {
-                what: "matrix columns",
-                index: end,
-                len: self.cols,
-            });
-        }
-        if self.rows == 0 || len == 0 {
-            return Ok(Self {
-                data: &[],
-                rows: self.rows,
-                cols: len,
-                stride: self.stride,
-            });
-        }
-        Ok(Self {
-            data: &self.data[start..],
-            rows: self.rows,
-            cols: len,
-            stride: self.stride,
-        })
+        let w = col_window(self.rows, self.cols, start, len)?;
+        Ok(self.window(w))
     }
 
     /// Rows `start .. start + len`.
     pub fn row_range(&self, start: usize, len: usize) -> Result<Self> {
-        let end = start.saturating_add(len);
-        if end > self.rows {
-            return Err(Error::OutOfRange {
-                what: "matrix rows",
-                index: end,
-                len: self.rows,
-            });
-        }
-        if len == 0 || self.cols == 0 {
-            return Ok(Self {
-                data: &[],
-                rows: len,
-                cols: self.cols,
-                stride: self.stride,
-            });
-        }
-        Ok(Self {
-            data: &self.data[start * self.stride..],
-            rows: len,
-            cols: self.cols,
-            stride: self.stride,
-        })
+        let w = row_window(self.rows, self.cols, self.stride, start, len)?;
+        Ok(self.window(w))
     }
 }
 
 impl<'a, T> MatMut<'a, T> {
     /// A dense view: `data.len()` must be exactly `rows · cols`.
     pub fn new(data: &'a mut [T], rows: usize, cols: usize) -> Result<Self> {
-        let n = rows.checked_mul(cols).ok_or(Error::BufferTooSmall {
-            what: "matrix",
-            needed: usize::MAX,
-            found: data.len(),
-        })?;
-        crate::error::check_len("matrix buffer", n, data.len())?;
-        Ok(Self {
-            data,
-            rows,
-            cols,
-            stride: cols,
-        })
+        check_dense(data.len(), rows, cols)?;
+        Self::with_stride(data, rows, cols, cols)
     }
 
     /// A strided view: row `i` is `data[i·stride .. i·stride + cols]`.
@@ -320,58 +329,31 @@ impl<'a, T> MatMut<'a, T> {
         }
     }
 
+    /// The sub-view a [`Window`] of this view describes.
+    fn window(self, w: Window) -> MatMut<'a, T> {
+        let stride = self.stride;
+        let data = match w.offset {
+            Some(o) => self.data.get_mut(o..).unwrap_or(&mut []),
+            None => &mut [],
+        };
+        MatMut {
+            data,
+            rows: w.rows,
+            cols: w.cols,
+            stride,
+        }
+    }
+
     /// Columns `start .. start + len` of every row.
     pub fn col_range(self, start: usize, len: usize) -> Result<MatMut<'a, T>> {
-        let end = start.saturating_add(len);
-        if end > self.cols {
-            return Err(Error::OutOfRange {
-                what: "matrix columns",
-                index: end,
-                len: self.cols,
-            });
-        }
-        let (rows, stride) = (self.rows, self.stride);
-        if rows == 0 || len == 0 {
-            return Ok(MatMut {
-                data: &mut [],
-                rows,
-                cols: len,
-                stride,
-            });
-        }
-        Ok(MatMut {
-            data: &mut self.data[start..],
-            rows,
-            cols: len,
-            stride,
-        })
+        let w = col_window(self.rows, self.cols, start, len)?;
+        Ok(self.window(w))
     }
 
     /// Rows `start .. start + len`.
     pub fn row_range(self, start: usize, len: usize) -> Result<MatMut<'a, T>> {
-        let end = start.saturating_add(len);
-        if end > self.rows {
-            return Err(Error::OutOfRange {
-                what: "matrix rows",
-                index: end,
-                len: self.rows,
-            });
-        }
-        let (cols, stride) = (self.cols, self.stride);
-        if len == 0 || cols == 0 {
-            return Ok(MatMut {
-                data: &mut [],
-                rows: len,
-                cols,
-                stride,
-            });
-        }
-        Ok(MatMut {
-            data: &mut self.data[start * stride..],
-            rows: len,
-            cols,
-            stride,
-        })
+        let w = row_window(self.rows, self.cols, self.stride, start, len)?;
+        Ok(self.window(w))
     }
 }
 

@@ -143,12 +143,7 @@ impl<T: Real> Matrix<T> {
 
     /// Softmax of every row in place, with backend `B` (see [`Backend::softmax`]).
     pub fn softmax_rows_with<B: Backend>(&mut self) {
-        if self.cols == 0 {
-            return;
-        }
-        for r in self.data.chunks_exact_mut(self.cols) {
-            B::softmax(r);
-        }
+        self.for_each_row(B::softmax);
     }
 
     /// Softmax of every row in place, with [`Simd`].
@@ -158,16 +153,61 @@ impl<T: Real> Matrix<T> {
 
     /// Log-softmax of every row in place, with backend `B`.
     pub fn log_softmax_rows_with<B: Backend>(&mut self) {
+        self.for_each_row(B::log_softmax);
+    }
+
+    /// Applies `f` to every row in place.
+    fn for_each_row(&mut self, f: impl Fn(&mut [T])) {
         if self.cols == 0 {
             return;
         }
         for r in self.data.chunks_exact_mut(self.cols) {
-            B::log_softmax(r);
+            f(r);
         }
     }
 
     /// Log-softmax of every row in place, with [`Simd`].
     pub fn log_softmax_rows(&mut self) {
         self.log_softmax_rows_with::<Simd>();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Scalar;
+    use std::vec;
+
+    #[test]
+    fn runtime_face_checks_shapes_and_matches_the_kernels() {
+        let a = Matrix::from_vec(2, 3, vec![1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+        let b = Matrix::from_vec(3, 2, vec![1.0f64, 0.0, 0.0, 1.0, 1.0, 1.0]).unwrap();
+        assert_eq!(a.matmul(&b).unwrap().as_slice(), &[4.0, 5.0, 10.0, 11.0]);
+        assert_eq!(a.matmul_with::<Scalar>(&b).unwrap(), a.matmul(&b).unwrap());
+        assert_eq!(
+            a.matmul_t(&a).unwrap().as_slice(),
+            &[14.0, 32.0, 32.0, 77.0]
+        );
+        assert_eq!(a.matvec(&[1.0, 1.0, 1.0]).unwrap(), vec![6.0, 15.0]);
+        assert!(a.matmul(&a).is_err());
+        assert!(a.matmul_t(&b).is_err());
+        assert!(a.matvec(&[1.0, 1.0]).is_err());
+        assert!(Matrix::from_vec(2, 2, vec![0.0f32; 3]).is_err());
+        assert!(Matrix::<f32>::zeros(usize::MAX, 2).is_err());
+        assert_eq!(a.row(1), Some(&[4.0, 5.0, 6.0][..]));
+        assert_eq!(a.row(2), None);
+    }
+
+    #[test]
+    fn row_softmax_normalises_each_row() {
+        let mut m = Matrix::from_vec(2, 2, vec![0.0f32, 0.0, f32::NEG_INFINITY, 1.0]).unwrap();
+        m.softmax_rows();
+        assert_eq!(m.as_slice(), &[0.5, 0.5, 0.0, 1.0]);
+        let mut l = Matrix::from_vec(1, 2, vec![0.0f32, 0.0]).unwrap();
+        l.log_softmax_rows();
+        assert!((l.as_slice()[0] + core::f32::consts::LN_2).abs() < 1e-6);
+        let mut empty = Matrix::<f32>::zeros(3, 0).unwrap();
+        empty.softmax_rows();
+        assert_eq!(empty.shape(), (3, 0));
     }
 }
