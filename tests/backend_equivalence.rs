@@ -125,7 +125,7 @@ fn vector_kernels<T: Real>() {
 
 fn dims<T: Real>() -> Vec<usize> {
     let l = T::LANES;
-    vec![0, 1, 2, l - 1, l, l + 1, 4 * l + 3, 67]
+    vec![0, 1, 2, l - 1, l, l + 1, 2 * l, 4 * l, 4 * l + 3, 67]
 }
 
 fn matrix_kernels<T: Real>() {

@@ -384,6 +384,17 @@ fn ab_tile<T: Real, const MR: usize, const NV: usize, const U: usize>(
 /// with two accumulators, walking B's rows without per-row index arithmetic.
 #[inline(always)]
 fn abt_one_row<T: Real>(a: &[T], b: &MatRef<'_, T>, c: &mut [T], add: bool) {
+    // Short rows of whole vectors (attention heads of 16–64 at 16 lanes): keep `a`
+    // in registers and do one load and one FMA per vector of each B row.
+    if a.len() % T::LANES == 0 {
+        match a.len() / T::LANES {
+            1 => return abt_one_row_short::<T, 1>(a, b, c, add),
+            2 => return abt_one_row_short::<T, 2>(a, b, c, add),
+            3 => return abt_one_row_short::<T, 3>(a, b, c, add),
+            4 => return abt_one_row_short::<T, 4>(a, b, c, add),
+            _ => {}
+        }
+    }
     let k = a.len();
     let (ab, at) = T::blocks(a);
     let zero = T::splat(T::ZERO);
@@ -407,6 +418,32 @@ fn abt_one_row<T: Real>(a: &[T], b: &MatRef<'_, T>, c: &mut [T], add: bool) {
         for (&x, &y) in at.iter().zip(bt) {
             v += x * y;
         }
+        *cj = if add { *cj + v } else { v };
+    }
+}
+
+/// [`abt_one_row`] for `a` of exactly `NB` whole vectors.
+#[inline(always)]
+fn abt_one_row_short<T: Real, const NB: usize>(a: &[T], b: &MatRef<'_, T>, c: &mut [T], add: bool) {
+    let Some(ab) = T::blocks(a).0.first_chunk::<NB>() else {
+        return;
+    };
+    let av: [T::V; NB] = core::array::from_fn(|q| T::load(&ab[q]));
+    let zero = T::splat(T::ZERO);
+    let mut rows = b.padded_rows();
+    for cj in c.iter_mut() {
+        let brow = rows.next().unwrap_or(&[]);
+        let v = match T::blocks(brow).0.first_chunk::<NB>() {
+            Some(bb) => {
+                let mut acc = zero;
+                for q in 0..NB {
+                    acc = T::fma(av[q], T::load(&bb[q]), acc);
+                }
+                T::hsum(acc)
+            }
+            // Only an empty view (k = 0 is not a short row) can end early.
+            None => T::ZERO,
+        };
         *cj = if add { *cj + v } else { v };
     }
 }
