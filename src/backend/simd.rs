@@ -386,7 +386,7 @@ fn ab_tile<T: Real, const MR: usize, const NV: usize, const U: usize>(
 fn abt_one_row<T: Real>(a: &[T], b: &MatRef<'_, T>, c: &mut [T], add: bool) {
     // Short rows of whole vectors (attention heads of 16–64 at 16 lanes): keep `a`
     // in registers and do one load and one FMA per vector of each B row.
-    if a.len() % T::LANES == 0 {
+    if a.len().is_multiple_of(T::LANES) {
         match a.len() / T::LANES {
             1 => return abt_one_row_short::<T, 1>(a, b, c, add),
             2 => return abt_one_row_short::<T, 2>(a, b, c, add),
