@@ -63,8 +63,16 @@ impl Setup {
             scratch: vec![0.0; gqa_scratch_len(1, cap, heads, kv_heads)],
         }
     }
+}
 
+/// One decode step of attention over a full cache, on either backend.
+trait DecodeStep {
     /// Bytes of cache read by one step (every held key and value).
+    fn bytes(&self) -> usize;
+    fn step<B: Backend>(&mut self);
+}
+
+impl DecodeStep for Setup {
     fn bytes(&self) -> usize {
         self.cache.bytes()
     }
@@ -113,6 +121,12 @@ impl Firmware {
             scores: [[0.0; 128]; 1],
         }
     }
+}
+
+impl DecodeStep for Firmware {
+    fn bytes(&self) -> usize {
+        KvCache::<f32, 4, 16, 128>::BYTES
+    }
 
     fn step<B: Backend>(&mut self) {
         attend_kv_cache_with::<B, f32, 1, 4, 4, 16, 128, 128>(
@@ -130,22 +144,22 @@ impl Firmware {
     }
 }
 
-fn decode_gpt2(c: &mut Criterion) {
-    let mut s = Setup::new(12, 12, 64, 1024);
-    let mut g = c.benchmark_group("decode_gpt2_12x64_cache1024");
+/// A criterion group timing one decode step, Scalar and Simd.
+fn scalar_vs_simd(c: &mut Criterion, name: &str, s: &mut impl DecodeStep) {
+    let mut g = c.benchmark_group(name);
     g.throughput(Throughput::Bytes(s.bytes() as u64));
     g.bench_function("scalar", |b| b.iter(|| s.step::<Scalar>()));
     g.bench_function("simd", |b| b.iter(|| s.step::<Simd>()));
     g.finish();
 }
 
+fn decode_gpt2(c: &mut Criterion) {
+    let mut s = Setup::new(12, 12, 64, 1024);
+    scalar_vs_simd(c, "decode_gpt2_12x64_cache1024", &mut s);
+}
+
 fn decode_firmware(c: &mut Criterion) {
-    let mut f = Firmware::new();
-    let mut g = c.benchmark_group("decode_firmware_4x16_cache128");
-    g.throughput(Throughput::Bytes(KvCache::<f32, 4, 16, 128>::BYTES as u64));
-    g.bench_function("scalar", |b| b.iter(|| f.step::<Scalar>()));
-    g.bench_function("simd", |b| b.iter(|| f.step::<Simd>()));
-    g.finish();
+    scalar_vs_simd(c, "decode_firmware_4x16_cache128", &mut Firmware::new());
 }
 
 fn decode_kv_heads(c: &mut Criterion) {
@@ -191,55 +205,38 @@ fn time(mut f: impl FnMut()) -> f64 {
     v[3]
 }
 
+/// Times one decode step on both backends and prints a summary row.
+fn summary_row(name: &str, s: &mut impl DecodeStep) {
+    let bytes = s.bytes();
+    let ts = time(|| s.step::<Scalar>());
+    let tv = time(|| s.step::<Simd>());
+    println!(
+        "{:<36} {:>10} {:>10.2} {:>10.2} {:>10.2} {:>7.1}x",
+        name,
+        bytes,
+        ts * 1e6,
+        tv * 1e6,
+        bytes as f64 / tv / 1e9,
+        ts / tv
+    );
+}
+
 fn summary() {
     println!("\nsummary (median of 7 batches; GB/s = cache bytes read per step / time)");
     println!(
         "{:<36} {:>10} {:>10} {:>10} {:>10} {:>8}",
         "case", "bytes", "scalar µs", "simd µs", "simd GB/s", "speedup"
     );
-    let mut s = Setup::new(12, 12, 64, 1024);
-    let bytes = s.bytes();
-    let ts = time(|| s.step::<Scalar>());
-    let tv = time(|| s.step::<Simd>());
-    println!(
-        "{:<36} {:>10} {:>10.2} {:>10.2} {:>10.2} {:>7.1}x",
-        "gpt2 12x64, cache 1024",
-        bytes,
-        ts * 1e6,
-        tv * 1e6,
-        bytes as f64 / tv / 1e9,
-        ts / tv
-    );
-    let mut f = Firmware::new();
-    let bytes = KvCache::<f32, 4, 16, 128>::BYTES;
-    let ts = time(|| f.step::<Scalar>());
-    let tv = time(|| f.step::<Simd>());
-    println!(
-        "{:<36} {:>10} {:>10.2} {:>10.2} {:>10.2} {:>7.1}x",
-        "firmware 4x16, cache 128",
-        bytes,
-        ts * 1e6,
-        tv * 1e6,
-        bytes as f64 / tv / 1e9,
-        ts / tv
-    );
+    summary_row("gpt2 12x64, cache 1024", &mut Setup::new(12, 12, 64, 1024));
+    summary_row("firmware 4x16, cache 128", &mut Firmware::new());
     for (name, kvh) in [
         ("MHA  (12 kv heads)", 12usize),
         ("GQA  (4 kv heads)", 4),
         ("MQA  (1 kv head)", 1),
     ] {
-        let mut s = Setup::new(12, kvh, 64, 1024);
-        let bytes = s.bytes();
-        let ts = time(|| s.step::<Scalar>());
-        let tv = time(|| s.step::<Simd>());
-        println!(
-            "{:<36} {:>10} {:>10.2} {:>10.2} {:>10.2} {:>7.1}x",
-            format!("{name}, 12x64, cache 1024"),
-            bytes,
-            ts * 1e6,
-            tv * 1e6,
-            bytes as f64 / tv / 1e9,
-            ts / tv
+        summary_row(
+            &format!("{name}, 12x64, cache 1024"),
+            &mut Setup::new(12, kvh, 64, 1024),
         );
     }
 }

@@ -4,13 +4,30 @@
 //! calls the same kernels as the const-generic face ([`crate::kernels`]); a
 //! `*_with::<B>` form picks the backend, the plain form uses [`Simd`].
 
-use std::vec;
 use std::vec::Vec;
 
 use crate::backend::{Accumulate, Backend, Simd};
 use crate::error::{Error, Result};
 use crate::mat::{MatMut, MatRef};
 use crate::real::Real;
+
+/// A vector of `len` zeros, or `Err` if it cannot be allocated: runtime faces
+/// size their buffers from caller input, which must not be able to abort.
+pub(crate) fn zeros_vec<T: Real>(what: &'static str, len: usize) -> Result<Vec<T>> {
+    filled_vec(what, len, T::ZERO)
+}
+
+/// A vector of `len` copies of `value`, or `Err` if it cannot be allocated.
+pub(crate) fn filled_vec<T: Clone>(what: &'static str, len: usize, value: T) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len)
+        .map_err(|_| Error::InvalidParameter {
+            what,
+            reason: "too large to allocate",
+        })?;
+    v.resize(len, value);
+    Ok(v)
+}
 
 /// An owned, dense, row-major matrix with runtime dimensions.
 ///
@@ -32,6 +49,9 @@ pub struct Matrix<T> {
 
 impl<T: Real> Matrix<T> {
     /// A `rows × cols` matrix of zeros.
+    ///
+    /// `Err` if `rows × cols` overflows or the allocation cannot be made (the
+    /// size comes from runtime input, so it is never allowed to abort).
     pub fn zeros(rows: usize, cols: usize) -> Result<Self> {
         let n = rows.checked_mul(cols).ok_or(Error::InvalidParameter {
             what: "Matrix::zeros",
@@ -40,7 +60,7 @@ impl<T: Real> Matrix<T> {
         Ok(Self {
             rows,
             cols,
-            data: vec![T::ZERO; n],
+            data: zeros_vec("Matrix::zeros", n)?,
         })
     }
 
@@ -131,7 +151,7 @@ impl<T: Real> Matrix<T> {
     /// `self · x` for a vector `x` of length `cols` (weights `(OUT, IN)`), with
     /// backend `B`.
     pub fn matvec_with<B: Backend>(&self, x: &[T]) -> Result<Vec<T>> {
-        let mut y = vec![T::ZERO; self.rows];
+        let mut y = zeros_vec("Matrix::matvec", self.rows)?;
         B::matvec(self.view(), x, &mut y, Accumulate::Overwrite)?;
         Ok(y)
     }
@@ -194,6 +214,8 @@ mod tests {
         assert!(a.matvec(&[1.0, 1.0]).is_err());
         assert!(Matrix::from_vec(2, 2, vec![0.0f32; 3]).is_err());
         assert!(Matrix::<f32>::zeros(usize::MAX, 2).is_err());
+        // Fits in usize, but not in memory: an error, not an abort.
+        assert!(Matrix::<f64>::zeros(1 << 31, 1 << 31).is_err());
         assert_eq!(a.row(1), Some(&[4.0, 5.0, 6.0][..]));
         assert_eq!(a.row(2), None);
     }

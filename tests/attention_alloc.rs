@@ -1,51 +1,15 @@
 //! The no_std attention paths allocate nothing: a counting global allocator
 //! (per thread) around every const-face and views-face entry point.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+#[path = "common/counting.rs"]
+mod counting;
 
 use constml::attention::*;
 use constml::{MatMut, MatRef, Scalar};
-
-thread_local! {
-    static ALLOCS: Cell<usize> = const { Cell::new(0) };
-}
-
-struct Counting;
-
-// SAFETY: forwards every call unchanged to the system allocator; the only
-// addition is a thread-local counter (const-initialised, so touching it never
-// allocates). Test code only; the library itself forbids `unsafe`.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use counting::allocations_during;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocations_in(f: impl FnOnce()) -> usize {
-    let before = ALLOCS.with(|c| c.get());
-    f();
-    ALLOCS.with(|c| c.get()) - before
-}
+static ALLOC: counting::Counting = counting::Counting;
 
 fn fill<const N: usize>(seed: f32) -> [f32; N] {
     core::array::from_fn(|i| ((i as f32 + seed) * 0.37).sin())
@@ -159,7 +123,7 @@ fn no_std_paths_do_not_allocate() {
     let mut views_out = [0.0f32; 18];
     let mut views_w = [0.0f32; 15];
 
-    let n = allocations_in(|| {
+    let n = allocations_during(|| {
         let o = AttnOptions::new();
         scaled_dot_product_attention(&q, &k, &v, &mut out, &mut w, &o).unwrap();
         scaled_dot_product_attention(
@@ -303,7 +267,7 @@ fn no_std_paths_do_not_allocate() {
 /// The counter works: a `Vec` is seen.
 #[test]
 fn the_counter_counts() {
-    let n = allocations_in(|| {
+    let n = allocations_during(|| {
         let v: Vec<u8> = Vec::with_capacity(16);
         std::hint::black_box(v);
     });

@@ -6,25 +6,16 @@
 //! (projections, RoPE-like rotation, causal/windowed softmax attention, output
 //! projection), independent of the library's kernels.
 
+mod common;
+
+use common::{Lcg, for_each_backend_and_real};
 use constml::attention::*;
-use constml::{Backend, Error, Matrix, Real, Scalar, Simd};
+use constml::{Backend, Error, Matrix, Real, Simd};
 
 const DM: usize = 16;
 const H: usize = 4;
 const KVH: usize = 2;
 const D: usize = 4;
-
-/// Deterministic values in [−0.5, 0.5).
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((self.0 >> 11) as f64 / (1u64 << 53) as f64) - 0.5
-    }
-}
 
 struct Weights<T> {
     wq: [[[T; DM]; D]; H],
@@ -37,7 +28,7 @@ struct Weights<T> {
 
 fn weights<T: Real>() -> Box<Weights<T>> {
     let mut r = Lcg(7);
-    let mut f = || T::from_f64(r.next());
+    let mut f = || T::from_f64(r.unit() - 0.5);
     Box::new(Weights {
         wq: core::array::from_fn(|_| core::array::from_fn(|_| core::array::from_fn(|_| f()))),
         wk: core::array::from_fn(|_| core::array::from_fn(|_| core::array::from_fn(|_| f()))),
@@ -51,7 +42,7 @@ fn weights<T: Real>() -> Box<Weights<T>> {
 fn tokens<T: Real>(n: usize, seed: u64) -> Vec<[T; DM]> {
     let mut r = Lcg(seed);
     (0..n)
-        .map(|_| core::array::from_fn(|_| T::from_f64(2.0 * r.next())))
+        .map(|_| core::array::from_fn(|_| T::from_f64(2.0 * r.unit() - 1.0)))
         .collect()
 }
 
@@ -68,6 +59,18 @@ fn layer<'a, T: Real, B: Backend>(
         w_o: &w.wo,
         b_o: Some(&w.bo),
     })
+}
+
+/// `n` tokens (from `seed`) and the full recomputation of their outputs.
+fn sequence<T: Real>(
+    w: &Weights<T>,
+    n: usize,
+    seed: u64,
+    window: Option<usize>,
+) -> (Vec<[T; DM]>, Vec<[f64; DM]>) {
+    let xs = tokens::<T>(n, seed);
+    let want = naive(w, &xs, window);
+    (xs, want)
 }
 
 fn r64<T: Real>(x: T) -> f64 {
@@ -182,11 +185,10 @@ fn chunk<T: Real, B: Backend, const N: usize, const CAP: usize, const S: usize>(
     Ok(out.to_vec())
 }
 
-fn cached_decoding<T: Real, B: Backend>() {
+fn cached_decoding<B: Backend, T: Real>() {
     let w = weights::<T>();
     let l = layer::<T, B>(&w);
-    let xs = tokens::<T>(70, 11);
-    let full = naive(&w, &xs, None);
+    let (xs, full) = sequence(&w, 70, 11, None);
     let mut cache = Box::new(KvCache::<T, KVH, D, 80>::new());
     for (t, x) in xs.iter().enumerate() {
         let o = chunk::<T, B, 1, 80, 81>(&l, &mut cache, std::slice::from_ref(x)).unwrap();
@@ -232,18 +234,14 @@ fn cached_decoding<T: Real, B: Backend>() {
 
 #[test]
 fn cached_decoding_equals_full_recomputation() {
-    cached_decoding::<f64, Simd>();
-    cached_decoding::<f64, Scalar>();
-    cached_decoding::<f32, Simd>();
-    cached_decoding::<f32, Scalar>();
+    for_each_backend_and_real!(cached_decoding);
 }
 
-fn ring<T: Real, B: Backend>() {
+fn ring<B: Backend, T: Real>() {
     const CAP: usize = 8;
     let w = weights::<T>();
     let l = layer::<T, B>(&w);
-    let xs = tokens::<T>(45, 5);
-    let want = naive(&w, &xs, Some(CAP));
+    let (xs, want) = sequence(&w, 45, 5, Some(CAP));
 
     // Token by token over more than five wraps.
     let mut cache = KvCache::<T, KVH, D, CAP>::new_ring();
@@ -289,10 +287,7 @@ fn ring<T: Real, B: Backend>() {
 
 #[test]
 fn ring_buffer_equals_sliding_window_recomputation() {
-    ring::<f64, Simd>();
-    ring::<f64, Scalar>();
-    ring::<f32, Simd>();
-    ring::<f32, Scalar>();
+    for_each_backend_and_real!(ring);
 }
 
 /// The pieces one by one, in the seam's order (append, then attend) for single
@@ -303,8 +298,7 @@ fn pieces_append_then_attend() {
     const CAP: usize = 6;
     let w = weights::<f64>();
     let l = layer::<f64, Simd>(&w);
-    let xs = tokens::<f64>(20, 3);
-    let want = naive(&w, &xs, Some(CAP));
+    let (xs, want) = sequence(&w, 20, 3, Some(CAP));
     let mut cache = KvCache::<f64, KVH, D, CAP>::new_ring();
     let mut s = DecoderScratch::<f64, 1, H, KVH, D, CAP>::new();
     for (t, x) in xs.iter().enumerate() {
@@ -326,7 +320,8 @@ fn pieces_append_then_attend() {
         l.out_proj(&s.ctx, &mut out).unwrap();
         assert_row(&format!("pieces {t}"), &out[0], &want[t]);
     }
-    // A chunk of 2 appended first overwrites key 14, which query 20 needs.
+    // A chunk of 2 appended first overwrites keys 14 and 15 (slots 2 and 3);
+    // query 20's window is 15..=20.
     let mut s2 = DecoderScratch::<f64, 2, H, KVH, D, CAP>::new();
     cache.append_chunk(&s2.k, &s2.v).unwrap();
     let e = attend_kv_cache(
@@ -368,8 +363,7 @@ fn bounded_cache_full_and_truncate() {
     const CAP: usize = 10;
     let w = weights::<f64>();
     let l = layer::<f64, Simd>(&w);
-    let xs = tokens::<f64>(12, 9);
-    let full = naive(&w, &xs, None);
+    let (xs, full) = sequence(&w, 12, 9, None);
     let mut cache = KvCache::<f64, KVH, D, CAP>::new();
     let outs = chunk::<f64, Simd, 7, CAP, 17>(&l, &mut cache, &xs[..7]).unwrap();
     // 7 + 4 > 10: refused, nothing appended.
@@ -479,7 +473,7 @@ fn beam_reorder() {
 #[test]
 fn runtime_capacity_face_matches_const_face() {
     let w = weights::<f64>();
-    let xs = tokens::<f64>(30, 21);
+    let (xs, want) = sequence(&w, 30, 21, Some(7));
     let mat = |a: &[[[f64; DM]; D]]| {
         Matrix::from_vec(
             a.len() * D,
@@ -490,7 +484,7 @@ fn runtime_capacity_face_matches_const_face() {
         )
         .unwrap()
     };
-    let dynl = CausalSelfAttentionDyn::<f64> {
+    let dynl = CausalSelfAttentionDyn::<f64>::new(MhaWeightsVec {
         heads: H,
         kv_heads: KVH,
         w_q: mat(&w.wq),
@@ -508,9 +502,7 @@ fn runtime_capacity_face_matches_const_face() {
         )
         .unwrap(),
         b_o: Some(w.bo.to_vec()),
-        backend: core::marker::PhantomData,
-    };
-    let want = naive(&w, &xs, Some(7));
+    });
     let mut cache = KvCacheVec::new(KVH, D, 7, CachePolicy::Ring).unwrap();
     let bytes = cache.bytes();
     let mut at = 0;

@@ -4,9 +4,9 @@
 
 mod common;
 
-use common::{RefFile, assert_close, entry, ref_tol, to_vec};
+use common::{RefFile, assert_close, entry, for_each_backend_and_real, ref_tol, to_vec};
 use constml::attention::*;
-use constml::{Backend, MatMut, MatRef, Matrix, Real, Scalar, Simd};
+use constml::{Backend, Error, MatMut, MatRef, Matrix, Real};
 
 static BIN: &[u8] = include_bytes!("reference/attention.bin");
 
@@ -45,6 +45,11 @@ fn arr3<T: Real, const A: usize, const B: usize, const C: usize>(name: &str) -> 
     core::array::from_fn(|a| {
         core::array::from_fn(|b| core::array::from_fn(|c| v[(a * B + b) * C + c]))
     })
+}
+
+/// A reference entry as a runtime-shaped `(r, c)` matrix.
+fn mat<T: Real>(name: &str, r: usize, c: usize) -> Matrix<T> {
+    Matrix::from_vec(r, c, load::<T>(name)).unwrap()
 }
 
 fn bools<const R: usize, const C: usize>(name: &str) -> [[bool; C]; R] {
@@ -141,20 +146,64 @@ fn sdpa_all<B: Backend, T: Real>() {
 
 #[test]
 fn sdpa_matches_pytorch() {
-    sdpa_all::<Simd, f32>();
-    sdpa_all::<Simd, f64>();
-    sdpa_all::<Scalar, f32>();
-    sdpa_all::<Scalar, f64>();
+    for_each_backend_and_real!(sdpa_all);
+}
+
+/// Attention over several runs of keys ignores empty runs, including
+/// [`KvSegment::empty`] (whose views have no columns at all).
+#[test]
+fn empty_key_runs_are_ignored() {
+    let q = arr2::<f64, 3, 8>("sdpa_plain/q");
+    let k = arr2::<f64, 5, 8>("sdpa_plain/k");
+    let v = arr2::<f64, 5, 6>("sdpa_plain/v");
+    let (km, vm) = (MatRef::from_array(&k), MatRef::from_array(&v));
+    let runs = [
+        KvSegment::empty(),
+        KvSegment::new(km.row_range(0, 2).unwrap(), vm.row_range(0, 2).unwrap(), 0),
+        KvSegment::empty(),
+        KvSegment::new(km.row_range(2, 3).unwrap(), vm.row_range(2, 3).unwrap(), 2),
+    ];
+    let mut out = [[f64::NAN; 6]; 3];
+    let mut w = [f64::NAN; 15];
+    attend_with::<constml::Scalar, f64>(
+        MatRef::from_array(&q),
+        &runs,
+        MatMut::from_array(&mut out),
+        &mut w,
+        0,
+        &AttnOptions::new(),
+    )
+    .unwrap();
+    check(
+        "runs with empties",
+        out.as_flattened(),
+        &want::<f64>("sdpa_plain", "out"),
+    );
+    check(
+        "runs with empties: weights",
+        &w,
+        &want::<f64>("sdpa_plain", "w"),
+    );
+    // Only empty runs: zeros, as with no keys at all.
+    attend_with::<constml::Simd, f64>(
+        MatRef::from_array(&q),
+        &[KvSegment::empty()],
+        MatMut::from_array(&mut out),
+        &mut w,
+        0,
+        &AttnOptions::new(),
+    )
+    .unwrap();
+    assert!(out.as_flattened().iter().all(|&x| x == 0.0));
 }
 
 fn sdpa_runtime_faces<T: Real>() {
-    let m = |name: &str, r, c| Matrix::from_vec(r, c, load::<T>(name)).unwrap();
     let (q, k, v) = (
-        m("sdpa_bias/q", 3, 8),
-        m("sdpa_bias/k", 5, 8),
-        m("sdpa_bias/v", 5, 6),
+        mat::<T>("sdpa_bias/q", 3, 8),
+        mat::<T>("sdpa_bias/k", 5, 8),
+        mat::<T>("sdpa_bias/v", 5, 6),
     );
-    let bias = m("sdpa_bias/bias", 3, 5);
+    let bias = mat::<T>("sdpa_bias/bias", 3, 5);
     let (out, w) = sdpa_matrix(&q, &k, &v, &AttnOptions::new().bias(bias.view())).unwrap();
     check(
         "sdpa_matrix out",
@@ -185,7 +234,7 @@ fn sdpa_runtime_faces<T: Real>() {
     // Mismatched runtime shapes are errors, not panics.
     assert!(sdpa_matrix(&q, &v, &v, &AttnOptions::new()).is_err());
     assert!(sdpa_matrix(&q, &k, &q, &AttnOptions::new()).is_err());
-    let wrong = m("sdpa_plain/q", 3, 8);
+    let wrong = mat::<T>("sdpa_plain/q", 3, 8);
     assert!(sdpa_matrix(&q, &k, &v, &AttnOptions::new().bias(wrong.view())).is_err());
     let mut small = vec![T::ZERO; 14];
     assert!(matches!(
@@ -197,7 +246,7 @@ fn sdpa_runtime_faces<T: Real>() {
             &mut small,
             &o
         ),
-        Err(constml::Error::BufferTooSmall { .. })
+        Err(Error::BufferTooSmall { .. })
     ));
     assert!(sdpa_matrix(&q, &k, &v, &AttnOptions::new().window(0)).is_err());
 }
@@ -210,84 +259,61 @@ fn sdpa_runtime_faces_match_pytorch() {
 
 // ------------------------------------------------------------------ GQA / MQA
 
-fn gqa_all<B: Backend, T: Real>() {
-    let (q, k, v) = (
-        arr3::<T, 3, 6, 4>("gqa/q"),
-        arr3::<T, 5, 2, 4>("gqa/k"),
-        arr3::<T, 5, 2, 3>("gqa/v"),
-    );
-    let mut out = [[[T::NAN; 3]; 6]; 3];
-    let mut s = [[T::ZERO; 5]; 3];
-    grouped_query_attention_with::<B, T, 3, 5, 6, 2, 4, 3>(
+/// Grouped-query attention (const face) on the reference case `case`:
+/// q `(NQ, H, DK)`, k `(NK, KVH, DK)`, v `(NK, KVH, DV)` against `case/out`.
+fn gqa_case<
+    B: Backend,
+    T: Real,
+    const NQ: usize,
+    const NK: usize,
+    const H: usize,
+    const KVH: usize,
+    const DK: usize,
+    const DV: usize,
+>(
+    case: &str,
+    opts: &AttnOptions<'_, T>,
+) {
+    let q = arr3::<T, NQ, H, DK>(&format!("{case}/q"));
+    let k = arr3::<T, NK, KVH, DK>(&format!("{case}/k"));
+    let v = arr3::<T, NK, KVH, DV>(&format!("{case}/v"));
+    let mut out = [[[T::NAN; DV]; H]; NQ];
+    let mut s = [[T::ZERO; NK]; NQ];
+    grouped_query_attention_with::<B, T, NQ, NK, H, KVH, DK, DV>(
         &q,
         &k,
         &v,
         &mut out,
         &mut s,
         WeightsOut::None,
-        &AttnOptions::new(),
+        opts,
     )
     .unwrap();
     check(
-        &format!("gqa {}", B::NAME),
+        &format!("{case} {} {}", B::NAME, tag::<T>()),
         out.as_flattened().as_flattened(),
-        &want::<T>("gqa", "out"),
+        &want::<T>(case, "out"),
     );
+}
 
-    let (q, k, v) = (
-        arr3::<T, 4, 4, 4>("mqa/q"),
-        arr3::<T, 6, 1, 4>("mqa/k"),
-        arr3::<T, 6, 1, 4>("mqa/v"),
-    );
-    let mut out = [[[T::NAN; 4]; 4]; 4];
-    let mut s = [[T::ZERO; 6]; 4];
-    grouped_query_attention_with::<B, T, 4, 6, 4, 1, 4, 4>(
-        &q,
-        &k,
-        &v,
-        &mut out,
-        &mut s,
-        WeightsOut::None,
-        &AttnOptions::new().causal(),
-    )
-    .unwrap();
-    check(
-        &format!("mqa {}", B::NAME),
-        out.as_flattened().as_flattened(),
-        &want::<T>("mqa", "out"),
-    );
+fn gqa_all<B: Backend, T: Real>() {
+    gqa_case::<B, T, 3, 5, 6, 2, 4, 3>("gqa", &AttnOptions::new());
+    gqa_case::<B, T, 4, 6, 4, 1, 4, 4>("mqa", &AttnOptions::new().causal());
 
     // Runtime face.
-    let m = |name: &str, r, c| Matrix::from_vec(r, c, load::<T>(name)).unwrap();
-    let out = gqa_matrix_with::<B, T>(
-        &m("gqa/q", 3, 24),
-        &m("gqa/k", 5, 8),
-        &m("gqa/v", 5, 6),
-        6,
-        2,
-        &AttnOptions::new(),
-    )
-    .unwrap();
-    check("gqa_matrix", out.as_slice(), &want::<T>("gqa", "out"));
-    assert!(
-        gqa_matrix(
-            &m("gqa/q", 3, 24),
-            &m("gqa/k", 5, 8),
-            &m("gqa/v", 5, 6),
-            6,
-            4,
-            &AttnOptions::new()
-        )
-        .is_err()
+    let (q, k, v) = (
+        mat::<T>("gqa/q", 3, 24),
+        mat::<T>("gqa/k", 5, 8),
+        mat::<T>("gqa/v", 5, 6),
     );
+    let out = gqa_matrix_with::<B, T>(&q, &k, &v, 6, 2, &AttnOptions::new()).unwrap();
+    check("gqa_matrix", out.as_slice(), &want::<T>("gqa", "out"));
+    assert!(gqa_matrix(&q, &k, &v, 6, 4, &AttnOptions::new()).is_err());
 }
 
 #[test]
 fn gqa_and_mqa_match_pytorch_enable_gqa() {
-    gqa_all::<Simd, f32>();
-    gqa_all::<Simd, f64>();
-    gqa_all::<Scalar, f32>();
-    gqa_all::<Scalar, f64>();
+    for_each_backend_and_real!(gqa_all);
 }
 
 // ------------------------------------------------------------------ general MHA
@@ -340,10 +366,7 @@ fn mha_general<B: Backend, T: Real>() {
 
 #[test]
 fn general_mha_matches_pytorch() {
-    mha_general::<Simd, f32>();
-    mha_general::<Simd, f64>();
-    mha_general::<Scalar, f32>();
-    mha_general::<Scalar, f64>();
+    for_each_backend_and_real!(mha_general);
 }
 
 // ------------------------------------------------------------------ nn.MultiheadAttention
@@ -365,24 +388,28 @@ fn nn_mha<B: Backend, T: Real>() {
     let kpm = bools1::<5>("nnmha/key_padding_mask");
     let am = bools::<3, 5>("nnmha/attn_mask");
     let mut scratch = MhaScratch::new();
-
     let mut out = [[T::NAN; 8]; 3];
+    let mut run = |weights: WeightsOut<'_, T>, opts: &AttnOptions<'_, T>| {
+        layer
+            .forward(
+                &query,
+                &key,
+                &value,
+                Some(&kpm),
+                &mut out,
+                &mut scratch,
+                weights,
+                opts,
+            )
+            .unwrap();
+        out
+    };
+
     let mut wavg = vec![T::NAN; 3 * 5];
-    layer
-        .forward(
-            &query,
-            &key,
-            &value,
-            Some(&kpm),
-            &mut out,
-            &mut scratch,
-            WeightsOut::Averaged(&mut wavg),
-            &AttnOptions::new(),
-        )
-        .unwrap();
+    let o = run(WeightsOut::Averaged(&mut wavg), &AttnOptions::new());
     check(
         &format!("nn.MHA {}", B::NAME),
-        out.as_flattened(),
+        o.as_flattened(),
         &want::<T>("nnmha", "out"),
     );
     check(
@@ -392,18 +419,7 @@ fn nn_mha<B: Backend, T: Real>() {
     );
 
     let mut whead = vec![T::NAN; 2 * 3 * 5];
-    layer
-        .forward(
-            &query,
-            &key,
-            &value,
-            Some(&kpm),
-            &mut out,
-            &mut scratch,
-            WeightsOut::PerHead(&mut whead),
-            &AttnOptions::new(),
-        )
-        .unwrap();
+    run(WeightsOut::PerHead(&mut whead), &AttnOptions::new());
     check(
         "nn.MHA per-head weights",
         &whead,
@@ -411,63 +427,54 @@ fn nn_mha<B: Backend, T: Real>() {
     );
 
     // Boolean attn_mask: nn.MultiheadAttention's polarity is "true = not allowed".
-    layer
-        .forward(
-            &query,
-            &key,
-            &value,
-            Some(&kpm),
-            &mut out,
-            &mut scratch,
-            WeightsOut::None,
-            &AttnOptions::new().block(MatRef::from_array(&am)),
-        )
-        .unwrap();
+    let o = run(
+        WeightsOut::None,
+        &AttnOptions::new().block(MatRef::from_array(&am)),
+    );
     check(
         "nn.MHA attn_mask",
-        out.as_flattened(),
+        o.as_flattened(),
         &want::<T>("nnmha", "out_am"),
     );
 
     // std face from the packed weights.
-    let m = |name: &str, r, c| Matrix::from_vec(r, c, load::<T>(name)).unwrap();
+    let (in_w, out_w) = (
+        mat::<T>("nnmha/in_proj_weight", 24, 8),
+        mat::<T>("nnmha/out_proj_weight", 8, 8),
+    );
     let dynl = MultiHeadAttentionDyn::<T, B>::from_packed(
         2,
-        m("nnmha/in_proj_weight", 24, 8),
+        in_w.clone(),
         Some(load("nnmha/in_proj_bias")),
-        m("nnmha/out_proj_weight", 8, 8),
+        out_w.clone(),
         Some(load("nnmha/out_proj_bias")),
     )
     .unwrap();
+    let (query, key, value) = (
+        mat::<T>("nnmha/query", 3, 8),
+        mat::<T>("nnmha/key", 5, 8),
+        mat::<T>("nnmha/value", 5, 8),
+    );
+    let padded = AttnOptions::new().key_block(&kpm);
     let (o, w) = dynl
-        .forward_with_weights(
-            &m("nnmha/query", 3, 8),
-            &m("nnmha/key", 5, 8),
-            &m("nnmha/value", 5, 8),
-            true,
-            &AttnOptions::new().key_block(&kpm),
-        )
+        .forward_with_weights(&query, &key, &value, true, &padded)
         .unwrap();
     check("nn.MHA dyn", o.as_slice(), &want::<T>("nnmha", "out"));
     check("nn.MHA dyn weights", &w, &want::<T>("nnmha", "wavg"));
-    assert!(
-        MultiHeadAttentionDyn::<T, B>::from_packed(
-            3,
-            m("nnmha/in_proj_weight", 24, 8),
-            None,
-            m("nnmha/out_proj_weight", 8, 8),
-            None
-        )
-        .is_err()
+    let (_, w) = dynl
+        .forward_with_weights(&query, &key, &value, false, &padded)
+        .unwrap();
+    check(
+        "nn.MHA dyn per-head weights",
+        &w,
+        &want::<T>("nnmha", "whead"),
     );
+    assert!(MultiHeadAttentionDyn::<T, B>::from_packed(3, in_w, None, out_w, None).is_err());
 }
 
 #[test]
 fn nn_multihead_attention_matches_pytorch() {
-    nn_mha::<Simd, f32>();
-    nn_mha::<Simd, f64>();
-    nn_mha::<Scalar, f32>();
-    nn_mha::<Scalar, f64>();
+    for_each_backend_and_real!(nn_mha);
 }
 
 // ------------------------------------------------------------------ MPT
@@ -564,9 +571,9 @@ fn mpt<B: Backend, T: Real>() {
     // std face.
     let mpt_dyn = MptAttentionDyn::<T, B> {
         heads: 4,
-        w_qkv: Matrix::from_vec(12, 8, load("mpt/w_qkv")).unwrap(),
+        w_qkv: mat("mpt/w_qkv", 12, 8),
         b_qkv: Some(load("mpt/b_qkv")),
-        w_out: Matrix::from_vec(8, 8, load("mpt/w_out")).unwrap(),
+        w_out: mat("mpt/w_out", 8, 8),
         b_out: Some(load("mpt/b_out")),
         qk_ln: Some(MptQkNormVecs {
             q_weight: qw.to_vec(),
@@ -580,7 +587,7 @@ fn mpt<B: Backend, T: Real>() {
         },
         backend: core::marker::PhantomData,
     };
-    let xm = Matrix::from_vec(5, 8, load("mpt/x")).unwrap();
+    let xm = mat::<T>("mpt/x", 5, 8);
     let o = mpt_dyn.forward(&xm, None, &base.key_allow(&pad)).unwrap();
     check("MPT dyn", o.as_slice(), &want::<T>("mpt", "out"));
     let mut cache = KvCacheVec::new(1, 2, 4, CachePolicy::Ring).unwrap();
@@ -592,10 +599,25 @@ fn mpt<B: Backend, T: Real>() {
 
 #[test]
 fn mpt_layer_matches_pytorch_mpt_computation() {
-    mpt::<Simd, f32>();
-    mpt::<Simd, f64>();
-    mpt::<Scalar, f32>();
-    mpt::<Scalar, f64>();
+    for_each_backend_and_real!(mpt);
+}
+
+/// The reference MPT weights without biases or q/k LayerNorm.
+fn plain_mpt<'a>(
+    w_qkv: &'a [[f32; 8]; 12],
+    w_out: &'a [[f32; 8]; 8],
+    config: MptConfig<f32>,
+) -> MptAttention<'a, f32, 8, 4, 2, 12> {
+    MptAttention::new(
+        MptWeights {
+            w_qkv,
+            b_qkv: None,
+            w_out,
+            b_out: None,
+            qk_ln: None,
+        },
+        config,
+    )
 }
 
 /// Documented deviation: MPT gives a fully masked row a uniform average (it
@@ -605,16 +627,7 @@ fn mpt_fully_masked_row_is_zero() {
     let w_qkv = arr2::<f32, 12, 8>("mpt/w_qkv");
     let w_out = arr2::<f32, 8, 8>("mpt/w_out");
     let x = arr2::<f32, 5, 8>("mpt/x");
-    let layer = MptAttention::<f32, 8, 4, 2, 12>::new(
-        MptWeights {
-            w_qkv: &w_qkv,
-            b_qkv: None,
-            w_out: &w_out,
-            b_out: None,
-            qk_ln: None,
-        },
-        MptConfig::default(),
-    );
+    let layer = plain_mpt(&w_qkv, &w_out, MptConfig::default());
     // Causal + key 0 padded: query 0 sees nothing.
     let pad = [false, true, true, true, true];
     let mut scratch = DecoderScratch::<f32, 5, 4, 1, 2, 5>::new();
@@ -632,34 +645,45 @@ fn mpt_fully_masked_row_is_zero() {
     assert!(out[1].iter().all(|v| v.is_finite() && *v != 0.0));
 }
 
+/// `clip_qkv` clamps to `[−c, c]`: a negative or NaN `c` is an error (it used
+/// to run and clamp every element to `±c` in a meaningless order).
+#[test]
+fn mpt_rejects_a_negative_or_nan_clip() {
+    let w_qkv = arr2::<f32, 12, 8>("mpt/w_qkv");
+    let w_out = arr2::<f32, 8, 8>("mpt/w_out");
+    let x = arr2::<f32, 5, 8>("mpt/x");
+    for clip in [-0.5f32, f32::NAN] {
+        let config = MptConfig {
+            clip_qkv: Some(clip),
+            softmax_scale: None,
+        };
+        let layer = plain_mpt(&w_qkv, &w_out, config);
+        let mut scratch = DecoderScratch::<f32, 5, 4, 1, 2, 5>::new();
+        let mut out = [[0.0f32; 8]; 5];
+        let r = layer.forward(
+            &x,
+            &mut scratch,
+            &mut out,
+            WeightsOut::None,
+            &AttnOptions::new(),
+        );
+        assert!(
+            matches!(r, Err(Error::InvalidParameter { .. })),
+            "clip {clip}: {r:?}"
+        );
+    }
+}
+
 // ------------------------------------------------------------------ score hooks
 
 fn hooks<B: Backend, T: Real>() {
     // Additive bias hook f(head, qpos, kpos) vs an explicit (H, NQ, NK) bias tensor.
-    let (q, k, v) = (
-        arr3::<T, 3, 2, 4>("hook_bias/q"),
-        arr3::<T, 5, 2, 4>("hook_bias/k"),
-        arr3::<T, 5, 2, 4>("hook_bias/v"),
-    );
     let f = |h: usize, i: usize, j: usize| {
         T::from_f64((0.3 * h as f64 + 0.7 * i as f64 - 0.2 * j as f64).sin())
     };
-    let mut out = [[[T::NAN; 4]; 2]; 3];
-    let mut s = [[T::ZERO; 5]; 3];
-    grouped_query_attention_with::<B, T, 3, 5, 2, 2, 4, 4>(
-        &q,
-        &k,
-        &v,
-        &mut out,
-        &mut s,
-        WeightsOut::None,
+    gqa_case::<B, T, 3, 5, 2, 2, 4, 4>(
+        "hook_bias",
         &AttnOptions::new().query_start(2).score_bias(&f),
-    )
-    .unwrap();
-    check(
-        &format!("score hook {}", B::NAME),
-        out.as_flattened().as_flattened(),
-        &want::<T>("hook_bias", "out"),
     );
 
     // The same bias as a per-head matrix.
@@ -667,21 +691,7 @@ fn hooks<B: Backend, T: Real>() {
         .flat_map(|h| (0..3).flat_map(move |i| (0..5).map(move |j| f(h, 2 + i, j))))
         .collect();
     let bm = MatRef::new(&bias, 6, 5).unwrap();
-    grouped_query_attention_with::<B, T, 3, 5, 2, 2, 4, 4>(
-        &q,
-        &k,
-        &v,
-        &mut out,
-        &mut s,
-        WeightsOut::None,
-        &AttnOptions::new().bias_per_head(bm),
-    )
-    .unwrap();
-    check(
-        "per-head bias",
-        out.as_flattened().as_flattened(),
-        &want::<T>("hook_bias", "out"),
-    );
+    gqa_case::<B, T, 3, 5, 2, 2, 4, 4>("hook_bias", &AttnOptions::new().bias_per_head(bm));
 
     // Shaw relative key/value terms vs the explicit einsum computation.
     let q = arr2::<T, 3, 4>("shaw/q");
@@ -711,10 +721,7 @@ fn hooks<B: Backend, T: Real>() {
 
 #[test]
 fn score_hooks_match_explicit_bias() {
-    hooks::<Simd, f32>();
-    hooks::<Simd, f64>();
-    hooks::<Scalar, f32>();
-    hooks::<Scalar, f64>();
+    for_each_backend_and_real!(hooks);
 }
 
 #[test]
@@ -753,7 +760,7 @@ fn hooks_reject_negative_query_positions_and_bad_terms() {
             &mut w,
             &AttnOptions::new().query_start(0).relative(&shaw)
         ),
-        Err(constml::Error::LengthMismatch { .. })
+        Err(Error::LengthMismatch { .. })
     ));
     assert!(ShawRelative::new(1, Some(MatRef::from_array(&ak)), None).is_ok());
     assert!(ShawRelative::new(2, Some(MatRef::from_array(&ak)), None).is_err());
@@ -776,4 +783,35 @@ fn nan_propagates_without_panic() {
 fn reference_file_records_versions() {
     let meta = entry(&file(), "meta").text();
     assert!(meta.contains("torch 2."), "{meta}");
+}
+
+// ------------------------------------------------------------------ bad input
+
+/// Absurd sizes in the runtime faces are an `Err`: the scratch size saturates
+/// to `usize::MAX`, which used to reach `vec![0; usize::MAX]` (a panic).
+#[test]
+fn runtime_face_oversized_scratch_is_an_error() {
+    let q = Matrix::<f32>::zeros(1, 0).unwrap();
+    let k = Matrix::<f32>::zeros(2, 0).unwrap();
+    let r = gqa_matrix(&q, &k, &k, usize::MAX, 1, &AttnOptions::new());
+    assert!(matches!(r, Err(Error::InvalidParameter { .. })), "{r:?}");
+
+    // Per-head weights of 2^62 (empty) heads.
+    let heads = 1usize << 62;
+    let z = |r, c| Matrix::<f32>::zeros(r, c).unwrap();
+    let mha = MultiHeadAttentionDyn::<f32>::new(MhaWeightsVec {
+        heads,
+        kv_heads: heads,
+        w_q: z(0, 4),
+        b_q: None,
+        w_k: z(0, 4),
+        b_k: None,
+        w_v: z(0, 4),
+        b_v: None,
+        w_o: z(4, 0),
+        b_o: None,
+    });
+    let x = z(1, 4);
+    let r = mha.forward_with_weights(&x, &x, &x, false, &AttnOptions::new());
+    assert!(matches!(r, Err(Error::InvalidParameter { .. })), "{r:?}");
 }

@@ -1,54 +1,24 @@
 //! The no_std decoding paths allocate nothing: a counting global allocator
 //! records every allocation made by this thread while they run.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+#[path = "common/counting.rs"]
+mod counting;
 
-use constml::Result;
 use constml::decode::{
     BeamConfig, BeamModel, BeamScratch, EarlyStopping, Hypotheses, Sampler, SamplerScratch,
-    SelectScratch, beam_search, greedy, min_p, min_p_probs, repro_exp, sample_probs, temperature,
-    top_k, top_p, top_p_probs,
+    SelectScratch, beam_search, beam_search_with, greedy, greedy_with, min_p, min_p_probs,
+    repro_exp, sample_probs, temperature, top_k, top_p, top_p_probs,
 };
+use constml::{Result, Scalar};
+use counting::allocations_during;
 use rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro128PlusPlus;
 
-thread_local! {
-    // Const-initialised: reading it never allocates.
-    static ALLOCS: Cell<usize> = const { Cell::new(0) };
-}
-
-struct Counting;
-
-// SAFETY: every call is forwarded unchanged to the system allocator; the only
-// addition is a thread-local counter increment, which does not allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocations_during(f: impl FnOnce()) -> usize {
-    let before = ALLOCS.with(|c| c.get());
-    f();
-    ALLOCS.with(|c| c.get()) - before
-}
+static ALLOC: counting::Counting = counting::Counting;
 
 const V: usize = 64;
+const BIG: usize = 4096;
 
 /// A stateful bigram-plus-skip model with fixed-size state: no heap anywhere.
 struct Fixed {
@@ -98,6 +68,14 @@ fn decoding_allocates_nothing() {
         .with_num_return(3)
         .with_early_stopping(EarlyStopping::Never)
         .with_length_penalty(1.5);
+    // A large vocabulary takes the other code paths: top-k's sampled pre-filter,
+    // top-p's sparse gathering after top-k.
+    let big: Box<[f32; BIG]> =
+        Box::new(core::array::from_fn(|i| ((i * 7919) % 4099) as f32 * 0.002));
+    let mut big_x = big.clone();
+    let mut big_sel = Box::new(SelectScratch::<f32, BIG>::new());
+    let mut big_smp = Box::new(SamplerScratch::<f32, BIG>::new());
+    let big_sampler = Sampler::new().with_top_k(50).with_top_p(0.9);
     let mut sink = 0usize;
 
     let n = allocations_during(|| {
@@ -117,6 +95,19 @@ fn decoding_allocates_nothing() {
             sampler.process(&mut y, &mut smp_scratch).unwrap();
             sink += repro_exp(-1.5f32) as usize;
             sink += beam_search(&mut model, &[1, 2], &cfg, &mut beam_scratch, &mut hyps).unwrap();
+            sink += greedy_with::<Scalar, _, V>(&logits).unwrap();
+            sink += beam_search_with::<Scalar, _, _, V, 3, 6>(
+                &mut model,
+                &[1, 2],
+                &cfg,
+                &mut beam_scratch,
+                &mut hyps,
+            )
+            .unwrap();
+            sink += big_sampler.sample(&big, &mut big_smp, &mut rng).unwrap();
+            *big_x = *big;
+            top_k(&mut big_x, 40, &mut big_sel).unwrap();
+            top_p(&mut big_x, 0.5, &mut big_sel).unwrap();
             // Error paths allocate nothing either.
             let mut bad = logits;
             bad[3] = f32::NAN;

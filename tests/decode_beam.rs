@@ -13,6 +13,14 @@ use constml::decode::{
 use constml::decode::{BeamScratchDyn, HypothesesDyn, beam_search_dyn, beam_search_dyn_with};
 use constml::{Error, Real, Result, Scalar};
 
+/// Asserts that `$e` is an `Err` matching the `Error` pattern `$pat`.
+macro_rules! assert_err {
+    ($e:expr, $pat:pat) => {{
+        let r = $e;
+        assert!(matches!(r, Err($pat)), "{}: got {r:?}", stringify!($e));
+    }};
+}
+
 static BIN: &[u8] = include_bytes!("reference/decode.bin");
 const V: usize = 16;
 /// MAX_NEW of the table sets 0 and 1 (sets 2 and 3 use 12).
@@ -317,35 +325,32 @@ fn bad_parameters_are_errors() {
     let mut m = small();
     let eos = [3usize];
     let cfg = BeamConfig::<f32>::new(&eos);
-    assert!(matches!(
+    assert_err!(
         search(&mut m, &[1], &cfg.with_num_return(3)),
-        Err(Error::InvalidParameter { .. })
-    ));
-    assert!(matches!(
+        Error::InvalidParameter { .. }
+    );
+    assert_err!(
         search(&mut m, &[1], &cfg.with_num_return(0)),
-        Err(Error::InvalidParameter { .. })
-    ));
-    assert!(matches!(
+        Error::InvalidParameter { .. }
+    );
+    assert_err!(
         search(&mut m, &[1], &cfg.with_length_penalty(f32::NAN)),
-        Err(Error::InvalidParameter { .. })
-    ));
-    assert!(matches!(
-        search(&mut m, &[], &cfg),
-        Err(Error::Empty { .. })
-    ));
-    assert!(matches!(
+        Error::InvalidParameter { .. }
+    );
+    assert_err!(search(&mut m, &[], &cfg), Error::Empty { .. });
+    assert_err!(
         search(&mut m, &[1, 16], &cfg),
-        Err(Error::OutOfRange {
+        Error::OutOfRange {
             index: 16,
             len: 16,
             ..
-        })
-    ));
+        }
+    );
     let bad_eos = [99usize];
-    assert!(matches!(
+    assert_err!(
         search(&mut m, &[1], &BeamConfig::new(&bad_eos)),
-        Err(Error::OutOfRange { index: 99, .. })
-    ));
+        Error::OutOfRange { index: 99, .. }
+    );
 }
 
 #[cfg(feature = "std")]
@@ -356,17 +361,17 @@ fn dyn_face_rejects_bad_shapes() {
     for (v, beams, max_new) in [(0, 2, 4), (16, 0, 4), (16, 2, 0)] {
         let mut s = BeamScratchDyn::<f32>::new(v, beams, max_new).unwrap();
         let mut o = HypothesesDyn::<f32>::new(beams, max_new).unwrap();
-        assert!(matches!(
+        assert_err!(
             beam_search_dyn(&mut m, &[1], &cfg, &mut s, &mut o),
-            Err(Error::Empty { .. })
-        ));
+            Error::Empty { .. }
+        );
     }
     let mut s = BeamScratchDyn::<f32>::new(16, 2, 4).unwrap();
     let mut o = HypothesesDyn::<f32>::new(3, 4).unwrap();
-    assert!(matches!(
+    assert_err!(
         beam_search_dyn_with::<Scalar, _, _>(&mut m, &[1], &cfg, &mut s, &mut o),
-        Err(Error::ShapeMismatch { .. })
-    ));
+        Error::ShapeMismatch { .. }
+    );
     assert!(BeamScratchDyn::<f32>::new(usize::MAX, 2, 4).is_err());
 }
 
@@ -448,10 +453,7 @@ fn nan_logits_are_errors() {
     let cfg = BeamConfig::<f32>::new(&[]);
     for at in [1, 2, 4] {
         let mut m = failing(None, None, Some(at));
-        assert!(matches!(
-            search(&mut m, &[1, 5], &cfg),
-            Err(Error::NaN { .. })
-        ));
+        assert_err!(search(&mut m, &[1, 5], &cfg), Error::NaN { .. });
     }
 }
 
@@ -546,4 +548,131 @@ fn one_beam_is_greedy_with_length_limit() {
     }
     let s = out.score(0).unwrap();
     assert!((s - total / 5.0).abs() < 1e-5, "{s} vs {}", total / 5.0);
+}
+
+/// A model of random logits (including −∞, huge and, optionally, +∞ values) whose
+/// processor forbids a random token now and then.
+#[cfg(feature = "std")]
+struct Random {
+    state: u32,
+    v: usize,
+    allow_pinf: bool,
+}
+
+#[cfg(feature = "std")]
+impl Random {
+    fn next(&mut self) -> usize {
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 17;
+        self.state ^= self.state << 5;
+        self.state as usize
+    }
+}
+
+#[cfg(feature = "std")]
+impl BeamModel<f32> for Random {
+    fn step(&mut self, _beam: usize, _token: usize, _pos: usize, logits: &mut [f32]) -> Result<()> {
+        const VALS: [f32; 10] = [
+            f32::NEG_INFINITY,
+            -1e30,
+            -50.0,
+            -1.0,
+            0.0,
+            0.5,
+            3.0,
+            1e30,
+            f32::MAX,
+            f32::INFINITY,
+        ];
+        assert_eq!(logits.len(), self.v);
+        let n = if self.allow_pinf {
+            VALS.len()
+        } else {
+            VALS.len() - 1
+        };
+        for l in logits.iter_mut() {
+            *l = VALS[self.next() % n];
+        }
+        Ok(())
+    }
+    fn reorder(&mut self, parents: &[usize]) -> Result<()> {
+        assert!(parents.iter().all(|&p| p < parents.len()));
+        Ok(())
+    }
+    fn process(&mut self, _beam: usize, _generated: &[usize], log_probs: &mut [f32]) -> Result<()> {
+        if self.next().is_multiple_of(4) {
+            let i = self.next() % log_probs.len();
+            log_probs[i] = f32::NEG_INFINITY;
+        }
+        Ok(())
+    }
+}
+
+/// Random shapes, configurations and models: an error of the documented kinds or
+/// well-formed hypotheses (tokens `< V`, EOS only at the end, at most `max_new`
+/// tokens, sorted scores) — never a panic.
+#[cfg(feature = "std")]
+#[test]
+fn random_models_never_panic_or_escape_the_vocabulary() {
+    let mut g = Random {
+        state: 12345,
+        v: 0,
+        allow_pinf: false,
+    };
+    let (mut ok, mut err) = (0, 0);
+    for it in 0..5000u32 {
+        let v = 1 + g.next() % 6;
+        let beams = 1 + g.next() % 4;
+        let max_new = 1 + g.next() % 5;
+        let eos: Vec<usize> = (0..g.next() % 4).map(|_| g.next() % v).collect();
+        let prompt: Vec<usize> = (0..1 + g.next() % 3).map(|_| g.next() % v).collect();
+        let cfg = BeamConfig::new(&eos)
+            .with_length_penalty([-2.0f32, 0.0, 1.0, 2.0][g.next() % 4])
+            .with_early_stopping(
+                [
+                    EarlyStopping::Eager,
+                    EarlyStopping::Heuristic,
+                    EarlyStopping::Never,
+                ][g.next() % 3],
+            )
+            .with_num_return(1 + g.next() % beams);
+        let mut m = Random {
+            state: it * 2 + 1,
+            v,
+            allow_pinf: it % 3 == 0,
+        };
+        let mut s = BeamScratchDyn::<f32>::new(v, beams, max_new).unwrap();
+        let mut o = HypothesesDyn::<f32>::new(beams, max_new).unwrap();
+        match beam_search_dyn(&mut m, &prompt, &cfg, &mut s, &mut o) {
+            Ok(n) => {
+                ok += 1;
+                assert!(n == o.len() && n <= cfg.num_return, "case {it}");
+                let mut prev = f32::INFINITY;
+                for (toks, score) in o.iter() {
+                    assert!(
+                        !toks.is_empty() && toks.len() <= max_new,
+                        "case {it}: {toks:?}"
+                    );
+                    assert!(toks.iter().all(|&t| t < v), "case {it}: {toks:?}");
+                    assert!(
+                        toks[..toks.len() - 1].iter().all(|t| !eos.contains(t)),
+                        "case {it}: {toks:?}"
+                    );
+                    assert!(score <= prev, "case {it}: scores not sorted");
+                    prev = score;
+                }
+            }
+            Err(e) => {
+                err += 1;
+                assert!(
+                    matches!(e, Error::NaN { .. } | Error::NoCandidates),
+                    "case {it}: {e:?}"
+                );
+            }
+        }
+    }
+    assert!(
+        ok > 1000 && err > 100,
+        "{ok} searches succeeded, {err} failed"
+    );
 }

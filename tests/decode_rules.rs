@@ -21,6 +21,14 @@ use rand_xoshiro::Xoshiro128PlusPlus;
 
 const NEG: f32 = f32::NEG_INFINITY;
 
+/// Asserts that `$e` is an `Err` matching the `Error` pattern `$pat`.
+macro_rules! assert_err {
+    ($e:expr, $pat:pat) => {{
+        let r = $e;
+        assert!(matches!(r, Err($pat)), "{}: got {r:?}", stringify!($e));
+    }};
+}
+
 /// An Rng that returns scripted `next_u32` values (and counts calls).
 struct Scripted {
     words: Vec<u32>,
@@ -166,21 +174,26 @@ fn rule_order(keys: &[f32]) -> Vec<usize> {
     ids
 }
 
+/// The top-k rule computed by sorting (the oracle): the ids of the `k` best, in
+/// id order.
+fn top_k_oracle(x: &[f32], k: usize) -> Vec<usize> {
+    let mut want = rule_order(x)[..k].to_vec();
+    want.sort();
+    want
+}
+
 #[test]
 fn top_k_with_many_ties_follows_the_rule() {
     const N: usize = 700;
     let mut s = SelectScratch::<f32, N>::new();
     #[cfg(feature = "std")]
-    let mut sd = SelectScratchDyn::<f32>::new(N);
+    let mut sd = SelectScratchDyn::<f32>::new(N).unwrap();
     for seed in 1..20 {
         let x0: Vec<f32> = ints(N, 9, seed).iter().map(|&v| v as f32 * 0.5).collect();
-        let order = rule_order(&x0);
         for k in [1, 2, 50, 77, 350, 699, 700] {
             let mut x: [f32; N] = x0.clone().try_into().unwrap();
             top_k(&mut x, k, &mut s).unwrap();
-            let mut want: Vec<usize> = order[..k].to_vec();
-            want.sort();
-            assert_eq!(kept(&x), want, "seed {seed} k {k}");
+            assert_eq!(kept(&x), top_k_oracle(&x0, k), "seed {seed} k {k}");
             #[cfg(feature = "std")]
             {
                 let mut d = x0.clone();
@@ -198,13 +211,10 @@ fn top_k_sampled_prefilter_follows_the_rule() {
     let mut s = SelectScratch::<f32, N>::new();
     for seed in 1..8 {
         let x0: Vec<f32> = ints(N, 9, seed).iter().map(|&v| v as f32 * 0.5).collect();
-        let order = rule_order(&x0);
         for k in [1, 2, 7, 50, 312] {
             let mut x: [f32; N] = x0.clone().try_into().unwrap();
             top_k(&mut x, k, &mut s).unwrap();
-            let mut want: Vec<usize> = order[..k].to_vec();
-            want.sort();
-            assert_eq!(kept(&x), want, "seed {seed} k {k}");
+            assert_eq!(kept(&x), top_k_oracle(&x0, k), "seed {seed} k {k}");
         }
     }
     // An adversarial layout: only the sampled positions (j·V/512) hold large
@@ -219,13 +229,10 @@ fn top_k_sampled_prefilter_follows_the_rule() {
             *v = (i % 7) as f32 * 0.25;
         }
     }
-    let order = rule_order(&x0);
     for k in [100, 300] {
         let mut x: [f32; N] = x0.clone().try_into().unwrap();
         top_k(&mut x, k, &mut s).unwrap();
-        let mut want: Vec<usize> = order[..k].to_vec();
-        want.sort();
-        assert_eq!(kept(&x), want, "adversarial k {k}");
+        assert_eq!(kept(&x), top_k_oracle(&x0, k), "adversarial k {k}");
     }
 }
 
@@ -285,32 +292,13 @@ fn top_p_mass_select_follows_the_rule() {
     const N: usize = 600;
     let mut s = SelectScratch::<f32, N>::new();
     #[cfg(feature = "std")]
-    let mut sd = SelectScratchDyn::<f32>::new(N);
+    let mut sd = SelectScratchDyn::<f32>::new(N).unwrap();
     for seed in 1..15 {
         let w: Vec<f32> = ints(N, 17, seed).iter().map(|&v| v as f32 / 64.0).collect();
-        let total: f32 = w.iter().sum();
-        let order = rule_order(&w);
         for p in [0.0f32, 0.03125, 0.25, 0.5, 0.6, 0.875, 0.99, 1.0] {
-            let need = p * total;
-            let mut acc = 0.0f32;
-            let mut want = Vec::new();
-            for &i in &order {
-                if w[i] == 0.0 {
-                    break;
-                }
-                want.push(i);
-                acc += w[i];
-                if acc >= need {
-                    break;
-                }
-            }
-            if p == 1.0 {
-                want = (0..N).filter(|&i| w[i] > 0.0).collect();
-            }
-            want.sort();
             let mut x: [f32; N] = w.clone().try_into().unwrap();
             top_p_probs(&mut x, p, &mut s).unwrap();
-            assert_eq!(nonzero(&x), want, "seed {seed} p {p}");
+            assert_eq!(nonzero(&x), top_p_oracle(&w, p), "seed {seed} p {p}");
             #[cfg(feature = "std")]
             {
                 let mut d = w.clone();
@@ -568,10 +556,10 @@ fn bad_parameters_are_errors() {
             matches!(c.validate(), Err(Error::InvalidParameter { .. })),
             "{c:?}"
         );
-        assert!(matches!(
+        assert_err!(
             c.sample(&x, &mut s, &mut rng),
-            Err(Error::InvalidParameter { .. })
-        ));
+            Error::InvalidParameter { .. }
+        );
         let mut y = x;
         assert!(c.process(&mut y, &mut s).is_err());
         assert_eq!(y, x, "logits untouched on error");
@@ -579,30 +567,18 @@ fn bad_parameters_are_errors() {
     assert_eq!(rng.at, 0);
     let mut sel = SelectScratch::<f32, 3>::new();
     let mut y = x;
-    assert!(matches!(
-        temperature(&mut y, -1.0),
-        Err(Error::InvalidParameter { .. })
-    ));
-    assert!(matches!(
+    assert_err!(temperature(&mut y, -1.0), Error::InvalidParameter { .. });
+    assert_err!(
         temperature(&mut y, f32::NAN),
-        Err(Error::InvalidParameter { .. })
-    ));
-    assert!(matches!(
-        top_k(&mut y, 0, &mut sel),
-        Err(Error::InvalidParameter { .. })
-    ));
-    assert!(matches!(
-        top_p(&mut y, 1.5, &mut sel),
-        Err(Error::InvalidParameter { .. })
-    ));
-    assert!(matches!(
+        Error::InvalidParameter { .. }
+    );
+    assert_err!(top_k(&mut y, 0, &mut sel), Error::InvalidParameter { .. });
+    assert_err!(top_p(&mut y, 1.5, &mut sel), Error::InvalidParameter { .. });
+    assert_err!(
         top_p(&mut y, -0.5, &mut sel),
-        Err(Error::InvalidParameter { .. })
-    ));
-    assert!(matches!(
-        min_p(&mut y, 2.0,),
-        Err(Error::InvalidParameter { .. })
-    ));
+        Error::InvalidParameter { .. }
+    );
+    assert_err!(min_p(&mut y, 2.0), Error::InvalidParameter { .. });
     assert_eq!(y, x);
 }
 
@@ -615,19 +591,16 @@ fn bad_logits_are_errors() {
     let nan = [0.0f32, f32::NAN, 1.0];
     let dead = [NEG; 3];
     let pinf = [0.0f32, f32::INFINITY, 1.0];
-    assert!(matches!(
-        smp.sample(&nan, &mut s, &mut rng),
-        Err(Error::NaN { .. })
-    ));
+    assert_err!(smp.sample(&nan, &mut s, &mut rng), Error::NaN { .. });
     assert_eq!(
         smp.sample(&dead, &mut s, &mut rng),
         Err(Error::NoCandidates)
     );
-    assert!(matches!(
+    assert_err!(
         smp.sample(&pinf, &mut s, &mut rng),
-        Err(Error::InvalidParameter { .. })
-    ));
-    assert!(matches!(greedy(&nan), Err(Error::NaN { .. })));
+        Error::InvalidParameter { .. }
+    );
+    assert_err!(greedy(&nan), Error::NaN { .. });
     assert_eq!(greedy(&dead), Err(Error::NoCandidates));
     for x in [nan, dead, pinf] {
         let mut y = x;
@@ -674,54 +647,42 @@ fn bad_probabilities_are_errors() {
 fn runtime_face_checks_sizes() {
     let mut rng = Xoshiro128PlusPlus::seed_from_u64(1);
     let smp = Sampler::<f32>::new();
-    let mut s4 = SamplerScratchDyn::<f32>::new(4);
-    let mut sel4 = SelectScratchDyn::<f32>::new(4);
+    let mut s4 = SamplerScratchDyn::<f32>::new(4).unwrap();
+    let mut sel4 = SelectScratchDyn::<f32>::new(4).unwrap();
     let x = vec![0.0f32, 1.0, 2.0];
-    assert!(matches!(
+    assert_err!(
         smp.sample_dyn(&x, &mut s4, &mut rng),
-        Err(Error::LengthMismatch { .. })
-    ));
-    assert!(matches!(
-        smp.sample_dyn(&[], &mut s4, &mut rng),
-        Err(Error::Empty { .. })
-    ));
+        Error::LengthMismatch { .. }
+    );
+    assert_err!(smp.sample_dyn(&[], &mut s4, &mut rng), Error::Empty { .. });
     let mut y = x.clone();
-    assert!(matches!(
+    assert_err!(
         smp.process_dyn(&mut y, &mut s4),
-        Err(Error::LengthMismatch { .. })
-    ));
-    assert!(matches!(
+        Error::LengthMismatch { .. }
+    );
+    assert_err!(
         top_k_dyn(&mut y, 1, &mut sel4),
-        Err(Error::LengthMismatch { .. })
-    ));
-    assert!(matches!(
+        Error::LengthMismatch { .. }
+    );
+    assert_err!(
         top_p_dyn(&mut y, 0.5, &mut sel4),
-        Err(Error::LengthMismatch { .. })
-    ));
-    assert!(matches!(
+        Error::LengthMismatch { .. }
+    );
+    assert_err!(
         top_p_probs_dyn(&mut y, 0.5, &mut sel4),
-        Err(Error::LengthMismatch { .. })
-    ));
-    assert!(matches!(
-        top_k_dyn(&mut [], 1, &mut sel4),
-        Err(Error::Empty { .. })
-    ));
-    assert!(matches!(greedy_dyn::<f32>(&[]), Err(Error::Empty { .. })));
-    assert!(matches!(
-        temperature_dyn::<f32>(&mut [], 1.0),
-        Err(Error::Empty { .. })
-    ));
-    assert!(matches!(
-        min_p_dyn::<f32>(&mut [], 0.5),
-        Err(Error::Empty { .. })
-    ));
-    assert!(matches!(
+        Error::LengthMismatch { .. }
+    );
+    assert_err!(top_k_dyn(&mut [], 1, &mut sel4), Error::Empty { .. });
+    assert_err!(greedy_dyn::<f32>(&[]), Error::Empty { .. });
+    assert_err!(temperature_dyn::<f32>(&mut [], 1.0), Error::Empty { .. });
+    assert_err!(min_p_dyn::<f32>(&mut [], 0.5), Error::Empty { .. });
+    assert_err!(
         sample_probs_dyn::<f32, _>(&[], &mut rng),
-        Err(Error::Empty { .. })
-    ));
+        Error::Empty { .. }
+    );
     assert_eq!(y, x);
     // The right size works.
-    let mut s3 = SamplerScratchDyn::<f32>::new(3);
+    let mut s3 = SamplerScratchDyn::<f32>::new(3).unwrap();
     assert!(smp.sample_dyn(&x, &mut s3, &mut rng).unwrap() < 3);
 }
 

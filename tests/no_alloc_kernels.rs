@@ -2,43 +2,14 @@
 //! wraps the system one, and every kernel of both backends and both faces runs
 //! between two reads of this thread's counter.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+#[path = "common/counting.rs"]
+mod counting;
 
 use constml::{Accumulate, Backend, MatMut, MatRef, Scalar, Simd, kernels};
-
-struct Counting;
-
-thread_local! {
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged,
-// so `System`'s guarantees carry over; the only addition is a thread-local
-// counter bump, which neither allocates nor touches the returned memory.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System.alloc` above with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use counting::allocations_during;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocations() -> usize {
-    ALLOCATIONS.with(|c| c.get())
-}
+static ALLOC: counting::Counting = counting::Counting;
 
 fn run_all<B: Backend>(a: &[[f32; 40]; 33], b: &[[f32; 33]; 40], x: &mut [f32; 40]) -> f32 {
     let mut c = [[0.0f32; 33]; 33];
@@ -87,15 +58,14 @@ fn kernels_allocate_nothing() {
     let mut x: [f32; 40] = core::array::from_fn(|i| i as f32 * 0.05 - 1.0);
 
     // Sanity: the counter does count.
-    let before = allocations();
-    let v = std::hint::black_box(vec![1u8; 16]);
-    assert_eq!(allocations(), before + 1);
-    drop(v);
+    let n = allocations_during(|| drop(std::hint::black_box(vec![1u8; 16])));
+    assert_eq!(n, 1);
 
-    let before = allocations();
-    let r1 = run_all::<Simd>(&a, &b, &mut x);
-    let r2 = run_all::<Scalar>(&a, &b, &mut x);
-    let after = allocations();
-    assert_eq!(after - before, 0, "the no_std kernels allocated");
+    let (mut r1, mut r2) = (0.0, 0.0);
+    let n = allocations_during(|| {
+        r1 = run_all::<Simd>(&a, &b, &mut x);
+        r2 = run_all::<Scalar>(&a, &b, &mut x);
+    });
+    assert_eq!(n, 0, "the no_std kernels allocated");
     assert!(r1.is_finite() && r2.is_finite());
 }

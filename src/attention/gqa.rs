@@ -43,6 +43,7 @@
 //! ```
 
 use super::sdpa::{AttnOptions, KeyPositions, KvSegment, Rows, attend_rows_with, attend_with};
+use super::{nested, nested_mut};
 use crate::backend::{Backend, Simd};
 use crate::error::{Error, Result, check_len};
 use crate::mat::{MatMut, MatRef};
@@ -240,6 +241,19 @@ pub(crate) fn group_size(heads: usize, kv_heads: usize) -> Result<usize> {
         });
     }
     Ok(heads / kv_heads)
+}
+
+/// Compile-time check of a const head configuration: `KVH ≥ 1` and
+/// `H % KVH == 0` (fires when a caller is instantiated).
+#[inline(always)]
+pub(crate) fn assert_heads<const H: usize, const KVH: usize>() {
+    const {
+        assert!(KVH > 0, "attention: KV_HEADS must be at least 1");
+        assert!(
+            H.is_multiple_of(KVH),
+            "attention: HEADS must be a multiple of KV_HEADS"
+        );
+    };
 }
 
 /// Per-head width of a packed `(N, heads·D)` matrix.
@@ -446,26 +460,17 @@ pub fn grouped_query_attention_with<
     weights: WeightsOut<'_, T>,
     opts: &AttnOptions<'_, T>,
 ) -> Result<()> {
-    const {
-        assert!(
-            KVH > 0,
-            "grouped-query attention: KV_HEADS must be at least 1"
-        );
-        assert!(
-            H.is_multiple_of(KVH),
-            "grouped-query attention: HEADS must be a multiple of KV_HEADS"
-        );
-    };
-    let q = MatRef::new(q.as_flattened().as_flattened(), NQ, H * DK)?;
-    let k = MatRef::new(k.as_flattened().as_flattened(), NK, KVH * DK)?;
-    let v = MatRef::new(v.as_flattened().as_flattened(), NK, KVH * DV)?;
-    let out = MatMut::new(out.as_flattened_mut().as_flattened_mut(), NQ, H * DV)?;
+    assert_heads::<H, KVH>();
     gqa_views_with::<B, T>(
-        q,
-        &[HeadsKv::packed(k, v, KeyPositions::Range(0))],
+        nested(q)?,
+        &[HeadsKv::packed(
+            nested(k)?,
+            nested(v)?,
+            KeyPositions::Range(0),
+        )],
         H,
         KVH,
-        out,
+        nested_mut(out)?,
         scratch.as_flattened_mut(),
         weights,
         opts,
@@ -476,7 +481,7 @@ pub fn grouped_query_attention_with<
 mod dynamic {
     use super::*;
     use crate::matrix::Matrix;
-    use std::vec;
+    use crate::matrix::zeros_vec;
 
     /// Grouped-query attention on runtime-shaped matrices (feature `std`) with
     /// the [`Simd`] backend; see [`gqa_matrix_with`].
@@ -515,7 +520,10 @@ mod dynamic {
         group_size(heads, kv_heads)?;
         let dv = head_width("attention: value columns", v.cols(), kv_heads)?;
         let mut out = Matrix::zeros(q.rows(), heads.saturating_mul(dv))?;
-        let mut scratch = vec![T::ZERO; gqa_scratch_len(q.rows(), k.rows(), heads, kv_heads)];
+        let mut scratch = zeros_vec(
+            "gqa_matrix: scratch",
+            gqa_scratch_len(q.rows(), k.rows(), heads, kv_heads),
+        )?;
         gqa_views_with::<B, T>(
             q.view(),
             &[HeadsKv::packed(k.view(), v.view(), KeyPositions::Range(0))],

@@ -46,6 +46,7 @@
 //! ```
 
 use super::gqa::{HeadsKv, WeightsOut, gqa_views_with, group_size};
+use super::nested;
 use super::sdpa::{AttnOptions, KeyPositions, QueryPos};
 use crate::backend::{Backend, Simd};
 use crate::error::{Error, Result, check_len};
@@ -511,9 +512,7 @@ impl<T: Real, const KVH: usize, const D: usize, const CAP: usize> KvCache<T, KVH
         k: &[[[T; D]; KVH]; N],
         v: &[[[T; D]; KVH]; N],
     ) -> Result<usize> {
-        let k = MatRef::new(k.as_flattened().as_flattened(), N, KVH * D)?;
-        let v = MatRef::new(v.as_flattened().as_flattened(), N, KVH * D)?;
-        self.append_rows(k, v)
+        self.append_rows(nested(k)?, nested(v)?)
     }
 
     /// The keys of kv head `g`, all `CAP` slots.
@@ -727,8 +726,10 @@ pub fn attend_cache<T: Real, C: KvStore<T>>(
 ///     keys the chunk's first queries still need (a chunk may even be longer
 ///     than the capacity).
 /// * `out`: `(N, heads·D)`; `scratch`: at least `N · (held + N')` elements
-///   ([`cache_scratch_len`]); `weights`: optional weights, columns in
-///   position order (held keys oldest first, then pending).
+///   ([`cache_scratch_len`]); `weights`: optional weights.
+///
+/// Key columns (of the weights, and of a mask or bias in `opts`) are in
+/// position order: the held keys oldest first, then the pending ones.
 ///
 /// Causal masking by absolute position is always on; a ring buffer adds a
 /// sliding window of its capacity (the smaller of that and `opts.window`).
@@ -804,10 +805,50 @@ pub fn attend_cache_with<B: Backend, T: Real, C: KvStore<T>>(
     gqa_views_with::<B, T>(q, &runs[..nr], heads, kvh, out, scratch, weights, &o)
 }
 
+/// A chunk's step over a cache: attention of the chunk's queries over the held
+/// keys with the chunk's own keys and values pending (so a chunk longer than a
+/// ring buffer still sees exactly its sliding windows), then the append. The
+/// chunk's first token sits at the cache's next position; `heads` is
+/// `(query heads, kv heads)` and must match the cache. A full bounded cache is
+/// [`Error::CacheFull`] with nothing changed.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn attend_then_append_with<B: Backend, T: Real, C: KvStore<T>>(
+    q: MatRef<'_, T>,
+    k: MatRef<'_, T>,
+    v: MatRef<'_, T>,
+    heads: (usize, usize),
+    cache: &mut C,
+    ctx: MatMut<'_, T>,
+    scores: &mut [T],
+    weights: WeightsOut<'_, T>,
+    opts: &AttnOptions<'_, T>,
+) -> Result<()> {
+    let (heads, kv_heads) = heads;
+    if cache.kv_heads() != kv_heads {
+        return Err(Error::InvalidParameter {
+            what: "attention: cache",
+            reason: "the cache stores a different number of kv heads",
+        });
+    }
+    cache.check_append(k.rows())?;
+    let start = cache.next_position();
+    attend_cache_with::<B, T, C>(
+        q,
+        start,
+        heads,
+        cache,
+        Some((k, v)),
+        ctx,
+        scores,
+        weights,
+        opts,
+    )?;
+    cache.append_rows(k, v).map(|_| ())
+}
+
 #[cfg(feature = "std")]
 mod dynamic {
     use super::*;
-    use std::vec;
     use std::vec::Vec;
 
     /// A KV cache with runtime shape (feature `std`): the same semantics and
@@ -855,8 +896,8 @@ mod dynamic {
                     reason: "kv_heads · head_dim · capacity overflows usize",
                 })?;
             Ok(Self {
-                keys: vec![T::ZERO; n],
-                values: vec![T::ZERO; n],
+                keys: crate::matrix::zeros_vec("KvCacheVec::new", n)?,
+                values: crate::matrix::zeros_vec("KvCacheVec::new", n)?,
                 kv_heads,
                 head_dim,
                 ledger: CacheLedger::new(policy, capacity),

@@ -6,14 +6,18 @@
 //!
 //! ```text
 //! Q = query·W_qᵀ + b_q      (NQ, H·DK)      query (NQ, DQK_IN)
-//! K = key  ·W_kᵀ + b_k      (NK, H·DK)      key   (NK, DQK_IN)
-//! V = value·W_vᵀ + b_v      (NK, H·DV)      value (NK, DV_IN)
-//! head h: softmax(Q_h·K_hᵀ·scale + masks)·V_h   with Q_h = columns h·DK .. (h+1)·DK
+//! K = key  ·W_kᵀ + b_k      (NK, KVH·DK)    key   (NK, DQK_IN)
+//! V = value·W_vᵀ + b_v      (NK, KVH·DV)    value (NK, DV_IN)
+//! head h: softmax(Q_h·K_gᵀ·scale + masks)·V_g   with Q_h = columns h·DK .. (h+1)·DK,
+//!         g = h / (H / KVH)
 //! out = concat_h(head h)·W_oᵀ + b_o   (NQ, DO)
 //! ```
 //!
 //! Every width is independent: query/key input width `DQK_IN`, value input width
 //! `DV_IN`, per-head q/k width `DK`, per-head v width `DV`, output width `DO`.
+//! `KVH = H` (multi-head attention) unless said otherwise; the decoder's
+//! grouped-query weights ([`DecoderWeights`](super::DecoderWeights)) are the
+//! same [`MhaWeights`] with `KVH < H`.
 //! Weights are `(OUT, IN)` as in `nn.Linear`, stored as nested arrays because
 //! stable Rust has no `[T; H * DK]`: `W_q: [[[T; DQK_IN]; DK]; H]` is the
 //! `(H·DK, DQK_IN)` matrix, head `h` in rows `h·DK ..`.
@@ -24,7 +28,7 @@
 
 use core::marker::PhantomData;
 
-use super::gqa::{HeadsKv, WeightsOut, gqa_views_with, head_width};
+use super::gqa::{HeadsKv, WeightsOut, gqa_views_with};
 use super::sdpa::{AttnOptions, KeyPositions};
 use super::{linear_with, nested, nested_mut, stacked};
 use crate::backend::{Backend, Simd};
@@ -32,22 +36,29 @@ use crate::error::{Error, Result};
 use crate::mat::{MatMut, MatRef};
 use crate::real::Real;
 
-/// The parameters of a multi-head attention layer as views (runtime shapes).
+/// The parameters of attention with its own projections, as views (runtime
+/// shapes): the general multi-head layer, and the decoder's causal
+/// self-attention. `heads` query heads of q/k width `DK` and v width `DV`;
+/// `kv_heads` key/value heads (`heads` for multi-head attention, fewer for
+/// grouped- or multi-query attention; query head `h` reads kv head
+/// `h / (heads / kv_heads)`).
 #[derive(Clone, Copy, Debug)]
 pub struct MhaParams<'a, T> {
-    /// Number of heads `H`.
+    /// Number of query heads `H`.
     pub heads: usize,
+    /// Number of key/value heads `KVH` (`H % KVH == 0`).
+    pub kv_heads: usize,
     /// Query projection `(H·DK, DQ_IN)`.
     pub w_q: MatRef<'a, T>,
     /// Query bias `H·DK`.
     pub b_q: Option<&'a [T]>,
-    /// Key projection `(H·DK, DK_IN)`.
+    /// Key projection `(KVH·DK, DK_IN)`.
     pub w_k: MatRef<'a, T>,
-    /// Key bias `H·DK`.
+    /// Key bias `KVH·DK`.
     pub b_k: Option<&'a [T]>,
-    /// Value projection `(H·DV, DV_IN)`.
+    /// Value projection `(KVH·DV, DV_IN)`.
     pub w_v: MatRef<'a, T>,
-    /// Value bias `H·DV`.
+    /// Value bias `KVH·DV`.
     pub b_v: Option<&'a [T]>,
     /// Output projection `(DO, H·DV)`.
     pub w_o: MatRef<'a, T>,
@@ -55,25 +66,44 @@ pub struct MhaParams<'a, T> {
     pub b_o: Option<&'a [T]>,
 }
 
-/// Caller-owned buffers of [`mha_views_with`] (views of any storage).
+/// Caller-owned buffers of [`mha_views_with`] and of the decoder block
+/// ([`decoder_attention_views_with`](super::decoder_attention_views_with)),
+/// as views of any storage.
 #[derive(Debug)]
 pub struct MhaBuffers<'s, T> {
     /// Projected queries `(NQ, H·DK)`.
     pub q: MatMut<'s, T>,
-    /// Projected keys `(NK, H·DK)`.
+    /// Projected keys `(NK, KVH·DK)`.
     pub k: MatMut<'s, T>,
-    /// Projected values `(NK, H·DV)`.
+    /// Projected values `(NK, KVH·DV)`.
     pub v: MatMut<'s, T>,
     /// Concatenated head outputs `(NQ, H·DV)`.
     pub ctx: MatMut<'s, T>,
-    /// Attention weights of one head, at least `NQ·NK` elements.
+    /// Attention weights: at least `NQ·NK` elements (see
+    /// [`gqa_views_with`] and [`attend_cache_with`](super::attend_cache_with)).
     pub scores: &'s mut [T],
+}
+
+/// Projects `query`, `key` and `value` into `q`, `k` and `v`.
+pub(crate) fn project_with<B: Backend, T: Real>(
+    p: &MhaParams<'_, T>,
+    query: MatRef<'_, T>,
+    key: MatRef<'_, T>,
+    value: MatRef<'_, T>,
+    q: MatMut<'_, T>,
+    k: MatMut<'_, T>,
+    v: MatMut<'_, T>,
+) -> Result<()> {
+    linear_with::<B, T>(query, p.w_q, p.b_q, q)?;
+    linear_with::<B, T>(key, p.w_k, p.b_k, k)?;
+    linear_with::<B, T>(value, p.w_v, p.b_v, v)
 }
 
 /// Multi-head attention on views with backend `B`: projects `query`, `key` and
 /// `value`, attends per head (keys at positions `0..NK`; masks and hooks from
 /// `opts`), concatenates and projects to `out` `(NQ, DO)`. All shapes are
-/// checked; `weights` optionally receives per-head or averaged weights.
+/// checked; `weights` optionally receives per-head or averaged weights. With
+/// `p.kv_heads < p.heads` this is grouped-query attention.
 #[allow(clippy::too_many_arguments)]
 pub fn mha_views_with<B: Backend, T: Real>(
     p: &MhaParams<'_, T>,
@@ -92,11 +122,15 @@ pub fn mha_views_with<B: Backend, T: Real>(
             found: value.shape(),
         });
     }
-    head_width("multi-head attention: W_q rows", p.w_q.rows(), p.heads)?;
-    head_width("multi-head attention: W_v rows", p.w_v.rows(), p.heads)?;
-    linear_with::<B, T>(query, p.w_q, p.b_q, buf.q.reborrow())?;
-    linear_with::<B, T>(key, p.w_k, p.b_k, buf.k.reborrow())?;
-    linear_with::<B, T>(value, p.w_v, p.b_v, buf.v.reborrow())?;
+    project_with::<B, T>(
+        p,
+        query,
+        key,
+        value,
+        buf.q.reborrow(),
+        buf.k.reborrow(),
+        buf.v.reborrow(),
+    )?;
     gqa_views_with::<B, T>(
         buf.q.as_ref(),
         &[HeadsKv::packed(
@@ -105,7 +139,7 @@ pub fn mha_views_with<B: Backend, T: Real>(
             KeyPositions::Range(0),
         )],
         p.heads,
-        p.heads,
+        p.kv_heads,
         buf.ctx.reborrow(),
         buf.scores,
         weights,
@@ -114,10 +148,15 @@ pub fn mha_views_with<B: Backend, T: Real>(
     linear_with::<B, T>(buf.ctx.as_ref(), p.w_o, p.b_o, out)
 }
 
-/// Caller-owned scratch of a multi-head attention layer with `NQ` queries, `NK`
-/// keys, `H` heads of q/k width `DK` and v width `DV`: projected q, k, v, the
-/// concatenated heads and one head's attention weights. `const fn new()`;
-/// its size is [`MhaScratch::BYTES`].
+/// Caller-owned scratch of attention with projections: `NQ` queries over `NK`
+/// projected keys, `H` query heads of q/k width `DK` and v width `DV`, `KVH`
+/// key/value heads (default `H`) and `S` score columns (default `NK`). Holds
+/// the projected q `(NQ, H, DK)`, k `(NK, KVH, DK)`, v `(NK, KVH, DV)`, the
+/// concatenated heads `ctx` `(NQ, H, DV)` and the attention weights `(NQ, S)`.
+/// `const fn new()`; its size is [`MhaScratch::BYTES`]. The fields are public
+/// so the decoder's pieces can be run one by one.
+///
+/// A decoder step uses it as [`DecoderScratch`](super::DecoderScratch).
 #[derive(Clone, Debug)]
 pub struct MhaScratch<
     T,
@@ -126,16 +165,31 @@ pub struct MhaScratch<
     const H: usize,
     const DK: usize,
     const DV: usize,
+    const KVH: usize = H,
+    const S: usize = NK,
 > {
-    q: [[[T; DK]; H]; NQ],
-    k: [[[T; DK]; H]; NK],
-    v: [[[T; DV]; H]; NK],
-    ctx: [[[T; DV]; H]; NQ],
-    scores: [[T; NK]; NQ],
+    /// Queries `(NQ, H, DK)`.
+    pub q: [[[T; DK]; H]; NQ],
+    /// Keys `(NK, KVH, DK)`.
+    pub k: [[[T; DK]; KVH]; NK],
+    /// Values `(NK, KVH, DV)`.
+    pub v: [[[T; DV]; KVH]; NK],
+    /// Head outputs `(NQ, H, DV)`.
+    pub ctx: [[[T; DV]; H]; NQ],
+    /// Attention weights `(NQ, S)`.
+    pub scores: [[T; S]; NQ],
 }
 
-impl<T: Real, const NQ: usize, const NK: usize, const H: usize, const DK: usize, const DV: usize>
-    MhaScratch<T, NQ, NK, H, DK, DV>
+impl<
+    T: Real,
+    const NQ: usize,
+    const NK: usize,
+    const H: usize,
+    const DK: usize,
+    const DV: usize,
+    const KVH: usize,
+    const S: usize,
+> MhaScratch<T, NQ, NK, H, DK, DV, KVH, S>
 {
     /// Size in bytes.
     pub const BYTES: usize = core::mem::size_of::<Self>();
@@ -144,19 +198,20 @@ impl<T: Real, const NQ: usize, const NK: usize, const H: usize, const DK: usize,
     pub const fn new() -> Self {
         Self {
             q: [[[T::ZERO; DK]; H]; NQ],
-            k: [[[T::ZERO; DK]; H]; NK],
-            v: [[[T::ZERO; DV]; H]; NK],
+            k: [[[T::ZERO; DK]; KVH]; NK],
+            v: [[[T::ZERO; DV]; KVH]; NK],
             ctx: [[[T::ZERO; DV]; H]; NQ],
-            scores: [[T::ZERO; NK]; NQ],
+            scores: [[T::ZERO; S]; NQ],
         }
     }
 
-    /// The attention weights of the last head computed, `(NQ, NK)`.
-    pub fn last_head_weights(&self) -> &[[T; NK]; NQ] {
+    /// The attention weights of the last head computed, `(NQ, S)` (for a
+    /// layer without a cache, `S = NK`).
+    pub fn last_head_weights(&self) -> &[[T; S]; NQ] {
         &self.scores
     }
 
-    fn buffers(&mut self) -> Result<MhaBuffers<'_, T>> {
+    pub(crate) fn buffers(&mut self) -> Result<MhaBuffers<'_, T>> {
         Ok(MhaBuffers {
             q: nested_mut(&mut self.q)?,
             k: nested_mut(&mut self.k)?,
@@ -167,16 +222,27 @@ impl<T: Real, const NQ: usize, const NK: usize, const H: usize, const DK: usize,
     }
 }
 
-impl<T: Real, const NQ: usize, const NK: usize, const H: usize, const DK: usize, const DV: usize>
-    Default for MhaScratch<T, NQ, NK, H, DK, DV>
+impl<
+    T: Real,
+    const NQ: usize,
+    const NK: usize,
+    const H: usize,
+    const DK: usize,
+    const DV: usize,
+    const KVH: usize,
+    const S: usize,
+> Default for MhaScratch<T, NQ, NK, H, DK, DV, KVH, S>
 {
     fn default() -> Self {
         Self::new()
     }
 }
 
-/// The weights of a [`MultiHeadAttention`] layer (`(OUT, IN)` as nested arrays;
-/// biases optional).
+/// The weights of attention with projections (`(OUT, IN)` as nested arrays;
+/// biases optional): `H` query heads and `KVH` key/value heads (default `H`),
+/// query/key input width `DQK_IN`, value input width `DV_IN`, per-head widths
+/// `DK` (q/k) and `DV` (v), output width `DO`. A decoder's weights are
+/// [`DecoderWeights`](super::DecoderWeights).
 #[derive(Clone, Copy, Debug)]
 pub struct MhaWeights<
     'a,
@@ -187,23 +253,53 @@ pub struct MhaWeights<
     const DK: usize,
     const DV: usize,
     const DO: usize,
+    const KVH: usize = H,
 > {
     /// `fc_q`: `(H·DK, DQK_IN)`.
     pub w_q: &'a [[[T; DQK_IN]; DK]; H],
     /// `fc_q` bias.
     pub b_q: Option<&'a [[T; DK]; H]>,
-    /// `fc_k`: `(H·DK, DQK_IN)`.
-    pub w_k: &'a [[[T; DQK_IN]; DK]; H],
+    /// `fc_k`: `(KVH·DK, DQK_IN)`.
+    pub w_k: &'a [[[T; DQK_IN]; DK]; KVH],
     /// `fc_k` bias.
-    pub b_k: Option<&'a [[T; DK]; H]>,
-    /// `fc_v`: `(H·DV, DV_IN)`.
-    pub w_v: &'a [[[T; DV_IN]; DV]; H],
+    pub b_k: Option<&'a [[T; DK]; KVH]>,
+    /// `fc_v`: `(KVH·DV, DV_IN)`.
+    pub w_v: &'a [[[T; DV_IN]; DV]; KVH],
     /// `fc_v` bias.
-    pub b_v: Option<&'a [[T; DV]; H]>,
+    pub b_v: Option<&'a [[T; DV]; KVH]>,
     /// `fc_o`: `(DO, H·DV)`.
     pub w_o: &'a [[[T; DV]; H]; DO],
     /// `fc_o` bias.
     pub b_o: Option<&'a [T; DO]>,
+}
+
+impl<
+    'a,
+    T,
+    const H: usize,
+    const DQK_IN: usize,
+    const DV_IN: usize,
+    const DK: usize,
+    const DV: usize,
+    const DO: usize,
+    const KVH: usize,
+> MhaWeights<'a, T, H, DQK_IN, DV_IN, DK, DV, DO, KVH>
+{
+    /// The parameters as views.
+    pub fn params(&self) -> Result<MhaParams<'a, T>> {
+        Ok(MhaParams {
+            heads: H,
+            kv_heads: KVH,
+            w_q: stacked(self.w_q)?,
+            b_q: self.b_q.map(|b| b.as_flattened()),
+            w_k: stacked(self.w_k)?,
+            b_k: self.b_k.map(|b| b.as_flattened()),
+            w_v: stacked(self.w_v)?,
+            b_v: self.b_v.map(|b| b.as_flattened()),
+            w_o: nested(self.w_o)?,
+            b_o: self.b_o.map(|b| &b[..]),
+        })
+    }
 }
 
 /// General multi-head attention (the from-scratch `MultiHeadAttention` with
@@ -270,18 +366,7 @@ impl<
 
     /// The parameters as views.
     pub fn params(&self) -> Result<MhaParams<'a, T>> {
-        let w = &self.w;
-        Ok(MhaParams {
-            heads: H,
-            w_q: stacked(w.w_q)?,
-            b_q: w.b_q.map(|b| b.as_flattened()),
-            w_k: stacked(w.w_k)?,
-            b_k: w.b_k.map(|b| b.as_flattened()),
-            w_v: stacked(w.w_v)?,
-            b_v: w.b_v.map(|b| b.as_flattened()),
-            w_o: nested(w.w_o)?,
-            b_o: w.b_o.map(|b| &b[..]),
-        })
+        self.w.params()
     }
 
     /// Forward pass: query `(NQ, DQK_IN)`, key `(NK, DQK_IN)`, value
@@ -384,6 +469,7 @@ impl<'a, T: Real, const E: usize, const H: usize, const HD: usize, B: Backend>
         let pick = |i: usize| b.and_then(|b| b.get(i)).map(|r| &r[..]);
         MhaParams {
             heads: H,
+            kv_heads: H,
             w_q: MatRef::from_array(w_q),
             b_q: pick(0),
             w_k: MatRef::from_array(w_k),
@@ -430,81 +516,45 @@ impl<'a, T: Real, const E: usize, const H: usize, const HD: usize, B: Backend>
 #[cfg(feature = "std")]
 mod dynamic {
     use super::*;
+    use crate::attention::gqa::{group_size, head_width};
+    use crate::attention::sdpa::scratch_len;
     use crate::matrix::Matrix;
-    use std::vec;
+    use crate::matrix::zeros_vec;
     use std::vec::Vec;
 
-    /// Multi-head attention with runtime shapes and owned weights (feature
-    /// `std`); covers both the general form and `nn.MultiheadAttention`
-    /// ([`from_packed`](Self::from_packed)).
-    ///
-    /// ```
-    /// use constml::{Matrix, attention::{MultiHeadAttentionDyn, AttnOptions}};
-    /// let e = 4;
-    /// let mha = MultiHeadAttentionDyn::<f32>::from_packed(
-    ///     2,
-    ///     Matrix::zeros(3 * e, e)?, None,
-    ///     Matrix::zeros(e, e)?, None,
-    /// )?;
-    /// let x = Matrix::zeros(3, e)?;
-    /// assert_eq!(mha.forward(&x, &x, &x, &AttnOptions::new())?.shape(), (3, e));
-    /// assert!(mha.forward(&x, &Matrix::zeros(3, 5)?, &x, &AttnOptions::new()).is_err());
-    /// # Ok::<(), constml::Error>(())
-    /// ```
+    /// The weights of attention with projections, owned, with runtime shapes
+    /// (feature `std`): the `std` counterpart of [`MhaWeights`], used by
+    /// [`MultiHeadAttentionDyn`] and
+    /// [`CausalSelfAttentionDyn`](crate::attention::CausalSelfAttentionDyn).
+    /// Shapes are checked at each call.
     #[derive(Clone, Debug)]
-    pub struct MultiHeadAttentionDyn<T, B = Simd> {
-        /// Number of heads.
+    pub struct MhaWeightsVec<T> {
+        /// Number of query heads `H`.
         pub heads: usize,
-        /// Query projection `(H·DK, DQK_IN)` and bias.
+        /// Number of key/value heads (`heads` for multi-head attention).
+        pub kv_heads: usize,
+        /// Query projection `(H·DK, DQK_IN)`.
         pub w_q: Matrix<T>,
-        /// Query bias.
+        /// Query bias `H·DK`.
         pub b_q: Option<Vec<T>>,
-        /// Key projection `(H·DK, DK_IN)`.
+        /// Key projection `(KVH·DK, DQK_IN)`.
         pub w_k: Matrix<T>,
-        /// Key bias.
+        /// Key bias `KVH·DK`.
         pub b_k: Option<Vec<T>>,
-        /// Value projection `(H·DV, DV_IN)`.
+        /// Value projection `(KVH·DV, DV_IN)`.
         pub w_v: Matrix<T>,
-        /// Value bias.
+        /// Value bias `KVH·DV`.
         pub b_v: Option<Vec<T>>,
         /// Output projection `(DO, H·DV)`.
         pub w_o: Matrix<T>,
-        /// Output bias.
+        /// Output bias `DO`.
         pub b_o: Option<Vec<T>>,
-        _backend: PhantomData<B>,
     }
 
-    impl<T: Real, B: Backend> MultiHeadAttentionDyn<T, B> {
-        /// The general form from separate projections; shapes are checked at
-        /// each call.
-        #[allow(clippy::too_many_arguments)]
-        pub fn new(
-            heads: usize,
-            w_q: Matrix<T>,
-            b_q: Option<Vec<T>>,
-            w_k: Matrix<T>,
-            b_k: Option<Vec<T>>,
-            w_v: Matrix<T>,
-            b_v: Option<Vec<T>>,
-            w_o: Matrix<T>,
-            b_o: Option<Vec<T>>,
-        ) -> Self {
-            Self {
-                heads,
-                w_q,
-                b_q,
-                w_k,
-                b_k,
-                w_v,
-                b_v,
-                w_o,
-                b_o,
-                _backend: PhantomData,
-            }
-        }
-
+    impl<T: Real> MhaWeightsVec<T> {
         /// `nn.MultiheadAttention`'s packed weights: `in_proj_weight` `(3E, E)`
-        /// (q, k, v order), `in_proj_bias` `3E`, `out_proj` `(E, E)` and `E`.
+        /// (q, k, v order), `in_proj_bias` `3E`, `out_proj` `(E, E)` and `E`;
+        /// `heads` must divide `E`.
         pub fn from_packed(
             heads: usize,
             in_proj_weight: Matrix<T>,
@@ -524,8 +574,9 @@ mod dynamic {
             if let Some(b) = &in_proj_bias {
                 crate::error::check_len("nn.MultiheadAttention: in_proj_bias", r, b.len())?;
             }
+            // (3E, E) is allocated, so E·E and 3·E cannot overflow.
+            let n = e * e;
             let part = |i: usize| -> Result<Matrix<T>> {
-                let n = e * e;
                 let src = in_proj_weight.as_slice().get(i * n..(i + 1) * n).ok_or(
                     Error::BufferTooSmall {
                         what: "nn.MultiheadAttention: in_proj_weight",
@@ -541,22 +592,25 @@ mod dynamic {
                     .and_then(|b| b.get(i * e..(i + 1) * e))
                     .map(|s| s.to_vec())
             };
-            Ok(Self::new(
+            Ok(Self {
                 heads,
-                part(0)?,
-                bias(0),
-                part(1)?,
-                bias(1),
-                part(2)?,
-                bias(2),
-                out_proj_weight,
-                out_proj_bias,
-            ))
+                kv_heads: heads,
+                w_q: part(0)?,
+                b_q: bias(0),
+                w_k: part(1)?,
+                b_k: bias(1),
+                w_v: part(2)?,
+                b_v: bias(2),
+                w_o: out_proj_weight,
+                b_o: out_proj_bias,
+            })
         }
 
-        fn params(&self) -> MhaParams<'_, T> {
+        /// The parameters as views.
+        pub fn params(&self) -> MhaParams<'_, T> {
             MhaParams {
                 heads: self.heads,
+                kv_heads: self.kv_heads,
                 w_q: self.w_q.view(),
                 b_q: self.b_q.as_deref(),
                 w_k: self.w_k.view(),
@@ -568,6 +622,114 @@ mod dynamic {
             }
         }
 
+        /// Buffers for `nq` queries over `nk` projected keys with `scores`
+        /// score elements.
+        pub(crate) fn buffers(
+            &self,
+            nq: usize,
+            nk: usize,
+            scores: usize,
+        ) -> Result<OwnedBuffers<T>> {
+            let group = group_size(self.heads, self.kv_heads)?;
+            let ctx = self
+                .w_v
+                .rows()
+                .checked_mul(group)
+                .ok_or(Error::InvalidParameter {
+                    what: "multi-head attention: heads",
+                    reason: "H·DV overflows usize",
+                })?;
+            let cols = [self.w_q.rows(), self.w_k.rows(), self.w_v.rows(), ctx];
+            OwnedBuffers::new(nq, nk, cols, scores)
+        }
+    }
+
+    /// Heap buffers behind an [`MhaBuffers`] (the `std` faces).
+    pub(crate) struct OwnedBuffers<T> {
+        q: Matrix<T>,
+        k: Matrix<T>,
+        v: Matrix<T>,
+        ctx: Matrix<T>,
+        scores: Vec<T>,
+    }
+
+    impl<T: Real> OwnedBuffers<T> {
+        /// q `(nq, c0)`, k `(nk, c1)`, v `(nk, c2)`, ctx `(nq, c3)` and
+        /// `scores` score elements.
+        pub(crate) fn new(nq: usize, nk: usize, cols: [usize; 4], scores: usize) -> Result<Self> {
+            let [cq, ck, cv, cc] = cols;
+            Ok(Self {
+                q: Matrix::zeros(nq, cq)?,
+                k: Matrix::zeros(nk, ck)?,
+                v: Matrix::zeros(nk, cv)?,
+                ctx: Matrix::zeros(nq, cc)?,
+                scores: zeros_vec("attention: scores", scores)?,
+            })
+        }
+
+        pub(crate) fn views(&mut self) -> MhaBuffers<'_, T> {
+            MhaBuffers {
+                q: self.q.view_mut(),
+                k: self.k.view_mut(),
+                v: self.v.view_mut(),
+                ctx: self.ctx.view_mut(),
+                scores: &mut self.scores,
+            }
+        }
+    }
+
+    /// Multi-head attention with runtime shapes and owned weights (feature
+    /// `std`); covers both the general form and `nn.MultiheadAttention`
+    /// ([`from_packed`](Self::from_packed)), and grouped-query attention when
+    /// `weights.kv_heads < weights.heads`.
+    ///
+    /// ```
+    /// use constml::{Matrix, attention::{MultiHeadAttentionDyn, AttnOptions}};
+    /// let e = 4;
+    /// let mha = MultiHeadAttentionDyn::<f32>::from_packed(
+    ///     2,
+    ///     Matrix::zeros(3 * e, e)?, None,
+    ///     Matrix::zeros(e, e)?, None,
+    /// )?;
+    /// let x = Matrix::zeros(3, e)?;
+    /// assert_eq!(mha.forward(&x, &x, &x, &AttnOptions::new())?.shape(), (3, e));
+    /// assert!(mha.forward(&x, &Matrix::zeros(3, 5)?, &x, &AttnOptions::new()).is_err());
+    /// # Ok::<(), constml::Error>(())
+    /// ```
+    #[derive(Clone, Debug)]
+    pub struct MultiHeadAttentionDyn<T, B = Simd> {
+        /// The weights.
+        pub weights: MhaWeightsVec<T>,
+        _backend: PhantomData<B>,
+    }
+
+    impl<T: Real, B: Backend> MultiHeadAttentionDyn<T, B> {
+        /// A layer over these weights; shapes are checked at each call.
+        pub fn new(weights: MhaWeightsVec<T>) -> Self {
+            Self {
+                weights,
+                _backend: PhantomData,
+            }
+        }
+
+        /// `nn.MultiheadAttention`'s packed weights; see
+        /// [`MhaWeightsVec::from_packed`].
+        pub fn from_packed(
+            heads: usize,
+            in_proj_weight: Matrix<T>,
+            in_proj_bias: Option<Vec<T>>,
+            out_proj_weight: Matrix<T>,
+            out_proj_bias: Option<Vec<T>>,
+        ) -> Result<Self> {
+            Ok(Self::new(MhaWeightsVec::from_packed(
+                heads,
+                in_proj_weight,
+                in_proj_bias,
+                out_proj_weight,
+                out_proj_bias,
+            )?))
+        }
+
         fn run(
             &self,
             query: &Matrix<T>,
@@ -577,25 +739,16 @@ mod dynamic {
             opts: &AttnOptions<'_, T>,
         ) -> Result<Matrix<T>> {
             let (nq, nk) = (query.rows(), key.rows());
-            let mut q = Matrix::zeros(nq, self.w_q.rows())?;
-            let mut k = Matrix::zeros(nk, self.w_k.rows())?;
-            let mut v = Matrix::zeros(nk, self.w_v.rows())?;
-            let mut ctx = Matrix::zeros(nq, self.w_v.rows())?;
-            let mut scores = vec![T::ZERO; super::super::sdpa::scratch_len(nq, nk)];
-            let mut out = Matrix::zeros(nq, self.w_o.rows())?;
+            let w = &self.weights;
+            let mut buf = w.buffers(nq, nk, scratch_len(nq, nk))?;
+            let mut out = Matrix::zeros(nq, w.w_o.rows())?;
             mha_views_with::<B, T>(
-                &self.params(),
+                &w.params(),
                 query.view(),
                 key.view(),
                 value.view(),
                 out.view_mut(),
-                MhaBuffers {
-                    q: q.view_mut(),
-                    k: k.view_mut(),
-                    v: v.view_mut(),
-                    ctx: ctx.view_mut(),
-                    scores: &mut scores,
-                },
+                buf.views(),
                 weights,
                 opts,
             )?;
@@ -628,15 +781,9 @@ mod dynamic {
             average: bool,
             opts: &AttnOptions<'_, T>,
         ) -> Result<(Matrix<T>, Vec<T>)> {
-            let per = super::super::sdpa::scratch_len(query.rows(), key.rows());
-            let mut w = vec![
-                T::ZERO;
-                if average {
-                    per
-                } else {
-                    per.saturating_mul(self.heads)
-                }
-            ];
+            let per = scratch_len(query.rows(), key.rows());
+            let heads = if average { 1 } else { self.weights.heads };
+            let mut w = zeros_vec("attention weights", per.saturating_mul(heads))?;
             let wo = if average {
                 WeightsOut::Averaged(&mut w)
             } else {
@@ -649,4 +796,6 @@ mod dynamic {
 }
 
 #[cfg(feature = "std")]
-pub use dynamic::MultiHeadAttentionDyn;
+pub(crate) use dynamic::OwnedBuffers;
+#[cfg(feature = "std")]
+pub use dynamic::{MhaWeightsVec, MultiHeadAttentionDyn};

@@ -65,9 +65,11 @@ pub(crate) fn linear_with<B: Backend, T: Real>(
     b: Option<&[T]>,
     mut y: MatMut<'_, T>,
 ) -> Result<()> {
-    B::gemm_abt(x, w, y.reborrow(), Accumulate::Overwrite)?;
     if let Some(b) = b {
         check_len("linear: bias", w.rows(), b.len())?;
+    }
+    B::gemm_abt(x, w, y.reborrow(), Accumulate::Overwrite)?;
+    if let Some(b) = b {
         for i in 0..y.rows() {
             B::raw_zip(y.row_mut_or_empty(i), b, false);
         }

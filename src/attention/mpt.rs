@@ -19,7 +19,8 @@
 //! hook of `(head, query position, key position)` or a per-head bias matrix, as
 //! MPT's `attn_bias`), and an *allow*-style key padding mask
 //! ([`AttnOptions::key_allow`], MPT's `attention_mask`: `true` = real token).
-//! The layer's `softmax_scale` (default `1/√HD`) overrides `opts.scale`.
+//! The layer's `softmax_scale`, when set, overrides `opts.scale` (which
+//! defaults to `1/√HD`).
 //!
 //! **Deviation from MPT:** constml gives a fully masked query row an output of
 //! zeros (and zero weights); MPT fills masked scores with the dtype's minimum
@@ -41,10 +42,11 @@
 use core::marker::PhantomData;
 
 use super::gqa::{HeadsKv, WeightsOut, gqa_views_with};
-use super::kv_cache::{KvCache, KvStore, attend_cache_with};
+use super::kv_cache::{KvCache, KvStore, attend_then_append_with};
 use super::linear_with;
+use super::mha::MhaBuffers;
 use super::sdpa::{AttnOptions, KeyPositions};
-use super::self_attention::{DecoderBuffers, DecoderScratch};
+use super::self_attention::{DecoderScratch, assert_scores_fit};
 use crate::backend::{Backend, Simd};
 use crate::error::{Error, Result, check_len};
 use crate::mat::{MatMut, MatRef};
@@ -124,7 +126,7 @@ pub struct MptParams<'a, T> {
     pub w_out: MatRef<'a, T>,
     /// `out_proj` bias.
     pub b_out: Option<&'a [T]>,
-    /// Clamp of q, k, v to `±clip_qkv`.
+    /// Clamp of q, k, v to `±clip_qkv` (`clip_qkv ≥ 0`, else an `Err`).
     pub clip_qkv: Option<T>,
     /// Optional q/k LayerNorm.
     pub qk_ln: Option<QkNormParams<'a, T>>,
@@ -165,6 +167,14 @@ pub fn mpt_project_with<B: Backend, T: Real>(
     mut v: MatMut<'_, T>,
 ) -> Result<()> {
     let (dm, hd) = p.dims()?;
+    if let Some(c) = p.clip_qkv
+        && (c < T::ZERO || c.is_nan())
+    {
+        return Err(Error::InvalidParameter {
+            what: "MPT attention: clip_qkv",
+            reason: "must be at least 0 (and not NaN)",
+        });
+    }
     if let Some(b) = p.b_qkv {
         check_len("MPT attention: Wqkv bias", dm + 2 * hd, b.len())?;
     }
@@ -192,7 +202,8 @@ pub fn mpt_project_with<B: Backend, T: Real>(
 /// The MPT layer on views. With a `cache`, the chunk `x` `(N, DM)` sits at the
 /// cache's next position, attends (always causally) over the held keys and
 /// itself, and is appended (bounded and full: [`Error::CacheFull`], nothing
-/// changed). Without one, the `N` tokens attend among themselves (positions
+/// changed); key columns (key mask, bias) are the held keys oldest first, then
+/// the chunk. Without one, the `N` tokens attend among themselves (positions
 /// `0..N`; causal if `opts.causal`). `out` is `(N, DM)`; `buf.k`/`buf.v` are
 /// `(N, HD)`.
 #[allow(clippy::too_many_arguments)]
@@ -200,7 +211,7 @@ pub fn mpt_forward_views_with<B: Backend, T: Real, C: KvStore<T>>(
     p: &MptParams<'_, T>,
     x: MatRef<'_, T>,
     cache: Option<&mut C>,
-    mut buf: DecoderBuffers<'_, T>,
+    mut buf: MhaBuffers<'_, T>,
     out: MatMut<'_, T>,
     weights: WeightsOut<'_, T>,
     opts: &AttnOptions<'_, T>,
@@ -209,47 +220,30 @@ pub fn mpt_forward_views_with<B: Backend, T: Real, C: KvStore<T>>(
     if p.softmax_scale.is_some() {
         o.scale = p.softmax_scale;
     }
+    mpt_project_with::<B, T>(p, x, buf.q.reborrow(), buf.k.reborrow(), buf.v.reborrow())?;
+    let (q, k, v) = (buf.q.as_ref(), buf.k.as_ref(), buf.v.as_ref());
     match cache {
-        Some(cache) => {
-            if cache.kv_heads() != 1 {
-                return Err(Error::InvalidParameter {
-                    what: "MPT attention: cache",
-                    reason: "multi-query attention stores one kv head",
-                });
-            }
-            cache.check_append(x.rows())?;
-            mpt_project_with::<B, T>(p, x, buf.q.reborrow(), buf.k.reborrow(), buf.v.reborrow())?;
-            let start = cache.next_position();
-            attend_cache_with::<B, T, C>(
-                buf.q.as_ref(),
-                start,
-                p.heads,
-                cache,
-                Some((buf.k.as_ref(), buf.v.as_ref())),
-                buf.ctx.reborrow(),
-                buf.scores,
-                weights,
-                &o,
-            )?;
-            cache.append_rows(buf.k.as_ref(), buf.v.as_ref())?;
-        }
-        None => {
-            mpt_project_with::<B, T>(p, x, buf.q.reborrow(), buf.k.reborrow(), buf.v.reborrow())?;
-            gqa_views_with::<B, T>(
-                buf.q.as_ref(),
-                &[HeadsKv::packed(
-                    buf.k.as_ref(),
-                    buf.v.as_ref(),
-                    KeyPositions::Range(0),
-                )],
-                p.heads,
-                1,
-                buf.ctx.reborrow(),
-                buf.scores,
-                weights,
-                &o,
-            )?;
-        }
+        Some(cache) => attend_then_append_with::<B, T, C>(
+            q,
+            k,
+            v,
+            (p.heads, 1),
+            cache,
+            buf.ctx.reborrow(),
+            buf.scores,
+            weights,
+            &o,
+        )?,
+        None => gqa_views_with::<B, T>(
+            q,
+            &[HeadsKv::packed(k, v, KeyPositions::Range(0))],
+            p.heads,
+            1,
+            buf.ctx.reborrow(),
+            buf.scores,
+            weights,
+            &o,
+        )?,
     }
     linear_with::<B, T>(buf.ctx.as_ref(), p.w_out, p.b_out, out)
 }
@@ -387,12 +381,7 @@ impl<'a, T: Real, const DM: usize, const H: usize, const HD: usize, const QKV: u
         weights: WeightsOut<'_, T>,
         opts: &AttnOptions<'_, T>,
     ) -> Result<()> {
-        const {
-            assert!(
-                S >= CAP + N,
-                "MPT attention: scratch needs S >= CAP + N score columns"
-            )
-        };
+        assert_scores_fit::<N, CAP, S>();
         mpt_forward_views_with::<B, T, _>(
             &self.params(),
             MatRef::from_array(x),
@@ -409,9 +398,9 @@ impl<'a, T: Real, const DM: usize, const H: usize, const HD: usize, const QKV: u
 mod dynamic {
     use super::*;
     use crate::attention::gqa::gqa_scratch_len;
-    use crate::attention::kv_cache::{KvCacheVec, cache_scratch_len};
+    use crate::attention::kv_cache::KvCacheVec;
+    use crate::attention::mha::OwnedBuffers;
     use crate::matrix::Matrix;
-    use std::vec;
     use std::vec::Vec;
 
     /// MPT's q/k LayerNorm parameters, owned (feature `std`).
@@ -495,32 +484,15 @@ mod dynamic {
             let p = self.params();
             let (dm, hd) = p.dims()?;
             let n = x.rows();
-            let cols = match &cache {
-                Some(c) => cache_scratch_len(n, c.capacity()).max(gqa_scratch_len(
-                    n,
-                    c.capacity().saturating_add(n),
-                    self.heads,
-                    1,
-                )),
-                None => gqa_scratch_len(n, n, self.heads, 1),
-            };
-            let mut q = Matrix::zeros(n, dm)?;
-            let mut k = Matrix::zeros(n, hd)?;
-            let mut v = Matrix::zeros(n, hd)?;
-            let mut ctx = Matrix::zeros(n, dm)?;
-            let mut scores = vec![T::ZERO; cols];
+            let cols = n.saturating_add(cache.as_ref().map_or(0, |c| c.capacity()));
+            let scores = gqa_scratch_len(n, cols, self.heads, 1);
+            let mut buf = OwnedBuffers::new(n, n, [dm, hd, hd, dm], scores)?;
             let mut out = Matrix::zeros(n, dm)?;
             mpt_forward_views_with::<B, T, KvCacheVec<T>>(
                 &p,
                 x.view(),
                 cache,
-                DecoderBuffers {
-                    q: q.view_mut(),
-                    k: k.view_mut(),
-                    v: v.view_mut(),
-                    ctx: ctx.view_mut(),
-                    scores: &mut scores,
-                },
+                buf.views(),
                 out.view_mut(),
                 WeightsOut::None,
                 opts,

@@ -279,7 +279,6 @@ impl<T> RelativeKv<T> for ShawRelative<'_, T> {
 ///
 /// ```
 /// use constml::attention::{AttnOptions, QueryPos};
-/// use constml::MatRef;
 /// let pad = [false, false, true];
 /// let o = AttnOptions::<f32>::new().causal().key_block(&pad).query_start(7);
 /// assert!(o.causal && o.query_pos == QueryPos::Start(7));
@@ -432,7 +431,8 @@ impl<'a, T> KvSegment<'a, T> {
         }
     }
 
-    /// A segment with no keys.
+    /// A segment with no keys (attention skips empty segments, whatever their
+    /// widths).
     pub fn empty() -> Self {
         let e: &'a [[T; 0]; 0] = &[];
         Self {
@@ -534,6 +534,25 @@ fn check_options<T>(opts: &AttnOptions<'_, T>, nq: usize, nk: usize, head: usize
         });
     }
     Ok(())
+}
+
+/// The absolute positions of all keys, in column order (segment by segment).
+#[inline]
+fn key_positions<'s, T>(segments: &'s [KvSegment<'_, T>]) -> impl Iterator<Item = usize> + 's {
+    segments
+        .iter()
+        .flat_map(|s| (0..s.len()).map(move |t| s.positions.at(t)))
+}
+
+/// Sets `row[j] = −∞` where `mask[j] == masked` (`true` for a block mask,
+/// `false` for an allow mask).
+#[inline]
+fn mask_where<T: Real>(row: &mut [T], mask: &[bool], masked: bool) {
+    for (x, &m) in row.iter_mut().zip(mask) {
+        if m == masked {
+            *x = T::NEG_INFINITY;
+        }
+    }
 }
 
 /// Fills the scores of keys outside `[lo, hi)` with `−∞`.
@@ -641,8 +660,10 @@ pub(crate) fn attend_rows_with<B: Backend, T: Real>(
             found: out.shape(),
         });
     }
+    // Empty runs are skipped everywhere (their views may have any width, e.g.
+    // `KvSegment::empty()`).
     let mut nk = 0usize;
-    for s in segments {
+    for s in segments.iter().filter(|s| !s.is_empty()) {
         let n = s.keys.rows();
         if s.keys.cols() != dk {
             return Err(Error::ShapeMismatch {
@@ -693,7 +714,7 @@ pub(crate) fn attend_rows_with<B: Backend, T: Real>(
 
     // Scores: one A·Bᵀ per run of keys, into the run's columns.
     let mut col = 0;
-    for s in segments {
+    for s in segments.iter().filter(|s| !s.is_empty()) {
         let n = s.len();
         B::raw_gemm_abt(
             q,
@@ -710,16 +731,10 @@ pub(crate) fn attend_rows_with<B: Backend, T: Real>(
         let qpos = query_position(opts.query_pos, i, nq, nk);
         let row = w.row_mut_or_empty(r);
         if let (Some(rel), Some(qp)) = (opts.relative, qpos) {
-            let mut j = 0;
-            for s in segments {
-                for t in 0..s.len() {
-                    if let Some(a) = rel.key_term(head, qp, s.positions.at(t)) {
-                        check_len("attention: relative key term", dk, a.len())?;
-                        if let Some(x) = row.get_mut(j) {
-                            *x += B::raw_dot(qi, a);
-                        }
-                    }
-                    j += 1;
+            for (x, kp) in row.iter_mut().zip(key_positions(segments)) {
+                if let Some(a) = rel.key_term(head, qp, kp) {
+                    check_len("attention: relative key term", dk, a.len())?;
+                    *x += B::raw_dot(qi, a);
                 }
             }
         }
@@ -734,49 +749,19 @@ pub(crate) fn attend_rows_with<B: Backend, T: Real>(
             ),
         }
         if let (Some(hook), Some(qp)) = (opts.score_bias, qpos) {
-            let mut j = 0;
-            for s in segments {
-                for t in 0..s.len() {
-                    if let Some(x) = row.get_mut(j) {
-                        *x += hook.bias(head, qp, s.positions.at(t));
-                    }
-                    j += 1;
-                }
+            for (x, kp) in row.iter_mut().zip(key_positions(segments)) {
+                *x += hook.bias(head, qp, kp);
             }
         }
         match opts.mask {
             BoolMask::None => {}
-            BoolMask::Allow(m) => {
-                for (x, &ok) in row.iter_mut().zip(m.row_or_empty(i)) {
-                    if !ok {
-                        *x = T::NEG_INFINITY;
-                    }
-                }
-            }
-            BoolMask::Block(m) => {
-                for (x, &blocked) in row.iter_mut().zip(m.row_or_empty(i)) {
-                    if blocked {
-                        *x = T::NEG_INFINITY;
-                    }
-                }
-            }
+            BoolMask::Allow(m) => mask_where(row, m.row_or_empty(i), false),
+            BoolMask::Block(m) => mask_where(row, m.row_or_empty(i), true),
         }
         match opts.key_mask {
             KeyMask::None => {}
-            KeyMask::Allow(m) => {
-                for (x, &ok) in row.iter_mut().zip(m) {
-                    if !ok {
-                        *x = T::NEG_INFINITY;
-                    }
-                }
-            }
-            KeyMask::Block(m) => {
-                for (x, &blocked) in row.iter_mut().zip(m) {
-                    if blocked {
-                        *x = T::NEG_INFINITY;
-                    }
-                }
-            }
+            KeyMask::Allow(m) => mask_where(row, m, false),
+            KeyMask::Block(m) => mask_where(row, m, true),
         }
         if opts.causal || opts.window.is_some() {
             mask_outside(row, segments, visible_range(opts, qpos));
@@ -787,7 +772,7 @@ pub(crate) fn attend_rows_with<B: Backend, T: Real>(
     // Output: Σ over runs of weights[:, run] · values[run].
     let mut col = 0;
     let mut acc = Accumulate::Overwrite;
-    for s in segments {
+    for s in segments.iter().filter(|s| !s.is_empty()) {
         let n = s.len();
         B::raw_gemm(w.as_ref().col_range(col, n)?, s.values, out.reborrow(), acc);
         acc = Accumulate::Add;
@@ -807,17 +792,12 @@ pub(crate) fn attend_rows_with<B: Backend, T: Real>(
             };
             let wi = w.as_ref().row_or_empty(r);
             let oi = out.row_mut_or_empty(r);
-            let mut j = 0;
-            for s in segments {
-                for t in 0..s.len() {
-                    let a = wi.get(j).copied().unwrap_or(T::ZERO);
-                    if a != T::ZERO
-                        && let Some(av) = rel.value_term(head, qp, s.positions.at(t))
-                    {
-                        check_len("attention: relative value term", dv, av.len())?;
-                        B::raw_axpy(a, av, oi);
-                    }
-                    j += 1;
+            for (&a, kp) in wi.iter().zip(key_positions(segments)) {
+                if a != T::ZERO
+                    && let Some(av) = rel.value_term(head, qp, kp)
+                {
+                    check_len("attention: relative value term", dv, av.len())?;
+                    B::raw_axpy(a, av, oi);
                 }
             }
         }

@@ -26,11 +26,11 @@
 
 use core::marker::PhantomData;
 
-use super::gqa::{WeightsOut, group_size, head_width};
-use super::kv_cache::{KvCache, KvStore, attend_cache_with};
-use super::mha::{MhaScratch, MhaWeights, MultiHeadAttention};
+use super::gqa::{WeightsOut, assert_heads, group_size, head_width};
+use super::kv_cache::{KvCache, KvStore, attend_cache_with, attend_then_append_with};
+use super::mha::{MhaBuffers, MhaParams, MhaScratch, MhaWeights, MultiHeadAttention, project_with};
 use super::sdpa::AttnOptions;
-use super::{linear_with, nested, nested_mut, stacked};
+use super::{linear_with, nested, nested_mut};
 use crate::backend::{Backend, Simd};
 use crate::error::{Error, Result};
 use crate::mat::{MatMut, MatRef};
@@ -102,173 +102,83 @@ pub fn rotate_qk<T, const N: usize, const H: usize, const KVH: usize, const D: u
     rotate_heads(rot, start, nested_mut(k)?, KVH)
 }
 
-/// The parameters of a decoder self-attention as views (runtime shapes):
-/// `H` query heads and `KV_HEADS` key/value heads of width `D`, model width `DM`.
-#[derive(Clone, Copy, Debug)]
-pub struct DecoderParams<'a, T> {
-    /// Query heads `H`.
-    pub heads: usize,
-    /// Key/value heads (`H % KV_HEADS == 0`).
-    pub kv_heads: usize,
-    /// Query projection `(H·D, DM)`.
-    pub w_q: MatRef<'a, T>,
-    /// Query bias `H·D`.
-    pub b_q: Option<&'a [T]>,
-    /// Key projection `(KV_HEADS·D, DM)`.
-    pub w_k: MatRef<'a, T>,
-    /// Key bias.
-    pub b_k: Option<&'a [T]>,
-    /// Value projection `(KV_HEADS·D, DM)`.
-    pub w_v: MatRef<'a, T>,
-    /// Value bias.
-    pub b_v: Option<&'a [T]>,
-    /// Output projection `(DM, H·D)`.
-    pub w_o: MatRef<'a, T>,
-    /// Output bias `DM`.
-    pub b_o: Option<&'a [T]>,
-}
-
-/// Caller-owned buffers of [`decoder_attention_views_with`].
-#[derive(Debug)]
-pub struct DecoderBuffers<'s, T> {
-    /// Queries `(N, H·D)`.
-    pub q: MatMut<'s, T>,
-    /// New keys `(N, KV_HEADS·D)`.
-    pub k: MatMut<'s, T>,
-    /// New values `(N, KV_HEADS·D)`.
-    pub v: MatMut<'s, T>,
-    /// Head outputs `(N, H·D)`.
-    pub ctx: MatMut<'s, T>,
-    /// Attention weights, at least `N · (held + N)` elements
-    /// ([`cache_scratch_len`](super::cache_scratch_len)).
-    pub scores: &'s mut [T],
-}
-
-/// Piece 1: q, k, v projections of `x` `(N, DM)` into `q`, `k`, `v`.
+/// Piece 1: q, k, v projections of `x` `(N, DM)` into `q` `(N, H·D)`, `k` and
+/// `v` `(N, KV_HEADS·D)`.
 pub fn project_qkv_with<B: Backend, T: Real>(
-    p: &DecoderParams<'_, T>,
+    p: &MhaParams<'_, T>,
     x: MatRef<'_, T>,
     q: MatMut<'_, T>,
     k: MatMut<'_, T>,
     v: MatMut<'_, T>,
 ) -> Result<()> {
-    linear_with::<B, T>(x, p.w_q, p.b_q, q)?;
-    linear_with::<B, T>(x, p.w_k, p.b_k, k)?;
-    linear_with::<B, T>(x, p.w_v, p.b_v, v)
+    project_with::<B, T>(p, x, x, x, q, k, v)
 }
 
 /// The decoder block on views: project → rotate → attend over the cache (with
 /// the chunk pending) → append → output projection. The chunk's first token sits
-/// at the cache's next position. `out` is `(N, DM)`.
+/// at the cache's next position. `out` is `(N, DM)`; `buf.scores` needs at least
+/// `N · (held + N)` elements ([`cache_scratch_len`](super::cache_scratch_len)).
 ///
 /// If the cache cannot take the chunk (bounded and full), nothing is changed
 /// and [`Error::CacheFull`] is returned.
 #[allow(clippy::too_many_arguments)]
 pub fn decoder_attention_views_with<B: Backend, T: Real, C: KvStore<T>>(
-    p: &DecoderParams<'_, T>,
+    p: &MhaParams<'_, T>,
     x: MatRef<'_, T>,
     cache: &mut C,
     rot: &dyn Rotation<T>,
-    mut buf: DecoderBuffers<'_, T>,
+    mut buf: MhaBuffers<'_, T>,
     out: MatMut<'_, T>,
     opts: &AttnOptions<'_, T>,
 ) -> Result<()> {
     group_size(p.heads, p.kv_heads)?;
-    if cache.kv_heads() != p.kv_heads {
-        return Err(Error::InvalidParameter {
-            what: "decoder attention: cache",
-            reason: "the cache stores a different number of kv heads",
-        });
-    }
+    // Before rotating: a full cache is `CacheFull`, not a rotation table's
+    // `OutOfRange` for the positions past it.
     cache.check_append(x.rows())?;
     let start = cache.next_position();
     project_qkv_with::<B, T>(p, x, buf.q.reborrow(), buf.k.reborrow(), buf.v.reborrow())?;
     rotate_heads(rot, start, buf.q.reborrow(), p.heads)?;
     rotate_heads(rot, start, buf.k.reborrow(), p.kv_heads)?;
-    attend_cache_with::<B, T, C>(
+    attend_then_append_with::<B, T, C>(
         buf.q.as_ref(),
-        start,
-        p.heads,
+        buf.k.as_ref(),
+        buf.v.as_ref(),
+        (p.heads, p.kv_heads),
         cache,
-        Some((buf.k.as_ref(), buf.v.as_ref())),
         buf.ctx.reborrow(),
         buf.scores,
         WeightsOut::None,
         opts,
     )?;
-    cache.append_rows(buf.k.as_ref(), buf.v.as_ref())?;
     linear_with::<B, T>(buf.ctx.as_ref(), p.w_o, p.b_o, out)
 }
 
 /// Caller-owned scratch of a decoder attention step of `N` tokens with `H`
 /// query heads, `KVH` kv heads of width `D`, and `S` score columns
-/// (`S ≥ CAP + N` for a cache of `CAP` positions; see
-/// [`DecoderScratch::scores_cols`]). For a decode step (`N = 1`) of a
-/// grouped-query model, `S ≥ (H / KVH)·(CAP + 1)` lets the query heads that
-/// share a kv head be computed together (faster, same results).
-/// `const fn new()`; size [`DecoderScratch::BYTES`]. The fields are public so
-/// the pieces can be run one by one.
-#[derive(Clone, Debug)]
-pub struct DecoderScratch<
+/// (`S ≥ CAP + N` for a cache of `CAP` positions). For a decode step (`N = 1`)
+/// of a grouped-query model, `S ≥ (H / KVH)·(CAP + 1)` lets the query heads
+/// that share a kv head be computed together (faster, same results).
+/// `const fn new()`; size [`MhaScratch::BYTES`]. The fields are public so the
+/// pieces can be run one by one.
+pub type DecoderScratch<
     T,
     const N: usize,
     const H: usize,
     const KVH: usize,
     const D: usize,
     const S: usize,
-> {
-    /// Queries `(N, H, D)`.
-    pub q: [[[T; D]; H]; N],
-    /// New keys `(N, KVH, D)`.
-    pub k: [[[T; D]; KVH]; N],
-    /// New values `(N, KVH, D)`.
-    pub v: [[[T; D]; KVH]; N],
-    /// Head outputs `(N, H, D)`.
-    pub ctx: [[[T; D]; H]; N],
-    /// Attention weights `(N, S)`.
-    pub scores: [[T; S]; N],
-}
+> = MhaScratch<T, N, N, H, D, D, KVH, S>;
 
-impl<T: Real, const N: usize, const H: usize, const KVH: usize, const D: usize, const S: usize>
-    DecoderScratch<T, N, H, KVH, D, S>
-{
-    /// Size in bytes.
-    pub const BYTES: usize = core::mem::size_of::<Self>();
-
-    /// Score columns needed for a cache of `capacity` positions and a chunk of
-    /// `n` tokens: `capacity + n`.
-    pub const fn scores_cols(capacity: usize, n: usize) -> usize {
-        capacity + n
-    }
-
-    /// Zeroed scratch.
-    pub const fn new() -> Self {
-        Self {
-            q: [[[T::ZERO; D]; H]; N],
-            k: [[[T::ZERO; D]; KVH]; N],
-            v: [[[T::ZERO; D]; KVH]; N],
-            ctx: [[[T::ZERO; D]; H]; N],
-            scores: [[T::ZERO; S]; N],
-        }
-    }
-
-    pub(crate) fn buffers(&mut self) -> Result<DecoderBuffers<'_, T>> {
-        Ok(DecoderBuffers {
-            q: nested_mut(&mut self.q)?,
-            k: nested_mut(&mut self.k)?,
-            v: nested_mut(&mut self.v)?,
-            ctx: nested_mut(&mut self.ctx)?,
-            scores: self.scores.as_flattened_mut(),
-        })
-    }
-}
-
-impl<T: Real, const N: usize, const H: usize, const KVH: usize, const D: usize, const S: usize>
-    Default for DecoderScratch<T, N, H, KVH, D, S>
-{
-    fn default() -> Self {
-        Self::new()
-    }
+/// Compile-time check that `S` score columns hold a cache of `CAP` positions
+/// plus a chunk of `N` tokens (fires when a caller is instantiated).
+#[inline(always)]
+pub(crate) fn assert_scores_fit<const N: usize, const CAP: usize, const S: usize>() {
+    const {
+        assert!(
+            S >= CAP + N,
+            "attention: scratch needs S >= CAP + N score columns"
+        )
+    };
 }
 
 /// Keys and values `(N, KVH, D)` of a chunk not yet appended to the cache.
@@ -340,27 +250,11 @@ pub fn attend_kv_cache<
     )
 }
 
-/// The weights of a [`CausalSelfAttention`] block, `(OUT, IN)` as nested arrays.
-#[derive(Clone, Copy, Debug)]
-pub struct DecoderWeights<'a, T, const DM: usize, const H: usize, const KVH: usize, const D: usize>
-{
-    /// Query projection `(H·D, DM)`.
-    pub w_q: &'a [[[T; DM]; D]; H],
-    /// Query bias.
-    pub b_q: Option<&'a [[T; D]; H]>,
-    /// Key projection `(KVH·D, DM)`.
-    pub w_k: &'a [[[T; DM]; D]; KVH],
-    /// Key bias.
-    pub b_k: Option<&'a [[T; D]; KVH]>,
-    /// Value projection `(KVH·D, DM)`.
-    pub w_v: &'a [[[T; DM]; D]; KVH],
-    /// Value bias.
-    pub b_v: Option<&'a [[T; D]; KVH]>,
-    /// Output projection `(DM, H·D)`.
-    pub w_o: &'a [[[T; D]; H]; DM],
-    /// Output bias.
-    pub b_o: Option<&'a [T; DM]>,
-}
+/// The weights of a [`CausalSelfAttention`] block, `(OUT, IN)` as nested
+/// arrays: model width `DM`, `H` query heads, `KVH` kv heads of width `D` —
+/// q `(H·D, DM)`, k and v `(KVH·D, DM)`, output `(DM, H·D)`, biases optional.
+pub type DecoderWeights<'a, T, const DM: usize, const H: usize, const KVH: usize, const D: usize> =
+    MhaWeights<'a, T, H, DM, DM, D, D, DM, KVH>;
 
 /// A decoder's causal self-attention over a KV cache, grouped-query in general
 /// (`KVH = H`: multi-head, `KVH = 1`: multi-query): model width `DM`, `H` query
@@ -416,16 +310,7 @@ impl<'a, T: Real, const DM: usize, const H: usize, const KVH: usize, const D: us
 {
     /// A block over these weights.
     pub fn new(w: DecoderWeights<'a, T, DM, H, KVH, D>) -> Self {
-        const {
-            assert!(
-                KVH > 0,
-                "causal self-attention: KV_HEADS must be at least 1"
-            );
-            assert!(
-                H.is_multiple_of(KVH),
-                "causal self-attention: H must be a multiple of KV_HEADS"
-            );
-        };
+        assert_heads::<H, KVH>();
         Self {
             w,
             _backend: PhantomData,
@@ -433,20 +318,8 @@ impl<'a, T: Real, const DM: usize, const H: usize, const KVH: usize, const D: us
     }
 
     /// The parameters as views.
-    pub fn params(&self) -> Result<DecoderParams<'a, T>> {
-        let w = &self.w;
-        Ok(DecoderParams {
-            heads: H,
-            kv_heads: KVH,
-            w_q: stacked(w.w_q)?,
-            b_q: w.b_q.map(|b| b.as_flattened()),
-            w_k: stacked(w.w_k)?,
-            b_k: w.b_k.map(|b| b.as_flattened()),
-            w_v: stacked(w.w_v)?,
-            b_v: w.b_v.map(|b| b.as_flattened()),
-            w_o: nested(w.w_o)?,
-            b_o: w.b_o.map(|b| &b[..]),
-        })
+    pub fn params(&self) -> Result<MhaParams<'a, T>> {
+        self.w.params()
     }
 
     /// Piece 1: projects `x` `(N, DM)` to q `(N, H, D)`, k and v `(N, KVH, D)`.
@@ -478,7 +351,21 @@ impl<'a, T: Real, const DM: usize, const H: usize, const KVH: usize, const D: us
 
     /// The composed block for a chunk of `N` tokens (a decode step when `N = 1`,
     /// a prefill otherwise) starting at the cache's next position; see
-    /// [`decoder_attention_views_with`]. `S ≥ CAP + N` is checked at compile time.
+    /// [`decoder_attention_views_with`]. `S ≥ CAP + N` is checked at compile time:
+    ///
+    /// ```compile_fail
+    /// use constml::attention::*;
+    /// let wq = [[[0.0f32; 4]; 2]; 2];
+    /// let wkv = [[[0.0f32; 4]; 2]; 1];
+    /// let wo = [[[0.0f32; 2]; 2]; 4];
+    /// let l = CausalSelfAttention::<f32, 4, 2, 1, 2>::new(DecoderWeights {
+    ///     w_q: &wq, b_q: None, w_k: &wkv, b_k: None, w_v: &wkv, b_v: None, w_o: &wo, b_o: None,
+    /// });
+    /// let mut cache = KvCache::<f32, 1, 2, 8>::new();
+    /// let mut s = DecoderScratch::<f32, 1, 2, 1, 2, 8>::new(); // S = 8 < CAP + N = 9
+    /// let o = AttnOptions::new();
+    /// let _ = l.forward(&[[0.0; 4]], &mut cache, &NoRotation, &mut s, &mut [[0.0; 4]], &o);
+    /// ```
     pub fn forward<const N: usize, const CAP: usize, const S: usize>(
         &self,
         x: &[[T; DM]; N],
@@ -488,12 +375,7 @@ impl<'a, T: Real, const DM: usize, const H: usize, const KVH: usize, const D: us
         out: &mut [[T; DM]; N],
         opts: &AttnOptions<'_, T>,
     ) -> Result<()> {
-        const {
-            assert!(
-                S >= CAP + N,
-                "causal self-attention: scratch needs S >= CAP + N score columns"
-            )
-        };
+        assert_scores_fit::<N, CAP, S>();
         decoder_attention_views_with::<B, T, _>(
             &self.params()?,
             MatRef::from_array(x),
@@ -558,53 +440,26 @@ impl<
 mod dynamic {
     use super::*;
     use crate::attention::gqa::gqa_scratch_len;
-    use crate::attention::kv_cache::{KvCacheVec, cache_scratch_len};
+    use crate::attention::kv_cache::KvCacheVec;
+    use crate::attention::mha::MhaWeightsVec;
     use crate::matrix::Matrix;
-    use std::vec;
-    use std::vec::Vec;
 
     /// A decoder's causal self-attention with runtime shapes and owned weights
     /// (feature `std`), over a [`KvCacheVec`]. Same computation as
     /// [`CausalSelfAttention`].
     #[derive(Clone, Debug)]
     pub struct CausalSelfAttentionDyn<T, B = Simd> {
-        /// Query heads.
-        pub heads: usize,
-        /// Key/value heads.
-        pub kv_heads: usize,
-        /// Query projection `(H·D, DM)`.
-        pub w_q: Matrix<T>,
-        /// Query bias.
-        pub b_q: Option<Vec<T>>,
-        /// Key projection `(KVH·D, DM)`.
-        pub w_k: Matrix<T>,
-        /// Key bias.
-        pub b_k: Option<Vec<T>>,
-        /// Value projection `(KVH·D, DM)`.
-        pub w_v: Matrix<T>,
-        /// Value bias.
-        pub b_v: Option<Vec<T>>,
-        /// Output projection `(DM, H·D)`.
-        pub w_o: Matrix<T>,
-        /// Output bias.
-        pub b_o: Option<Vec<T>>,
-        /// Backend marker.
-        pub backend: PhantomData<B>,
+        /// The weights: q `(H·D, DM)`, k and v `(KVH·D, DM)`, output `(DM, H·D)`.
+        pub weights: MhaWeightsVec<T>,
+        _backend: PhantomData<B>,
     }
 
     impl<T: Real, B: Backend> CausalSelfAttentionDyn<T, B> {
-        fn params(&self) -> DecoderParams<'_, T> {
-            DecoderParams {
-                heads: self.heads,
-                kv_heads: self.kv_heads,
-                w_q: self.w_q.view(),
-                b_q: self.b_q.as_deref(),
-                w_k: self.w_k.view(),
-                b_k: self.b_k.as_deref(),
-                w_v: self.w_v.view(),
-                b_v: self.b_v.as_deref(),
-                w_o: self.w_o.view(),
-                b_o: self.b_o.as_deref(),
+        /// A block over these weights; shapes are checked at each call.
+        pub fn new(weights: MhaWeightsVec<T>) -> Self {
+            Self {
+                weights,
+                _backend: PhantomData,
             }
         }
 
@@ -613,16 +468,14 @@ mod dynamic {
         ///
         /// ```
         /// use constml::{Matrix, attention::*};
-        /// use core::marker::PhantomData;
         /// let (dm, h, kvh, d) = (4, 2, 1, 2);
-        /// let layer = CausalSelfAttentionDyn::<f32> {
+        /// let layer = CausalSelfAttentionDyn::<f32>::new(MhaWeightsVec {
         ///     heads: h, kv_heads: kvh,
         ///     w_q: Matrix::zeros(h * d, dm)?, b_q: None,
         ///     w_k: Matrix::zeros(kvh * d, dm)?, b_k: None,
         ///     w_v: Matrix::zeros(kvh * d, dm)?, b_v: None,
         ///     w_o: Matrix::zeros(dm, h * d)?, b_o: None,
-        ///     backend: PhantomData,
-        /// };
+        /// });
         /// let mut cache = KvCacheVec::new(kvh, d, 2, CachePolicy::Bounded)?;
         /// let x = Matrix::zeros(2, dm)?;
         /// layer.forward(&x, &mut cache, &NoRotation, &AttnOptions::new())?;
@@ -638,31 +491,17 @@ mod dynamic {
             opts: &AttnOptions<'_, T>,
         ) -> Result<Matrix<T>> {
             let n = x.rows();
-            let mut q = Matrix::zeros(n, self.w_q.rows())?;
-            let mut k = Matrix::zeros(n, self.w_k.rows())?;
-            let mut v = Matrix::zeros(n, self.w_v.rows())?;
-            let mut ctx = Matrix::zeros(n, self.w_q.rows())?;
+            let w = &self.weights;
             let cols = cache.capacity().saturating_add(n);
-            let len = cache_scratch_len(n, cache.capacity()).max(gqa_scratch_len(
-                n,
-                cols,
-                self.heads,
-                self.kv_heads,
-            ));
-            let mut scores = vec![T::ZERO; len];
-            let mut out = Matrix::zeros(n, self.w_o.rows())?;
+            let scores = gqa_scratch_len(n, cols, w.heads, w.kv_heads);
+            let mut buf = w.buffers(n, n, scores)?;
+            let mut out = Matrix::zeros(n, w.w_o.rows())?;
             decoder_attention_views_with::<B, T, _>(
-                &self.params(),
+                &w.params(),
                 x.view(),
                 cache,
                 rot,
-                DecoderBuffers {
-                    q: q.view_mut(),
-                    k: k.view_mut(),
-                    v: v.view_mut(),
-                    ctx: ctx.view_mut(),
-                    scores: &mut scores,
-                },
+                buf.views(),
                 out.view_mut(),
                 opts,
             )?;

@@ -47,8 +47,9 @@ pub enum EarlyStopping {
     #[default]
     Heuristic,
     /// `early_stopping="never"`: as [`Heuristic`](EarlyStopping::Heuristic), but
-    /// with (maximum new length)^length_penalty when `length_penalty > 0` — the
-    /// canonical beam search bound.
+    /// with (maximum new length)^length_penalty when `length_penalty > 0` (the
+    /// best score a running beam could still reach then). With
+    /// `length_penalty = 0` this is the canonical beam search.
     Never,
 }
 
@@ -220,6 +221,40 @@ impl<T: Real> Out<'_, T> {
                 a[i * max_new..(i + 1) * max_new].swap_with_slice(&mut b[..max_new]);
             }
         }
+    }
+}
+
+/// Read access to finished hypotheses, shared by [`Hypotheses`] and
+/// [`HypothesesDyn`]: row `i` of `tokens` (stride `max_new`) holds hypothesis
+/// `i`'s `len[i]` tokens.
+#[derive(Clone, Copy)]
+struct HypView<'a, T> {
+    max_new: usize,
+    tokens: &'a [usize],
+    len: &'a [usize],
+    score: &'a [T],
+    count: usize,
+}
+
+impl<'a, T: Real> HypView<'a, T> {
+    fn tokens(self, i: usize) -> Option<&'a [usize]> {
+        if i >= self.count {
+            return None;
+        }
+        let start = i.checked_mul(self.max_new)?;
+        let end = start.checked_add(*self.len.get(i)?)?;
+        self.tokens.get(start..end)
+    }
+
+    fn score(self, i: usize) -> Option<T> {
+        if i >= self.count {
+            return None;
+        }
+        self.score.get(i).copied()
+    }
+
+    fn iter(self) -> impl Iterator<Item = (&'a [usize], T)> {
+        (0..self.count).filter_map(move |i| Some((self.tokens(i)?, self.score(i)?)))
     }
 }
 
@@ -483,6 +518,15 @@ impl<T: Real, const BEAMS: usize, const MAX_NEW: usize> Hypotheses<T, BEAMS, MAX
             count: 0,
         }
     }
+    fn view(&self) -> HypView<'_, T> {
+        HypView {
+            max_new: MAX_NEW,
+            tokens: self.tokens.as_flattened(),
+            len: &self.len,
+            score: &self.score,
+            count: self.count,
+        }
+    }
     /// The number of hypotheses held.
     pub fn len(&self) -> usize {
         self.count
@@ -491,24 +535,17 @@ impl<T: Real, const BEAMS: usize, const MAX_NEW: usize> Hypotheses<T, BEAMS, MAX
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }
-    /// The generated tokens of hypothesis `i` (0 = best).
+    /// The generated tokens of hypothesis `i` (0 = best); `None` for `i ≥ len()`.
     pub fn tokens(&self, i: usize) -> Option<&[usize]> {
-        if i >= self.count {
-            return None;
-        }
-        let n = *self.len.get(i)?;
-        self.tokens.get(i)?.get(..n)
+        self.view().tokens(i)
     }
-    /// The score of hypothesis `i`.
+    /// The score of hypothesis `i`; `None` for `i ≥ len()`.
     pub fn score(&self, i: usize) -> Option<T> {
-        if i >= self.count {
-            return None;
-        }
-        self.score.get(i).copied()
+        self.view().score(i)
     }
     /// The hypotheses, best first, as `(tokens, score)`.
     pub fn iter(&self) -> impl Iterator<Item = (&[usize], T)> + '_ {
-        (0..self.count).filter_map(|i| Some((self.tokens(i)?, self.score(i)?)))
+        self.view().iter()
     }
 }
 
@@ -691,14 +728,14 @@ impl<T: Real> BeamScratchDyn<T> {
             v,
             beams,
             max_new,
-            log_probs: std::vec![T::ZERO; lp],
-            hist: std::vec![0; h],
-            hist_next: std::vec![0; h],
-            score: std::vec![T::ZERO; beams],
-            score_next: std::vec![T::ZERO; beams],
-            parents: std::vec![0; beams],
-            top_all: std::vec![BeamCand::ZERO; beams],
-            top_run: std::vec![BeamCand::ZERO; beams],
+            log_probs: crate::matrix::filled_vec("BeamScratchDyn::new", lp, T::ZERO)?,
+            hist: crate::matrix::filled_vec("BeamScratchDyn::new", h, 0)?,
+            hist_next: crate::matrix::filled_vec("BeamScratchDyn::new", h, 0)?,
+            score: crate::matrix::filled_vec("BeamScratchDyn::new", beams, T::ZERO)?,
+            score_next: crate::matrix::filled_vec("BeamScratchDyn::new", beams, T::ZERO)?,
+            parents: crate::matrix::filled_vec("BeamScratchDyn::new", beams, 0)?,
+            top_all: crate::matrix::filled_vec("BeamScratchDyn::new", beams, BeamCand::ZERO)?,
+            top_run: crate::matrix::filled_vec("BeamScratchDyn::new", beams, BeamCand::ZERO)?,
         })
     }
 }
@@ -726,11 +763,20 @@ impl<T: Real> HypothesesDyn<T> {
         Ok(Self {
             beams,
             max_new,
-            tokens: std::vec![0; n],
-            len: std::vec![0; beams],
-            score: std::vec![T::ZERO; beams],
+            tokens: crate::matrix::filled_vec("HypothesesDyn::new", n, 0)?,
+            len: crate::matrix::filled_vec("HypothesesDyn::new", beams, 0)?,
+            score: crate::matrix::filled_vec("HypothesesDyn::new", beams, T::ZERO)?,
             count: 0,
         })
+    }
+    fn view(&self) -> HypView<'_, T> {
+        HypView {
+            max_new: self.max_new,
+            tokens: &self.tokens,
+            len: &self.len,
+            score: &self.score,
+            count: self.count,
+        }
     }
     /// The number of hypotheses held.
     pub fn len(&self) -> usize {
@@ -740,24 +786,17 @@ impl<T: Real> HypothesesDyn<T> {
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }
-    /// The generated tokens of hypothesis `i` (0 = best).
+    /// The generated tokens of hypothesis `i` (0 = best); `None` for `i ≥ len()`.
     pub fn tokens(&self, i: usize) -> Option<&[usize]> {
-        if i >= self.count {
-            return None;
-        }
-        let n = *self.len.get(i)?;
-        self.tokens.get(i * self.max_new..i * self.max_new + n)
+        self.view().tokens(i)
     }
-    /// The score of hypothesis `i`.
+    /// The score of hypothesis `i`; `None` for `i ≥ len()`.
     pub fn score(&self, i: usize) -> Option<T> {
-        if i >= self.count {
-            return None;
-        }
-        self.score.get(i).copied()
+        self.view().score(i)
     }
     /// The hypotheses, best first, as `(tokens, score)`.
     pub fn iter(&self) -> impl Iterator<Item = (&[usize], T)> + '_ {
-        (0..self.count).filter_map(|i| Some((self.tokens(i)?, self.score(i)?)))
+        self.view().iter()
     }
 }
 

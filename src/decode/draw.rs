@@ -4,7 +4,7 @@
 use rand_core::Rng;
 
 use super::repro::uniform;
-use super::top_p::scan_probs;
+use super::select::scan_probs;
 use crate::error::Result;
 use crate::real::Real;
 
@@ -75,19 +75,9 @@ pub(crate) fn draw_slice<T: Real, R: Rng + ?Sized>(w: &[T], total: T, rng: &mut 
     last
 }
 
-/// Sequential sum in token order (the order the draw walks).
-#[inline]
-pub(crate) fn sum_in_order<T: Real>(w: &[T]) -> T {
-    let mut s = T::ZERO;
-    for &x in w {
-        s += x;
-    }
-    s
-}
-
 fn sample_probs_slice<T: Real, R: Rng + ?Sized>(probs: &[T], rng: &mut R) -> Result<usize> {
-    scan_probs("sample_probs: probs", probs)?;
-    Ok(draw_slice(probs, sum_in_order(probs), rng))
+    let (_, total) = scan_probs("sample_probs: probs", probs)?;
+    Ok(draw_slice(probs, total, rng))
 }
 
 /// Draws one token from non-negative weights `probs` (they need not sum to 1).

@@ -2,22 +2,14 @@
 //! One O(V) pass, no scratch, no sort.
 
 use super::repro::repro_exp;
-use super::select::scan_logits;
-use super::top_p::scan_probs;
-use crate::error::{Error, Result};
+use super::select::{check_unit, scan_logits, scan_probs};
+use crate::error::Result;
 use crate::real::Real;
 
 /// `Err(InvalidParameter)` unless `0 ≤ min_p ≤ 1`.
 #[inline]
 pub(crate) fn check_min_p<T: Real>(min_p: T) -> Result<()> {
-    if min_p >= T::ZERO && min_p <= T::ONE {
-        Ok(())
-    } else {
-        Err(Error::InvalidParameter {
-            what: "min_p",
-            reason: "min_p must be in [0, 1]",
-        })
-    }
+    check_unit("min_p", min_p)
 }
 
 /// The min-p rule: a token of weight `w` survives when `w ≥ min_p · w_max`
@@ -43,7 +35,7 @@ pub(crate) fn min_p_slice<T: Real>(logits: &mut [T], min_p: T) -> Result<()> {
 /// The probability form shared by both faces.
 pub(crate) fn min_p_probs_slice<T: Real>(probs: &mut [T], min_p: T) -> Result<()> {
     check_min_p(min_p)?;
-    let max = scan_probs("min_p_probs: probs", probs)?;
+    let (max, _) = scan_probs("min_p_probs: probs", probs)?;
     for x in probs.iter_mut() {
         if !min_p_keeps(*x, min_p, max) {
             *x = T::ZERO;
@@ -62,8 +54,10 @@ pub(crate) fn min_p_probs_slice<T: Real>(probs: &mut [T], min_p: T) -> Result<()
 /// Face's `MinPLogitsWarper` compares `probs < min_p · top_prob`.
 ///
 /// Errors: `min_p` outside `[0, 1]` or NaN, a `+∞` logit
-/// ([`Error::InvalidParameter`]); NaN logits ([`Error::NaN`]); every logit −∞
-/// ([`Error::NoCandidates`]). On error the logits are untouched.
+/// ([`Error::InvalidParameter`](crate::Error::InvalidParameter)); NaN logits
+/// ([`Error::NaN`](crate::Error::NaN)); every logit −∞
+/// ([`Error::NoCandidates`](crate::Error::NoCandidates)). On error the logits are
+/// untouched.
 ///
 /// ```
 /// use constml::decode::min_p;
@@ -96,13 +90,15 @@ pub fn min_p_probs<T: Real, const V: usize>(probs: &mut [T; V], min_p: T) -> Res
     min_p_probs_slice(probs, min_p)
 }
 
-/// Runtime-vocabulary face of [`min_p`]; an empty slice is [`Error::Empty`].
+/// Runtime-vocabulary face of [`min_p`]; an empty slice is
+/// [`Error::Empty`](crate::Error::Empty).
 #[cfg(feature = "std")]
 pub fn min_p_dyn<T: Real>(logits: &mut [T], min_p: T) -> Result<()> {
     min_p_slice(logits, min_p)
 }
 
-/// Runtime-vocabulary face of [`min_p_probs`]; an empty slice is [`Error::Empty`].
+/// Runtime-vocabulary face of [`min_p_probs`]; an empty slice is
+/// [`Error::Empty`](crate::Error::Empty).
 #[cfg(feature = "std")]
 pub fn min_p_probs_dyn<T: Real>(probs: &mut [T], min_p: T) -> Result<()> {
     min_p_probs_slice(probs, min_p)

@@ -27,9 +27,10 @@
 //! NaN logits, all logits −∞, `T < 0` or non-finite, `p` or `min_p` outside
 //! `[0, 1]`, `k = 0`, `num_return > BEAMS`, an empty vocabulary or a scratch of the
 //! wrong size (runtime face), a model error: a clear [`Error`](crate::Error), never
-//! a panic, never an out-of-range token. `+∞` logits are rejected by everything
-//! that needs probabilities (greedy accepts them). Zero sizes of the const face
-//! (`V`, `BEAMS`, `MAX_NEW`) are compile-time errors.
+//! a panic, never an out-of-range token. `+∞` logits (whose probability is
+//! undefined) are rejected by everything except [`greedy`], for which they simply
+//! win. Zero sizes of the const face (`V`, `BEAMS`, `MAX_NEW`) are compile-time
+//! errors.
 //!
 //! # Reproducible sampling
 //!
@@ -37,13 +38,17 @@
 //! filters) uses [`repro_exp`] (IEEE add/mul only, a fixed polynomial, no fused
 //! operations), plain sequential sums in token order, deterministic selections and
 //! one [`uniform`] number per draw, so the same seed and logits give the same token
-//! on x86 (baseline and native), aarch64, Cortex-M and RISC-V.
+//! on x86 (baseline and native), aarch64, Cortex-M and RISC-V. Its one vector
+//! kernel is the maximum of the logits ([`Simd`](crate::Simd)'s reduction): a
+//! maximum is exact and independent of the reduction order except for the sign of
+//! a zero, which the scan then takes from the first logit holding the maximum.
 //!
 //! # Backends
 //!
-//! Following the crate's pattern, the functions that use kernels (greedy's maximum,
-//! beam search's log-softmax) have a `*_with::<B>` form; the plain form uses
-//! [`Simd`](crate::Simd). The sampling path deliberately uses no backend.
+//! Following the crate's pattern, the functions whose result may use a chosen
+//! kernel (greedy's maximum, beam search's log-softmax) have a `*_with::<B>` form;
+//! the plain form uses [`Simd`](crate::Simd). The sampling path has no backend
+//! parameter: its result must not depend on one.
 
 mod beam;
 mod draw;

@@ -33,8 +33,9 @@ use crate::real::Real;
 /// plain sequential sum in token order (independent of SIMD lane width), the
 /// selections are deterministic, and the draw walks the survivors in token-id order
 /// with one [`uniform`](super::uniform) number. So the same seed and logits give the
-/// same token on x86 (baseline and native), aarch64, Cortex-M and RISC-V. No
-/// [`Backend`](crate::Backend) is involved on purpose.
+/// same token on x86 (baseline and native), aarch64, Cortex-M and RISC-V. The one
+/// vector kernel used, the maximum of the logits, is exact and order-independent
+/// (see the [module documentation](super)); there is no backend parameter.
 ///
 /// Cost: O(V) expected — two quickselects at most, no sort of the vocabulary.
 ///
@@ -348,12 +349,12 @@ pub struct SamplerScratchDyn<T> {
 
 #[cfg(feature = "std")]
 impl<T: Real> SamplerScratchDyn<T> {
-    /// Scratch for a vocabulary of `v` tokens.
-    pub fn new(v: usize) -> Self {
-        Self {
-            w: std::vec![T::ZERO; v],
-            cand: std::vec![Cand::ZERO; v],
-        }
+    /// Scratch for a vocabulary of `v` tokens; `Err` if it cannot be allocated.
+    pub fn new(v: usize) -> Result<Self> {
+        Ok(Self {
+            w: crate::matrix::zeros_vec("SamplerScratchDyn::new", v)?,
+            cand: crate::matrix::filled_vec("SamplerScratchDyn::new", v, Cand::ZERO)?,
+        })
     }
     /// The vocabulary size this scratch serves.
     pub fn len(&self) -> usize {
@@ -364,11 +365,6 @@ impl<T: Real> SamplerScratchDyn<T> {
         self.w.is_empty()
     }
     fn check(&self, v: usize) -> Result<()> {
-        if v == 0 {
-            return Err(Error::Empty {
-                what: "sampler: logits",
-            });
-        }
-        crate::error::check_len("sampler: scratch", v, self.len())
+        super::select::check_dyn("sampler: logits", "sampler: scratch", v, self.len())
     }
 }

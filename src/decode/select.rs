@@ -269,7 +269,7 @@ pub(crate) fn select_mass<T: Real>(c: &mut [Cand<T>], need: T) -> Option<Cand<T>
 /// What a decoding entry point needs to know about its logits.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Scan<T> {
-    /// The largest logit.
+    /// The largest logit: the bits of `logits[argmax]`.
     pub(crate) max: T,
     /// The lowest token id holding `max`.
     pub(crate) argmax: usize,
@@ -282,33 +282,84 @@ pub(crate) struct Scan<T> {
 /// `Err(Empty)` for no logits, `Err(OutOfRange)` for a vocabulary that does not
 /// fit token ids in `u32`, `Err(NaN)` for any NaN, `Err(InvalidParameter)` for any
 /// +∞ (its probability is undefined), `Err(NoCandidates)` when every logit is −∞.
+///
+/// The maximum comes from the [`Simd`] backend's reduction, the one backend call
+/// of the sampling path. A maximum is exact and its value does not depend on the
+/// reduction order (so on the lane width) — except for the sign of a zero: `+0`
+/// and `−0` compare equal and a vector max may return either. So the scan reads
+/// the maximum back from the first logit that holds it: `max` has the same bits
+/// on every build.
 pub(crate) fn scan_logits<T: Real>(what: &'static str, logits: &[T]) -> Result<Scan<T>> {
     if logits.is_empty() {
         return Err(Error::Empty { what });
     }
     check_vocab(what, logits.len())?;
-    // The maximum is exact whatever the reduction order, so the SIMD kernel gives
-    // the same value on every build.
-    let (max, nan) = <Simd as Backend>::raw_max(logits);
+    let (m, nan) = <Simd as Backend>::raw_max(logits);
     if nan {
         return Err(Error::NaN { what });
     }
-    if max == T::INFINITY {
+    if m == T::INFINITY {
         return Err(Error::InvalidParameter {
             what,
             reason: "logits must not contain +inf",
         });
     }
-    if max == T::NEG_INFINITY {
+    if m == T::NEG_INFINITY {
         return Err(Error::NoCandidates);
     }
-    let argmax = logits.iter().position(|&x| x == max).unwrap_or(0);
+    // `m` is one of the logits, so the search succeeds; the fallback is unreachable.
+    let (argmax, max) = logits
+        .iter()
+        .enumerate()
+        .find(|&(_, &x)| x == m)
+        .map_or((0, m), |(i, &x)| (i, x));
     let finite = logits.iter().map(|&x| (x > T::NEG_INFINITY) as usize).sum();
     Ok(Scan {
         max,
         argmax,
         finite,
     })
+}
+
+/// Validates non-negative weights (probabilities, not necessarily normalised):
+/// `Err(Empty)` for none, `Err(OutOfRange)` for a vocabulary beyond `u32` ids,
+/// `Err(NaN)` for any NaN, `Err(InvalidParameter)` for a negative or infinite
+/// entry or an infinite sum, `Err(NoCandidates)` when all are zero.
+///
+/// Returns `(max, total)`: the largest weight and the sum of all weights, summed
+/// sequentially in token order (the order the draw walks them in).
+pub(crate) fn scan_probs<T: Real>(what: &'static str, probs: &[T]) -> Result<(T, T)> {
+    if probs.is_empty() {
+        return Err(Error::Empty { what });
+    }
+    check_vocab(what, probs.len())?;
+    let mut max = T::ZERO;
+    let mut total = T::ZERO;
+    for &x in probs {
+        if x.is_nan() {
+            return Err(Error::NaN { what });
+        }
+        if x < T::ZERO || x == T::INFINITY {
+            return Err(Error::InvalidParameter {
+                what,
+                reason: "probabilities must be finite and >= 0",
+            });
+        }
+        total += x;
+        if x > max {
+            max = x;
+        }
+    }
+    if max == T::ZERO {
+        return Err(Error::NoCandidates);
+    }
+    if !total.is_finite() {
+        return Err(Error::InvalidParameter {
+            what,
+            reason: "probabilities must have a finite sum",
+        });
+    }
+    Ok((max, total))
 }
 
 /// `Err(OutOfRange)` if token ids of a vocabulary of `v` do not fit in `u32`.
@@ -324,8 +375,22 @@ pub(crate) fn check_vocab(what: &'static str, v: usize) -> Result<()> {
     Ok(())
 }
 
-/// Caller-owned scratch for [`top_k`](super::top_k) and [`top_p`](super::top_p)
-/// (and their probability forms) over a vocabulary of `V` tokens.
+/// `Err(InvalidParameter)` unless `0 ≤ x ≤ 1` (NaN fails): the range of `p` and
+/// `min_p`.
+#[inline]
+pub(crate) fn check_unit<T: Real>(what: &'static str, x: T) -> Result<()> {
+    if x >= T::ZERO && x <= T::ONE {
+        Ok(())
+    } else {
+        Err(Error::InvalidParameter {
+            what,
+            reason: "must be in [0, 1]",
+        })
+    }
+}
+
+/// Caller-owned scratch for [`top_k`](super::top_k), [`top_p`](super::top_p) and
+/// [`top_p_probs`](super::top_p_probs) over a vocabulary of `V` tokens.
 ///
 /// It holds one (key, token id) candidate per token: [`SelectScratch::BYTES`]
 /// bytes, `8·V` for `f32` and `16·V` for `f64`. Build it once with the `const fn`
@@ -361,9 +426,10 @@ impl<T: Real, const V: usize> Default for SelectScratch<T, V> {
     }
 }
 
-/// Heap-backed scratch for the runtime-vocabulary face of [`top_k_dyn`](super::top_k_dyn)
-/// and [`top_p_dyn`](super::top_p_dyn): one candidate per token (`8·V` bytes for
-/// `f32`). Its length must equal the vocabulary size of the logits it is used with.
+/// Heap-backed scratch for the runtime-vocabulary faces [`top_k_dyn`](super::top_k_dyn),
+/// [`top_p_dyn`](super::top_p_dyn) and [`top_p_probs_dyn`](super::top_p_probs_dyn):
+/// one candidate per token (`8·V` bytes for `f32`, `16·V` for `f64`). Its length
+/// must equal the vocabulary size of the logits it is used with.
 #[cfg(feature = "std")]
 #[derive(Clone, Debug)]
 pub struct SelectScratchDyn<T> {
@@ -372,11 +438,11 @@ pub struct SelectScratchDyn<T> {
 
 #[cfg(feature = "std")]
 impl<T: Real> SelectScratchDyn<T> {
-    /// Scratch for a vocabulary of `v` tokens.
-    pub fn new(v: usize) -> Self {
-        Self {
-            cand: std::vec![Cand::ZERO; v],
-        }
+    /// Scratch for a vocabulary of `v` tokens; `Err` if it cannot be allocated.
+    pub fn new(v: usize) -> Result<Self> {
+        Ok(Self {
+            cand: crate::matrix::filled_vec("SelectScratchDyn::new", v, Cand::ZERO)?,
+        })
     }
     /// The vocabulary size this scratch serves.
     pub fn len(&self) -> usize {
@@ -388,11 +454,22 @@ impl<T: Real> SelectScratchDyn<T> {
     }
 }
 
-/// `Err(LengthMismatch)` unless a runtime scratch serves exactly `v` tokens.
+/// The checks of every runtime-vocabulary face that takes a scratch:
+/// `Err(Empty)` (reported as `input`) for a vocabulary of 0, then
+/// `Err(LengthMismatch)` (reported as `scratch`) unless the scratch serves exactly
+/// `v` tokens.
 #[cfg(feature = "std")]
 #[inline]
-pub(crate) fn check_scratch(what: &'static str, v: usize, found: usize) -> Result<()> {
-    crate::error::check_len(what, v, found)
+pub(crate) fn check_dyn(
+    input: &'static str,
+    scratch: &'static str,
+    v: usize,
+    found: usize,
+) -> Result<()> {
+    if v == 0 {
+        return Err(Error::Empty { what: input });
+    }
+    crate::error::check_len(scratch, v, found)
 }
 
 #[cfg(test)]
@@ -422,6 +499,30 @@ mod tests {
             }
         });
         c
+    }
+
+    #[test]
+    fn scan_max_is_the_first_maximal_logit_bitwise() {
+        // +0 and −0 compare equal, and a SIMD max returns either one depending on
+        // the order it meets them in (that is, on the lane width). The scan must
+        // report the first maximal logit's own bits on every build.
+        for (first, rest) in [(0.0f32, -0.0f32), (-0.0, 0.0)] {
+            let mut x = [-1.0f32; 70];
+            x[0] = first;
+            for i in [4, 8, 16, 32, 48, 64, 69] {
+                x[i] = rest;
+            }
+            let s = scan_logits("test", &x).unwrap();
+            assert_eq!(s.argmax, 0);
+            assert_eq!(s.max.to_bits(), first.to_bits(), "first {first:?}");
+            let y: [f64; 70] = core::array::from_fn(|i| x[i] as f64);
+            let s = scan_logits("test", &y).unwrap();
+            assert_eq!(
+                s.max.to_bits(),
+                (first as f64).to_bits(),
+                "f64, first {first:?}"
+            );
+        }
     }
 
     #[test]

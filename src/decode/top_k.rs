@@ -149,11 +149,11 @@ pub fn top_k_dyn<T: Real>(
     k: usize,
     scratch: &mut super::select::SelectScratchDyn<T>,
 ) -> Result<()> {
-    if logits.is_empty() {
-        return Err(Error::Empty {
-            what: "top_k: logits",
-        });
-    }
-    super::select::check_scratch("top_k: scratch", logits.len(), scratch.len())?;
+    super::select::check_dyn(
+        "top_k: logits",
+        "top_k: scratch",
+        logits.len(),
+        scratch.len(),
+    )?;
     top_k_slice(logits, k, &mut scratch.cand)
 }

@@ -1,21 +1,14 @@
 //! Top-p (nucleus) filtering by probability-mass quickselect: expected O(V), no sort.
 
 use super::repro::repro_exp;
-use super::select::{Cand, SelectScratch, scan_logits, select_mass};
-use crate::error::{Error, Result};
+use super::select::{Cand, SelectScratch, check_unit, scan_logits, scan_probs, select_mass};
+use crate::error::Result;
 use crate::real::Real;
 
 /// `Err(InvalidParameter)` unless `0 ≤ p ≤ 1`.
 #[inline]
 pub(crate) fn check_p<T: Real>(p: T) -> Result<()> {
-    if p >= T::ZERO && p <= T::ONE {
-        Ok(())
-    } else {
-        Err(Error::InvalidParameter {
-            what: "top_p",
-            reason: "p must be in [0, 1]",
-        })
-    }
+    check_unit("top_p", p)
 }
 
 /// The top-p cut over non-negative weights (unnormalised probabilities).
@@ -124,42 +117,6 @@ pub(crate) fn top_p_keeps<T: Real>(th: Cand<T>, w: T, id: usize) -> bool {
         })
 }
 
-/// Validates a probability vector: no NaN, no negative or infinite entry, not all
-/// zero, a finite sum. Returns the largest entry.
-pub(crate) fn scan_probs<T: Real>(what: &'static str, probs: &[T]) -> Result<T> {
-    if probs.is_empty() {
-        return Err(Error::Empty { what });
-    }
-    super::select::check_vocab(what, probs.len())?;
-    let mut max = T::ZERO;
-    let mut total = T::ZERO;
-    for &x in probs {
-        total += x;
-        if x.is_nan() {
-            return Err(Error::NaN { what });
-        }
-        if x < T::ZERO || x == T::INFINITY {
-            return Err(Error::InvalidParameter {
-                what,
-                reason: "probabilities must be finite and >= 0",
-            });
-        }
-        if x > max {
-            max = x;
-        }
-    }
-    if max == T::ZERO {
-        return Err(Error::NoCandidates);
-    }
-    if !total.is_finite() {
-        return Err(Error::InvalidParameter {
-            what,
-            reason: "probabilities must have a finite sum",
-        });
-    }
-    Ok(max)
-}
-
 /// The logits form shared by both faces.
 pub(crate) fn top_p_slice<T: Real>(logits: &mut [T], p: T, cand: &mut [Cand<T>]) -> Result<()> {
     check_p(p)?;
@@ -220,9 +177,11 @@ pub(crate) fn top_p_probs_slice<T: Real>(
 /// sums sorted probabilities in `f32`), so the two agree away from the boundary;
 /// boundaries are exact for dyadic probabilities (see [`top_p_probs`]).
 ///
-/// Errors: `p` outside `[0, 1]` or NaN, a `+∞` logit ([`Error::InvalidParameter`]);
-/// NaN logits ([`Error::NaN`]); every logit −∞ ([`Error::NoCandidates`]). On error
-/// the logits are untouched.
+/// Errors: `p` outside `[0, 1]` or NaN, a `+∞` logit
+/// ([`Error::InvalidParameter`](crate::Error::InvalidParameter)); NaN logits
+/// ([`Error::NaN`](crate::Error::NaN)); every logit −∞
+/// ([`Error::NoCandidates`](crate::Error::NoCandidates)). On error the logits are
+/// untouched.
 ///
 /// ```
 /// use constml::decode::{top_p, SelectScratch};
@@ -261,8 +220,10 @@ pub fn top_p<T: Real, const V: usize>(
 /// ```
 ///
 /// Errors: `p` outside `[0, 1]`, a negative or infinite entry or an infinite sum
-/// ([`Error::InvalidParameter`]); NaN ([`Error::NaN`]); all zero
-/// ([`Error::NoCandidates`]).
+/// ([`Error::InvalidParameter`](crate::Error::InvalidParameter)); NaN
+/// ([`Error::NaN`](crate::Error::NaN)); all zero
+/// ([`Error::NoCandidates`](crate::Error::NoCandidates)). On error the weights are
+/// untouched.
 pub fn top_p_probs<T: Real, const V: usize>(
     probs: &mut [T; V],
     p: T,
@@ -272,21 +233,22 @@ pub fn top_p_probs<T: Real, const V: usize>(
     top_p_probs_slice(probs, p, &mut scratch.cand)
 }
 
-/// Runtime-vocabulary face of [`top_p`]. The scratch must serve exactly
-/// `logits.len()` tokens ([`Error::LengthMismatch`] otherwise); an empty slice is
-/// [`Error::Empty`].
+/// Runtime-vocabulary face of [`top_p`]. An empty slice is
+/// [`Error::Empty`](crate::Error::Empty); the scratch must serve exactly
+/// `logits.len()` tokens ([`Error::LengthMismatch`](crate::Error::LengthMismatch)
+/// otherwise).
 #[cfg(feature = "std")]
 pub fn top_p_dyn<T: Real>(
     logits: &mut [T],
     p: T,
     scratch: &mut super::select::SelectScratchDyn<T>,
 ) -> Result<()> {
-    if logits.is_empty() {
-        return Err(Error::Empty {
-            what: "top_p: logits",
-        });
-    }
-    super::select::check_scratch("top_p: scratch", logits.len(), scratch.len())?;
+    super::select::check_dyn(
+        "top_p: logits",
+        "top_p: scratch",
+        logits.len(),
+        scratch.len(),
+    )?;
     top_p_slice(logits, p, &mut scratch.cand)
 }
 
@@ -298,11 +260,11 @@ pub fn top_p_probs_dyn<T: Real>(
     p: T,
     scratch: &mut super::select::SelectScratchDyn<T>,
 ) -> Result<()> {
-    if probs.is_empty() {
-        return Err(Error::Empty {
-            what: "top_p_probs: probs",
-        });
-    }
-    super::select::check_scratch("top_p_probs: scratch", probs.len(), scratch.len())?;
+    super::select::check_dyn(
+        "top_p_probs: probs",
+        "top_p_probs: scratch",
+        probs.len(),
+        scratch.len(),
+    )?;
     top_p_probs_slice(probs, p, &mut scratch.cand)
 }

@@ -47,3 +47,31 @@ pub fn assert_close<T: Real>(what: &str, got: &[T], want: &[T], rtol: f64, atol:
         );
     }
 }
+
+/// Runs a test body generic over backend and element type, `f::<B, T>()`, for
+/// both backends and both element types. (Not every test file uses it.)
+#[allow(unused_macros)]
+macro_rules! for_each_backend_and_real {
+    ($f:ident) => {{
+        $f::<constml::Simd, f32>();
+        $f::<constml::Simd, f64>();
+        $f::<constml::Scalar, f32>();
+        $f::<constml::Scalar, f64>();
+    }};
+}
+#[allow(unused_imports)]
+pub(crate) use for_each_backend_and_real;
+
+/// A deterministic generator for test data (64-bit LCG, Knuth's constants).
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    /// The next value, uniform in `[0, 1)` (53 bits).
+    pub fn unit(&mut self) -> f64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
