@@ -1,0 +1,592 @@
+//! The code the firmware smoke binary runs: the public no_std entry points of
+//! constml (kernels, attention, decoding) for `f32`, on both backends where the
+//! API takes one (the `*_with::<B>` forms; the plain forms are their `Simd`
+//! wrappers).
+//!
+//! Shared, file for file, by the smoke binary `firmware/smoke` (included with
+//! `#[path]`, so the generic code is instantiated and must link for the MCU) and
+//! by the host test `tests/no_alloc_kernels.rs`, which runs it under a counting
+//! allocator: the test proves that exactly what the firmware links allocates
+//! nothing. Hence pure `core`: no allocation, no `std`, no `unwrap` (every
+//! fallible call returns its error through `?`, and the test requires `Ok`).
+//!
+//! Shapes are tiny (Cortex-M stack): weights are `static` tables built at
+//! compile time (flash on the MCU), inputs are derived from a `seed` the caller
+//! passes through `black_box`, so nothing is folded away. The kernel shapes
+//! (13, 20) are not multiples of the SIMD lane width, so the tail paths run too.
+
+use constml::attention::{
+    AttnOptions, CausalSelfAttention, DecoderScratch, DecoderWeights, KvCache, KvStore, MhaScratch,
+    MhaWeights, MptAttention, MptConfig, MptQkNorm, MptWeights, MultiHeadAttention, NoRotation,
+    PackedMhaWeights, PackedMultiheadAttention, SelfAttention, ShawRelative, WeightsOut,
+    attend_kv_cache_with, grouped_query_attention_with, reorder_beams,
+    scaled_dot_product_attention_with, sdpa_views_with,
+};
+use constml::decode::{
+    BeamConfig, BeamModel, BeamScratch, EarlyStopping, Hypotheses, Sampler, SamplerScratch,
+    SelectScratch, beam_search_with, greedy_with, min_p, min_p_probs, repro_exp, sample_probs,
+    temperature, top_k, top_p, top_p_probs, uniform,
+};
+use constml::{Accumulate, Backend, Error, MatMut, MatRef, Result, Scalar, Simd, kernels};
+use rand_core::SeedableRng;
+use rand_xoshiro::Xoshiro128PlusPlus;
+
+// Kernels: a `(M, K)` matrix, a `(K, M)` one, vectors of `K`.
+const M: usize = 13;
+const K: usize = 20;
+// Attention: model width, query heads, kv heads, head width; queries and keys
+// of the cache-free calls; capacities of the bounded and ring caches.
+const DM: usize = 16;
+const H: usize = 2;
+const KVH: usize = 1;
+const D: usize = 8;
+const NQ: usize = 3;
+const NK: usize = 5;
+const CAP: usize = 16;
+const RING: usize = 6;
+// MPT's fused q/k/v projection width.
+const QKV: usize = DM + 2 * D;
+// Decoding: vocabulary, beams, new tokens.
+const V: usize = 32;
+const BEAMS: usize = 2;
+const MAX_NEW: usize = 6;
+
+/// Runs everything on both backends; the sum of a checksum of every result.
+pub fn run_all(seed: f32) -> Result<f32> {
+    Ok(run::<Simd>(seed)? + run::<Scalar>(seed)?)
+}
+
+/// The sections are `#[inline(never)]`: each has its own stack frame, so the
+/// peak stack use is the largest section's, not their sum.
+fn run<B: Backend>(seed: f32) -> Result<f32> {
+    Ok(kernel_calls::<B>(seed)?
+        + sdpa_calls::<B>(seed)?
+        + mha_calls::<B>(seed)?
+        + kv_cache_calls::<B>(seed)?
+        + ring_calls::<B>(seed)?
+        + mpt_calls::<B>(seed)?
+        + decode_calls::<B>(seed)?)
+}
+
+// ---------------------------------------------------------------- data
+
+/// A deterministic `(R, C)` table in about `[-0.3, 0.3]`, at compile time.
+const fn table<const R: usize, const C: usize>(salt: usize) -> [[f32; C]; R] {
+    let mut t = [[0.0; C]; R];
+    let mut i = 0;
+    while i < R {
+        let mut j = 0;
+        while j < C {
+            t[i][j] = ((i * 7 + j * 3 + salt) % 13) as f32 * 0.05 - 0.3;
+            j += 1;
+        }
+        i += 1;
+    }
+    t
+}
+
+/// `A` stacked [`table`]s.
+const fn tables<const A: usize, const R: usize, const C: usize>(salt: usize) -> [[[f32; C]; R]; A] {
+    let mut t = [[[0.0; C]; R]; A];
+    let mut a = 0;
+    while a < A {
+        t[a] = table(salt + 5 * a);
+        a += 1;
+    }
+    t
+}
+
+/// Run-time inputs derived from `seed`.
+fn fill<const R: usize, const C: usize>(seed: f32, salt: usize) -> [[f32; C]; R] {
+    core::array::from_fn(|i| {
+        core::array::from_fn(|j| ((i * 5 + j * 3 + salt) % 11) as f32 * 0.1 * seed - 0.5)
+    })
+}
+
+fn fill3<const A: usize, const R: usize, const C: usize>(
+    seed: f32,
+    salt: usize,
+) -> [[[f32; C]; R]; A] {
+    core::array::from_fn(|a| fill(seed, salt + 3 * a))
+}
+
+fn total(x: &[f32]) -> f32 {
+    x.iter().sum()
+}
+
+/// Sum of the entries that survived a filter (the others are −∞ or 0).
+fn finite_total(x: &[f32]) -> f32 {
+    x.iter().filter(|v| v.is_finite()).sum()
+}
+
+// Attention weights (`(OUT, IN)` as nested arrays, see `constml::attention`).
+static W_Q: [[[f32; DM]; D]; H] = tables(1);
+static B_Q: [[f32; D]; H] = table(2);
+static W_K: [[[f32; DM]; D]; KVH] = tables(3);
+static W_V: [[[f32; DM]; D]; KVH] = tables(4);
+static W_O: [[[f32; D]; H]; DM] = tables(5);
+static B_O: [f32; DM] = table::<1, DM>(6)[0];
+static IN_PROJ: [[[f32; DM]; DM]; 3] = tables(7);
+static W_OUT: [[f32; DM]; DM] = table(8);
+static W_QKV: [[f32; DM]; QKV] = table(9);
+static LN_Q: [f32; DM] = [1.0; DM];
+static LN_QB: [f32; DM] = [0.0; DM];
+static LN_K: [f32; D] = [0.9; D];
+static LN_KB: [f32; D] = [0.1; D];
+/// Token embeddings, tied with the output layer of [`TinyLm`].
+static EMB: [[f32; DM]; V] = table(10);
+
+/// The decoder block over the static weights: grouped-query (`H` query heads
+/// sharing `KVH` kv heads), biases on q and the output.
+fn decoder<B: Backend>() -> CausalSelfAttention<'static, f32, DM, H, KVH, D, B> {
+    CausalSelfAttention::new(DecoderWeights {
+        w_q: &W_Q,
+        b_q: Some(&B_Q),
+        w_k: &W_K,
+        b_k: None,
+        w_v: &W_V,
+        b_v: None,
+        w_o: &W_O,
+        b_o: Some(&B_O),
+    })
+}
+
+// ---------------------------------------------------------------- kernels
+
+/// The foundation kernels, slice face and const face.
+#[inline(never)]
+fn kernel_calls<B: Backend>(seed: f32) -> Result<f32> {
+    let a: [[f32; K]; M] = fill(seed, 1);
+    let b: [[f32; M]; K] = fill(seed, 2);
+    let [mut x]: [[f32; K]; 1] = fill(seed, 3);
+    let mut c = [[0.0f32; M]; M];
+    let mut y = [0.0f32; M];
+
+    let mut r = B::dot(&x, &a[0])?;
+    let (head, tail) = x.split_at_mut(K / 2);
+    B::axpy(0.5, tail, head)?;
+    B::add(head, tail)?;
+    B::mul(head, tail)?;
+    B::scale(0.9, &mut x);
+    r += B::sum(&x) + B::max(&x)? + B::argmax(&x)? as f32;
+    B::softmax(&mut x);
+    B::log_softmax(&mut x);
+    B::relu(&mut x);
+    B::sigmoid(&mut x);
+    B::tanh(&mut x);
+    B::silu(&mut x);
+    B::gelu(&mut x);
+    B::gelu_tanh(&mut x);
+    r += total(&x);
+    let (av, bv) = (MatRef::from_array(&a), MatRef::from_array(&b));
+    B::gemm(av, bv, MatMut::from_array(&mut c), Accumulate::Overwrite)?;
+    B::gemm_abt(av, av, MatMut::from_array(&mut c), Accumulate::Add)?;
+    B::matvec(av, &x, &mut y, Accumulate::Overwrite)?;
+    r += total(c.as_flattened()) + total(&y);
+
+    // The const-generic face.
+    kernels::matmul_with::<B, f32, M, K, M>(&a, &b, &mut c);
+    r += total(c.as_flattened());
+    kernels::matmul_bt_with::<B, f32, M, K, M>(&a, &a, &mut c);
+    r += total(c.as_flattened());
+    kernels::matvec_with::<B, f32, K, M>(&a, &x, &mut y);
+    let bias = y;
+    kernels::linear_with::<B, f32, K, M>(&a, &bias, &x, &mut y);
+    r += total(&y);
+    kernels::softmax_with::<B, f32, K>(&mut x);
+    kernels::log_softmax_with::<B, f32, K>(&mut x);
+    r += kernels::dot_with::<B, f32, K>(&x, &a[1]);
+    r += kernels::argmax_with::<B, f32, K>(&x)? as f32;
+    Ok(r)
+}
+
+// ---------------------------------------------------------------- attention
+
+/// Scaled dot-product attention (masks, bias, causal, window, score hooks,
+/// relative terms) and grouped-query attention.
+#[inline(never)]
+fn sdpa_calls<B: Backend>(seed: f32) -> Result<f32> {
+    let q: [[f32; D]; NQ] = fill(seed, 4);
+    let k: [[f32; D]; NK] = fill(seed, 5);
+    let v: [[f32; D]; NK] = fill(seed, 6);
+    let bias: [[f32; NK]; NQ] = fill(seed, 7);
+    let shaw_k: [[f32; D]; 3] = fill(seed, 8);
+    let shaw_v: [[f32; D]; 3] = fill(seed, 9);
+    let shaw = ShawRelative::from_arrays(Some(&shaw_k), Some(&shaw_v));
+    let alibi = |h: usize, i: usize, j: usize| -0.25 * (h + 1) as f32 * (i as f32 - j as f32);
+    let mask = [[true, false, true, true, false]; NQ];
+    let pad = [true, true, true, false, true];
+    let mut out = [[0.0f32; D]; NQ];
+    let mut w = [[0.0f32; NK]; NQ];
+
+    let o = AttnOptions::new();
+    let opts = [
+        o,
+        o.allow(MatRef::from_array(&mask)),
+        o.block(MatRef::from_array(&mask))
+            .bias(MatRef::from_array(&bias)),
+        o.causal(),
+        o.causal().window(2),
+        o.key_allow(&pad).scale(0.5),
+        o.causal().relative(&shaw).score_bias(&alibi),
+    ];
+    let mut r = 0.0;
+    for opt in &opts {
+        scaled_dot_product_attention_with::<B, f32, NQ, NK, D, D>(
+            &q, &k, &v, &mut out, &mut w, opt,
+        )?;
+        r += total(out.as_flattened()) + total(w.as_flattened());
+    }
+    sdpa_views_with::<B, f32>(
+        MatRef::from_array(&q),
+        MatRef::from_array(&k),
+        MatRef::from_array(&v),
+        MatMut::from_array(&mut out),
+        w.as_flattened_mut(),
+        &o.causal(),
+    )?;
+    r += total(out.as_flattened());
+
+    // Grouped-query attention: `H` query heads over `KVH` kv heads.
+    let gq: [[[f32; D]; H]; NQ] = fill3(seed, 10);
+    let gk: [[[f32; D]; KVH]; NK] = fill3(seed, 11);
+    let gv: [[[f32; D]; KVH]; NK] = fill3(seed, 12);
+    let mut gout = [[[0.0f32; D]; H]; NQ];
+    let mut gs = [[0.0f32; NK]; NQ];
+    let mut averaged = [0.0f32; NQ * NK];
+    let mut per_head = [0.0f32; H * NQ * NK];
+    grouped_query_attention_with::<B, f32, NQ, NK, H, KVH, D, D>(
+        &gq,
+        &gk,
+        &gv,
+        &mut gout,
+        &mut gs,
+        WeightsOut::Averaged(&mut averaged),
+        &o.causal(),
+    )?;
+    r += total(gout.as_flattened().as_flattened()) + total(&averaged);
+    grouped_query_attention_with::<B, f32, NQ, NK, H, KVH, D, D>(
+        &gq,
+        &gk,
+        &gv,
+        &mut gout,
+        &mut gs,
+        WeightsOut::PerHead(&mut per_head),
+        &o.key_allow(&pad),
+    )?;
+    r += total(gout.as_flattened().as_flattened()) + total(&per_head);
+    Ok(r)
+}
+
+/// Multi-head layers: general (cross-attention), self-attention, PyTorch's
+/// packed `nn.MultiheadAttention`.
+#[inline(never)]
+fn mha_calls<B: Backend>(seed: f32) -> Result<f32> {
+    let o = AttnOptions::new();
+    let x: [[f32; DM]; NQ] = fill(seed, 13);
+    let mem: [[f32; DM]; NK] = fill(seed, 14);
+    let mut y = [[0.0f32; DM]; NQ];
+    let mut averaged = [0.0f32; NQ * NK];
+    let mut r = 0.0;
+    let mha_w = MhaWeights {
+        w_q: &W_Q,
+        b_q: Some(&B_Q),
+        w_k: &W_Q,
+        b_k: None,
+        w_v: &W_Q,
+        b_v: None,
+        w_o: &W_O,
+        b_o: Some(&B_O),
+    };
+    let mha = MultiHeadAttention::<f32, H, DM, DM, D, D, DM, B>::new(mha_w);
+    let mut cross = MhaScratch::<f32, NQ, NK, H, D, D>::new();
+    mha.forward(&x, &mem, &mem, &mut y, &mut cross, WeightsOut::None, &o)?;
+    r += total(y.as_flattened());
+    let sa = SelfAttention::<f32, H, DM, D, D, DM, B>::new(mha_w);
+    let mut own = MhaScratch::<f32, NQ, NQ, H, D, D>::new();
+    sa.forward(&x, &mut y, &mut own, WeightsOut::None, &o.causal())?;
+    r += total(y.as_flattened());
+    let packed = PackedMultiheadAttention::<f32, DM, H, D, B>::new(PackedMhaWeights {
+        in_proj_weight: &IN_PROJ,
+        in_proj_bias: None,
+        out_proj_weight: &W_OUT,
+        out_proj_bias: Some(&B_O),
+    });
+    let padding = [false, false, true, false, false];
+    packed.forward(
+        &x,
+        &mem,
+        &mem,
+        Some(&padding),
+        &mut y,
+        &mut cross,
+        WeightsOut::Averaged(&mut averaged),
+        &o,
+    )?;
+    r += total(y.as_flattened()) + total(&averaged);
+    Ok(r)
+}
+
+/// A bounded KV cache with the decoder block, then the block's pieces run by
+/// hand (append + attend over the cache), truncation and copies.
+#[inline(never)]
+fn kv_cache_calls<B: Backend>(seed: f32) -> Result<f32> {
+    let block = decoder::<B>();
+    let x: [[f32; DM]; NQ] = fill(seed, 15);
+    let o = AttnOptions::new();
+    let mut out = [[0.0f32; DM]; NQ];
+    let mut out1 = [[0.0f32; DM]; 1];
+    let mut r = 0.0;
+
+    // Bounded cache: a prefill of `NQ` tokens, then decode steps.
+    let mut cache = KvCache::<f32, KVH, D, CAP>::new();
+    let mut prefill = DecoderScratch::<f32, NQ, H, KVH, D, { CAP + NQ }>::new();
+    let mut step = DecoderScratch::<f32, 1, H, KVH, D, { CAP + 1 }>::new();
+    block.forward(&x, &mut cache, &NoRotation, &mut prefill, &mut out, &o)?;
+    r += total(out.as_flattened());
+    for t in 0..4 {
+        let token = [x[t % NQ]];
+        block.forward(&token, &mut cache, &NoRotation, &mut step, &mut out1, &o)?;
+        r += total(&out1[0]);
+    }
+
+    // The pieces: project, attend with the token pending, append, project out …
+    block.project(&[x[0]], &mut step.q, &mut step.k, &mut step.v)?;
+    attend_kv_cache_with::<B, f32, 1, H, KVH, D, CAP, { CAP + 1 }>(
+        &step.q,
+        cache.next_position(),
+        &cache,
+        Some((&step.k, &step.v)),
+        &mut step.ctx,
+        &mut step.scores,
+        WeightsOut::None,
+        &o,
+    )?;
+    cache.append_chunk(&step.k, &step.v)?;
+    block.out_proj(&step.ctx, &mut out1)?;
+    r += total(&out1[0]);
+    // … or append first, then attend over the cache alone, with a bias hook.
+    block.project(&[x[1]], &mut step.q, &mut step.k, &mut step.v)?;
+    let pos = cache.append(&step.k[0], &step.v[0])?;
+    let alibi = |h: usize, i: usize, j: usize| -0.125 * (h + 1) as f32 * (i as f32 - j as f32);
+    attend_kv_cache_with::<B, f32, 1, H, KVH, D, CAP, { CAP + 1 }>(
+        &step.q,
+        pos,
+        &cache,
+        None,
+        &mut step.ctx,
+        &mut step.scores,
+        WeightsOut::None,
+        &o.score_bias(&alibi),
+    )?;
+    block.out_proj(&step.ctx, &mut out1)?;
+    r += total(&out1[0]);
+    // Roll back two tokens (speculative decoding), copy, empty.
+    cache.truncate(cache.next_position() - 2)?;
+    let mut copy = KvCache::<f32, KVH, D, CAP>::new();
+    copy.copy_from(&cache)?;
+    r += copy.next_position() as f32;
+    cache.reset();
+    Ok(r + cache.next_position() as f32)
+}
+
+/// A ring-buffer cache (sliding window of `RING`) with the decoder block: more
+/// tokens than it holds, and a multi-token chunk into a full ring.
+#[inline(never)]
+fn ring_calls<B: Backend>(seed: f32) -> Result<f32> {
+    let block = decoder::<B>();
+    let x: [[f32; DM]; NQ] = fill(seed, 15);
+    let o = AttnOptions::new();
+    let mut out = [[0.0f32; DM]; NQ];
+    let mut out1 = [[0.0f32; DM]; 1];
+    let mut r = 0.0;
+    let mut ring = KvCache::<f32, KVH, D, RING>::new_ring();
+    let mut ring_prefill = DecoderScratch::<f32, NQ, H, KVH, D, { RING + NQ }>::new();
+    let mut ring_step = DecoderScratch::<f32, 1, H, KVH, D, { RING + 1 }>::new();
+    block.forward(&x, &mut ring, &NoRotation, &mut ring_prefill, &mut out, &o)?;
+    for t in 0..2 * RING {
+        let token = [x[t % NQ]];
+        block.forward(
+            &token,
+            &mut ring,
+            &NoRotation,
+            &mut ring_step,
+            &mut out1,
+            &o,
+        )?;
+        r += total(&out1[0]);
+    }
+    block.forward(&x, &mut ring, &NoRotation, &mut ring_prefill, &mut out, &o)?;
+    Ok(r + total(out.as_flattened()) + ring.oldest_position() as f32)
+}
+
+/// MosaicML MPT's multi-query layer (q/k LayerNorm, clipping), without and
+/// with a cache.
+#[inline(never)]
+fn mpt_calls<B: Backend>(seed: f32) -> Result<f32> {
+    let x: [[f32; DM]; NQ] = fill(seed, 16);
+    let o = AttnOptions::new();
+    let mut out = [[0.0f32; DM]; NQ];
+    let mut out1 = [[0.0f32; DM]; 1];
+    let mut r = 0.0;
+    let mpt = MptAttention::<f32, DM, H, D, QKV, B>::new(
+        MptWeights {
+            w_qkv: &W_QKV,
+            b_qkv: None,
+            w_out: &W_OUT,
+            b_out: Some(&B_O),
+            qk_ln: Some(MptQkNorm {
+                q_weight: &LN_Q,
+                q_bias: &LN_QB,
+                k_weight: &LN_K,
+                k_bias: &LN_KB,
+            }),
+        },
+        MptConfig {
+            clip_qkv: Some(0.5),
+            softmax_scale: None,
+        },
+    );
+    let mut mpt_plain = DecoderScratch::<f32, NQ, H, 1, D, NQ>::new();
+    mpt.forward(&x, &mut mpt_plain, &mut out, WeightsOut::None, &o.causal())?;
+    r += total(out.as_flattened());
+    let mut mpt_cache = KvCache::<f32, 1, D, CAP>::new();
+    let mut mpt_prefill = DecoderScratch::<f32, NQ, H, 1, D, { CAP + NQ }>::new();
+    let mut mpt_step = DecoderScratch::<f32, 1, H, 1, D, { CAP + 1 }>::new();
+    mpt.forward_cached(
+        &x,
+        &mut mpt_cache,
+        &mut mpt_prefill,
+        &mut out,
+        WeightsOut::None,
+        &o,
+    )?;
+    r += total(out.as_flattened());
+    mpt.forward_cached(
+        &[x[2]],
+        &mut mpt_cache,
+        &mut mpt_step,
+        &mut out1,
+        WeightsOut::None,
+        &o,
+    )?;
+    r += total(&out1[0]);
+    Ok(r)
+}
+
+// ---------------------------------------------------------------- decoding
+
+/// A one-layer language model for beam search and sampling: tied embeddings
+/// around the decoder block, one KV cache per beam (reordered with
+/// [`reorder_beams`]).
+struct TinyLm<B: Backend> {
+    block: CausalSelfAttention<'static, f32, DM, H, KVH, D, B>,
+    caches: [KvCache<f32, KVH, D, CAP>; BEAMS],
+    scratch: DecoderScratch<f32, 1, H, KVH, D, { CAP + 1 }>,
+    hidden: [[f32; DM]; 1],
+}
+
+impl<B: Backend> TinyLm<B> {
+    fn new() -> Self {
+        Self {
+            block: decoder(),
+            caches: [const { KvCache::new() }; BEAMS],
+            scratch: DecoderScratch::new(),
+            hidden: [[0.0; DM]],
+        }
+    }
+}
+
+impl<B: Backend> BeamModel<f32> for TinyLm<B> {
+    fn step(&mut self, beam: usize, token: usize, _pos: usize, logits: &mut [f32]) -> Result<()> {
+        let cache = self.caches.get_mut(beam).ok_or(Error::Model {
+            what: "TinyLm: no such beam",
+        })?;
+        let x = EMB.get(token).ok_or(Error::Model {
+            what: "TinyLm: no such token",
+        })?;
+        self.block.forward(
+            core::array::from_ref(x),
+            cache,
+            &NoRotation,
+            &mut self.scratch,
+            &mut self.hidden,
+            &AttnOptions::new(),
+        )?;
+        B::matvec(
+            MatRef::from_array(&EMB),
+            &self.hidden[0],
+            logits,
+            Accumulate::Overwrite,
+        )
+    }
+
+    fn reorder(&mut self, parents: &[usize]) -> Result<()> {
+        reorder_beams(&mut self.caches, parents)
+    }
+}
+
+/// Greedy, the filters, the sampler (seeded xoshiro128++) and beam search.
+#[inline(never)]
+fn decode_calls<B: Backend>(seed: f32) -> Result<f32> {
+    let [logits]: [[f32; V]; 1] = fill(6.0 * seed, 17);
+    let mut tokens = greedy_with::<B, f32, V>(&logits)?;
+    let mut r = 0.0;
+
+    // The filters, on logits and on probabilities.
+    let mut sel = SelectScratch::<f32, V>::new();
+    let mut x = logits;
+    temperature(&mut x, 0.7)?;
+    top_k(&mut x, 8, &mut sel)?;
+    top_p(&mut x, 0.9, &mut sel)?;
+    min_p(&mut x, 0.05)?;
+    r += finite_total(&x);
+    let mut probs = logits;
+    kernels::softmax_with::<B, f32, V>(&mut probs);
+    top_p_probs(&mut probs, 0.8, &mut sel)?;
+    min_p_probs(&mut probs, 0.1)?;
+    r += total(&probs);
+
+    // Sampling: the draw alone, then the whole sampler.
+    let mut rng = Xoshiro128PlusPlus::seed_from_u64(u64::from(seed.to_bits()));
+    tokens += sample_probs(&probs, &mut rng)?;
+    let sampler = Sampler::new()
+        .with_temperature(0.8)
+        .with_top_k(10)
+        .with_top_p(0.9)
+        .with_min_p(0.05);
+    let mut ss = SamplerScratch::<f32, V>::new();
+    tokens += sampler.sample(&logits, &mut ss, &mut rng)?;
+    let mut y = logits;
+    sampler.process(&mut y, &mut ss)?;
+    r += finite_total(&y) + repro_exp(-seed) + uniform::<f32, _>(&mut rng);
+
+    // Beam search over the tiny model.
+    let mut lm = TinyLm::<B>::new();
+    let mut beams = BeamScratch::<f32, V, BEAMS, MAX_NEW>::new();
+    let mut hyps = Hypotheses::<f32, BEAMS, MAX_NEW>::new();
+    let eos = [3];
+    let cfg = BeamConfig::new(&eos)
+        .with_num_return(BEAMS)
+        .with_length_penalty(1.2)
+        .with_early_stopping(EarlyStopping::Never);
+    let prompt = [1, 2];
+    tokens += beam_search_with::<B, f32, _, V, BEAMS, MAX_NEW>(
+        &mut lm, &prompt, &cfg, &mut beams, &mut hyps,
+    )?;
+    for (seq, score) in hyps.iter() {
+        tokens += seq.iter().sum::<usize>();
+        r += score;
+    }
+
+    // Sampling generation from the same model, beam 0's cache emptied.
+    lm.caches[0].reset();
+    let mut next = [0.0f32; V];
+    let mut token = prompt[0];
+    for pos in 0..MAX_NEW {
+        lm.step(0, token, pos, &mut next)?;
+        token = sampler.sample(&next, &mut ss, &mut rng)?;
+        tokens += token;
+    }
+    Ok(r + tokens as f32)
+}
