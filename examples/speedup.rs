@@ -84,59 +84,45 @@ fn main() {
         }
     );
 
-    println!(
-        "\n{:<10} {:>8} {:>12} {:>12} {:>9}",
-        "dot", "n", "scalar ns", "simd ns", "speedup"
-    );
+    header("dot", "scalar ns", "simd ns");
     for n in [64usize, 1024, 16_384] {
         let (a, b) = (fill(n, 1), fill(n, 2));
         let (s, v) = (dot_time::<Scalar>(&a, &b), dot_time::<Simd>(&a, &b));
-        println!(
-            "{:<10} {:>8} {:>12.1} {:>12.1} {:>8.1}x",
-            "",
-            n,
-            s.as_secs_f64() * 1e9,
-            v.as_secs_f64() * 1e9,
-            s.as_secs_f64() / v.as_secs_f64()
-        );
+        row(n, s.as_secs_f64() * 1e9, v.as_secs_f64() * 1e9, s, v);
     }
 
-    println!(
-        "\n{:<10} {:>8} {:>12} {:>12} {:>9}",
-        "gemm", "n", "scalar GF/s", "simd GF/s", "speedup"
-    );
+    header("gemm", "scalar GF/s", "simd GF/s");
     for n in [64usize, 128, 256] {
         let (a, b) = (fill(n * n, 3), fill(n * n, 4));
         let mut c = vec![0.0f32; n * n];
-        let flops = 2.0 * (n * n * n) as f64;
+        let gflop = 2.0 * (n * n * n) as f64 / 1e9;
         let s = gemm_time::<Scalar>(n, &a, &b, &mut c);
         let v = gemm_time::<Simd>(n, &a, &b, &mut c);
-        println!(
-            "{:<10} {:>8} {:>12.2} {:>12.1} {:>8.1}x",
-            "",
-            n,
-            flops / s.as_secs_f64() / 1e9,
-            flops / v.as_secs_f64() / 1e9,
-            s.as_secs_f64() / v.as_secs_f64()
-        );
+        row(n, gflop / s.as_secs_f64(), gflop / v.as_secs_f64(), s, v);
     }
 
-    println!(
-        "\n{:<10} {:>8} {:>12} {:>12} {:>9}",
-        "softmax", "n", "scalar ns", "simd ns", "speedup"
-    );
+    header("softmax", "scalar ns", "simd ns");
     for n in [128usize, 1024, 32_000] {
         let x: Vec<f32> = fill(n, 5).iter().map(|v| v * 10.0).collect();
         let mut w = vec![0.0f32; n];
         let s = softmax_time::<Scalar>(&x, &mut w);
         let v = softmax_time::<Simd>(&x, &mut w);
-        println!(
-            "{:<10} {:>8} {:>12.1} {:>12.1} {:>8.1}x",
-            "",
-            n,
-            s.as_secs_f64() * 1e9,
-            v.as_secs_f64() * 1e9,
-            s.as_secs_f64() / v.as_secs_f64()
-        );
+        row(n, s.as_secs_f64() * 1e9, v.as_secs_f64() * 1e9, s, v);
     }
+}
+
+fn header(kernel: &str, scalar: &str, simd: &str) {
+    println!(
+        "\n{kernel:<10} {:>8} {scalar:>12} {simd:>12} {:>9}",
+        "n", "speedup"
+    );
+}
+
+/// One table row: the two figures shown and the two times whose ratio is the speedup.
+fn row(n: usize, scalar: f64, simd: f64, t_scalar: Duration, t_simd: Duration) {
+    let speedup = t_scalar.as_secs_f64() / t_simd.as_secs_f64();
+    println!(
+        "{:<10} {n:>8} {scalar:>12.2} {simd:>12.2} {speedup:>8.1}x",
+        ""
+    );
 }
