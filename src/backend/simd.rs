@@ -260,6 +260,17 @@ impl Backend for Simd {
             abt_one_row(arow, &b, crow, add);
             return;
         }
+        // Short rows of whole vectors (attention heads of 16–64 at 16 lanes): keep
+        // four rows of B in registers and stream the rows of A past them.
+        if k.is_multiple_of(T::LANES) {
+            match k / T::LANES {
+                1 => return abt_short::<T, 1>(&a, &b, &mut c, m, n, add),
+                2 => return abt_short::<T, 2>(&a, &b, &mut c, m, n, add),
+                3 => return abt_short::<T, 3>(&a, &b, &mut c, m, n, add),
+                4 => return abt_short::<T, 4>(&a, &b, &mut c, m, n, add),
+                _ => {}
+            }
+        }
         let mut j0 = 0;
         while j0 + ABT_NR <= n {
             abt_rows::<T, ABT_NR>(&a, &b, &mut c, m, j0, k, add);
@@ -445,6 +456,71 @@ fn abt_one_row_short<T: Real, const NB: usize>(a: &[T], b: &MatRef<'_, T>, c: &m
             None => T::ZERO,
         };
         *cj = if add { *cj + v } else { v };
+    }
+}
+
+/// `C (+)= A·Bᵀ` when the depth is exactly `NB` whole vectors: blocks of
+/// [`ABT_NR`] rows of B stay in registers while every row of A streams past.
+#[inline(always)]
+fn abt_short<T: Real, const NB: usize>(
+    a: &MatRef<'_, T>,
+    b: &MatRef<'_, T>,
+    c: &mut MatMut<'_, T>,
+    m: usize,
+    n: usize,
+    add: bool,
+) {
+    let mut j0 = 0;
+    while j0 + ABT_NR <= n {
+        abt_short_block::<T, NB, ABT_NR>(a, b, c, m, j0, add);
+        j0 += ABT_NR;
+    }
+    while j0 < n {
+        abt_short_block::<T, NB, 1>(a, b, c, m, j0, add);
+        j0 += 1;
+    }
+}
+
+/// Columns `j0 .. j0 + NR` of C for every row, depth `NB` vectors.
+#[inline(always)]
+fn abt_short_block<T: Real, const NB: usize, const NR: usize>(
+    a: &MatRef<'_, T>,
+    b: &MatRef<'_, T>,
+    c: &mut MatMut<'_, T>,
+    m: usize,
+    j0: usize,
+    add: bool,
+) {
+    let zero = T::splat(T::ZERO);
+    let bv: [[T::V; NB]; NR] = core::array::from_fn(|s| {
+        let row = b.row_or_empty(j0 + s);
+        match T::blocks(row).0.first_chunk::<NB>() {
+            Some(bb) => core::array::from_fn(|q| T::load(&bb[q])),
+            None => [zero; NB],
+        }
+    });
+    let mut rows = a.padded_rows();
+    for i in 0..m {
+        let arow = rows.next().unwrap_or(&[]);
+        let av: [T::V; NB] = match T::blocks(arow).0.first_chunk::<NB>() {
+            Some(ab) => core::array::from_fn(|q| T::load(&ab[q])),
+            None => [zero; NB],
+        };
+        let Some(crow) = c
+            .row_mut_or_empty(i)
+            .get_mut(j0..)
+            .and_then(|x| x.get_mut(..NR))
+        else {
+            return;
+        };
+        for (s, cij) in crow.iter_mut().enumerate() {
+            let mut acc = zero;
+            for q in 0..NB {
+                acc = T::fma(av[q], bv[s][q], acc);
+            }
+            let v = T::hsum(acc);
+            *cij = if add { *cij + v } else { v };
+        }
     }
 }
 
