@@ -448,6 +448,86 @@ fn draw_walks_tokens_in_id_order() {
     );
 }
 
+/// The reproducible sum of the module documentation, written out: 16 partial
+/// sums (token i → partial i mod 16, in increasing i) and a halving tree.
+fn repro_sum(w: &[f32]) -> f32 {
+    let mut p = [0.0f32; 16];
+    for (i, &x) in w.iter().enumerate() {
+        p[i % 16] += x;
+    }
+    let mut h = 8;
+    while h > 0 {
+        for j in 0..h {
+            p[j] += p[j + h];
+        }
+        h /= 2;
+    }
+    p[0]
+}
+
+/// The documented draw for target `t`: the first block of 256 tokens whose end
+/// prefix sum exceeds `t`, then the sequential walk from its start prefix sum.
+fn draw_rule(w: &[f32], t: f32) -> usize {
+    for b in 0..w.len().div_ceil(256) {
+        let hi = ((b + 1) * 256).min(w.len());
+        if repro_sum(&w[..hi]) > t {
+            let mut run = repro_sum(&w[..b * 256]);
+            let mut last = None;
+            for (i, &x) in w.iter().enumerate().take(hi).skip(b * 256) {
+                if x > 0.0 {
+                    run += x;
+                    last = Some(i);
+                    if run > t {
+                        return i;
+                    }
+                }
+            }
+            return last.unwrap();
+        }
+    }
+    w.iter().rposition(|&x| x > 0.0).unwrap()
+}
+
+#[test]
+fn draw_uses_the_documented_sums_over_many_blocks() {
+    // Weights over nine orders of magnitude (many zeros): in another summation
+    // order the totals and prefix sums round differently.
+    const N: usize = 3000;
+    let r = ints(N, 1_000_000, 77);
+    let w: [f32; N] = std::array::from_fn(|i| {
+        if r[i].is_multiple_of(4) {
+            0.0
+        } else {
+            (r[i] % 997) as f32 * 10f32.powi((r[i] % 9) as i32 - 6)
+        }
+    });
+    let s = repro_sum(&w);
+    let sequential: f32 = w.iter().sum();
+    assert_ne!(
+        s.to_bits(),
+        sequential.to_bits(),
+        "the data must tell the orders apart"
+    );
+    let words = ints(2000, u32::MAX, 5);
+    for &word in &words {
+        let u = (word >> 8) as f32 / 16_777_216.0;
+        let got = sample_probs(&w, &mut Scripted::new(&[word])).unwrap();
+        assert_eq!(got, draw_rule(&w, u * s), "u = {u}");
+        #[cfg(feature = "std")]
+        assert_eq!(
+            sample_probs_dyn(&w, &mut Scripted::new(&[word])).unwrap(),
+            got
+        );
+    }
+    // u at the largest value (target at or just below S).
+    let top = 0xffff_ff00u32;
+    let u = (top >> 8) as f32 / 16_777_216.0;
+    assert_eq!(
+        sample_probs(&w, &mut Scripted::new(&[top])).unwrap(),
+        draw_rule(&w, u * s)
+    );
+}
+
 #[test]
 fn sampler_draw_follows_the_rule() {
     // Two tied logits, one much lower: weights 1, 1, e^-2 (S in token order).

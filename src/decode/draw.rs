@@ -3,89 +3,76 @@
 
 use rand_core::Rng;
 
+use super::lanes::{Wide, each, with_wide};
 use super::repro::uniform;
 use super::select::scan_probs;
 use crate::error::Result;
 use crate::real::Real;
 
-/// Tokens per block of the running sums recorded by the sampler's final pass.
-pub(crate) const BLOCK: usize = 64;
+/// Tokens per block of the draw (a multiple of every lane count `K`).
+pub(crate) const BLOCK: usize = 256;
 
-/// [`draw_slice`] with the help of `starts[b]` = the running sum of `w` (in token
-/// order, as [`draw_slice`] accumulates it) before block `b` of [`BLOCK`] tokens:
-/// it skips to the block where the running sum first exceeds `u · total` and walks
-/// only that block. Every addition is the one the plain walk makes, so the result
-/// is bit-identical to [`draw_slice`].
-#[inline]
-pub(crate) fn draw_blocked<T: Real, R: Rng + ?Sized>(
-    w: &[T],
-    starts: impl Fn(usize) -> T,
-    total: T,
-    rng: &mut R,
-) -> usize {
-    let target = uniform::<T, R>(rng) * total;
-    let blocks = w.len().div_ceil(BLOCK);
-    // The first block whose end sum exceeds the target (its end is the next
-    // block's start, or the total for the last block).
-    let mut b = 0;
-    while b < blocks {
-        let end = if b + 1 < blocks { starts(b + 1) } else { total };
-        if end > target {
-            break;
-        }
-        b += 1;
-    }
-    if b < blocks {
-        let mut acc = starts(b);
-        let lo = b * BLOCK;
-        let hi = (lo + BLOCK).min(w.len());
-        for (i, &x) in w.iter().enumerate().take(hi).skip(lo) {
-            if x > T::ZERO {
-                acc += x;
-                if acc > target {
-                    return i;
-                }
-            }
-        }
-    }
-    // Rounding left u · total at or above the sum: the last positive weight.
-    w.iter().rposition(|&x| x > T::ZERO).unwrap_or(0)
-}
-
-/// Draws from `w` whose sequential token-order sum is `total > 0`.
+/// Draws from `w` whose reproducible sum (see the [module documentation](super)) is
+/// `total > 0`: the rule of the [module documentation](super) ("The draw").
 ///
-/// `u` = [`uniform`]; the token is the first (in id order) whose running sum of
-/// weights exceeds `u · total`. If rounding leaves `u · total` at or above the
-/// final sum, the last token with a positive weight is returned. Zero-weight
-/// tokens are never returned.
+/// `target = u · total` with `u` = [`uniform`]. Block `b` (tokens `256·b ..
+/// 256·(b + 1)`) starts at `S_b` = the reproducible sum of the tokens before it
+/// and ends at `S_{b+1}` (the last block ends at `total`). The chosen block is the
+/// first with `S_{b+1} > target`; in it, the token is the first whose running sum
+/// `S_b + w_{256·b} + … + w_i` (sequential, in id order, over positive weights)
+/// exceeds `target`, or the block's last positive-weight token if rounding keeps
+/// the walk at or below `target`. If no block qualifies (rounding left `target`
+/// at `total`), the last positive-weight token. Zero weights are never drawn.
 #[inline]
 pub(crate) fn draw_slice<T: Real, R: Rng + ?Sized>(w: &[T], total: T, rng: &mut R) -> usize {
     let target = uniform::<T, R>(rng) * total;
-    let mut acc = T::ZERO;
-    let mut last = 0;
-    for (i, &x) in w.iter().enumerate() {
-        if x > T::ZERO {
-            acc += x;
-            last = i;
-            if acc > target {
-                return i;
+    with_wide!(T, draw_target(w, target))
+}
+
+/// [`draw_slice`] after the uniform number: the token for `target`.
+#[inline]
+fn draw_target<T: Real, W: Wide<T>>(w: &[T], target: T) -> usize {
+    let mut acc = W::splat(T::ZERO);
+    let mut start = T::ZERO;
+    for (b, block) in w.chunks(BLOCK).enumerate() {
+        // Blocks start at multiples of K, so lane j keeps summing the tokens
+        // i ≡ j (mod K): `end` is the reproducible sum of w[..256·(b + 1)].
+        each::<T, W>(block, T::ZERO, |_, v| acc = acc + v);
+        let end = acc.tree();
+        if end > target {
+            let mut run = start;
+            let mut last = None;
+            for (j, &x) in block.iter().enumerate() {
+                if x > T::ZERO {
+                    run += x;
+                    last = Some(j);
+                    if run > target {
+                        return b * BLOCK + j;
+                    }
+                }
+            }
+            if let Some(j) = last {
+                return b * BLOCK + j;
             }
         }
+        start = end;
     }
-    last
+    w.iter().rposition(|&x| x > T::ZERO).unwrap_or(0)
 }
 
 fn sample_probs_slice<T: Real, R: Rng + ?Sized>(probs: &[T], rng: &mut R) -> Result<usize> {
-    let (_, total) = scan_probs("sample_probs: probs", probs)?;
-    Ok(draw_slice(probs, total, rng))
+    let scan = scan_probs("sample_probs: probs", probs)?;
+    Ok(draw_slice(probs, scan.total, rng))
 }
 
 /// Draws one token from non-negative weights `probs` (they need not sum to 1).
 ///
-/// The rule, bit-reproducible on every target: `S` = the weights summed
-/// sequentially in token order; `u` = [`uniform`] (one `next_u32` for `f32`, one
-/// `next_u64` for `f64`); the result is the first token, in id order, whose
-/// running sum exceeds `u · S`. Zero weights are never drawn.
+/// The rule, bit-reproducible on every target (details in the
+/// [module documentation](super), "The draw"): `S` = the reproducible sum of the
+/// weights; `u` = [`uniform`] (one `next_u32` for `f32`, one `next_u64` for
+/// `f64`); the result is the first token, in id order, whose running sum exceeds
+/// `u · S` — running sums restart from the reproducible prefix sum at every block
+/// of 256 tokens. Zero weights are never drawn.
 ///
 /// Errors: a negative or infinite weight, or weights whose sum overflows
 /// ([`Error::InvalidParameter`](crate::Error::InvalidParameter)); a NaN weight
@@ -122,8 +109,45 @@ mod tests {
     use rand_core::SeedableRng;
     use std::vec::Vec;
 
+    /// The documented rule, written out with scalar arithmetic only.
+    fn rule(w: &[f32], target: f32) -> usize {
+        let prefix = |n: usize| {
+            let mut p = [0.0f32; 16];
+            for (i, &x) in w[..n].iter().enumerate() {
+                p[i % 16] += x;
+            }
+            let mut h = 8;
+            while h > 0 {
+                for j in 0..h {
+                    p[j] += p[j + h];
+                }
+                h /= 2;
+            }
+            p[0]
+        };
+        let blocks = w.len().div_ceil(BLOCK);
+        for b in 0..blocks {
+            let hi = ((b + 1) * BLOCK).min(w.len());
+            if prefix(hi) > target {
+                let mut run = prefix(b * BLOCK);
+                let mut last = None;
+                for (i, &x) in w.iter().enumerate().take(hi).skip(b * BLOCK) {
+                    if x > 0.0 {
+                        run += x;
+                        last = Some(i);
+                        if run > target {
+                            return i;
+                        }
+                    }
+                }
+                return last.unwrap();
+            }
+        }
+        w.iter().rposition(|&x| x > 0.0).unwrap()
+    }
+
     #[test]
-    fn blocked_draw_is_the_plain_draw() {
+    fn draw_follows_the_documented_rule() {
         let mut x = 99u32;
         let mut next = || {
             x ^= x << 13;
@@ -131,35 +155,49 @@ mod tests {
             x ^= x << 5;
             x
         };
-        for n in [1usize, 5, 63, 64, 65, 200, 1000] {
-            for _ in 0..20 {
+        for n in [1usize, 5, 17, 255, 256, 257, 700, 3000] {
+            for _ in 0..10 {
                 let w: Vec<f32> = (0..n)
                     .map(|_| {
                         let r = next();
                         if r % 3 == 0 {
                             0.0
                         } else {
-                            (r % 1000) as f32 * 1e-3
+                            (r % 1000) as f32 * 1e-3 * 10f32.powi((r % 5) as i32 - 2)
                         }
                     })
                     .collect();
-                let mut starts = Vec::new();
-                let mut total = 0.0f32;
-                for (i, &v) in w.iter().enumerate() {
-                    if i % BLOCK == 0 {
-                        starts.push(total);
-                    }
-                    total += v;
-                }
+                let total = crate::decode::lanes::sum::<f32, wide::f32x16>(&w);
                 if total <= 0.0 {
                     continue;
                 }
-                for seed in 0..50 {
+                for seed in 0..60 {
                     let mut a = rand_xoshiro::Xoshiro128PlusPlus::seed_from_u64(seed);
                     let mut b = a.clone();
-                    let plain = draw_slice(&w, total, &mut a);
-                    let fast = draw_blocked(&w, |i| starts[i], total, &mut b);
-                    assert_eq!(plain, fast, "n {n} seed {seed}");
+                    let got = draw_slice(&w, total, &mut a);
+                    let want = rule(&w, uniform::<f32, _>(&mut b) * total);
+                    assert_eq!(got, want, "n {n} seed {seed}");
+                    assert!(w[got] > 0.0);
+                }
+                // The extremes of u: 0 and just below 1.
+                assert_eq!(draw_target::<f32, wide::f32x16>(&w, 0.0), rule(&w, 0.0));
+                assert_eq!(draw_target::<f32, wide::f32x16>(&w, total), rule(&w, total));
+                // The decision points: targets at every block boundary's prefix sum
+                // and one ulp either side, and at the first running sums of a block.
+                for b in 0..=n.div_ceil(BLOCK) {
+                    let edge =
+                        crate::decode::lanes::sum::<f32, wide::f32x16>(&w[..(b * BLOCK).min(n)]);
+                    let first = w[(b * BLOCK).min(n - 1)];
+                    for t in [
+                        edge,
+                        edge + first,
+                        (edge + first) + w[((b * BLOCK) + 1).min(n - 1)],
+                    ] {
+                        for t in [t.next_down(), t, t.next_up()] {
+                            let got = draw_target::<f32, wide::f32x16>(&w, t);
+                            assert_eq!(got, rule(&w, t), "n {n} block {b} target {t:e}");
+                        }
+                    }
                 }
             }
         }

@@ -1,7 +1,7 @@
 //! Min-p filtering: keep tokens at least `min_p` times as probable as the top one.
 //! One O(V) pass, no scratch, no sort.
 
-use super::repro::repro_exp;
+use super::lanes::{Wide, map, with_wide};
 use super::select::{check_unit, scan_logits, scan_probs};
 use crate::error::Result;
 use crate::real::Real;
@@ -12,36 +12,40 @@ pub(crate) fn check_min_p<T: Real>(min_p: T) -> Result<()> {
     check_unit("min_p", min_p)
 }
 
-/// The min-p rule: a token of weight `w` survives when `w ≥ min_p · w_max`
-/// (Hugging Face removes `probs < min_p · top_prob`; no operand is NaN here).
-#[inline(always)]
-pub(crate) fn min_p_keeps<T: Real>(w: T, min_p: T, w_max: T) -> bool {
-    w >= min_p * w_max
-}
-
 /// The logits form shared by both faces.
 pub(crate) fn min_p_slice<T: Real>(logits: &mut [T], min_p: T) -> Result<()> {
     check_min_p(min_p)?;
     let scan = scan_logits("min_p: logits", logits)?;
-    // With w = e^(x − max) the top weight is e^0 = 1 exactly.
-    for x in logits.iter_mut() {
-        if !min_p_keeps(repro_exp(*x - scan.max), min_p, T::ONE) {
-            *x = T::NEG_INFINITY;
-        }
-    }
+    with_wide!(T, min_p_logits(logits, min_p, scan.max));
     Ok(())
+}
+
+/// The min-p rule on logits: keep `e^(x − max) ≥ min_p` (the weight of the top
+/// token is `e^0 = 1`; Hugging Face removes `probs < min_p · top_prob`).
+fn min_p_logits<T: Real, W: Wide<T>>(logits: &mut [T], min_p: T, max: T) {
+    // With w = e^(x − max) the top weight is e^0 = 1 exactly: keep w ≥ min_p · 1.
+    let (mv, lim, ninf) = (
+        W::splat(max),
+        W::splat(min_p * T::ONE),
+        W::splat(T::NEG_INFINITY),
+    );
+    map::<T, W>(logits, T::NEG_INFINITY, |_, x| {
+        W::select((x - mv).exp().ge(lim), x, ninf)
+    });
 }
 
 /// The probability form shared by both faces.
 pub(crate) fn min_p_probs_slice<T: Real>(probs: &mut [T], min_p: T) -> Result<()> {
     check_min_p(min_p)?;
-    let (max, _) = scan_probs("min_p_probs: probs", probs)?;
-    for x in probs.iter_mut() {
-        if !min_p_keeps(*x, min_p, max) {
-            *x = T::ZERO;
-        }
-    }
+    let scan = scan_probs("min_p_probs: probs", probs)?;
+    with_wide!(T, min_p_probs_w(probs, min_p * scan.max));
     Ok(())
+}
+
+/// The min-p rule on weights: keep `w ≥ lim = min_p · max(w)`, zero the others.
+fn min_p_probs_w<T: Real, W: Wide<T>>(probs: &mut [T], lim: T) {
+    let lim = W::splat(lim);
+    map::<T, W>(probs, T::ZERO, |_, w| w & w.ge(lim));
 }
 
 /// Min-p filtering of logits in place: keeps the tokens whose probability is

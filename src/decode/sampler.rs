@@ -3,13 +3,13 @@
 
 use rand_core::Rng;
 
-use super::draw::{BLOCK, draw_blocked};
-use super::min_p::{check_min_p, min_p_keeps};
-use super::repro::repro_exp;
+use super::draw::draw_slice;
+use super::lanes::{Wide, map, map_into, map_zip, not_after, with_wide};
+use super::min_p::check_min_p;
 use super::select::{Cand, scan_logits};
 use super::temperature::{Temp, check_temperature, greedy_mask, resolve};
-use super::top_k::{check_k, top_k_cut, top_k_keeps};
-use super::top_p::{check_p, top_p_cut, top_p_keeps};
+use super::top_k::{check_k, top_k_cut};
+use super::top_p::{Stored, check_p, top_p_cut, top_p_mask};
 use crate::error::{Error, Result};
 use crate::real::Real;
 
@@ -29,15 +29,19 @@ use crate::real::Real;
 /// in that order: [`Sampler::process`] gives bit-for-bit the same logits.
 ///
 /// **Bit-reproducible.** Probabilities come from [`repro_exp`](super::repro_exp)
-/// (IEEE add/mul only, a fixed polynomial, no fused operations), every sum is a
-/// plain sequential sum in token order (independent of SIMD lane width), the
-/// selections are deterministic, and the draw walks the survivors in token-id order
-/// with one [`uniform`](super::uniform) number. So the same seed and logits give the
-/// same token on x86 (baseline and native), aarch64, Cortex-M and RISC-V. The one
-/// vector kernel used, the maximum of the logits, is exact and order-independent
-/// (see the [module documentation](super)); there is no backend parameter.
+/// (IEEE add/mul only, a fixed polynomial, no fused operations), every sum is the
+/// reproducible sum (16 interleaved partial sums for `f32`, 8 for `f64`, combined
+/// by a fixed tree — independent of the SIMD width of the build), the selections
+/// are deterministic, and the draw walks the survivors in token-id order with one
+/// [`uniform`](super::uniform) number. So the same seed and logits give the same
+/// token on x86 (baseline and native), aarch64, Cortex-M and RISC-V. The exact
+/// order of every operation is in the [module documentation](super)
+/// ("Reproducible sampling"); there is no backend parameter.
 ///
-/// Cost: O(V) expected — two quickselects at most, no sort of the vocabulary.
+/// Cost: O(V) expected — two quickselects at most, no sort of the vocabulary —
+/// in a few passes over the logits with 16-lane (`f32`) or 8-lane (`f64`)
+/// vectors; with top-k, exponentials are computed only for the blocks of 16 (or
+/// 8) tokens that hold a top-k survivor.
 ///
 /// ```
 /// use constml::decode::{Sampler, SamplerScratch};
@@ -75,12 +79,13 @@ enum Stage<T> {
     /// Only this token can be drawn.
     Greedy(usize),
     /// The scratch weights hold `e^(x/t − max)` for the top-k survivors (0
-    /// elsewhere); these are the remaining cuts.
+    /// elsewhere), whose reproducible sum is `total`; these are the remaining cuts.
     Cuts {
         t: T,
         topk: Option<Cand<T>>,
         topp: Option<Cand<T>>,
         minp: Option<T>,
+        total: T,
     },
 }
 
@@ -142,34 +147,30 @@ impl<T: Real> Sampler<T> {
             Temp::Greedy(i) => return Ok(Stage::Greedy(i)),
             Temp::Scale { t, max } => (t, max),
         };
-        // The scaled logits x / T (element-wise, so the compiler may vectorise it).
-        for (wi, &x) in w.iter_mut().zip(logits) {
-            *wi = x / t;
-        }
-        let topk = match self.top_k {
-            Some(k) => top_k_cut(w, k, scan.finite, cand),
-            None => None,
-        };
-        // The weights e^(x/T − max) of the top-k survivors, 0 elsewhere (e^−∞ = 0).
-        match topk {
-            Some(th) => {
-                for (i, wi) in w.iter_mut().enumerate() {
-                    let key = *wi;
-                    let e = repro_exp(key - max);
-                    *wi = if top_k_keeps(th, key, i) { e } else { T::ZERO };
-                }
+        let (topk, total, positive) = match self.top_k {
+            Some(k) => {
+                // Top-k's keys are the scaled logits x / T (x itself for T = 1,
+                // where the division is exact).
+                let th = if t == T::ONE {
+                    top_k_cut(logits, k, scan.finite, cand)
+                } else {
+                    with_wide!(T, scale(logits, w, t));
+                    top_k_cut(w, k, scan.finite, cand)
+                };
+                let (s, n) = if t == T::ONE {
+                    with_wide!(T, top_k_weights_from(logits, w, max, th))
+                } else {
+                    with_wide!(T, top_k_weights_in_place(w, max, th))
+                };
+                (th, s, n)
             }
             None => {
-                for wi in w.iter_mut() {
-                    *wi = repro_exp(*wi - max);
-                }
+                let (s, n) = with_wide!(T, weights(logits, w, t, max));
+                (None, s, n)
             }
-        }
+        };
         let topp = match self.top_p {
-            Some(p) => {
-                let ws: &[T] = w;
-                top_p_cut(p, || ws.iter().copied(), cand)
-            }
+            Some(p) => with_wide!(T, top_p_on(p, total, positive, w, cand)),
             None => None,
         };
         let minp = self.min_p.filter(|&m| m > T::ZERO);
@@ -178,6 +179,7 @@ impl<T: Real> Sampler<T> {
             topk,
             topp,
             minp,
+            total,
         })
     }
 
@@ -188,36 +190,23 @@ impl<T: Real> Sampler<T> {
         cand: &mut [Cand<T>],
         rng: &mut R,
     ) -> Result<usize> {
-        let (topp, minp) = match self.filter(logits, w, cand)? {
+        let (topp, minp, total) = match self.filter(logits, w, cand)? {
             Stage::Greedy(i) => return Ok(i),
-            Stage::Cuts { topp, minp, .. } => (topp, minp),
+            Stage::Cuts {
+                topp, minp, total, ..
+            } => (topp, minp, total),
         };
-        // Apply top-p and min-p to the weights and sum the survivors in token
-        // order, recording the running sum at the start of every block for the draw
-        // (the candidates are no longer needed).
-        let mut total = T::ZERO;
-        for (b, chunk) in w.chunks_mut(BLOCK).enumerate() {
-            if let Some(c) = cand.get_mut(b) {
-                c.key = total;
-            }
-            for (j, wi) in chunk.iter_mut().enumerate() {
-                if *wi > T::ZERO {
-                    let i = b * BLOCK + j;
-                    let keep = topp.is_none_or(|th| top_p_keeps(th, *wi, i))
-                        && minp.is_none_or(|m| min_p_keeps(*wi, m, T::ONE));
-                    if !keep {
-                        *wi = T::ZERO;
-                    }
-                }
-                total += *wi;
-            }
-        }
+        // Apply top-p and min-p to the weights and sum the survivors.
+        let total = if topp.is_some() || minp.is_some() {
+            with_wide!(T, apply_cuts(w, topp, minp))
+        } else {
+            total
+        };
         // The top token (weight e^0 = 1) always survives, so total ≥ 1.
         if total.partial_cmp(&T::ZERO) != Some(core::cmp::Ordering::Greater) {
             return Err(Error::NoCandidates);
         }
-        let starts = |b: usize| cand.get(b).map_or(T::ZERO, |c| c.key);
-        Ok(draw_blocked(w, starts, total, rng))
+        Ok(draw_slice(w, total, rng))
     }
 
     fn process_slice(&self, logits: &mut [T], w: &mut [T], cand: &mut [Cand<T>]) -> Result<()> {
@@ -228,14 +217,9 @@ impl<T: Real> Sampler<T> {
                 topk,
                 topp,
                 minp,
+                ..
             } => {
-                for (i, (x, &wi)) in logits.iter_mut().zip(w.iter()).enumerate() {
-                    let keep = *x > T::NEG_INFINITY
-                        && topk.is_none_or(|th| top_k_keeps(th, *x / t, i))
-                        && topp.is_none_or(|th| top_p_keeps(th, wi, i))
-                        && minp.is_none_or(|m| min_p_keeps(wi, m, T::ONE));
-                    *x = if keep { *x / t } else { T::NEG_INFINITY };
-                }
+                with_wide!(T, apply_to_logits(logits, w, t, topk, topp, minp));
             }
         }
         Ok(())
@@ -243,10 +227,12 @@ impl<T: Real> Sampler<T> {
 
     /// Samples one token: the stages, then a draw from the renormalised survivors.
     ///
-    /// The draw: `S` = the survivors' weights `e^(x/T − max)` summed sequentially
-    /// in token order, `u` = [`uniform`](super::uniform) (one `next_u32` for `f32`,
-    /// one `next_u64` for `f64`), and the token is the first survivor, in id order,
-    /// whose running sum exceeds `u·S`. With `T = 0` (or logits so large that
+    /// The draw: `S` = the reproducible sum of the survivors' weights
+    /// `e^(x/T − max)`, `u` = [`uniform`](super::uniform) (one `next_u32` for
+    /// `f32`, one `next_u64` for `f64`), and the token is the first survivor, in id
+    /// order, whose running sum exceeds `u·S` — running sums restart from the
+    /// reproducible prefix sum at every block of 256 tokens (the exact rule is in
+    /// the [module documentation](super)). With `T = 0` (or logits so large that
     /// `max / T` overflows) the greedy token is returned and `rng` is not used.
     ///
     /// Errors: invalid parameters (see [`Sampler::validate`]); NaN logits
@@ -298,6 +284,144 @@ impl<T: Real> Sampler<T> {
         scratch.check(logits.len())?;
         self.process_slice(logits, &mut scratch.w, &mut scratch.cand)
     }
+}
+
+/// `w = x / t` lane by lane (an IEEE division, as [`temperature`](super::temperature)).
+fn scale<T: Real, W: Wide<T>>(x: &[T], w: &mut [T], t: T) {
+    let tv = W::splat(t);
+    map_into::<T, W>(x, w, T::ZERO, |_, v| v / tv);
+}
+
+/// `w = e^(x/t − max)` ([`repro_exp`](super::repro_exp) lane by lane; the
+/// division is skipped for `t = 1`, where it is exact); returns the reproducible
+/// sum of the weights and the number of positive ones.
+fn weights<T: Real, W: Wide<T>>(x: &[T], w: &mut [T], t: T, max: T) -> (T, usize) {
+    let (tv, mv, zero) = (W::splat(t), W::splat(max), W::splat(T::ZERO));
+    let unit = t == T::ONE;
+    let mut acc = zero;
+    let mut positive = 0usize;
+    // Padding with −∞ gives weight 0, which leaves the sums unchanged.
+    map_into::<T, W>(x, w, T::NEG_INFINITY, |_, v| {
+        let v = if unit { v } else { v / tv };
+        let e = (v - mv).exp();
+        acc = acc + e;
+        positive += W::bits(e.gt(zero)).count_ones() as usize;
+        e
+    });
+    (acc.tree(), positive)
+}
+
+/// The weight of one chunk of top-k keys `v` (tokens `base..`): `e^(v − max)` for
+/// the keys that do not come after the cut `th` (all for `None`), 0 for the
+/// others, added to the running sum `acc` and the positive count. A chunk without
+/// a survivor skips the exponential: its weights are 0 either way.
+#[inline(always)]
+fn top_k_weight<T: Real, W: Wide<T>>(
+    v: W,
+    base: usize,
+    max: W,
+    th: Option<Cand<T>>,
+    acc: &mut W,
+    positive: &mut usize,
+) -> W {
+    let zero = W::splat(T::ZERO);
+    let e = match th {
+        Some(th) => {
+            let keep = not_after(v, th, base);
+            if W::bits(keep) == 0 {
+                return zero;
+            }
+            (v - max).exp() & keep
+        }
+        None => (v - max).exp(),
+    };
+    *acc = *acc + e;
+    *positive += W::bits(e.gt(zero)).count_ones() as usize;
+    e
+}
+
+/// `w` = the top-k weights of the keys `keys` ([`top_k_weight`]); returns their
+/// reproducible sum and the number of positive ones.
+fn top_k_weights_from<T: Real, W: Wide<T>>(
+    keys: &[T],
+    w: &mut [T],
+    max: T,
+    th: Option<Cand<T>>,
+) -> (T, usize) {
+    let (mv, mut acc, mut positive) = (W::splat(max), W::splat(T::ZERO), 0usize);
+    map_into::<T, W>(keys, w, T::NEG_INFINITY, |base, v| {
+        top_k_weight(v, base, mv, th, &mut acc, &mut positive)
+    });
+    (acc.tree(), positive)
+}
+
+/// [`top_k_weights_from`] with the keys in `w` (replaced by the weights).
+fn top_k_weights_in_place<T: Real, W: Wide<T>>(
+    w: &mut [T],
+    max: T,
+    th: Option<Cand<T>>,
+) -> (T, usize) {
+    let (mv, mut acc, mut positive) = (W::splat(max), W::splat(T::ZERO), 0usize);
+    map::<T, W>(w, T::NEG_INFINITY, |base, v| {
+        top_k_weight(v, base, mv, th, &mut acc, &mut positive)
+    });
+    (acc.tree(), positive)
+}
+
+/// [`Sampler::process`]'s last pass: a logit `x` survives when it is above −∞,
+/// `x / t` passes the top-k cut, and its weight `w` the top-p cut and min-p
+/// (`w ≥ min_p · 1`); survivors become `x / t`, the others −∞.
+fn apply_to_logits<T: Real, W: Wide<T>>(
+    logits: &mut [T],
+    w: &[T],
+    t: T,
+    topk: Option<Cand<T>>,
+    topp: Option<Cand<T>>,
+    minp: Option<T>,
+) {
+    let (tv, ninf) = (W::splat(t), W::splat(T::NEG_INFINITY));
+    let lim = W::splat(minp.map_or(T::ZERO, |m| m * T::ONE));
+    map_zip::<T, W>(logits, w, T::NEG_INFINITY, T::ZERO, |base, x, wv| {
+        let xs = x / tv;
+        let mut keep = x.gt(ninf) & wv.ge(lim);
+        if let Some(th) = topk {
+            keep = keep & not_after(xs, th, base);
+        }
+        if let Some(th) = topp {
+            keep = keep & top_p_mask(th, wv, base);
+        }
+        W::select(keep, xs, ninf)
+    });
+}
+
+/// The top-p cut over the stored weights.
+fn top_p_on<T: Real, W: Wide<T>>(
+    p: T,
+    total: T,
+    positive: usize,
+    w: &[T],
+    cand: &mut [Cand<T>],
+) -> Option<Cand<T>> {
+    // Weights are e^(x/t − max) ≤ e^0 = 1.
+    top_p_cut::<T, W>(p, total, positive, T::ONE, &Stored(w), cand)
+}
+
+/// Zeroes the weights removed by top-p (`topp`) or min-p (`minp`, against the top
+/// weight 1) and returns the reproducible sum of the survivors.
+fn apply_cuts<T: Real, W: Wide<T>>(w: &mut [T], topp: Option<Cand<T>>, minp: Option<T>) -> T {
+    let zero = W::splat(T::ZERO);
+    let lim = W::splat(minp.map_or(T::ZERO, |m| m * T::ONE));
+    let mut acc = zero;
+    map::<T, W>(w, T::ZERO, |base, v| {
+        let keep = match topp {
+            Some(th) => top_p_mask(th, v, base),
+            None => v.gt(zero),
+        };
+        let r = v & (keep & v.ge(lim));
+        acc = acc + r;
+        r
+    });
+    acc.tree()
 }
 
 /// Caller-owned scratch for [`Sampler`] over a vocabulary of `V` tokens: one

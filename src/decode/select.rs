@@ -1,12 +1,13 @@
 //! Shared selection machinery: the candidate order, an expected-O(n) quickselect for
-//! the k-th best candidate, a probability-mass quickselect, the logits scan every
-//! decoding entry point starts with, and the caller-owned [`SelectScratch`].
+//! the k-th best candidate, a probability-mass quickselect, the logits and
+//! probability scans every decoding entry point starts with, and the caller-owned
+//! [`SelectScratch`].
 //!
 //! Everything here is deterministic: pivots come from a fixed-seed generator, and
-//! the masses are summed sequentially in an order fixed by the algorithm, so the
-//! same input gives the same cut on every target.
+//! every mass is summed in an order fixed by the algorithm (never by the SIMD
+//! width of the build), so the same input gives the same cut on every target.
 
-use crate::backend::{Backend, Simd};
+use super::lanes::{Wide, each, with_wide};
 use crate::error::{Error, Result};
 use crate::real::Real;
 
@@ -31,7 +32,8 @@ impl<T: Real> Cand<T> {
     /// `true` if `self` comes strictly before `other` in candidate order.
     #[inline(always)]
     pub(crate) fn before(self, other: Self) -> bool {
-        self.key > other.key || (self.key == other.key && self.id < other.id)
+        // Non-short-circuit operators: no branch on an unpredictable comparison.
+        (self.key > other.key) | ((self.key == other.key) & (self.id < other.id))
     }
 }
 
@@ -84,17 +86,29 @@ fn pivot<T: Real>(c: &[Cand<T>], rng: &mut PivotRng) -> Option<Cand<T>> {
 }
 
 /// The number of candidates of `c` that come before `p`, and the sum of their
-/// keys (sequential, in array order).
+/// keys. The sum uses four partial sums — the candidate at position `i` of `c`
+/// goes to partial `i mod 4`, each summed in increasing `i` — combined as
+/// `(s0 + s1) + (s2 + s3)`: a fixed order (independent of the build) that does not
+/// wait on one long chain of additions.
 #[inline]
 fn count_before<T: Real>(c: &[Cand<T>], p: Cand<T>) -> (usize, T) {
     let mut n = 0usize;
-    let mut mass = T::ZERO;
-    for &x in c {
+    let mut m = [T::ZERO; 4];
+    let (chunks, tail) = c.as_chunks::<4>();
+    for ch in chunks {
+        for (mj, &x) in m.iter_mut().zip(ch) {
+            let b = x.before(p);
+            n += b as usize;
+            *mj += if b { x.key } else { T::ZERO };
+        }
+    }
+    for (mj, &x) in m.iter_mut().zip(tail) {
         let b = x.before(p);
         n += b as usize;
-        mass += if b { x.key } else { T::ZERO };
+        *mj += if b { x.key } else { T::ZERO };
     }
-    (n, mass)
+    let [a, b, c, d] = m;
+    (n, (a + b) + (c + d))
 }
 
 /// The number of candidates of `c` that come before `p` (no mass).
@@ -213,17 +227,22 @@ pub(crate) fn select_nth<T: Real>(c: &mut [Cand<T>], n: usize) -> Option<Cand<T>
     }
 }
 
-/// Probability-mass quickselect. The keys of `c` are non-negative weights.
+/// Probability-mass quickselect. The keys of `c` are non-negative weights, at
+/// most `top` (an upper bound: it places the buckets of the first round, so it
+/// is part of the summation order).
 ///
 /// Returns the last candidate (in candidate order) of the smallest set of best
 /// candidates whose weights sum to at least `need` (at least one candidate).
-/// Each round sums the weights before a pivot and keeps the side that holds the
-/// needed mass: expected O(len). Masses are plain sequential sums in the order the
-/// rounds leave the candidates in — deterministic on every target. If rounding
-/// keeps the running sum below `need` to the end of the range searched, the last
-/// candidate of that range is returned. `None` only for an empty `c`. The
-/// contents of `c` are consumed.
-pub(crate) fn select_mass<T: Real>(c: &mut [Cand<T>], need: T) -> Option<Cand<T>> {
+/// On a long `c` a first round narrows the search to one quarter-octave bucket
+/// of weights (`bucket_round`); then each round sums the weights before a pivot
+/// and keeps the side that holds the needed mass: expected O(len). Masses are
+/// summed in an order fixed by the algorithm (bucket masses in array order, then
+/// `count_before`'s four partial sums, the final short range walked sequentially
+/// in candidate order) — deterministic on every target. If rounding keeps the
+/// running sum below `need` to the end of the range searched, the last candidate
+/// of that range is returned. `None` only for an empty `c`. The contents of `c`
+/// are consumed.
+pub(crate) fn select_mass<T: Real>(c: &mut [Cand<T>], need: T, top: T) -> Option<Cand<T>> {
     let mut len = c.len();
     // `acc` is the mass of the candidates already known to come before c[..len].
     let mut acc = T::ZERO;
@@ -232,6 +251,9 @@ pub(crate) fn select_mass<T: Real>(c: &mut [Cand<T>], need: T) -> Option<Cand<T>
     // The best candidate after the range, if any: the answer when the range runs
     // out before the mass is reached.
     let mut next: Option<Cand<T>> = None;
+    if len > 4 * BUCKETS {
+        len = bucket_round(c, need, top, &mut acc);
+    }
     loop {
         let r = c.get_mut(..len)?;
         if len <= SMALL || rounds == 0 {
@@ -266,6 +288,64 @@ pub(crate) fn select_mass<T: Real>(c: &mut [Cand<T>], need: T) -> Option<Cand<T>
     }
 }
 
+/// Buckets of the first round of [`select_mass`]: quarter octaves below `top`.
+const BUCKETS: usize = 128;
+
+/// The bucket of a positive key: the number of quarter octaves it lies below
+/// `top_bits` (the `f64` bits of an upper bound of the keys, shifted right by 50:
+/// exponent and two leading mantissa bits), clamped to the last bucket. For
+/// positive floats the bits grow with the value, so better candidates never lie
+/// in later buckets: the buckets are consecutive runs of the candidate order.
+#[inline(always)]
+fn bucket<T: Real>(key: T, top_bits: u64) -> usize {
+    let k = key.to_f64().to_bits() >> 50;
+    (top_bits.saturating_sub(k) as usize).min(BUCKETS - 1)
+}
+
+/// The first round of [`select_mass`] on a long `c` of positive keys at most
+/// `top`: one pass sums the keys bucket by bucket ([`bucket`]; each bucket's mass
+/// in array order), the bucket where the running mass (in bucket order, from
+/// `acc`) reaches `need` is compacted to the front of `c`, and the mass of the
+/// buckets before it is added to `acc`. If no bucket reaches `need` (rounding),
+/// the last non-empty bucket is kept. Returns the length of the kept range (at
+/// least 1 for a non-empty `c`). Deterministic.
+fn bucket_round<T: Real>(c: &mut [Cand<T>], need: T, top: T, acc: &mut T) -> usize {
+    let top_bits = top.to_f64().to_bits() >> 50;
+    let mut mass = [T::ZERO; BUCKETS];
+    let mut count = [0u32; BUCKETS];
+    for x in c.iter() {
+        let b = bucket(x.key, top_bits);
+        if let (Some(m), Some(n)) = (mass.get_mut(b), count.get_mut(b)) {
+            *m += x.key;
+            *n += 1;
+        }
+    }
+    // `run` is the mass before bucket b; the cut bucket keeps its own.
+    let mut run = *acc;
+    let mut cut = None;
+    for (b, (&m, &n)) in mass.iter().zip(count.iter()).enumerate() {
+        if n == 0 {
+            continue;
+        }
+        cut = Some(b);
+        *acc = run;
+        if run + m >= need {
+            break;
+        }
+        run += m;
+    }
+    let Some(cut) = cut else {
+        return c.len();
+    };
+    let mut i = 0;
+    for j in 0..c.len() {
+        let x = c[j];
+        c[i] = x;
+        i += (bucket(x.key, top_bits) == cut) as usize;
+    }
+    i
+}
+
 /// What a decoding entry point needs to know about its logits.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Scan<T> {
@@ -283,10 +363,10 @@ pub(crate) struct Scan<T> {
 /// fit token ids in `u32`, `Err(NaN)` for any NaN, `Err(InvalidParameter)` for any
 /// +∞ (its probability is undefined), `Err(NoCandidates)` when every logit is −∞.
 ///
-/// The maximum comes from the [`Simd`] backend's reduction, the one backend call
-/// of the sampling path. A maximum is exact and its value does not depend on the
-/// reduction order (so on the lane width) — except for the sign of a zero: `+0`
-/// and `−0` compare equal and a vector max may return either. So the scan reads
+/// One fixed-width vector pass finds the maximum, any NaN and the number of
+/// logits above −∞; a second finds the first logit equal to the maximum. A
+/// maximum is exact and its value does not depend on the reduction order —
+/// except for the sign of a zero: `+0` and `−0` compare equal. So the scan reads
 /// the maximum back from the first logit that holds it: `max` has the same bits
 /// on every build.
 pub(crate) fn scan_logits<T: Real>(what: &'static str, logits: &[T]) -> Result<Scan<T>> {
@@ -294,7 +374,7 @@ pub(crate) fn scan_logits<T: Real>(what: &'static str, logits: &[T]) -> Result<S
         return Err(Error::Empty { what });
     }
     check_vocab(what, logits.len())?;
-    let (m, nan) = <Simd as Backend>::raw_max(logits);
+    let (m, nan, finite) = with_wide!(T, max_scan(logits));
     if nan {
         return Err(Error::NaN { what });
     }
@@ -308,12 +388,8 @@ pub(crate) fn scan_logits<T: Real>(what: &'static str, logits: &[T]) -> Result<S
         return Err(Error::NoCandidates);
     }
     // `m` is one of the logits, so the search succeeds; the fallback is unreachable.
-    let (argmax, max) = logits
-        .iter()
-        .enumerate()
-        .find(|&(_, &x)| x == m)
-        .map_or((0, m), |(i, &x)| (i, x));
-    let finite = logits.iter().map(|&x| (x > T::NEG_INFINITY) as usize).sum();
+    let argmax = with_wide!(T, first_equal(logits, m));
+    let max = logits.get(argmax).copied().unwrap_or(m);
     Ok(Scan {
         max,
         argmax,
@@ -321,45 +397,135 @@ pub(crate) fn scan_logits<T: Real>(what: &'static str, logits: &[T]) -> Result<S
     })
 }
 
+/// `(maximum, any NaN, number above −∞)` of `x` (the maximum ignores NaN). Four
+/// running maxima break the compare-and-select dependency chain; a maximum is
+/// exact, so their number does not change the result (up to the sign of a zero,
+/// which [`scan_logits`] reads back from the logits).
+#[inline]
+fn max_scan<T: Real, W: Wide<T>>(x: &[T]) -> (T, bool, usize) {
+    let ninf = W::splat(T::NEG_INFINITY);
+    let mut m = [ninf; 4];
+    let mut nan = 0u32;
+    let mut finite = 0usize;
+    let mut step = |m: &mut W, v: W| {
+        *m = W::select(v.gt(*m), v, *m);
+        nan |= W::bits(v.ne(v));
+        finite += W::bits(v.gt(ninf)).count_ones() as usize;
+    };
+    let (chunks, tail) = W::split(x);
+    let (quads, rest) = chunks.as_chunks::<4>();
+    for q in quads {
+        for (mj, c) in m.iter_mut().zip(q) {
+            step(mj, W::load(c));
+        }
+    }
+    let mut last = W::chunk_of(T::NEG_INFINITY);
+    for (d, &v) in last.as_mut().iter_mut().zip(tail) {
+        *d = v;
+    }
+    for (mj, c) in m.iter_mut().zip(rest.iter().chain(Some(&last))) {
+        step(mj, W::load(c));
+    }
+    let [a, b, c, d] = m;
+    let top = a
+        .max_lane()
+        .max(b.max_lane())
+        .max(c.max_lane().max(d.max_lane()));
+    (top, nan != 0, finite)
+}
+
+/// The index of the first element of `x` equal to `m` (`0` if none).
+#[inline]
+fn first_equal<T: Real, W: Wide<T>>(x: &[T], m: T) -> usize {
+    let mv = W::splat(m);
+    let (chunks, tail) = W::split(x);
+    for (c, chunk) in chunks.iter().enumerate() {
+        let b = W::bits(W::load(chunk).eq(mv));
+        if b != 0 {
+            return c * W::K + b.trailing_zeros() as usize;
+        }
+    }
+    tail.iter()
+        .position(|&v| v == m)
+        .map_or(0, |j| chunks.len() * W::K + j)
+}
+
+/// What [`scan_probs`] reports about valid weights.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ProbScan<T> {
+    /// The largest weight.
+    pub(crate) max: T,
+    /// The reproducible sum of all weights (the order of the
+    /// [module documentation](super)).
+    pub(crate) total: T,
+    /// The number of positive weights.
+    pub(crate) positive: usize,
+}
+
 /// Validates non-negative weights (probabilities, not necessarily normalised):
 /// `Err(Empty)` for none, `Err(OutOfRange)` for a vocabulary beyond `u32` ids,
-/// `Err(NaN)` for any NaN, `Err(InvalidParameter)` for a negative or infinite
-/// entry or an infinite sum, `Err(NoCandidates)` when all are zero.
+/// `Err(NaN)` or `Err(InvalidParameter)` for the first NaN, negative or infinite
+/// entry (in token order), `Err(NoCandidates)` when all are zero,
+/// `Err(InvalidParameter)` for an infinite sum.
 ///
-/// Returns `(max, total)`: the largest weight and the sum of all weights, summed
-/// sequentially in token order (the order the draw walks them in).
-pub(crate) fn scan_probs<T: Real>(what: &'static str, probs: &[T]) -> Result<(T, T)> {
+/// The sum is the reproducible one (`K` interleaved partial sums and a fixed
+/// tree; see the [module documentation](super)), the order the draw uses.
+pub(crate) fn scan_probs<T: Real>(what: &'static str, probs: &[T]) -> Result<ProbScan<T>> {
     if probs.is_empty() {
         return Err(Error::Empty { what });
     }
     check_vocab(what, probs.len())?;
-    let mut max = T::ZERO;
-    let mut total = T::ZERO;
-    for &x in probs {
-        if x.is_nan() {
-            return Err(Error::NaN { what });
-        }
-        if x < T::ZERO || x == T::INFINITY {
-            return Err(Error::InvalidParameter {
-                what,
-                reason: "probabilities must be finite and >= 0",
-            });
-        }
-        total += x;
-        if x > max {
-            max = x;
+    let (bad, scan) = with_wide!(T, prob_scan(probs));
+    if bad {
+        // Report the first offending entry, as a sequential scan would.
+        for &x in probs {
+            if x.is_nan() {
+                return Err(Error::NaN { what });
+            }
+            if x < T::ZERO || x == T::INFINITY {
+                return Err(Error::InvalidParameter {
+                    what,
+                    reason: "probabilities must be finite and >= 0",
+                });
+            }
         }
     }
-    if max == T::ZERO {
+    if scan.max == T::ZERO {
         return Err(Error::NoCandidates);
     }
-    if !total.is_finite() {
+    if !scan.total.is_finite() {
         return Err(Error::InvalidParameter {
             what,
             reason: "probabilities must have a finite sum",
         });
     }
-    Ok((max, total))
+    Ok(scan)
+}
+
+/// One vector pass over weights: whether any is NaN, negative or +∞, and the
+/// [`ProbScan`] figures (meaningful only when none is).
+#[inline]
+fn prob_scan<T: Real, W: Wide<T>>(q: &[T]) -> (bool, ProbScan<T>) {
+    let zero = W::splat(T::ZERO);
+    let inf = W::splat(T::INFINITY);
+    let mut bad = 0u32;
+    let mut m = zero;
+    let mut acc = zero;
+    let mut positive = 0usize;
+    each::<T, W>(q, T::ZERO, |_, v| {
+        bad |= W::bits(v.ne(v) | zero.gt(v) | v.eq(inf));
+        m = W::select(v.gt(m), v, m);
+        acc = acc + v;
+        positive += W::bits(v.gt(zero)).count_ones() as usize;
+    });
+    (
+        bad != 0,
+        ProbScan {
+            max: m.max_lane(),
+            total: acc.tree(),
+            positive,
+        },
+    )
 }
 
 /// `Err(OutOfRange)` if token ids of a vocabulary of `v` do not fit in `u32`.
@@ -587,7 +753,7 @@ mod tests {
             let want = sorted(cands(&keys));
             for frac in [0.0f32, 0.25, 0.5, 0.75, 0.875, 1.0] {
                 let need = total * frac;
-                let got = select_mass(&mut cands(&keys), need).unwrap();
+                let got = select_mass(&mut cands(&keys), need, 1.0).unwrap();
                 // Reference: walk the sorted order.
                 let mut acc = 0.0;
                 let mut wm = want[n - 1];
@@ -601,6 +767,6 @@ mod tests {
                 assert_eq!(got, wm, "n {n} frac {frac}");
             }
         }
-        assert_eq!(select_mass::<f32>(&mut [], 1.0), None);
+        assert_eq!(select_mass::<f32>(&mut [], 1.0, 1.0), None);
     }
 }

@@ -1,5 +1,6 @@
 //! Top-k filtering by quickselect: expected O(V), no sort.
 
+use super::lanes::{Wide, each, map, not_after, push_lanes, with_wide};
 use super::select::{Cand, SelectScratch, scan_logits, select_nth};
 use crate::error::{Error, Result};
 use crate::real::Real;
@@ -21,19 +22,28 @@ pub(crate) fn check_k(k: usize) -> Result<()> {
 const SAMPLE: usize = 512;
 
 /// Fills `cand` with the candidates of `keys` above −∞ that do not come after
-/// `th` (all of them for `None`) and returns how many. (A plain branch: the
-/// pre-filter passes few tokens, the full fill nearly all, so it predicts well.)
+/// `th` (all of them for `None`), in token order, and returns how many. One
+/// vector comparison per chunk; only the lanes that pass are written.
 #[inline]
 fn fill<T: Real>(keys: &[T], th: Option<Cand<T>>, cand: &mut [Cand<T>]) -> usize {
+    with_wide!(T, fill_w(keys, th, cand))
+}
+
+fn fill_w<T: Real, W: Wide<T>>(keys: &[T], th: Option<Cand<T>>, cand: &mut [Cand<T>]) -> usize {
     let mut n = 0;
-    for (i, &key) in keys.iter().enumerate() {
-        let c = Cand { key, id: i as u32 };
-        if key > T::NEG_INFINITY
-            && th.is_none_or(|th| !th.before(c))
-            && let Some(slot) = cand.get_mut(n)
-        {
-            *slot = c;
-            n += 1;
+    match th {
+        // th.key > −∞ (it is a candidate), so `≥ th.key` excludes −∞.
+        Some(th) => {
+            let lim = W::splat(th.key);
+            each::<T, W>(keys, T::NEG_INFINITY, |base, v| {
+                push_lanes(v, W::bits(v.ge(lim)), base, cand, &mut n, |c| !th.before(c));
+            });
+        }
+        None => {
+            let ninf = W::splat(T::NEG_INFINITY);
+            each::<T, W>(keys, T::NEG_INFINITY, |base, v| {
+                push_lanes(v, W::bits(v.gt(ninf)), base, cand, &mut n, |_| true);
+            });
         }
     }
     n
@@ -41,7 +51,8 @@ fn fill<T: Real>(keys: &[T], th: Option<Cand<T>>, cand: &mut [Cand<T>]) -> usize
 
 /// The top-k cut over `keys` (the logits, already divided by the temperature).
 ///
-/// Returns the k-th best candidate — the threshold of [`top_k_keeps`] — or `None`
+/// Returns the k-th best candidate — a key survives when it does not come after
+/// it ([`not_after`]) — or `None`
 /// when `k ≥ finite` (everything survives). `cand` must be as long as `keys`.
 ///
 /// For small `k` a deterministic sample of [`SAMPLE`] evenly spaced tokens gives a
@@ -86,24 +97,23 @@ pub(crate) fn top_k_cut<T: Real>(
     select_nth(cand.get_mut(..n)?, k)
 }
 
-/// Whether token `id` of (scaled) logit `key` survives the top-k cut `th`.
-#[inline(always)]
-pub(crate) fn top_k_keeps<T: Real>(th: Cand<T>, key: T, id: usize) -> bool {
-    key > T::NEG_INFINITY && !th.before(Cand { key, id: id as u32 })
-}
-
 /// The slice form shared by both faces.
 pub(crate) fn top_k_slice<T: Real>(logits: &mut [T], k: usize, cand: &mut [Cand<T>]) -> Result<()> {
     check_k(k)?;
     let scan = scan_logits("top_k: logits", logits)?;
     if let Some(th) = top_k_cut(logits, k, scan.finite, cand) {
-        for (i, x) in logits.iter_mut().enumerate() {
-            if !top_k_keeps(th, *x, i) {
-                *x = T::NEG_INFINITY;
-            }
-        }
+        with_wide!(T, top_k_mask_logits(logits, th));
     }
     Ok(())
+}
+
+/// Sets the logits that come after the cut `th` to −∞ ([`not_after`];
+/// `th.key > −∞`, so a kept logit is above −∞).
+fn top_k_mask_logits<T: Real, W: Wide<T>>(logits: &mut [T], th: Cand<T>) {
+    let ninf = W::splat(T::NEG_INFINITY);
+    map::<T, W>(logits, T::NEG_INFINITY, |base, x| {
+        W::select(not_after(x, th, base), x, ninf)
+    });
 }
 
 /// Top-k in place: keeps **exactly `k`** logits — the `k` largest, **ties broken

@@ -1,7 +1,9 @@
 //! Top-p (nucleus) filtering by probability-mass quickselect: expected O(V), no sort.
 
-use super::repro::repro_exp;
-use super::select::{Cand, SelectScratch, check_unit, scan_logits, scan_probs, select_mass};
+use super::lanes::{Wide, each, map, not_after, push_lanes, with_wide};
+use super::select::{
+    Cand, ProbScan, SelectScratch, check_unit, scan_logits, scan_probs, select_mass,
+};
 use crate::error::Result;
 use crate::real::Real;
 
@@ -11,129 +13,137 @@ pub(crate) fn check_p<T: Real>(p: T) -> Result<()> {
     check_unit("top_p", p)
 }
 
+/// A source of non-negative weights, one token per lane, in token order.
+pub(crate) trait Weights<T: Real, W: Wide<T>> {
+    /// Calls `f(base, chunk)` for every chunk of `K` weights in order (`base` = the
+    /// first token of the chunk); lanes past the vocabulary are 0.
+    fn each(&self, f: impl FnMut(usize, W));
+}
+
+/// Stored weights.
+pub(crate) struct Stored<'a, T>(pub(crate) &'a [T]);
+
+impl<T: Real, W: Wide<T>> Weights<T, W> for Stored<'_, T> {
+    #[inline(always)]
+    fn each(&self, f: impl FnMut(usize, W)) {
+        each::<T, W>(self.0, T::ZERO, f);
+    }
+}
+
+/// The weights `e^(x − max)` of logits `x` ([`repro_exp`](super::repro_exp)
+/// lane by lane), computed on the fly.
+pub(crate) struct ExpOf<'a, T> {
+    pub(crate) x: &'a [T],
+    pub(crate) max: T,
+}
+
+impl<T: Real, W: Wide<T>> Weights<T, W> for ExpOf<'_, T> {
+    #[inline(always)]
+    fn each(&self, mut f: impl FnMut(usize, W)) {
+        let max = W::splat(self.max);
+        // Padding with −∞ gives weight e^−∞ = 0.
+        each::<T, W>(self.x, T::NEG_INFINITY, |base, v| f(base, (v - max).exp()));
+    }
+}
+
+/// The reproducible sum of the weights of `src` and the number of positive ones.
+#[inline]
+pub(crate) fn total_of<T: Real, W: Wide<T>>(src: &impl Weights<T, W>) -> (T, usize) {
+    let zero = W::splat(T::ZERO);
+    let mut acc = zero;
+    let mut positive = 0usize;
+    src.each(|_, w| {
+        acc = acc + w;
+        positive += W::bits(w.gt(zero)).count_ones() as usize;
+    });
+    (acc.tree(), positive)
+}
+
 /// The top-p cut over non-negative weights (unnormalised probabilities).
 ///
-/// `weights()` yields the weight of every token in token-id order (called twice);
-/// `cand` must be at least as long. Returns the last kept candidate — the
-/// threshold of [`top_p_keeps`] — or `None` when everything survives (`p ≥ 1`, or
-/// no positive weight).
+/// `total` is the reproducible sum of the weights of `src`, `positive` the number
+/// of positive ones ([`total_of`]) and `top` the largest weight, or a fixed upper
+/// bound of it (it places the mass buckets of the quickselect's first round, so
+/// it is part of the summation order: every path that must agree passes the
+/// same `top`); `cand` must be at least as long as the vocabulary. Returns the
+/// last kept candidate — the threshold of [`top_p_mask`] — or `None` when
+/// everything survives (`p ≥ 1`, or no positive weight).
 ///
-/// The rule: with `S` the sum of all weights (sequential, in token order), keep
-/// the smallest set of best candidates (weight descending, lower id first) whose
-/// weights sum to at least `p·S`; at least one is kept.
+/// The rule: keep the smallest set of best candidates (weight descending, lower id
+/// first) whose weights sum to at least `p·total`; at least one is kept.
 ///
 /// Two floors shrink the quickselect's input without changing the answer:
-/// * tokens below `floor = (1 − p)·S / (2n)` (`n` positive weights) together
+/// * tokens below `floor = (1 − p)·total / (2n)` (`n` positive weights) together
 ///   weigh at most half of the mass top-p may remove, so they lie beyond the cut
 ///   and are dropped;
-/// * tokens at or above `16 · floor` are gathered first; when their own mass
-///   (summed in token order) already reaches `p·S`, the cut lies among them and
-///   the rest is dropped too.
+/// * tokens at or above `16 · floor` are gathered first (one vector pass); when
+///   their own mass (the reproducible sum over them, in token order) already
+///   reaches `p·total`, the cut lies among them and the rest is dropped too;
+///   otherwise a second pass gathers every token at or above `floor`.
 #[inline]
-pub(crate) fn top_p_cut<T: Real, I: Iterator<Item = T>>(
+pub(crate) fn top_p_cut<T: Real, W: Wide<T>>(
     p: T,
-    weights: impl Fn() -> I,
+    total: T,
+    positive: usize,
+    top: T,
+    src: &impl Weights<T, W>,
     cand: &mut [Cand<T>],
 ) -> Option<Cand<T>> {
-    if p >= T::ONE {
-        return None;
-    }
-    let mut total = T::ZERO;
-    let mut positive = 0usize;
-    for w in weights() {
-        total += w;
-        positive += (w > T::ZERO) as usize;
-    }
-    if positive == 0 {
+    if p >= T::ONE || positive == 0 {
         return None;
     }
     let need = p * total;
     let floor = (T::ONE - p) * total / T::from_usize(positive) * T::HALF;
     let high = floor * T::from_f64(16.0);
-    // One pass: tokens ≥ high to the front of `cand`, tokens in [floor, high) to
-    // the back, both in token order.
-    let len = cand.len();
-    let (mut nf, mut nb) = (0usize, 0usize);
-    if positive.saturating_mul(8) < len {
-        // Sparse weights (e.g. after top-k): a plain branch predicts well.
-        for (i, w) in weights().enumerate() {
-            if w > T::ZERO && w >= floor {
-                let c = Cand {
-                    key: w,
-                    id: i as u32,
-                };
-                let slot = if w >= high {
-                    nf += 1;
-                    nf - 1
-                } else {
-                    nb += 1;
-                    len - nb
-                };
-                if let Some(s) = cand.get_mut(slot) {
-                    *s = c;
-                }
-            }
-        }
-    } else {
-        // Dense weights: branch-free. Both sides' next free slots are written
-        // every time; a side advances only when the token is its.
-        for (i, w) in weights().enumerate() {
-            let c = Cand {
-                key: w,
-                id: i as u32,
-            };
-            let pos = w > T::ZERO && w >= floor;
-            let front = pos && w >= high;
-            if let Some(s) = cand.get_mut(nf) {
-                *s = c;
-            }
-            if let Some(s) = (len - 1).checked_sub(nb).and_then(|j| cand.get_mut(j)) {
-                *s = c;
-            }
-            nf += front as usize;
-            nb += (pos && !front) as usize;
-        }
+    let zero = W::splat(T::ZERO);
+    // The tokens ≥ high, in token order, and their mass.
+    let hv = W::splat(high);
+    let mut acc = zero;
+    let mut n = 0usize;
+    src.each(|base, w| {
+        let m = w.ge(hv) & w.gt(zero);
+        acc = acc + (w & m);
+        push_lanes(w, W::bits(m), base, cand, &mut n, |_| true);
+    });
+    if n == 0 || acc.tree() < need {
+        // Every token ≥ floor, in token order.
+        let fv = W::splat(floor);
+        n = 0;
+        src.each(|base, w| {
+            let m = w.ge(fv) & w.gt(zero);
+            push_lanes(w, W::bits(m), base, cand, &mut n, |_| true);
+        });
     }
-    let mut front_mass = T::ZERO;
-    for c in cand.get(..nf)? {
-        front_mass += c.key;
-    }
-    let n = if nf > 0 && front_mass >= need {
-        nf
-    } else {
-        cand.copy_within(len - nb..len, nf);
-        nf + nb
-    };
-    select_mass(cand.get_mut(..n)?, need)
+    select_mass(cand.get_mut(..n)?, need, top)
 }
 
-/// Whether token `id` of weight `w` survives the top-p cut `th`.
+/// The lanes of weights `w` (tokens `base..`) that survive the top-p cut `th`:
+/// the positive weights that do not come after `th` in candidate order.
 #[inline(always)]
-pub(crate) fn top_p_keeps<T: Real>(th: Cand<T>, w: T, id: usize) -> bool {
-    w > T::ZERO
-        && !th.before(Cand {
-            key: w,
-            id: id as u32,
-        })
+pub(crate) fn top_p_mask<T: Real, W: Wide<T>>(th: Cand<T>, w: W, base: usize) -> W {
+    not_after(w, th, base) & w.gt(W::splat(T::ZERO))
 }
 
 /// The logits form shared by both faces.
 pub(crate) fn top_p_slice<T: Real>(logits: &mut [T], p: T, cand: &mut [Cand<T>]) -> Result<()> {
     check_p(p)?;
     let scan = scan_logits("top_p: logits", logits)?;
-    let max = scan.max;
+    with_wide!(T, top_p_logits(logits, p, scan.max, cand));
+    Ok(())
+}
+
+fn top_p_logits<T: Real, W: Wide<T>>(logits: &mut [T], p: T, max: T, cand: &mut [Cand<T>]) {
     let th = {
-        let l: &[T] = logits;
-        top_p_cut(p, || l.iter().map(move |&x| repro_exp(x - max)), cand)
+        let src = ExpOf { x: logits, max };
+        let (total, positive) = total_of::<T, W>(&src);
+        top_p_cut::<T, W>(p, total, positive, T::ONE, &src, cand)
     };
     if let Some(th) = th {
-        for (i, x) in logits.iter_mut().enumerate() {
-            if !top_p_keeps(th, repro_exp(*x - max), i) {
-                *x = T::NEG_INFINITY;
-            }
-        }
+        let (mv, ninf) = (W::splat(max), W::splat(T::NEG_INFINITY));
+        map::<T, W>(logits, T::NEG_INFINITY, |base, x| {
+            W::select(top_p_mask(th, (x - mv).exp(), base), x, ninf)
+        });
     }
-    Ok(())
 }
 
 /// The probability form shared by both faces.
@@ -143,19 +153,21 @@ pub(crate) fn top_p_probs_slice<T: Real>(
     cand: &mut [Cand<T>],
 ) -> Result<()> {
     check_p(p)?;
-    scan_probs("top_p_probs: probs", probs)?;
-    let th = {
-        let q: &[T] = probs;
-        top_p_cut(p, || q.iter().copied(), cand)
-    };
-    if let Some(th) = th {
-        for (i, x) in probs.iter_mut().enumerate() {
-            if !top_p_keeps(th, *x, i) {
-                *x = T::ZERO;
-            }
-        }
-    }
+    let scan = scan_probs("top_p_probs: probs", probs)?;
+    with_wide!(T, top_p_probs_w(probs, p, scan, cand));
     Ok(())
+}
+
+fn top_p_probs_w<T: Real, W: Wide<T>>(
+    probs: &mut [T],
+    p: T,
+    scan: ProbScan<T>,
+    cand: &mut [Cand<T>],
+) {
+    let th = top_p_cut::<T, W>(p, scan.total, scan.positive, scan.max, &Stored(probs), cand);
+    if let Some(th) = th {
+        map::<T, W>(probs, T::ZERO, |base, w| w & top_p_mask(th, w, base));
+    }
 }
 
 /// Top-p (nucleus) filtering of logits in place: keeps the **smallest set of most
@@ -168,10 +180,10 @@ pub(crate) fn top_p_probs_slice<T: Real>(
 ///   token; `p = 1` keeps everything (the logits are left unchanged).
 ///
 /// Probabilities are `e^(x − max)` with the bit-reproducible [`repro_exp`](super::repro_exp),
-/// their total is summed sequentially in token order, and the cut is found by a
-/// probability-mass quickselect (partition around a pivot, keep the side that
-/// holds the needed mass) in expected O(V): no sort. Partial masses are summed in
-/// the order the partitions leave the candidates in — deterministic on every
+/// their total is the reproducible sum of the [module documentation](super), and
+/// the cut is found by a probability-mass quickselect (partition around a pivot,
+/// keep the side that holds the needed mass) in expected O(V): no sort. Partial
+/// masses are summed in an order fixed by the algorithm — deterministic on every
 /// target, but at a boundary that is not exactly representable the cut can differ
 /// by rounding from a sorted cumulative sum (Hugging Face's `TopPLogitsWarper`
 /// sums sorted probabilities in `f32`), so the two agree away from the boundary;
