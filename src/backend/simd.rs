@@ -481,6 +481,15 @@ fn abt_short<T: Real, const NB: usize>(
     }
 }
 
+/// The first `NB` vectors of `row`, or zeros if it is shorter (an empty view).
+#[inline(always)]
+fn load_vectors<T: Real, const NB: usize>(row: &[T]) -> [T::V; NB] {
+    match T::blocks(row).0.first_chunk::<NB>() {
+        Some(b) => core::array::from_fn(|q| T::load(&b[q])),
+        None => [T::splat(T::ZERO); NB],
+    }
+}
+
 /// Columns `j0 .. j0 + NR` of C for every row, depth `NB` vectors.
 #[inline(always)]
 fn abt_short_block<T: Real, const NB: usize, const NR: usize>(
@@ -492,20 +501,11 @@ fn abt_short_block<T: Real, const NB: usize, const NR: usize>(
     add: bool,
 ) {
     let zero = T::splat(T::ZERO);
-    let bv: [[T::V; NB]; NR] = core::array::from_fn(|s| {
-        let row = b.row_or_empty(j0 + s);
-        match T::blocks(row).0.first_chunk::<NB>() {
-            Some(bb) => core::array::from_fn(|q| T::load(&bb[q])),
-            None => [zero; NB],
-        }
-    });
+    let bv: [[T::V; NB]; NR] = core::array::from_fn(|s| load_vectors(b.row_or_empty(j0 + s)));
     let mut rows = a.padded_rows();
     for i in 0..m {
         let arow = rows.next().unwrap_or(&[]);
-        let av: [T::V; NB] = match T::blocks(arow).0.first_chunk::<NB>() {
-            Some(ab) => core::array::from_fn(|q| T::load(&ab[q])),
-            None => [zero; NB],
-        };
+        let av: [T::V; NB] = load_vectors(arow);
         let Some(crow) = c
             .row_mut_or_empty(i)
             .get_mut(j0..)
