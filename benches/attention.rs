@@ -6,7 +6,7 @@
 //! ```
 //!
 //! * `decode_gpt2`: GPT-2-small shape, 12 heads × 64, one query over a cache of
-//!   1024 positions (runtime-capacity `KvCacheVec`, 6.3 MB of f32 keys+values).
+//!   1024 positions (runtime-capacity `KvCacheDyn`, 6.3 MB of f32 keys+values).
 //! * `decode_firmware`: 4 heads × 16, cache of 128 positions (const `KvCache`,
 //!   64 KiB), as an MCU would run it.
 //! * `decode_kv_heads`: 12 query heads × 64 over 1024 positions with 12 (MHA),
@@ -40,7 +40,7 @@ fn fill(n: usize, seed: u64) -> Vec<f32> {
 struct Setup {
     heads: usize,
     d: usize,
-    cache: KvCacheVec<f32>,
+    cache: KvCacheDyn<f32>,
     q: Vec<f32>,
     out: Vec<f32>,
     scratch: Vec<f32>,
@@ -48,7 +48,7 @@ struct Setup {
 
 impl Setup {
     fn new(heads: usize, kv_heads: usize, d: usize, cap: usize) -> Self {
-        let mut cache = KvCacheVec::new(kv_heads, d, cap, CachePolicy::Bounded).unwrap();
+        let mut cache = KvCacheDyn::new(kv_heads, d, cap, CachePolicy::Bounded).unwrap();
         for p in 0..cap {
             let k = fill(kv_heads * d, p as u64 + 1);
             let v = fill(kv_heads * d, p as u64 + 7919);
@@ -79,7 +79,7 @@ impl DecodeStep for Setup {
 
     fn step<B: Backend>(&mut self) {
         let pos = self.cache.next_position() - 1;
-        attend_cache_with::<B, f32, _>(
+        attend_cache_views_with::<B, f32, _>(
             MatRef::new(black_box(&self.q), 1, self.heads * self.d).unwrap(),
             pos,
             self.heads,
@@ -129,7 +129,7 @@ impl DecodeStep for Firmware {
     }
 
     fn step<B: Backend>(&mut self) {
-        attend_kv_cache_with::<B, f32, 1, 4, 4, 16, 128, 128>(
+        attend_cache_with::<B, f32, 1, 4, 4, 16, 128, 128>(
             black_box(&self.q),
             127,
             &self.cache,

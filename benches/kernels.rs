@@ -79,17 +79,17 @@ fn gemm<T: Real>(c: &mut Criterion) {
 fn gemm_abt_one<B: Backend, T: Real>(n: usize, a: &[T], b: &[T], c: &mut [T]) {
     let av = MatRef::new(a, n, n).expect("shape");
     let bv = MatRef::new(b, n, n).expect("shape");
-    B::gemm_abt(
+    B::gemm_bt(
         av,
         bv,
         MatMut::new(c, n, n).expect("shape"),
         Accumulate::Overwrite,
     )
-    .expect("gemm_abt");
+    .expect("gemm_bt");
 }
 
 /// `A·Bᵀ`, the score product of attention (Simd only beyond n = 64).
-fn gemm_abt<T: Real>(c: &mut Criterion) {
+fn gemm_bt<T: Real>(c: &mut Criterion) {
     let mut g = c.benchmark_group(format!("gemm_abt_{}", type_name::<T>()));
     g.sample_size(20);
     for n in [64usize, 256] {
@@ -138,7 +138,7 @@ fn all(c: &mut Criterion) {
     dot::<f64>(c);
     gemm::<f32>(c);
     gemm::<f64>(c);
-    gemm_abt::<f32>(c);
+    gemm_bt::<f32>(c);
     softmax::<f32>(c);
     softmax::<f64>(c);
 }

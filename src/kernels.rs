@@ -75,29 +75,6 @@ pub fn matvec_with<B: Backend, T: Real, const IN: usize, const OUT: usize>(
     B::raw_matvec(MatRef::from_array(w), x, y, Accumulate::Overwrite);
 }
 
-/// `y = W·x + b` with weights `(OUT, IN)`: PyTorch `nn.Linear`.
-#[inline]
-pub fn linear<T: Real, const IN: usize, const OUT: usize>(
-    w: &[[T; IN]; OUT],
-    b: &[T; OUT],
-    x: &[T; IN],
-    y: &mut [T; OUT],
-) {
-    linear_with::<Simd, T, IN, OUT>(w, b, x, y);
-}
-
-/// [`linear`] with backend `B`.
-#[inline]
-pub fn linear_with<B: Backend, T: Real, const IN: usize, const OUT: usize>(
-    w: &[[T; IN]; OUT],
-    b: &[T; OUT],
-    x: &[T; IN],
-    y: &mut [T; OUT],
-) {
-    *y = *b;
-    B::raw_matvec(MatRef::from_array(w), x, y, Accumulate::Add);
-}
-
 /// `C = A·B`: A `(M, K)`, B `(K, N)`, C `(M, N)`.
 #[inline]
 pub fn matmul<T: Real, const M: usize, const K: usize, const N: usize>(
@@ -140,7 +117,7 @@ pub fn matmul_bt_with<B: Backend, T: Real, const M: usize, const K: usize, const
     b: &[[T; K]; N],
     c: &mut [[T; N]; M],
 ) {
-    B::raw_gemm_abt(
+    B::raw_gemm_bt(
         MatRef::from_array(a),
         MatRef::from_array(b),
         MatMut::from_array(c),
@@ -209,7 +186,7 @@ mod tests {
         matmul_bt(&a, &bt, &mut c3);
         assert_eq!(c, c3);
         let mut y = [0.0f32; 3];
-        linear(&a, &[1.0, 2.0, 3.0], &[1.0; 5], &mut y);
+        crate::nn::linear(&a, &[1.0, 2.0, 3.0], &[1.0; 5], &mut y);
         assert_eq!(y, [11.0, 37.0, 63.0]);
         assert_eq!(dot(&[1.0f64, 2.0], &[3.0, 4.0]), 11.0);
         assert_eq!(argmax(&[1.0f32, 3.0, 3.0]), Ok(1));

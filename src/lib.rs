@@ -67,6 +67,9 @@ pub mod kernels;
 pub mod mat;
 #[cfg(feature = "std")]
 pub mod matrix;
+pub mod nn;
+mod norm;
+pub mod position;
 pub mod real;
 
 pub use backend::{Accumulate, Backend, Scalar, Simd};
@@ -74,6 +77,9 @@ pub use error::{Error, Result};
 pub use mat::{MatMut, MatRef};
 #[cfg(feature = "std")]
 pub use matrix::Matrix;
+/// The `rand_core` crate, whose [`Rng`](rand_core::Rng) trait appears in the
+/// sampling signatures.
+pub use rand_core;
 pub use real::Real;
 
 /// The README's Rust examples, run as doctests so the README stays true.

@@ -19,7 +19,10 @@ fn needed(rows: usize, cols: usize, stride: usize) -> Option<usize> {
 
 #[inline]
 fn check(what: &'static str, len: usize, rows: usize, cols: usize, stride: usize) -> Result<()> {
-    if rows > 1 && stride < cols {
+    // One rule for every view with elements, one row included: rows never
+    // overlap and never run short, so a kernel may cut the buffer into
+    // `stride`-long pieces and find each whole row at the start of one.
+    if rows > 0 && cols > 0 && stride < cols {
         return Err(Error::InvalidParameter {
             what,
             reason: "row stride is smaller than the number of columns",
@@ -131,6 +134,10 @@ impl<'a, T> MatRef<'a, T> {
     }
 
     /// A strided view: row `i` is `data[i·stride .. i·stride + cols]`.
+    ///
+    /// `stride ≥ cols` is required whenever the view has an element (one row
+    /// included): `Err(InvalidParameter)` otherwise. The buffer must reach the
+    /// last element, `(rows − 1)·stride + cols`.
     pub fn with_stride(data: &'a [T], rows: usize, cols: usize, stride: usize) -> Result<Self> {
         check("matrix view", data.len(), rows, cols, stride)?;
         Ok(Self {
@@ -240,7 +247,8 @@ impl<'a, T> MatMut<'a, T> {
         Self::with_stride(data, rows, cols, cols)
     }
 
-    /// A strided view: row `i` is `data[i·stride .. i·stride + cols]`.
+    /// A strided view: row `i` is `data[i·stride .. i·stride + cols]`; the same
+    /// rules as [`MatRef::with_stride`].
     pub fn with_stride(data: &'a mut [T], rows: usize, cols: usize, stride: usize) -> Result<Self> {
         check("matrix view", data.len(), rows, cols, stride)?;
         Ok(Self {
@@ -369,6 +377,16 @@ mod tests {
         assert!(MatRef::with_stride(&d, 3, 2, 4).is_ok()); // reaches 2·4 + 2 = 10
         assert!(MatRef::with_stride(&d, 3, 3, 4).is_err()); // reaches 11
         assert!(MatRef::with_stride(&d, 2, 3, 2).is_err()); // stride < cols
+        // One row: the same rule (a short stride used to be accepted there and
+        // made the Simd kernels read a truncated row).
+        assert!(MatRef::with_stride(&d, 1, 3, 0).is_err());
+        assert!(MatRef::with_stride(&d, 1, 3, 2).is_err());
+        assert!(MatRef::with_stride(&d, 1, 3, 3).is_ok());
+        assert!(MatRef::with_stride(&d, 1, 3, 100).is_ok()); // reaches 3
+        assert!(MatRef::with_stride(&d, 1, 0, 0).is_ok()); // no element
+        assert!(MatRef::with_stride(&d, 0, 3, 0).is_ok());
+        let mut e = d;
+        assert!(MatMut::with_stride(&mut e, 1, 3, 0).is_err());
         assert!(MatRef::with_stride(&d, usize::MAX, 2, usize::MAX).is_err());
         let m = MatRef::new(&d, 2, 5).unwrap();
         assert!(m.col_range(3, 3).is_err());

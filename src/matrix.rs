@@ -132,9 +132,9 @@ impl<T: Real> Matrix<T> {
     }
 
     /// `self · otherᵀ` into a new matrix, with backend `B`.
-    pub fn matmul_t_with<B: Backend>(&self, other: &Self) -> Result<Self> {
+    pub fn matmul_bt_with<B: Backend>(&self, other: &Self) -> Result<Self> {
         let mut out = Self::zeros(self.rows, other.rows)?;
-        B::gemm_abt(
+        B::gemm_bt(
             self.view(),
             other.view(),
             out.view_mut(),
@@ -144,8 +144,8 @@ impl<T: Real> Matrix<T> {
     }
 
     /// `self · otherᵀ` into a new matrix, with [`Simd`].
-    pub fn matmul_t(&self, other: &Self) -> Result<Self> {
-        self.matmul_t_with::<Simd>(other)
+    pub fn matmul_bt(&self, other: &Self) -> Result<Self> {
+        self.matmul_bt_with::<Simd>(other)
     }
 
     /// `self · x` for a vector `x` of length `cols` (weights `(OUT, IN)`), with
@@ -205,12 +205,12 @@ mod tests {
         assert_eq!(a.matmul(&b).unwrap().as_slice(), &[4.0, 5.0, 10.0, 11.0]);
         assert_eq!(a.matmul_with::<Scalar>(&b).unwrap(), a.matmul(&b).unwrap());
         assert_eq!(
-            a.matmul_t(&a).unwrap().as_slice(),
+            a.matmul_bt(&a).unwrap().as_slice(),
             &[14.0, 32.0, 32.0, 77.0]
         );
         assert_eq!(a.matvec(&[1.0, 1.0, 1.0]).unwrap(), vec![6.0, 15.0]);
         assert!(a.matmul(&a).is_err());
-        assert!(a.matmul_t(&b).is_err());
+        assert!(a.matmul_bt(&b).is_err());
         assert!(a.matvec(&[1.0, 1.0]).is_err());
         assert!(Matrix::from_vec(2, 2, vec![0.0f32; 3]).is_err());
         assert!(Matrix::<f32>::zeros(usize::MAX, 2).is_err());

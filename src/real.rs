@@ -115,12 +115,14 @@ pub trait Real:
     /// Converts an `f64` constant (rounding to nearest for `f32`).
     fn from_f64(x: f64) -> Self;
     /// Widens to `f64` (exact).
-    fn to_f64(self) -> f64;
+    fn as_f64(self) -> f64;
     /// Converts a count or index to this type (exact up to 2^24 for `f32`).
     fn from_usize(n: usize) -> Self;
     /// The error function, from `libm`.
     fn erf(self) -> Self;
 
+    /// A block of zeros (a buffer for padding a tail into a whole vector).
+    const ZERO_BLOCK: Self::Block;
     /// Splits a slice into whole blocks and a tail shorter than a block.
     fn blocks(s: &[Self]) -> (&[Self::Block], &[Self]);
     /// Splits a mutable slice into whole blocks and a tail shorter than a block.
@@ -190,13 +192,14 @@ macro_rules! impl_real {
 
             type V = $v;
             type Block = [$t; $lanes];
+            const ZERO_BLOCK: Self::Block = [0.0; $lanes];
 
             #[inline(always)]
             fn from_f64(x: f64) -> Self {
                 x as $t
             }
             #[inline(always)]
-            fn to_f64(self) -> f64 {
+            fn as_f64(self) -> f64 {
                 self as f64
             }
             #[inline(always)]

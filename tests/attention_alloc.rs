@@ -5,6 +5,7 @@
 mod counting;
 
 use constml::attention::*;
+use constml::position::ShawRelative;
 use constml::{MatMut, MatRef, Scalar};
 use counting::allocations_during;
 
@@ -125,8 +126,8 @@ fn no_std_paths_do_not_allocate() {
 
     let n = allocations_during(|| {
         let o = AttnOptions::new();
-        scaled_dot_product_attention(&q, &k, &v, &mut out, &mut w, &o).unwrap();
-        scaled_dot_product_attention(
+        sdpa(&q, &k, &v, &mut out, &mut w, &o).unwrap();
+        sdpa(
             &q,
             &k,
             &v,
@@ -135,7 +136,7 @@ fn no_std_paths_do_not_allocate() {
             &o.allow(MatRef::from_array(&mask)),
         )
         .unwrap();
-        scaled_dot_product_attention(
+        sdpa(
             &q,
             &k,
             &v,
@@ -145,16 +146,9 @@ fn no_std_paths_do_not_allocate() {
                 .bias(MatRef::from_array(&bias)),
         )
         .unwrap();
-        scaled_dot_product_attention_with::<Scalar, _, 3, 5, 8, 6>(
-            &q,
-            &k,
-            &v,
-            &mut out,
-            &mut w,
-            &o.causal().window(2),
-        )
-        .unwrap();
-        scaled_dot_product_attention(
+        sdpa_with::<Scalar, _, 3, 5, 8, 6>(&q, &k, &v, &mut out, &mut w, &o.causal().window(2))
+            .unwrap();
+        sdpa(
             &q,
             &k,
             &v,
@@ -172,7 +166,7 @@ fn no_std_paths_do_not_allocate() {
             &o,
         )
         .unwrap();
-        grouped_query_attention(
+        gqa(
             &gq,
             &gk,
             &gk,
@@ -213,7 +207,7 @@ fn no_std_paths_do_not_allocate() {
             .project(&[x3[1]], &mut ds1.q, &mut ds1.k, &mut ds1.v)
             .unwrap();
         bounded.append_chunk(&ds1.k, &ds1.v).unwrap();
-        attend_kv_cache(
+        attend_cache(
             &ds1.q,
             3,
             &bounded,

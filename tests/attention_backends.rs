@@ -9,6 +9,7 @@ mod common;
 
 use common::{Lcg, for_each_backend_and_real};
 use constml::attention::*;
+use constml::position::ShawRelative;
 use constml::{Backend, MatMut, MatRef, Real, Scalar, Simd};
 
 /// Uniform values in [−1, 1).
@@ -31,7 +32,7 @@ fn same<T: Real>(what: &str, a: &[T], b: &[T], n: usize) {
     let tol = eps * (n.max(1) as f64).sqrt();
     assert_eq!(a.len(), b.len());
     for (i, (&x, &y)) in a.iter().zip(b).enumerate() {
-        let (x, y) = (<T as Real>::to_f64(x), <T as Real>::to_f64(y));
+        let (x, y) = (<T as Real>::as_f64(x), <T as Real>::as_f64(y));
         assert!(
             x.is_finite() && y.is_finite() && (x - y).abs() <= tol * y.abs().max(1.0),
             "{what}[{i}]: simd {x:e} vs scalar {y:e}"
@@ -138,7 +139,7 @@ fn sdpa_scalar_equals_simd() {
 /// New queries (with their keys and values pending) over a cache: outputs and
 /// per-head weights.
 fn run_cache<B: Backend, T: Real>(
-    cache: &KvCacheVec<T>,
+    cache: &KvCacheDyn<T>,
     heads: usize,
     q: &[T],
     pending: (&[T], &[T]),
@@ -147,9 +148,9 @@ fn run_cache<B: Backend, T: Real>(
     let n = pending.0.len() / width;
     let cols = q.len() / n;
     let mut out = vec![T::NAN; q.len()];
-    let mut s = vec![T::ZERO; cache_scratch_len(n, cache.capacity())];
+    let mut s = vec![T::ZERO; attend_cache_scratch_len(n, cache.capacity())];
     let mut w = vec![T::NAN; heads * n * (cache.len() + n)];
-    attend_cache_with::<B, T, _>(
+    attend_cache_views_with::<B, T, _>(
         MatRef::new(q, n, cols).unwrap(),
         cache.next_position(),
         heads,
@@ -177,7 +178,7 @@ fn cache_runs<T: Real>() {
         (8, 1, 17, 9),
         (3, 3, 1, 5),
     ] {
-        let mut cache = KvCacheVec::<T>::new(kvh, d, cap, CachePolicy::Ring).unwrap();
+        let mut cache = KvCacheDyn::<T>::new(kvh, d, cap, CachePolicy::Ring).unwrap();
         for _ in 0..(cap + cap / 2 + 1) {
             let k = vec::<T>(&mut r, kvh * d);
             cache.append_token(&k, &k).unwrap();

@@ -74,7 +74,7 @@ fn sequence<T: Real>(
 }
 
 fn r64<T: Real>(x: T) -> f64 {
-    <T as Real>::to_f64(x)
+    <T as Real>::as_f64(x)
 }
 
 /// RoPE-like rotation of pairs (2i, 2i+1) by pos·10000^(−2i/d).
@@ -305,7 +305,7 @@ fn pieces_append_then_attend() {
         l.project(&[*x], &mut s.q, &mut s.k, &mut s.v).unwrap();
         rotate_qk(&rope::<f64>, t, &mut s.q, &mut s.k).unwrap();
         assert_eq!(cache.append_chunk(&s.k, &s.v).unwrap(), t);
-        attend_kv_cache(
+        attend_cache(
             &s.q,
             t,
             &cache,
@@ -324,7 +324,7 @@ fn pieces_append_then_attend() {
     // query 20's window is 15..=20.
     let mut s2 = DecoderScratch::<f64, 2, H, KVH, D, CAP>::new();
     cache.append_chunk(&s2.k, &s2.v).unwrap();
-    let e = attend_kv_cache(
+    let e = attend_cache(
         &s2.q,
         20,
         &cache,
@@ -344,7 +344,7 @@ fn pieces_append_then_attend() {
     );
     // Queries newer than the newest key are refused.
     assert!(
-        attend_kv_cache(
+        attend_cache(
             &s2.q,
             21,
             &cache,
@@ -464,8 +464,8 @@ fn beam_reorder() {
     assert!(reorder_beams(&mut beams, &[0, 1]).is_err());
     assert!(reorder_beams(&mut beams, &[0, 1, 3]).is_err());
     let mut mixed = vec![
-        KvCacheVec::<f64>::new(KVH, D, CAP, CachePolicy::Bounded).unwrap(),
-        KvCacheVec::new(KVH, D, CAP, CachePolicy::Ring).unwrap(),
+        KvCacheDyn::<f64>::new(KVH, D, CAP, CachePolicy::Bounded).unwrap(),
+        KvCacheDyn::new(KVH, D, CAP, CachePolicy::Ring).unwrap(),
     ];
     assert!(reorder_beams(&mut mixed, &[1, 0]).is_err());
 }
@@ -484,7 +484,7 @@ fn runtime_capacity_face_matches_const_face() {
         )
         .unwrap()
     };
-    let dynl = CausalSelfAttentionDyn::<f64>::new(MhaWeightsVec {
+    let dynl = CausalSelfAttentionDyn::<f64>::new(MhaWeightsDyn {
         heads: H,
         kv_heads: KVH,
         w_q: mat(&w.wq),
@@ -503,7 +503,7 @@ fn runtime_capacity_face_matches_const_face() {
         .unwrap(),
         b_o: Some(w.bo.to_vec()),
     });
-    let mut cache = KvCacheVec::new(KVH, D, 7, CachePolicy::Ring).unwrap();
+    let mut cache = KvCacheDyn::new(KVH, D, 7, CachePolicy::Ring).unwrap();
     let bytes = cache.bytes();
     let mut at = 0;
     for n in [4usize, 9, 1, 1, 15] {
@@ -526,14 +526,14 @@ fn runtime_capacity_face_matches_const_face() {
         dynl.forward(&bad, &mut cache, &NoRotation, &AttnOptions::new())
             .is_err()
     );
-    let mut wrong_heads = KvCacheVec::new(1, D, 7, CachePolicy::Ring).unwrap();
+    let mut wrong_heads = KvCacheDyn::new(1, D, 7, CachePolicy::Ring).unwrap();
     let x = Matrix::from_vec(1, DM, xs[0].to_vec()).unwrap();
     assert!(
         dynl.forward(&x, &mut wrong_heads, &NoRotation, &AttnOptions::new())
             .is_err()
     );
-    assert!(KvCacheVec::<f64>::new(usize::MAX, 2, 2, CachePolicy::Bounded).is_err());
-    let mut c = KvCacheVec::<f64>::new(2, 2, 2, CachePolicy::Bounded).unwrap();
+    assert!(KvCacheDyn::<f64>::new(usize::MAX, 2, 2, CachePolicy::Bounded).is_err());
+    let mut c = KvCacheDyn::<f64>::new(2, 2, 2, CachePolicy::Bounded).unwrap();
     assert!(c.append_token(&[0.0; 3], &[0.0; 4]).is_err());
 }
 

@@ -6,6 +6,7 @@ mod common;
 
 use common::{RefFile, assert_close, entry, for_each_backend_and_real, ref_tol, to_vec};
 use constml::attention::*;
+use constml::position::ShawRelative;
 use constml::{Backend, Error, MatMut, MatRef, Matrix, Real};
 
 static BIN: &[u8] = include_bytes!("reference/attention.bin");
@@ -88,8 +89,7 @@ fn sdpa_case<
     let v = arr2::<T, NK, DV>(&format!("{case}/v"));
     let mut out = [[T::NAN; DV]; NQ];
     let mut w = [[T::NAN; NK]; NQ];
-    scaled_dot_product_attention_with::<B, T, NQ, NK, DK, DV>(&q, &k, &v, &mut out, &mut w, opts)
-        .unwrap();
+    sdpa_with::<B, T, NQ, NK, DK, DV>(&q, &k, &v, &mut out, &mut w, opts).unwrap();
     let what = format!("{case} {} {}", B::NAME, tag::<T>());
     check(
         &format!("{what} out"),
@@ -165,7 +165,7 @@ fn empty_key_runs_are_ignored() {
     ];
     let mut out = [[f64::NAN; 6]; 3];
     let mut w = [f64::NAN; 15];
-    attend_with::<constml::Scalar, f64>(
+    attend_views_with::<constml::Scalar, f64>(
         MatRef::from_array(&q),
         &runs,
         MatMut::from_array(&mut out),
@@ -185,7 +185,7 @@ fn empty_key_runs_are_ignored() {
         &want::<f64>("sdpa_plain", "w"),
     );
     // Only empty runs: zeros, as with no keys at all.
-    attend_with::<constml::Simd, f64>(
+    attend_views_with::<constml::Simd, f64>(
         MatRef::from_array(&q),
         &[KvSegment::empty()],
         MatMut::from_array(&mut out),
@@ -204,21 +204,21 @@ fn sdpa_runtime_faces<T: Real>() {
         mat::<T>("sdpa_bias/v", 5, 6),
     );
     let bias = mat::<T>("sdpa_bias/bias", 3, 5);
-    let (out, w) = sdpa_matrix(&q, &k, &v, &AttnOptions::new().bias(bias.view())).unwrap();
+    let (out, w) = sdpa_dyn(&q, &k, &v, &AttnOptions::new().bias(bias.view())).unwrap();
     check(
-        "sdpa_matrix out",
+        "sdpa_dyn out",
         out.as_slice(),
         &want::<T>("sdpa_bias", "out"),
     );
     check(
-        "sdpa_matrix weights",
+        "sdpa_dyn weights",
         w.as_slice(),
         &want::<T>("sdpa_bias", "w"),
     );
 
     // Views face with a caller-owned weights buffer.
     let mut out = vec![T::ZERO; 3 * 6];
-    let mut w = vec![T::ZERO; scratch_len(3, 5)];
+    let mut w = vec![T::ZERO; sdpa_scratch_len(3, 5)];
     let o = AttnOptions::new().bias(bias.view());
     sdpa_views(
         q.view(),
@@ -232,10 +232,10 @@ fn sdpa_runtime_faces<T: Real>() {
     check("sdpa_views out", &out, &want::<T>("sdpa_bias", "out"));
 
     // Mismatched runtime shapes are errors, not panics.
-    assert!(sdpa_matrix(&q, &v, &v, &AttnOptions::new()).is_err());
-    assert!(sdpa_matrix(&q, &k, &q, &AttnOptions::new()).is_err());
+    assert!(sdpa_dyn(&q, &v, &v, &AttnOptions::new()).is_err());
+    assert!(sdpa_dyn(&q, &k, &q, &AttnOptions::new()).is_err());
     let wrong = mat::<T>("sdpa_plain/q", 3, 8);
-    assert!(sdpa_matrix(&q, &k, &v, &AttnOptions::new().bias(wrong.view())).is_err());
+    assert!(sdpa_dyn(&q, &k, &v, &AttnOptions::new().bias(wrong.view())).is_err());
     let mut small = vec![T::ZERO; 14];
     assert!(matches!(
         sdpa_views(
@@ -248,7 +248,7 @@ fn sdpa_runtime_faces<T: Real>() {
         ),
         Err(Error::BufferTooSmall { .. })
     ));
-    assert!(sdpa_matrix(&q, &k, &v, &AttnOptions::new().window(0)).is_err());
+    assert!(sdpa_dyn(&q, &k, &v, &AttnOptions::new().window(0)).is_err());
 }
 
 #[test]
@@ -279,16 +279,8 @@ fn gqa_case<
     let v = arr3::<T, NK, KVH, DV>(&format!("{case}/v"));
     let mut out = [[[T::NAN; DV]; H]; NQ];
     let mut s = [[T::ZERO; NK]; NQ];
-    grouped_query_attention_with::<B, T, NQ, NK, H, KVH, DK, DV>(
-        &q,
-        &k,
-        &v,
-        &mut out,
-        &mut s,
-        WeightsOut::None,
-        opts,
-    )
-    .unwrap();
+    gqa_with::<B, T, NQ, NK, H, KVH, DK, DV>(&q, &k, &v, &mut out, &mut s, WeightsOut::None, opts)
+        .unwrap();
     check(
         &format!("{case} {} {}", B::NAME, tag::<T>()),
         out.as_flattened().as_flattened(),
@@ -306,9 +298,9 @@ fn gqa_all<B: Backend, T: Real>() {
         mat::<T>("gqa/k", 5, 8),
         mat::<T>("gqa/v", 5, 6),
     );
-    let out = gqa_matrix_with::<B, T>(&q, &k, &v, 6, 2, &AttnOptions::new()).unwrap();
-    check("gqa_matrix", out.as_slice(), &want::<T>("gqa", "out"));
-    assert!(gqa_matrix(&q, &k, &v, 6, 4, &AttnOptions::new()).is_err());
+    let out = gqa_dyn_with::<B, T>(&q, &k, &v, 6, 2, &AttnOptions::new()).unwrap();
+    check("gqa_dyn", out.as_slice(), &want::<T>("gqa", "out"));
+    assert!(gqa_dyn(&q, &k, &v, 6, 4, &AttnOptions::new()).is_err());
 }
 
 #[test]
@@ -575,7 +567,7 @@ fn mpt<B: Backend, T: Real>() {
         b_qkv: Some(load("mpt/b_qkv")),
         w_out: mat("mpt/w_out", 8, 8),
         b_out: Some(load("mpt/b_out")),
-        qk_ln: Some(MptQkNormVecs {
+        qk_ln: Some(MptQkNormDyn {
             q_weight: qw.to_vec(),
             q_bias: qb.to_vec(),
             k_weight: kw.to_vec(),
@@ -590,7 +582,7 @@ fn mpt<B: Backend, T: Real>() {
     let xm = mat::<T>("mpt/x", 5, 8);
     let o = mpt_dyn.forward(&xm, None, &base.key_allow(&pad)).unwrap();
     check("MPT dyn", o.as_slice(), &want::<T>("mpt", "out"));
-    let mut cache = KvCacheVec::new(1, 2, 4, CachePolicy::Ring).unwrap();
+    let mut cache = KvCacheDyn::new(1, 2, 4, CachePolicy::Ring).unwrap();
     let o = mpt_dyn.forward(&xm, Some(&mut cache), &base).unwrap();
     // A ring of 4 sees a window of 4: the last token misses key 0, so only the
     // first four rows equal the full computation.
@@ -702,7 +694,7 @@ fn hooks<B: Backend, T: Real>() {
     let shaw = ShawRelative::from_arrays(Some(&ak), Some(&av));
     let mut out = [[T::NAN; 3]; 3];
     let mut w = [[T::NAN; 6]; 3];
-    scaled_dot_product_attention_with::<B, T, 3, 6, 4, 3>(
+    sdpa_with::<B, T, 3, 6, 4, 3>(
         &q,
         &k,
         &v,
@@ -733,7 +725,7 @@ fn hooks_reject_negative_query_positions_and_bad_terms() {
     let f = |_: usize, _: usize, _: usize| 0.0f32;
     // Bottom-right with NQ > NK puts query 0 before every key: no position for the hook.
     assert!(
-        scaled_dot_product_attention(
+        sdpa(
             &q,
             &k,
             &k,
@@ -744,15 +736,14 @@ fn hooks_reject_negative_query_positions_and_bad_terms() {
         .is_err()
     );
     // Without hooks, the causal rows before every key are fully masked: zeros.
-    scaled_dot_product_attention(&q, &k, &k, &mut out, &mut w, &AttnOptions::new().causal())
-        .unwrap();
+    sdpa(&q, &k, &k, &mut out, &mut w, &AttnOptions::new().causal()).unwrap();
     assert_eq!(out[0], [0.0, 0.0]);
     assert_eq!(out[2], [0.5, 0.5]);
     // A relative table of the wrong width is an error.
     let ak = [[0.0f32; 3]; 3];
     let shaw = ShawRelative::from_arrays(Some(&ak), None::<&[[f32; 2]; 3]>);
     assert!(matches!(
-        scaled_dot_product_attention(
+        sdpa(
             &q,
             &k,
             &k,
@@ -774,7 +765,7 @@ fn nan_propagates_without_panic() {
     let v = [[1.0f32; 4]; 3];
     let mut out = [[0.0f32; 4]; 2];
     let mut w = [[0.0f32; 3]; 2];
-    scaled_dot_product_attention(&q, &k, &v, &mut out, &mut w, &AttnOptions::new()).unwrap();
+    sdpa(&q, &k, &v, &mut out, &mut w, &AttnOptions::new()).unwrap();
     assert!(out[0].iter().all(|x| (x - 1.0).abs() < 1e-6));
     assert!(out[1].iter().all(|x| x.is_nan()));
 }
@@ -793,13 +784,13 @@ fn reference_file_records_versions() {
 fn runtime_face_oversized_scratch_is_an_error() {
     let q = Matrix::<f32>::zeros(1, 0).unwrap();
     let k = Matrix::<f32>::zeros(2, 0).unwrap();
-    let r = gqa_matrix(&q, &k, &k, usize::MAX, 1, &AttnOptions::new());
+    let r = gqa_dyn(&q, &k, &k, usize::MAX, 1, &AttnOptions::new());
     assert!(matches!(r, Err(Error::InvalidParameter { .. })), "{r:?}");
 
     // Per-head weights of 2^62 (empty) heads.
     let heads = 1usize << 62;
     let z = |r, c| Matrix::<f32>::zeros(r, c).unwrap();
-    let mha = MultiHeadAttentionDyn::<f32>::new(MhaWeightsVec {
+    let mha = MultiHeadAttentionDyn::<f32>::new(MhaWeightsDyn {
         heads,
         kv_heads: heads,
         w_q: z(0, 4),

@@ -47,7 +47,7 @@ fn close<T: Real>(what: &str, got: &[T], want: &[T], n_terms: usize, magnitude: 
     assert_eq!(got.len(), want.len());
     let rtol = rel_tol::<T>(n_terms);
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        let (g, w) = (g.to_f64(), w.to_f64());
+        let (g, w) = (g.as_f64(), w.as_f64());
         if g == w || (g.is_nan() && w.is_nan()) {
             continue;
         }
@@ -162,21 +162,21 @@ fn matrix_kernels<T: Real>() {
                     .unwrap();
                     close("gemm", &c1, &c2, k, k as f64 + 1.0);
                     let (mut c1, mut c2) = (c0.clone(), c0.clone());
-                    Simd::gemm_abt(
+                    Simd::gemm_bt(
                         a,
                         bt,
                         MatMut::with_stride(&mut c1, m, n, stride).unwrap(),
                         acc,
                     )
                     .unwrap();
-                    Scalar::gemm_abt(
+                    Scalar::gemm_bt(
                         a,
                         bt,
                         MatMut::with_stride(&mut c2, m, n, stride).unwrap(),
                         acc,
                     )
                     .unwrap();
-                    close("gemm_abt", &c1, &c2, k, k as f64 + 1.0);
+                    close("gemm_bt", &c1, &c2, k, k as f64 + 1.0);
                 }
                 // matvec: weights (OUT = m, IN = k).
                 let x = values::<T>(&mut rng, k, 1.0);
@@ -294,9 +294,9 @@ fn mismatched_shapes_are_errors() {
     let av = MatRef::new(&a, 2, 3).unwrap();
     let bv = MatRef::new(&a, 2, 3).unwrap();
     assert!(Simd::gemm(av, bv, MatMut::new(&mut c, 2, 2).unwrap(), Accumulate::Add).is_err());
-    assert!(Simd::gemm_abt(av, bv, MatMut::new(&mut c, 2, 2).unwrap(), Accumulate::Add).is_ok());
+    assert!(Simd::gemm_bt(av, bv, MatMut::new(&mut c, 2, 2).unwrap(), Accumulate::Add).is_ok());
     let mut c3 = [0.0f32; 6];
-    assert!(Simd::gemm_abt(av, bv, MatMut::new(&mut c3, 2, 3).unwrap(), Accumulate::Add).is_err());
+    assert!(Simd::gemm_bt(av, bv, MatMut::new(&mut c3, 2, 3).unwrap(), Accumulate::Add).is_err());
     let mut y = [0.0f32; 3];
     assert!(Simd::matvec(av, &[1.0; 3], &mut y, Accumulate::Overwrite).is_err());
     assert!(Simd::matvec(av, &[1.0; 2], &mut y[..2], Accumulate::Overwrite).is_err());

@@ -96,7 +96,7 @@ fn decoding_allocates_nothing() {
             sink += repro_exp(-1.5f32) as usize;
             sink += beam_search(&mut model, &[1, 2], &cfg, &mut beam_scratch, &mut hyps).unwrap();
             sink += greedy_with::<Scalar, _, V>(&logits).unwrap();
-            sink += beam_search_with::<Scalar, _, _, V, 3, 6>(
+            sink += beam_search_with::<Scalar, _, V, 3, 6>(
                 &mut model,
                 &[1, 2],
                 &cfg,

@@ -189,7 +189,7 @@ mod big {
                 s.process_dyn(&mut y, &mut scratch).unwrap();
                 let mut h = 0xcbf2_9ce4_8422_2325u64;
                 for v in &y {
-                    h = (h ^ Real::to_f64(*v).to_bits()).wrapping_mul(0x0000_0100_0000_01b3);
+                    h = (h ^ Real::as_f64(*v).to_bits()).wrapping_mul(0x0000_0100_0000_01b3);
                 }
                 (tokens, h)
             })

@@ -141,10 +141,10 @@ fn check<T: Real>(what: &str, got: &[T], want: &Want<T>, label: impl Fn(usize) -
     assert_eq!(got.len(), want.torch.len(), "{what}: length");
     let mut w = Worst::default();
     for (i, (&g, &t)) in got.iter().zip(&want.torch).enumerate() {
-        let (g, t) = (g.to_f64(), t.to_f64());
+        let (g, t) = (g.as_f64(), t.as_f64());
         let (slack, exact) = match &want.exact {
             Some(e) => {
-                let e = e[i].to_f64();
+                let e = e[i].as_f64();
                 let r = ratio(g, e, rtol, atol, 0.0);
                 assert!(
                     r <= 1.0,
@@ -250,20 +250,20 @@ fn gemm<B: Backend, T: Real>() {
         w = w.max(check(&format!("{p}gemm add"), &c, &ab_add, at));
 
         let mut c = vec![T::NAN; m * n];
-        B::gemm_abt(
+        B::gemm_bt(
             am,
             btm,
             MatMut::new(&mut c, m, n).unwrap(),
             Accumulate::Overwrite,
         )
         .unwrap();
-        w = w.max(check(&format!("{p}gemm_abt overwrite"), &c, &ab, at));
+        w = w.max(check(&format!("{p}gemm_bt overwrite"), &c, &ab, at));
 
         let mut c = c0.clone();
-        B::gemm_abt(am, btm, MatMut::new(&mut c, m, n).unwrap(), Accumulate::Add).unwrap();
-        w = w.max(check(&format!("{p}gemm_abt add"), &c, &ab_add, at));
+        B::gemm_bt(am, btm, MatMut::new(&mut c, m, n).unwrap(), Accumulate::Add).unwrap();
+        w = w.max(check(&format!("{p}gemm_bt add"), &c, &ab_add, at));
     }
-    report::<B, T>("gemm + gemm_abt (overwrite, add)", cases.len(), w);
+    report::<B, T>("gemm + gemm_bt (overwrite, add)", cases.len(), w);
 }
 
 // ----------------------------------------------------------------------- matvec
@@ -382,7 +382,7 @@ fn activations<B: Backend, T: Real>() {
         let mut y = x.clone();
         kernel(&mut y);
         // Failures name the input, which is easier to diagnose than an index.
-        let label = |i: usize| format!("x = {:e}", x[i].to_f64());
+        let label = |i: usize| format!("x = {:e}", x[i].as_f64());
         let w = check(&format!("{p}{name}"), &y, &want(&f, &p, name), label);
         report::<B, T>(name, x.len(), w);
     }

@@ -7,24 +7,24 @@
 //! not tiling). Heads are packed along the columns: queries `(NQ, HEADS·DK)`,
 //! keys `(NK, KV_HEADS·DK)`, values `(NK, KV_HEADS·DV)`, output
 //! `(NQ, HEADS·DV)`, head `h` in columns `h·D .. (h+1)·D`. Each head runs
-//! [`attend_with`]; the masks, bias and hooks of
+//! [`attend_views_with`]; the masks, bias and hooks of
 //! [`AttnOptions`] apply to every head (the hooks receive the head index).
 //!
 //! | face | function |
 //! |---|---|
-//! | const-generic | [`grouped_query_attention`] / [`_with`](grouped_query_attention_with) |
+//! | const-generic | [`gqa`] / [`_with`](gqa_with) |
 //! | views (no_std) | [`gqa_views`] / [`_with`](gqa_views_with), keys as [`HeadsKv`] runs |
-//! | `std` | [`gqa_matrix`] / [`_with`](gqa_matrix_with) |
+//! | `std` | [`gqa_dyn`] / [`_with`](gqa_dyn_with) |
 //!
 //! ```
-//! use constml::attention::{grouped_query_attention, AttnOptions, WeightsOut};
+//! use constml::attention::{gqa, AttnOptions, WeightsOut};
 //! // 4 query heads share 2 kv heads (heads 0, 1 → kv 0; heads 2, 3 → kv 1).
 //! let q = [[[1.0f32, 0.0]; 4]; 1];
 //! let k = [[[1.0f32, 0.0], [0.0, 1.0]]; 3];
 //! let v = [[[1.0f32, 2.0], [3.0, 4.0]]; 3];
 //! let mut out = [[[0.0f32; 2]; 4]; 1];
 //! let mut scratch = [[0.0f32; 3]; 1];
-//! grouped_query_attention(&q, &k, &v, &mut out, &mut scratch, WeightsOut::None, &AttnOptions::new())?;
+//! gqa(&q, &k, &v, &mut out, &mut scratch, WeightsOut::None, &AttnOptions::new())?;
 //! assert_eq!(out[0][0], [1.0, 2.0]); // every key of kv head 0 has the same value
 //! assert_eq!(out[0][3], [3.0, 4.0]);
 //! # Ok::<(), constml::Error>(())
@@ -33,16 +33,18 @@
 //! `HEADS` must be a multiple of `KV_HEADS`, checked at compile time:
 //!
 //! ```compile_fail
-//! use constml::attention::{grouped_query_attention, AttnOptions, WeightsOut};
+//! use constml::attention::{gqa, AttnOptions, WeightsOut};
 //! let q = [[[0.0f32; 2]; 3]; 1];
 //! let k = [[[0.0f32; 2]; 2]; 1];
 //! let mut out = [[[0.0f32; 2]; 3]; 1];
 //! let mut s = [[0.0f32; 1]; 1];
 //! // 3 query heads cannot share 2 kv heads.
-//! grouped_query_attention(&q, &k, &k, &mut out, &mut s, WeightsOut::None, &AttnOptions::new());
+//! gqa(&q, &k, &k, &mut out, &mut s, WeightsOut::None, &AttnOptions::new());
 //! ```
 
-use super::sdpa::{AttnOptions, KeyPositions, KvSegment, Rows, attend_rows_with, attend_with};
+use super::sdpa::{
+    AttnOptions, KeyPositions, KvSegment, Rows, attend_rows_with, attend_views_with,
+};
 use super::{nested, nested_mut};
 use crate::backend::{Backend, Simd};
 use crate::error::{Error, Result, check_len};
@@ -374,7 +376,7 @@ pub fn gqa_views_with<B: Backend, T: Real>(
         } else {
             let qh = q.col_range(h * dk, dk)?;
             let oh = out.reborrow().col_range(h * dv, dv)?;
-            attend_with::<B, T>(qh, segs, oh, scratch, h, opts)?;
+            attend_views_with::<B, T>(qh, segs, oh, scratch, h, opts)?;
         }
         // Scratch rows: one per head when stacked (NQ = 1), else this head's NQ rows.
         for r in 0..step {
@@ -413,8 +415,8 @@ pub fn gqa_views_with<B: Backend, T: Real>(
 }
 
 /// Grouped-query attention, const-generic face, with the [`Simd`] backend; see
-/// [`grouped_query_attention_with`].
-pub fn grouped_query_attention<
+/// [`gqa_with`].
+pub fn gqa<
     T: Real,
     const NQ: usize,
     const NK: usize,
@@ -431,9 +433,7 @@ pub fn grouped_query_attention<
     weights: WeightsOut<'_, T>,
     opts: &AttnOptions<'_, T>,
 ) -> Result<()> {
-    grouped_query_attention_with::<Simd, T, NQ, NK, H, KVH, DK, DV>(
-        q, k, v, out, scratch, weights, opts,
-    )
+    gqa_with::<Simd, T, NQ, NK, H, KVH, DK, DV>(q, k, v, out, scratch, weights, opts)
 }
 
 /// Grouped-query attention, const-generic face: q `(NQ, H, DK)`,
@@ -442,7 +442,7 @@ pub fn grouped_query_attention<
 /// `KVH = H` is MHA; `H % KVH == 0` is checked at compile time. Keys sit at
 /// positions `0..NK`. Must match
 /// `scaled_dot_product_attention(..., enable_gqa=True)`.
-pub fn grouped_query_attention_with<
+pub fn gqa_with<
     B: Backend,
     T: Real,
     const NQ: usize,
@@ -484,8 +484,8 @@ mod dynamic {
     use crate::matrix::zeros_vec;
 
     /// Grouped-query attention on runtime-shaped matrices (feature `std`) with
-    /// the [`Simd`] backend; see [`gqa_matrix_with`].
-    pub fn gqa_matrix<T: Real>(
+    /// the [`Simd`] backend; see [`gqa_dyn_with`].
+    pub fn gqa_dyn<T: Real>(
         q: &Matrix<T>,
         k: &Matrix<T>,
         v: &Matrix<T>,
@@ -493,7 +493,7 @@ mod dynamic {
         kv_heads: usize,
         opts: &AttnOptions<'_, T>,
     ) -> Result<Matrix<T>> {
-        gqa_matrix_with::<Simd, T>(q, k, v, heads, kv_heads, opts)
+        gqa_dyn_with::<Simd, T>(q, k, v, heads, kv_heads, opts)
     }
 
     /// Grouped-query attention on runtime-shaped matrices (feature `std`):
@@ -501,15 +501,15 @@ mod dynamic {
     /// `(NQ, heads·DV)`. Mismatched shapes or head counts are an `Err`.
     ///
     /// ```
-    /// use constml::{Matrix, attention::{gqa_matrix, AttnOptions}};
+    /// use constml::{Matrix, attention::{gqa_dyn, AttnOptions}};
     /// let q = Matrix::<f32>::zeros(2, 8)?; // 4 heads of 2
     /// let k = Matrix::<f32>::zeros(5, 2)?; // 1 kv head (MQA)
-    /// let out = gqa_matrix(&q, &k, &k, 4, 1, &AttnOptions::new())?;
+    /// let out = gqa_dyn(&q, &k, &k, 4, 1, &AttnOptions::new())?;
     /// assert_eq!(out.shape(), (2, 8));
-    /// assert!(gqa_matrix(&q, &k, &k, 4, 3, &AttnOptions::new()).is_err());
+    /// assert!(gqa_dyn(&q, &k, &k, 4, 3, &AttnOptions::new()).is_err());
     /// # Ok::<(), constml::Error>(())
     /// ```
-    pub fn gqa_matrix_with<B: Backend, T: Real>(
+    pub fn gqa_dyn_with<B: Backend, T: Real>(
         q: &Matrix<T>,
         k: &Matrix<T>,
         v: &Matrix<T>,
@@ -521,7 +521,7 @@ mod dynamic {
         let dv = head_width("attention: value columns", v.cols(), kv_heads)?;
         let mut out = Matrix::zeros(q.rows(), heads.saturating_mul(dv))?;
         let mut scratch = zeros_vec(
-            "gqa_matrix: scratch",
+            "gqa_dyn: scratch",
             gqa_scratch_len(q.rows(), k.rows(), heads, kv_heads),
         )?;
         gqa_views_with::<B, T>(
@@ -539,4 +539,4 @@ mod dynamic {
 }
 
 #[cfg(feature = "std")]
-pub use dynamic::{gqa_matrix, gqa_matrix_with};
+pub use dynamic::{gqa_dyn, gqa_dyn_with};

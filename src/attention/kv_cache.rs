@@ -1,6 +1,6 @@
 //! KV caches for incremental decoding: bounded and ring-buffer (sliding window),
 //! in a const-capacity no_std form ([`KvCache`]) and a runtime-capacity `std`
-//! form ([`KvCacheVec`]), plus attention over a cache ([`attend_cache_with`]) and
+//! form ([`KvCacheDyn`]), plus attention over a cache ([`attend_cache_views_with`]) and
 //! beam reordering ([`reorder_beams`]).
 //!
 //! # Layout and conventions
@@ -8,7 +8,7 @@
 //! * Only the `KV_HEADS` key/value heads are stored (grouped- and multi-query
 //!   models store fewer heads than they have query heads). Storage is head-major
 //!   and per head contiguous, `[[[T; D]; CAP]; KV_HEADS]`: one head's keys are a
-//!   `(CAP, D)` [`MatRef`] that feeds `gemm_abt` directly.
+//!   `(CAP, D)` [`MatRef`] that feeds `gemm_bt` directly.
 //! * Positions are absolute and never re-based. Keys are stored as given: apply
 //!   RoPE (or any rotation) *before* appending, and a rotated key is never
 //!   rotated again; learned position tables keep counting past the capacity.
@@ -224,7 +224,7 @@ mod sealed {
     pub trait Sealed {}
 }
 
-/// The operations shared by [`KvCache`] (const capacity) and [`KvCacheVec`]
+/// The operations shared by [`KvCache`] (const capacity) and [`KvCacheDyn`]
 /// (runtime capacity, `std`): one implementation for both. Sealed.
 pub trait KvStore<T: Real>: sealed::Sealed {
     #[doc(hidden)]
@@ -678,18 +678,18 @@ pub fn reorder_beams<T: Real, C: KvStore<T>>(caches: &mut [C], parents: &[usize]
     Ok(())
 }
 
-/// Scratch elements [`attend_cache_with`] needs for `nq` queries over a cache of
+/// Scratch elements [`attend_cache_views_with`] needs for `nq` queries over a cache of
 /// `capacity` positions, counting `nq` pending tokens: `nq · (capacity + nq)`
 /// (the minimum; for a decode step of a grouped-query model,
 /// [`gqa_scratch_len`](super::gqa_scratch_len)`(1, capacity + 1, heads, kv_heads)`
 /// is faster).
-pub const fn cache_scratch_len(nq: usize, capacity: usize) -> usize {
+pub const fn attend_cache_scratch_len(nq: usize, capacity: usize) -> usize {
     nq.saturating_mul(capacity.saturating_add(nq))
 }
 
-/// Attention over a cache with the [`Simd`] backend; see [`attend_cache_with`].
+/// Attention over a cache with the [`Simd`] backend; see [`attend_cache_views_with`].
 #[allow(clippy::too_many_arguments)]
-pub fn attend_cache<T: Real, C: KvStore<T>>(
+pub fn attend_cache_views<T: Real, C: KvStore<T>>(
     q: MatRef<'_, T>,
     query_start: usize,
     heads: usize,
@@ -700,7 +700,7 @@ pub fn attend_cache<T: Real, C: KvStore<T>>(
     weights: WeightsOut<'_, T>,
     opts: &AttnOptions<'_, T>,
 ) -> Result<()> {
-    attend_cache_with::<Simd, T, C>(
+    attend_cache_views_with::<Simd, T, C>(
         q,
         query_start,
         heads,
@@ -726,7 +726,7 @@ pub fn attend_cache<T: Real, C: KvStore<T>>(
 ///     keys the chunk's first queries still need (a chunk may even be longer
 ///     than the capacity).
 /// * `out`: `(N, heads·D)`; `scratch`: at least `N · (held + N')` elements
-///   ([`cache_scratch_len`]); `weights`: optional weights.
+///   ([`attend_cache_scratch_len`]); `weights`: optional weights.
 ///
 /// Key columns (of the weights, and of a mask or bias in `opts`) are in
 /// position order: the held keys oldest first, then the pending ones.
@@ -734,14 +734,14 @@ pub fn attend_cache<T: Real, C: KvStore<T>>(
 /// Causal masking by absolute position is always on; a ring buffer adds a
 /// sliding window of its capacity (the smaller of that and `opts.window`).
 /// Other options (bias hooks, key mask, scale) apply as in
-/// [`attend_with`](super::attend_with); `opts.causal` and `opts.query_pos` are
+/// [`attend_views_with`](super::attend_views_with); `opts.causal` and `opts.query_pos` are
 /// overridden.
 ///
 /// Errors: a query whose window reaches a position no longer held
 /// ([`Error::PositionNotHeld`], e.g. appending a chunk into a ring buffer before
 /// attending); queries newer than the newest key; shape mismatches.
 #[allow(clippy::too_many_arguments)]
-pub fn attend_cache_with<B: Backend, T: Real, C: KvStore<T>>(
+pub fn attend_cache_views_with<B: Backend, T: Real, C: KvStore<T>>(
     q: MatRef<'_, T>,
     query_start: usize,
     heads: usize,
@@ -760,18 +760,18 @@ pub fn attend_cache_with<B: Backend, T: Real, C: KvStore<T>>(
         .next
         .checked_add(n_pending)
         .ok_or(Error::InvalidParameter {
-            what: "attend_cache: pending",
+            what: "attend_cache_views: pending",
             reason: "positions overflow usize",
         })?;
     let last = query_start
         .checked_add(q.rows())
         .ok_or(Error::InvalidParameter {
-            what: "attend_cache: query_start",
+            what: "attend_cache_views: query_start",
             reason: "positions overflow usize",
         })?;
     if last > newest {
         return Err(Error::InvalidParameter {
-            what: "attend_cache: query_start",
+            what: "attend_cache_views: query_start",
             reason: "queries are newer than the newest key (append, or pass the chunk as pending)",
         });
     }
@@ -832,7 +832,7 @@ pub(crate) fn attend_then_append_with<B: Backend, T: Real, C: KvStore<T>>(
     }
     cache.check_append(k.rows())?;
     let start = cache.next_position();
-    attend_cache_with::<B, T, C>(
+    attend_cache_views_with::<B, T, C>(
         q,
         start,
         heads,
@@ -852,10 +852,10 @@ mod dynamic {
     use std::vec::Vec;
 
     /// A KV cache with runtime shape (feature `std`): the same semantics and
-    /// layout as [`KvCache`], storage allocated once by [`KvCacheVec::new`] and
+    /// layout as [`KvCache`], storage allocated once by [`KvCacheDyn::new`] and
     /// never grown past its capacity.
     #[derive(Clone, Debug)]
-    pub struct KvCacheVec<T> {
+    pub struct KvCacheDyn<T> {
         keys: Vec<T>,
         values: Vec<T>,
         kv_heads: usize,
@@ -863,17 +863,17 @@ mod dynamic {
         ledger: CacheLedger,
     }
 
-    impl<T: Real> KvCacheVec<T> {
+    impl<T: Real> KvCacheDyn<T> {
         /// An empty cache of `kv_heads` heads of width `head_dim` and room for
         /// `capacity` positions. Zero sizes or a size overflow are an `Err`.
         ///
         /// ```
-        /// use constml::attention::{KvCacheVec, KvStore, CachePolicy};
-        /// let mut c = KvCacheVec::<f32>::new(2, 8, 16, CachePolicy::Bounded)?;
+        /// use constml::attention::{KvCacheDyn, KvStore, CachePolicy};
+        /// let mut c = KvCacheDyn::<f32>::new(2, 8, 16, CachePolicy::Bounded)?;
         /// assert_eq!(c.bytes(), 2 * 2 * 8 * 16 * 4);
         /// let k = vec![0.5f32; 2 * 8];
         /// assert_eq!(c.append_token(&k, &k)?, 0);
-        /// assert!(KvCacheVec::<f32>::new(2, 8, 0, CachePolicy::Ring).is_err());
+        /// assert!(KvCacheDyn::<f32>::new(2, 8, 0, CachePolicy::Ring).is_err());
         /// # Ok::<(), constml::Error>(())
         /// ```
         pub fn new(
@@ -884,7 +884,7 @@ mod dynamic {
         ) -> Result<Self> {
             if kv_heads == 0 || head_dim == 0 || capacity == 0 {
                 return Err(Error::InvalidParameter {
-                    what: "KvCacheVec::new",
+                    what: "KvCacheDyn::new",
                     reason: "kv_heads, head_dim and capacity must be at least 1",
                 });
             }
@@ -892,12 +892,12 @@ mod dynamic {
                 .checked_mul(head_dim)
                 .and_then(|x| x.checked_mul(capacity))
                 .ok_or(Error::InvalidParameter {
-                    what: "KvCacheVec::new",
+                    what: "KvCacheDyn::new",
                     reason: "kv_heads · head_dim · capacity overflows usize",
                 })?;
             Ok(Self {
-                keys: crate::matrix::zeros_vec("KvCacheVec::new", n)?,
-                values: crate::matrix::zeros_vec("KvCacheVec::new", n)?,
+                keys: crate::matrix::zeros_vec("KvCacheDyn::new", n)?,
+                values: crate::matrix::zeros_vec("KvCacheDyn::new", n)?,
                 kv_heads,
                 head_dim,
                 ledger: CacheLedger::new(policy, capacity),
@@ -910,9 +910,9 @@ mod dynamic {
         }
     }
 
-    impl<T> sealed::Sealed for KvCacheVec<T> {}
+    impl<T> sealed::Sealed for KvCacheDyn<T> {}
 
-    impl<T: Real> KvStore<T> for KvCacheVec<T> {
+    impl<T: Real> KvStore<T> for KvCacheDyn<T> {
         fn raw(&self) -> RawCache<'_, T> {
             RawCache {
                 keys: &self.keys,
@@ -935,4 +935,4 @@ mod dynamic {
 }
 
 #[cfg(feature = "std")]
-pub use dynamic::KvCacheVec;
+pub use dynamic::KvCacheDyn;

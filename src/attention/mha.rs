@@ -30,10 +30,11 @@ use core::marker::PhantomData;
 
 use super::gqa::{HeadsKv, WeightsOut, gqa_views_with};
 use super::sdpa::{AttnOptions, KeyPositions};
-use super::{linear_with, nested, nested_mut, stacked};
+use super::{nested, nested_mut, stacked};
 use crate::backend::{Backend, Simd};
 use crate::error::{Error, Result};
 use crate::mat::{MatMut, MatRef};
+use crate::nn::linear::linear_views_with;
 use crate::real::Real;
 
 /// The parameters of attention with its own projections, as views (runtime
@@ -80,7 +81,7 @@ pub struct MhaBuffers<'s, T> {
     /// Concatenated head outputs `(NQ, H·DV)`.
     pub ctx: MatMut<'s, T>,
     /// Attention weights: at least `NQ·NK` elements (see
-    /// [`gqa_views_with`] and [`attend_cache_with`](super::attend_cache_with)).
+    /// [`gqa_views_with`] and [`attend_cache_views_with`](super::attend_cache_views_with)).
     pub scores: &'s mut [T],
 }
 
@@ -94,9 +95,9 @@ pub(crate) fn project_with<B: Backend, T: Real>(
     k: MatMut<'_, T>,
     v: MatMut<'_, T>,
 ) -> Result<()> {
-    linear_with::<B, T>(query, p.w_q, p.b_q, q)?;
-    linear_with::<B, T>(key, p.w_k, p.b_k, k)?;
-    linear_with::<B, T>(value, p.w_v, p.b_v, v)
+    linear_views_with::<B, T>(query, p.w_q, p.b_q, q)?;
+    linear_views_with::<B, T>(key, p.w_k, p.b_k, k)?;
+    linear_views_with::<B, T>(value, p.w_v, p.b_v, v)
 }
 
 /// Multi-head attention on views with backend `B`: projects `query`, `key` and
@@ -145,7 +146,7 @@ pub fn mha_views_with<B: Backend, T: Real>(
         weights,
         opts,
     )?;
-    linear_with::<B, T>(buf.ctx.as_ref(), p.w_o, p.b_o, out)
+    linear_views_with::<B, T>(buf.ctx.as_ref(), p.w_o, p.b_o, out)
 }
 
 /// Caller-owned scratch of attention with projections: `NQ` queries over `NK`
@@ -517,7 +518,7 @@ impl<'a, T: Real, const E: usize, const H: usize, const HD: usize, B: Backend>
 mod dynamic {
     use super::*;
     use crate::attention::gqa::{group_size, head_width};
-    use crate::attention::sdpa::scratch_len;
+    use crate::attention::sdpa::sdpa_scratch_len;
     use crate::matrix::Matrix;
     use crate::matrix::zeros_vec;
     use std::vec::Vec;
@@ -528,7 +529,7 @@ mod dynamic {
     /// [`CausalSelfAttentionDyn`](crate::attention::CausalSelfAttentionDyn).
     /// Shapes are checked at each call.
     #[derive(Clone, Debug)]
-    pub struct MhaWeightsVec<T> {
+    pub struct MhaWeightsDyn<T> {
         /// Number of query heads `H`.
         pub heads: usize,
         /// Number of key/value heads (`heads` for multi-head attention).
@@ -551,7 +552,7 @@ mod dynamic {
         pub b_o: Option<Vec<T>>,
     }
 
-    impl<T: Real> MhaWeightsVec<T> {
+    impl<T: Real> MhaWeightsDyn<T> {
         /// `nn.MultiheadAttention`'s packed weights: `in_proj_weight` `(3E, E)`
         /// (q, k, v order), `in_proj_bias` `3E`, `out_proj` `(E, E)` and `E`;
         /// `heads` must divide `E`.
@@ -699,13 +700,13 @@ mod dynamic {
     #[derive(Clone, Debug)]
     pub struct MultiHeadAttentionDyn<T, B = Simd> {
         /// The weights.
-        pub weights: MhaWeightsVec<T>,
+        pub weights: MhaWeightsDyn<T>,
         _backend: PhantomData<B>,
     }
 
     impl<T: Real, B: Backend> MultiHeadAttentionDyn<T, B> {
         /// A layer over these weights; shapes are checked at each call.
-        pub fn new(weights: MhaWeightsVec<T>) -> Self {
+        pub fn new(weights: MhaWeightsDyn<T>) -> Self {
             Self {
                 weights,
                 _backend: PhantomData,
@@ -713,7 +714,7 @@ mod dynamic {
         }
 
         /// `nn.MultiheadAttention`'s packed weights; see
-        /// [`MhaWeightsVec::from_packed`].
+        /// [`MhaWeightsDyn::from_packed`].
         pub fn from_packed(
             heads: usize,
             in_proj_weight: Matrix<T>,
@@ -721,7 +722,7 @@ mod dynamic {
             out_proj_weight: Matrix<T>,
             out_proj_bias: Option<Vec<T>>,
         ) -> Result<Self> {
-            Ok(Self::new(MhaWeightsVec::from_packed(
+            Ok(Self::new(MhaWeightsDyn::from_packed(
                 heads,
                 in_proj_weight,
                 in_proj_bias,
@@ -740,7 +741,7 @@ mod dynamic {
         ) -> Result<Matrix<T>> {
             let (nq, nk) = (query.rows(), key.rows());
             let w = &self.weights;
-            let mut buf = w.buffers(nq, nk, scratch_len(nq, nk))?;
+            let mut buf = w.buffers(nq, nk, sdpa_scratch_len(nq, nk))?;
             let mut out = Matrix::zeros(nq, w.w_o.rows())?;
             mha_views_with::<B, T>(
                 &w.params(),
@@ -781,7 +782,7 @@ mod dynamic {
             average: bool,
             opts: &AttnOptions<'_, T>,
         ) -> Result<(Matrix<T>, Vec<T>)> {
-            let per = scratch_len(query.rows(), key.rows());
+            let per = sdpa_scratch_len(query.rows(), key.rows());
             let heads = if average { 1 } else { self.weights.heads };
             let mut w = zeros_vec("attention weights", per.saturating_mul(heads))?;
             let wo = if average {
@@ -798,4 +799,4 @@ mod dynamic {
 #[cfg(feature = "std")]
 pub(crate) use dynamic::OwnedBuffers;
 #[cfg(feature = "std")]
-pub use dynamic::{MhaWeightsVec, MultiHeadAttentionDyn};
+pub use dynamic::{MhaWeightsDyn, MultiHeadAttentionDyn};

@@ -1,7 +1,7 @@
 //! Attention: scaled dot-product, multi-head, self-attention, grouped/multi-query, KV caches.
 //!
 //! One module per algorithm, all built on one implementation of attention,
-//! [`attend_with`] (one head over one or more runs of keys). Every public item
+//! [`attend_views_with`] (one head over one or more runs of keys). Every public item
 //! is also re-exported here, so `constml::attention::*` brings the family into
 //! scope.
 //!
@@ -12,7 +12,7 @@
 //! | [`mha`] | from-scratch [`MultiHeadAttention`] (independent widths) and PyTorch's `nn.MultiheadAttention` ([`PackedMultiheadAttention`]) |
 //! | [`self_attention`] | [`SelfAttention`] layer and the decoder's [`CausalSelfAttention`]: project → rotate → attend over cache → append → output projection |
 //! | [`mpt`] | MosaicML MPT's multi-query attention layer ([`MptAttention`]) |
-//! | [`kv_cache`] | bounded and ring-buffer KV caches ([`KvCache`], `KvCacheVec`), attention over a cache, beam reordering |
+//! | [`kv_cache`] | bounded and ring-buffer KV caches ([`KvCache`], `KvCacheDyn`), attention over a cache, beam reordering |
 //!
 //! # Conventions (see each item for details)
 //!
@@ -53,29 +53,8 @@ pub use mpt::*;
 pub use sdpa::*;
 pub use self_attention::*;
 
-use crate::backend::{Accumulate, Backend};
-use crate::error::{Result, check_len};
+use crate::error::Result;
 use crate::mat::{MatMut, MatRef};
-use crate::real::Real;
-
-/// `y = x·Wᵀ + b` for every row: x `(N, IN)`, w `(OUT, IN)`, b `OUT`, y `(N, OUT)`.
-pub(crate) fn linear_with<B: Backend, T: Real>(
-    x: MatRef<'_, T>,
-    w: MatRef<'_, T>,
-    b: Option<&[T]>,
-    mut y: MatMut<'_, T>,
-) -> Result<()> {
-    if let Some(b) = b {
-        check_len("linear: bias", w.rows(), b.len())?;
-    }
-    B::gemm_abt(x, w, y.reborrow(), Accumulate::Overwrite)?;
-    if let Some(b) = b {
-        for i in 0..y.rows() {
-            B::raw_zip(y.row_mut_or_empty(i), b, false);
-        }
-    }
-    Ok(())
-}
 
 /// A `(R, C)` view of a nested array `[[[T; D]; H]; R]` with `C = H·D`.
 #[inline]

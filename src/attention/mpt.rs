@@ -43,39 +43,18 @@ use core::marker::PhantomData;
 
 use super::gqa::{HeadsKv, WeightsOut, gqa_views_with};
 use super::kv_cache::{KvCache, KvStore, attend_then_append_with};
-use super::linear_with;
 use super::mha::MhaBuffers;
 use super::sdpa::{AttnOptions, KeyPositions};
 use super::self_attention::{DecoderScratch, assert_scores_fit};
 use crate::backend::{Backend, Simd};
 use crate::error::{Error, Result, check_len};
 use crate::mat::{MatMut, MatRef};
+use crate::nn::linear::{check_linear, linear_views_with};
+use crate::norm::layer_norm::layer_norm_rows_with;
 use crate::real::Real;
 
 /// The LayerNorm epsilon of MPT's q/k LayerNorm (PyTorch's default).
 pub const MPT_LN_EPS: f64 = 1e-5;
-
-/// LayerNorm of every row in place: biased variance, `eps` inside the sqrt,
-/// then `·weight + bias`.
-fn layer_norm_rows<B: Backend, T: Real>(mut x: MatMut<'_, T>, w: &[T], b: &[T]) -> Result<()> {
-    check_len("LayerNorm: weight", x.cols(), w.len())?;
-    check_len("LayerNorm: bias", x.cols(), b.len())?;
-    if x.cols() == 0 {
-        return Ok(());
-    }
-    let n = T::from_usize(x.cols());
-    let eps = T::from_f64(MPT_LN_EPS);
-    for i in 0..x.rows() {
-        let row = x.row_mut_or_empty(i);
-        let mean = B::sum(row) / n;
-        B::raw_affine(row, T::ONE, -mean);
-        let var = B::raw_dot(row, row) / n;
-        B::raw_affine(row, T::ONE / (var + eps).sqrt(), T::ZERO);
-        B::raw_zip(row, w, true);
-        B::raw_zip(row, b, false);
-    }
-    Ok(())
-}
 
 /// Clamps every element of `x` to `[−c, c]` (NaN stays NaN).
 fn clamp_rows<B: Backend, T: Real>(mut x: MatMut<'_, T>, c: T) {
@@ -159,7 +138,7 @@ impl<T> MptParams<'_, T> {
 
 /// MPT's projection step on views: fused `Wqkv`, clamp, split, q/k LayerNorm,
 /// into q `(N, DM)`, k and v `(N, HD)`.
-pub fn mpt_project_with<B: Backend, T: Real>(
+pub fn mpt_project_views_with<B: Backend, T: Real>(
     p: &MptParams<'_, T>,
     x: MatRef<'_, T>,
     mut q: MatMut<'_, T>,
@@ -179,9 +158,9 @@ pub fn mpt_project_with<B: Backend, T: Real>(
         check_len("MPT attention: Wqkv bias", dm + 2 * hd, b.len())?;
     }
     let bias = |a: usize, n: usize| p.b_qkv.and_then(|b| b.get(a..a + n));
-    linear_with::<B, T>(x, p.w_qkv.row_range(0, dm)?, bias(0, dm), q.reborrow())?;
-    linear_with::<B, T>(x, p.w_qkv.row_range(dm, hd)?, bias(dm, hd), k.reborrow())?;
-    linear_with::<B, T>(
+    linear_views_with::<B, T>(x, p.w_qkv.row_range(0, dm)?, bias(0, dm), q.reborrow())?;
+    linear_views_with::<B, T>(x, p.w_qkv.row_range(dm, hd)?, bias(dm, hd), k.reborrow())?;
+    linear_views_with::<B, T>(
         x,
         p.w_qkv.row_range(dm + hd, hd)?,
         bias(dm + hd, hd),
@@ -193,8 +172,8 @@ pub fn mpt_project_with<B: Backend, T: Real>(
         clamp_rows::<B, T>(v.reborrow(), c);
     }
     if let Some(ln) = p.qk_ln {
-        layer_norm_rows::<B, T>(q, ln.q_weight, ln.q_bias)?;
-        layer_norm_rows::<B, T>(k, ln.k_weight, ln.k_bias)?;
+        layer_norm_rows_with::<B, T>(q, ln.q_weight, ln.q_bias, T::from_f64(MPT_LN_EPS))?;
+        layer_norm_rows_with::<B, T>(k, ln.k_weight, ln.k_bias, T::from_f64(MPT_LN_EPS))?;
     }
     Ok(())
 }
@@ -220,7 +199,10 @@ pub fn mpt_forward_views_with<B: Backend, T: Real, C: KvStore<T>>(
     if p.softmax_scale.is_some() {
         o.scale = p.softmax_scale;
     }
-    mpt_project_with::<B, T>(p, x, buf.q.reborrow(), buf.k.reborrow(), buf.v.reborrow())?;
+    // The output projection is checked before the cache can change: an `Err`
+    // must leave the cache as it was.
+    check_linear(buf.ctx.shape(), p.w_out, p.b_out, out.shape())?;
+    mpt_project_views_with::<B, T>(p, x, buf.q.reborrow(), buf.k.reborrow(), buf.v.reborrow())?;
     let (q, k, v) = (buf.q.as_ref(), buf.k.as_ref(), buf.v.as_ref());
     match cache {
         Some(cache) => attend_then_append_with::<B, T, C>(
@@ -245,7 +227,7 @@ pub fn mpt_forward_views_with<B: Backend, T: Real, C: KvStore<T>>(
             &o,
         )?,
     }
-    linear_with::<B, T>(buf.ctx.as_ref(), p.w_out, p.b_out, out)
+    linear_views_with::<B, T>(buf.ctx.as_ref(), p.w_out, p.b_out, out)
 }
 
 /// MPT's q/k LayerNorm parameters (`q_ln` over `DM`, `k_ln` over `HD`).
@@ -398,14 +380,14 @@ impl<'a, T: Real, const DM: usize, const H: usize, const HD: usize, const QKV: u
 mod dynamic {
     use super::*;
     use crate::attention::gqa::gqa_scratch_len;
-    use crate::attention::kv_cache::KvCacheVec;
+    use crate::attention::kv_cache::KvCacheDyn;
     use crate::attention::mha::OwnedBuffers;
     use crate::matrix::Matrix;
     use std::vec::Vec;
 
     /// MPT's q/k LayerNorm parameters, owned (feature `std`).
     #[derive(Clone, Debug)]
-    pub struct MptQkNormVecs<T> {
+    pub struct MptQkNormDyn<T> {
         /// `q_ln.weight` (`DM`).
         pub q_weight: Vec<T>,
         /// `q_ln.bias` (`DM`).
@@ -430,7 +412,7 @@ mod dynamic {
         /// `out_proj.bias`.
         pub b_out: Option<Vec<T>>,
         /// `q_ln`/`k_ln` when `qk_ln`.
-        pub qk_ln: Option<MptQkNormVecs<T>>,
+        pub qk_ln: Option<MptQkNormDyn<T>>,
         /// Clamp and softmax scale.
         pub config: MptConfig<T>,
         /// Backend marker.
@@ -469,7 +451,7 @@ mod dynamic {
         ///     config: MptConfig::default(), backend: PhantomData,
         /// };
         /// let x = Matrix::zeros(3, dm)?;
-        /// let mut cache = KvCacheVec::new(1, 2, 16, CachePolicy::Ring)?;
+        /// let mut cache = KvCacheDyn::new(1, 2, 16, CachePolicy::Ring)?;
         /// assert_eq!(mpt.forward(&x, Some(&mut cache), &AttnOptions::new())?.shape(), (3, dm));
         /// assert_eq!(cache.next_position(), 3);
         /// assert!(mpt.forward(&Matrix::zeros(3, 7)?, None, &AttnOptions::new()).is_err());
@@ -478,7 +460,7 @@ mod dynamic {
         pub fn forward(
             &self,
             x: &Matrix<T>,
-            cache: Option<&mut KvCacheVec<T>>,
+            cache: Option<&mut KvCacheDyn<T>>,
             opts: &AttnOptions<'_, T>,
         ) -> Result<Matrix<T>> {
             let p = self.params();
@@ -488,7 +470,7 @@ mod dynamic {
             let scores = gqa_scratch_len(n, cols, self.heads, 1);
             let mut buf = OwnedBuffers::new(n, n, [dm, hd, hd, dm], scores)?;
             let mut out = Matrix::zeros(n, dm)?;
-            mpt_forward_views_with::<B, T, KvCacheVec<T>>(
+            mpt_forward_views_with::<B, T, KvCacheDyn<T>>(
                 &p,
                 x.view(),
                 cache,
@@ -503,4 +485,4 @@ mod dynamic {
 }
 
 #[cfg(feature = "std")]
-pub use dynamic::{MptAttentionDyn, MptQkNormVecs};
+pub use dynamic::{MptAttentionDyn, MptQkNormDyn};

@@ -1,14 +1,14 @@
 //! Scaled dot-product attention: `softmax(Q·Kᵀ·scale + bias, masked) · V`.
 //!
 //! This file holds the one implementation every attention layer of constml runs
-//! ([`attend_with`]), the options it takes ([`AttnOptions`]: scale, masks, bias,
+//! ([`attend_views_with`]), the options it takes ([`AttnOptions`]: scale, masks, bias,
 //! causal alignment, sliding window, score hooks) and the plain SDPA entry points:
 //!
 //! | face | function | storage |
 //! |---|---|---|
-//! | const-generic | [`scaled_dot_product_attention`] / [`_with`](scaled_dot_product_attention_with) | `&[[T; D]; N]` arrays |
+//! | const-generic | [`scaled_dot_product_attention`] / [`_with`](sdpa_with) | `&[[T; D]; N]` arrays |
 //! | views (no_std, runtime shapes) | [`sdpa_views`] / [`_with`](sdpa_views_with) | [`MatRef`]/[`MatMut`] |
-//! | `std` | [`sdpa_matrix`] / [`_with`](sdpa_matrix_with) | [`Matrix`](crate::Matrix), allocated |
+//! | `std` | [`sdpa_dyn`] / [`_with`](sdpa_dyn_with) | [`Matrix`](crate::Matrix), allocated |
 //!
 //! # Conventions
 //!
@@ -39,17 +39,17 @@
 //!   a visible key makes its whole row NaN); nothing panics.
 //!
 //! The attention weights live in a caller-owned scratch of `NQ·NK` elements
-//! ([`scratch_len`]); after a call it holds the softmax weights of the (last)
+//! ([`sdpa_scratch_len`]); after a call it holds the softmax weights of the (last)
 //! head, row-major `(NQ, NK)`.
 //!
 //! ```
-//! use constml::attention::{scaled_dot_product_attention, AttnOptions};
+//! use constml::attention::{sdpa, AttnOptions};
 //! let q = [[1.0f32, 0.0]];
 //! let k = [[1.0f32, 0.0], [0.0, 1.0]];
 //! let v = [[1.0f32, 2.0], [3.0, 4.0]];
 //! let mut out = [[0.0f32; 2]];
 //! let mut w = [[0.0f32; 2]];
-//! scaled_dot_product_attention(&q, &k, &v, &mut out, &mut w, &AttnOptions::new())?;
+//! sdpa(&q, &k, &v, &mut out, &mut w, &AttnOptions::new())?;
 //! let e = (1.0f32 / 2f32.sqrt()).exp();
 //! let w0 = e / (e + 1.0);
 //! assert!((w[0][0] - w0).abs() < 1e-6);
@@ -64,7 +64,7 @@ use crate::real::Real;
 
 /// Number of scratch elements (attention weights) one head of attention needs:
 /// `nq · nk` (saturating).
-pub const fn scratch_len(nq: usize, nk: usize) -> usize {
+pub const fn sdpa_scratch_len(nq: usize, nk: usize) -> usize {
     nq.saturating_mul(nk)
 }
 
@@ -183,96 +183,6 @@ pub trait RelativeKv<T> {
     fn value_term(&self, head: usize, query_pos: usize, key_pos: usize) -> Option<&[T]>;
 }
 
-/// Shaw et al.'s relative position terms: tables of `2·K + 1` rows, row
-/// `clip(key_pos − query_pos, −K, K) + K`, shared by all heads.
-///
-/// ```
-/// use constml::attention::ShawRelative;
-/// let ak = [[0.1f32, 0.2], [0.0, 0.0], [0.3, 0.4]]; // K = 1
-/// let shaw = ShawRelative::from_arrays(Some(&ak), None::<&[[f32; 1]; 3]>);
-/// assert_eq!(shaw.max_distance(), 1);
-/// assert_eq!(shaw.index(5, 2), 0); // distance −3 clips to −1
-/// # Ok::<(), constml::Error>(())
-/// ```
-#[derive(Clone, Copy, Debug)]
-pub struct ShawRelative<'a, T> {
-    max_distance: usize,
-    keys: Option<MatRef<'a, T>>,
-    values: Option<MatRef<'a, T>>,
-}
-
-impl<'a, T> ShawRelative<'a, T> {
-    /// Tables as views: each given table must have `2·max_distance + 1` rows.
-    pub fn new(
-        max_distance: usize,
-        keys: Option<MatRef<'a, T>>,
-        values: Option<MatRef<'a, T>>,
-    ) -> Result<Self> {
-        let rows = max_distance
-            .checked_mul(2)
-            .and_then(|r| r.checked_add(1))
-            .ok_or(Error::InvalidParameter {
-                what: "ShawRelative: max_distance",
-                reason: "2·max_distance + 1 overflows usize",
-            })?;
-        for (what, t) in [
-            ("ShawRelative: keys", &keys),
-            ("ShawRelative: values", &values),
-        ] {
-            if let Some(t) = t {
-                check_len(what, rows, t.rows())?;
-            }
-        }
-        Ok(Self {
-            max_distance,
-            keys,
-            values,
-        })
-    }
-
-    /// Tables as arrays of `R = 2·K + 1` rows (`R` odd, checked at compile time).
-    pub fn from_arrays<const R: usize, const DK: usize, const DV: usize>(
-        keys: Option<&'a [[T; DK]; R]>,
-        values: Option<&'a [[T; DV]; R]>,
-    ) -> Self {
-        const { assert!(R % 2 == 1, "ShawRelative: tables need 2·K + 1 rows") };
-        Self {
-            max_distance: R / 2,
-            keys: keys.map(MatRef::from_array),
-            values: values.map(MatRef::from_array),
-        }
-    }
-
-    /// The clipping distance `K`.
-    pub fn max_distance(&self) -> usize {
-        self.max_distance
-    }
-
-    /// Table row for a pair: `clip(key_pos − query_pos, −K, K) + K`.
-    #[inline]
-    pub fn index(&self, query_pos: usize, key_pos: usize) -> usize {
-        let k = self.max_distance;
-        if key_pos >= query_pos {
-            k + (key_pos - query_pos).min(k)
-        } else {
-            k - (query_pos - key_pos).min(k)
-        }
-    }
-}
-
-impl<T> RelativeKv<T> for ShawRelative<'_, T> {
-    fn key_term(&self, _head: usize, query_pos: usize, key_pos: usize) -> Option<&[T]> {
-        self.keys
-            .as_ref()
-            .and_then(|t| t.row(self.index(query_pos, key_pos)))
-    }
-    fn value_term(&self, _head: usize, query_pos: usize, key_pos: usize) -> Option<&[T]> {
-        self.values
-            .as_ref()
-            .and_then(|t| t.row(self.index(query_pos, key_pos)))
-    }
-}
-
 /// Options of an attention call: scale, masks, bias, causal alignment, window
 /// and score hooks. Build with [`AttnOptions::new`] and the chained setters; the
 /// default is unmasked attention with scale `1/√DK`.
@@ -342,7 +252,9 @@ impl<'a, T> AttnOptions<'a, T> {
             relative: None,
         }
     }
-    /// Overrides the score scale.
+    /// Overrides the score scale (default `1/√DK`). It must be finite (any
+    /// sign, zero included); a NaN or infinite scale makes the attention call
+    /// return [`Error::InvalidParameter`].
     pub fn scale(mut self, scale: T) -> Self {
         self.scale = Some(scale);
         self
@@ -377,10 +289,26 @@ impl<'a, T> AttnOptions<'a, T> {
         self.bias = Bias::PerHead(bias);
         self
     }
-    /// Causal masking by absolute position.
+    /// Causal masking by absolute position: query row `i` at position `p`
+    /// sees keys at positions `≤ p`. Without [`query_start`](Self::query_start)
+    /// the queries are aligned bottom-right (the last query sits at the last
+    /// key's position, as with a KV cache); for PyTorch's `is_causal=True`
+    /// (top-left) use [`causal_top_left`](Self::causal_top_left).
     pub fn causal(mut self) -> Self {
         self.causal = true;
         self
+    }
+    /// PyTorch's `is_causal=True`: causal with query row `i` at position `i`
+    /// (top-left alignment; equal to [`causal`](Self::causal) when
+    /// `NQ = NK`). Same as `.causal().query_start(0)`.
+    ///
+    /// ```
+    /// use constml::attention::{AttnOptions, QueryPos};
+    /// let o = AttnOptions::<f32>::new().causal_top_left();
+    /// assert!(o.causal && o.query_pos == QueryPos::Start(0));
+    /// ```
+    pub fn causal_top_left(self) -> Self {
+        self.causal().query_start(0)
     }
     /// Sliding window of `w` keys (with [`causal`](Self::causal): `w` keys
     /// including the query's own position). `w = 0` is rejected by the call.
@@ -602,14 +530,14 @@ fn mask_outside<T: Real>(
 ///
 /// * `q`: queries `(NQ, DK)`; `segments`: runs of keys `(n_s, DK)` and values
 ///   `(n_s, DV)` with their positions, `NK = Σ n_s`; `out`: `(NQ, DV)`.
-/// * `scratch`: at least [`scratch_len`]`(NQ, NK)` elements; on return its first
+/// * `scratch`: at least [`sdpa_scratch_len`]`(NQ, NK)` elements; on return its first
 ///   `NQ·NK` hold the attention weights, row-major, columns in segment order.
 /// * `head`: the head index passed to the score hooks and used to pick a
 ///   [`Bias::PerHead`] slice.
 ///
 /// See the [module docs](self) for the conventions. Shapes are checked once
 /// here; a mismatch is an `Err`, never a panic.
-pub fn attend_with<B: Backend, T: Real>(
+pub fn attend_views_with<B: Backend, T: Real>(
     q: MatRef<'_, T>,
     segments: &[KvSegment<'_, T>],
     out: MatMut<'_, T>,
@@ -642,7 +570,7 @@ impl Rows {
     }
 }
 
-/// [`attend_with`] with rows that may stack several heads (see [`Rows`]).
+/// [`attend_views_with`] with rows that may stack several heads (see [`Rows`]).
 pub(crate) fn attend_rows_with<B: Backend, T: Real>(
     q: MatRef<'_, T>,
     segments: &[KvSegment<'_, T>],
@@ -704,6 +632,19 @@ pub(crate) fn attend_rows_with<B: Backend, T: Real>(
         Rows::StackedHeads { head0 } => (1, head0.saturating_add(nrows.saturating_sub(1))),
     };
     check_options(opts, nq, nk, last_head)?;
+    if let Some(s) = opts.scale
+        && !s.is_finite()
+    {
+        return Err(Error::InvalidParameter {
+            what: "attention: scale",
+            reason: "must be finite",
+        });
+    }
+    // Nothing to write (no weights and no output elements): done, however
+    // many rows the shapes claim.
+    if need == 0 && (nrows == 0 || dv == 0) {
+        return Ok(());
+    }
 
     let scale = match opts.scale {
         Some(s) => s,
@@ -716,7 +657,7 @@ pub(crate) fn attend_rows_with<B: Backend, T: Real>(
     let mut col = 0;
     for s in segments.iter().filter(|s| !s.is_empty()) {
         let n = s.len();
-        B::raw_gemm_abt(
+        B::raw_gemm_bt(
             q,
             s.keys,
             w.reborrow().col_range(col, n)?,
@@ -829,18 +770,12 @@ pub fn sdpa_views_with<B: Backend, T: Real>(
     weights: &mut [T],
     opts: &AttnOptions<'_, T>,
 ) -> Result<()> {
-    attend_with::<B, T>(q, &[KvSegment::new(k, v, 0)], out, weights, 0, opts)
+    attend_views_with::<B, T>(q, &[KvSegment::new(k, v, 0)], out, weights, 0, opts)
 }
 
 /// Scaled dot-product attention, const-generic face, with the [`Simd`] backend;
-/// see [`scaled_dot_product_attention_with`].
-pub fn scaled_dot_product_attention<
-    T: Real,
-    const NQ: usize,
-    const NK: usize,
-    const DK: usize,
-    const DV: usize,
->(
+/// see [`sdpa_with`].
+pub fn sdpa<T: Real, const NQ: usize, const NK: usize, const DK: usize, const DV: usize>(
     q: &[[T; DK]; NQ],
     k: &[[T; DK]; NK],
     v: &[[T; DV]; NK],
@@ -848,7 +783,7 @@ pub fn scaled_dot_product_attention<
     weights: &mut [[T; NK]; NQ],
     opts: &AttnOptions<'_, T>,
 ) -> Result<()> {
-    scaled_dot_product_attention_with::<Simd, T, NQ, NK, DK, DV>(q, k, v, out, weights, opts)
+    sdpa_with::<Simd, T, NQ, NK, DK, DV>(q, k, v, out, weights, opts)
 }
 
 /// Scaled dot-product attention, const-generic face: q `(NQ, DK)`, k `(NK, DK)`,
@@ -859,7 +794,7 @@ pub fn scaled_dot_product_attention<
 ///
 /// Must match `torch.nn.functional.scaled_dot_product_attention` (≥ 2.5) given
 /// the same masks; see the [module docs](self) for the conventions.
-pub fn scaled_dot_product_attention_with<
+pub fn sdpa_with<
     B: Backend,
     T: Real,
     const NQ: usize,
@@ -891,13 +826,13 @@ mod dynamic {
 
     /// Scaled dot-product attention on runtime-shaped matrices (feature `std`),
     /// with the [`Simd`] backend: returns `(output (NQ, DV), weights (NQ, NK))`.
-    pub fn sdpa_matrix<T: Real>(
+    pub fn sdpa_dyn<T: Real>(
         q: &Matrix<T>,
         k: &Matrix<T>,
         v: &Matrix<T>,
         opts: &AttnOptions<'_, T>,
     ) -> Result<(Matrix<T>, Matrix<T>)> {
-        sdpa_matrix_with::<Simd, T>(q, k, v, opts)
+        sdpa_dyn_with::<Simd, T>(q, k, v, opts)
     }
 
     /// Scaled dot-product attention on runtime-shaped matrices (feature `std`):
@@ -905,16 +840,16 @@ mod dynamic {
     /// [`sdpa_views_with`]. Mismatched shapes are an `Err`.
     ///
     /// ```
-    /// use constml::{Matrix, attention::{sdpa_matrix, AttnOptions}};
+    /// use constml::{Matrix, attention::{sdpa_dyn, AttnOptions}};
     /// let q = Matrix::from_vec(1, 2, vec![1.0f32, 0.0])?;
     /// let k = Matrix::from_vec(3, 2, vec![1.0f32, 0.0, 0.0, 1.0, 1.0, 1.0])?;
     /// let v = Matrix::from_vec(3, 1, vec![1.0f32, 2.0, 3.0])?;
-    /// let (out, w) = sdpa_matrix(&q, &k, &v, &AttnOptions::new())?;
+    /// let (out, w) = sdpa_dyn(&q, &k, &v, &AttnOptions::new())?;
     /// assert_eq!((out.shape(), w.shape()), ((1, 1), (1, 3)));
-    /// assert!(sdpa_matrix(&q, &v, &v, &AttnOptions::new()).is_err());
+    /// assert!(sdpa_dyn(&q, &v, &v, &AttnOptions::new()).is_err());
     /// # Ok::<(), constml::Error>(())
     /// ```
-    pub fn sdpa_matrix_with<B: Backend, T: Real>(
+    pub fn sdpa_dyn_with<B: Backend, T: Real>(
         q: &Matrix<T>,
         k: &Matrix<T>,
         v: &Matrix<T>,
@@ -935,4 +870,4 @@ mod dynamic {
 }
 
 #[cfg(feature = "std")]
-pub use dynamic::{sdpa_matrix, sdpa_matrix_with};
+pub use dynamic::{sdpa_dyn, sdpa_dyn_with};

@@ -6,13 +6,13 @@
 //!   (the seam between attention and models):
 //!
 //!   1. **project** x `(N, DM)` to q `(N, H·D)`, k and v `(N, KV_HEADS·D)`
-//!      ([`CausalSelfAttention::project`], [`project_qkv_with`]);
+//!      ([`CausalSelfAttention::project`], [`project_qkv_views_with`]);
 //!   2. **rotate** q and k at their absolute positions through a [`Rotation`]
 //!      hook (RoPE plugs in here, *before* k enters the cache)
 //!      ([`rotate_qk`], [`rotate_heads`]);
 //!   3. **append** k and v to the cache ([`KvStore::append_rows`],
 //!      [`KvCache::append_chunk`]);
-//!   4. **attend** over the cache ([`attend_kv_cache`], [`attend_cache_with`]);
+//!   4. **attend** over the cache ([`attend_cache`], [`attend_cache_views_with`]);
 //!   5. **output projection** ([`CausalSelfAttention::out_proj`]).
 //!
 //!   [`CausalSelfAttention::forward`] composes them. It attends *before*
@@ -27,13 +27,14 @@
 use core::marker::PhantomData;
 
 use super::gqa::{WeightsOut, assert_heads, group_size, head_width};
-use super::kv_cache::{KvCache, KvStore, attend_cache_with, attend_then_append_with};
+use super::kv_cache::{KvCache, KvStore, attend_cache_views_with, attend_then_append_with};
 use super::mha::{MhaBuffers, MhaParams, MhaScratch, MhaWeights, MultiHeadAttention, project_with};
 use super::sdpa::AttnOptions;
-use super::{linear_with, nested, nested_mut};
+use super::{nested, nested_mut};
 use crate::backend::{Backend, Simd};
 use crate::error::{Error, Result};
 use crate::mat::{MatMut, MatRef};
+use crate::nn::linear::{check_linear, linear_views_with};
 use crate::real::Real;
 
 /// A position-dependent rotation of q and k head vectors (RoPE and friends),
@@ -104,7 +105,7 @@ pub fn rotate_qk<T, const N: usize, const H: usize, const KVH: usize, const D: u
 
 /// Piece 1: q, k, v projections of `x` `(N, DM)` into `q` `(N, H·D)`, `k` and
 /// `v` `(N, KV_HEADS·D)`.
-pub fn project_qkv_with<B: Backend, T: Real>(
+pub fn project_qkv_views_with<B: Backend, T: Real>(
     p: &MhaParams<'_, T>,
     x: MatRef<'_, T>,
     q: MatMut<'_, T>,
@@ -117,7 +118,7 @@ pub fn project_qkv_with<B: Backend, T: Real>(
 /// The decoder block on views: project → rotate → attend over the cache (with
 /// the chunk pending) → append → output projection. The chunk's first token sits
 /// at the cache's next position. `out` is `(N, DM)`; `buf.scores` needs at least
-/// `N · (held + N)` elements ([`cache_scratch_len`](super::cache_scratch_len)).
+/// `N · (held + N)` elements ([`attend_cache_scratch_len`](super::attend_cache_scratch_len)).
 ///
 /// If the cache cannot take the chunk (bounded and full), nothing is changed
 /// and [`Error::CacheFull`] is returned.
@@ -135,8 +136,11 @@ pub fn decoder_attention_views_with<B: Backend, T: Real, C: KvStore<T>>(
     // Before rotating: a full cache is `CacheFull`, not a rotation table's
     // `OutOfRange` for the positions past it.
     cache.check_append(x.rows())?;
+    // Everything that can fail after the append is checked before it: an `Err`
+    // must leave the cache as it was.
+    check_linear(buf.ctx.shape(), p.w_o, p.b_o, out.shape())?;
     let start = cache.next_position();
-    project_qkv_with::<B, T>(p, x, buf.q.reborrow(), buf.k.reborrow(), buf.v.reborrow())?;
+    project_qkv_views_with::<B, T>(p, x, buf.q.reborrow(), buf.k.reborrow(), buf.v.reborrow())?;
     rotate_heads(rot, start, buf.q.reborrow(), p.heads)?;
     rotate_heads(rot, start, buf.k.reborrow(), p.kv_heads)?;
     attend_then_append_with::<B, T, C>(
@@ -150,7 +154,7 @@ pub fn decoder_attention_views_with<B: Backend, T: Real, C: KvStore<T>>(
         WeightsOut::None,
         opts,
     )?;
-    linear_with::<B, T>(buf.ctx.as_ref(), p.w_o, p.b_o, out)
+    linear_views_with::<B, T>(buf.ctx.as_ref(), p.w_o, p.b_o, out)
 }
 
 /// Caller-owned scratch of a decoder attention step of `N` tokens with `H`
@@ -187,9 +191,9 @@ pub type PendingKv<'a, T, const N: usize, const KVH: usize, const D: usize> =
 
 /// Piece 4, const face: attention of q `(N, H, D)` at positions `start ..` over
 /// a cache, optionally with the chunk's not-yet-appended k/v as `pending`; see
-/// [`attend_cache_with`]. `scores` needs `S ≥ held + pending` columns.
+/// [`attend_cache_views_with`]. `scores` needs `S ≥ held + pending` columns.
 #[allow(clippy::too_many_arguments)]
-pub fn attend_kv_cache_with<
+pub fn attend_cache_with<
     B: Backend,
     T: Real,
     const N: usize,
@@ -212,7 +216,7 @@ pub fn attend_kv_cache_with<
         Some((k, v)) => Some((nested(k)?, nested(v)?)),
         None => None,
     };
-    attend_cache_with::<B, T, _>(
+    attend_cache_views_with::<B, T, _>(
         nested(q)?,
         start,
         H,
@@ -225,9 +229,9 @@ pub fn attend_kv_cache_with<
     )
 }
 
-/// [`attend_kv_cache_with`] with the [`Simd`] backend.
+/// [`attend_cache_with`] with the [`Simd`] backend.
 #[allow(clippy::too_many_arguments)]
-pub fn attend_kv_cache<
+pub fn attend_cache<
     T: Real,
     const N: usize,
     const H: usize,
@@ -245,7 +249,7 @@ pub fn attend_kv_cache<
     weights: WeightsOut<'_, T>,
     opts: &AttnOptions<'_, T>,
 ) -> Result<()> {
-    attend_kv_cache_with::<Simd, T, N, H, KVH, D, CAP, S>(
+    attend_cache_with::<Simd, T, N, H, KVH, D, CAP, S>(
         q, start, cache, pending, ctx, scores, weights, opts,
     )
 }
@@ -330,7 +334,7 @@ impl<'a, T: Real, const DM: usize, const H: usize, const KVH: usize, const D: us
         k: &mut [[[T; D]; KVH]; N],
         v: &mut [[[T; D]; KVH]; N],
     ) -> Result<()> {
-        project_qkv_with::<B, T>(
+        project_qkv_views_with::<B, T>(
             &self.params()?,
             MatRef::from_array(x),
             nested_mut(q)?,
@@ -346,7 +350,7 @@ impl<'a, T: Real, const DM: usize, const H: usize, const KVH: usize, const D: us
         out: &mut [[T; DM]; N],
     ) -> Result<()> {
         let p = self.params()?;
-        linear_with::<B, T>(nested(ctx)?, p.w_o, p.b_o, MatMut::from_array(out))
+        linear_views_with::<B, T>(nested(ctx)?, p.w_o, p.b_o, MatMut::from_array(out))
     }
 
     /// The composed block for a chunk of `N` tokens (a decode step when `N = 1`,
@@ -440,23 +444,23 @@ impl<
 mod dynamic {
     use super::*;
     use crate::attention::gqa::gqa_scratch_len;
-    use crate::attention::kv_cache::KvCacheVec;
-    use crate::attention::mha::MhaWeightsVec;
+    use crate::attention::kv_cache::KvCacheDyn;
+    use crate::attention::mha::MhaWeightsDyn;
     use crate::matrix::Matrix;
 
     /// A decoder's causal self-attention with runtime shapes and owned weights
-    /// (feature `std`), over a [`KvCacheVec`]. Same computation as
+    /// (feature `std`), over a [`KvCacheDyn`]. Same computation as
     /// [`CausalSelfAttention`].
     #[derive(Clone, Debug)]
     pub struct CausalSelfAttentionDyn<T, B = Simd> {
         /// The weights: q `(H·D, DM)`, k and v `(KVH·D, DM)`, output `(DM, H·D)`.
-        pub weights: MhaWeightsVec<T>,
+        pub weights: MhaWeightsDyn<T>,
         _backend: PhantomData<B>,
     }
 
     impl<T: Real, B: Backend> CausalSelfAttentionDyn<T, B> {
         /// A block over these weights; shapes are checked at each call.
-        pub fn new(weights: MhaWeightsVec<T>) -> Self {
+        pub fn new(weights: MhaWeightsDyn<T>) -> Self {
             Self {
                 weights,
                 _backend: PhantomData,
@@ -469,14 +473,14 @@ mod dynamic {
         /// ```
         /// use constml::{Matrix, attention::*};
         /// let (dm, h, kvh, d) = (4, 2, 1, 2);
-        /// let layer = CausalSelfAttentionDyn::<f32>::new(MhaWeightsVec {
+        /// let layer = CausalSelfAttentionDyn::<f32>::new(MhaWeightsDyn {
         ///     heads: h, kv_heads: kvh,
         ///     w_q: Matrix::zeros(h * d, dm)?, b_q: None,
         ///     w_k: Matrix::zeros(kvh * d, dm)?, b_k: None,
         ///     w_v: Matrix::zeros(kvh * d, dm)?, b_v: None,
         ///     w_o: Matrix::zeros(dm, h * d)?, b_o: None,
         /// });
-        /// let mut cache = KvCacheVec::new(kvh, d, 2, CachePolicy::Bounded)?;
+        /// let mut cache = KvCacheDyn::new(kvh, d, 2, CachePolicy::Bounded)?;
         /// let x = Matrix::zeros(2, dm)?;
         /// layer.forward(&x, &mut cache, &NoRotation, &AttnOptions::new())?;
         /// assert_eq!(layer.forward(&x, &mut cache, &NoRotation, &AttnOptions::new()),
@@ -486,7 +490,7 @@ mod dynamic {
         pub fn forward(
             &self,
             x: &Matrix<T>,
-            cache: &mut KvCacheVec<T>,
+            cache: &mut KvCacheDyn<T>,
             rot: &dyn Rotation<T>,
             opts: &AttnOptions<'_, T>,
         ) -> Result<Matrix<T>> {

@@ -94,7 +94,7 @@ pub trait Backend:
     fn raw_gemm<T: Real>(a: MatRef<'_, T>, b: MatRef<'_, T>, c: MatMut<'_, T>, acc: Accumulate);
     #[doc(hidden)]
     /// `C (+)= A·Bᵀ` over the common dims of valid views.
-    fn raw_gemm_abt<T: Real>(a: MatRef<'_, T>, b: MatRef<'_, T>, c: MatMut<'_, T>, acc: Accumulate);
+    fn raw_gemm_bt<T: Real>(a: MatRef<'_, T>, b: MatRef<'_, T>, c: MatMut<'_, T>, acc: Accumulate);
 
     /// `Σ x[i]`.
     fn sum<T: Real>(x: &[T]) -> T;
@@ -232,7 +232,7 @@ pub trait Backend:
     /// `C = A·Bᵀ` or `C += A·Bᵀ` (row-major views). Shapes: A `(m, k)`, B `(n, k)`,
     /// C `(m, n)`. This is the score product `Q·Kᵀ` of attention.
     #[inline]
-    fn gemm_abt<T: Real>(
+    fn gemm_bt<T: Real>(
         a: MatRef<'_, T>,
         b: MatRef<'_, T>,
         c: MatMut<'_, T>,
@@ -240,19 +240,19 @@ pub trait Backend:
     ) -> Result<()> {
         if b.cols() != a.cols() {
             return Err(Error::ShapeMismatch {
-                what: "gemm_abt: b",
+                what: "gemm_bt: b",
                 expected: (b.rows(), a.cols()),
                 found: b.shape(),
             });
         }
         if c.shape() != (a.rows(), b.rows()) {
             return Err(Error::ShapeMismatch {
-                what: "gemm_abt: c",
+                what: "gemm_bt: c",
                 expected: (a.rows(), b.rows()),
                 found: c.shape(),
             });
         }
-        Self::raw_gemm_abt(a, b, c, acc);
+        Self::raw_gemm_bt(a, b, c, acc);
         Ok(())
     }
 
@@ -271,7 +271,7 @@ pub trait Backend:
     #[inline]
     fn raw_matvec<T: Real>(w: MatRef<'_, T>, x: &[T], y: &mut [T], acc: Accumulate) {
         // yᵀ (1 × OUT) = xᵀ (1 × IN) · Wᵀ.
-        Self::raw_gemm_abt(MatRef::row_vector(x), w, MatMut::row_vector(y), acc);
+        Self::raw_gemm_bt(MatRef::row_vector(x), w, MatMut::row_vector(y), acc);
     }
 
     /// ReLU in place: `max(x, 0)`; NaN stays NaN.

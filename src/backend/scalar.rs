@@ -83,36 +83,60 @@ impl Backend for Scalar {
         s
     }
 
+    /// i-k-j order: for each row of A, each of its elements scales one row of
+    /// B into a strip of C's row — unit-stride inner loops over B, as a careful
+    /// engineer writes a plain matrix product. The strip (64 columns, on the
+    /// stack) holds the product until it is stored or added, so `C += A·B` adds
+    /// the finished product, as the checked method promises.
     fn raw_gemm<T: Real>(
         a: MatRef<'_, T>,
         b: MatRef<'_, T>,
         mut c: MatMut<'_, T>,
         acc: Accumulate,
     ) {
+        const STRIP: usize = 64;
+        let m = a.rows().min(c.rows());
+        let n = b.cols().min(c.cols());
         let k = a.cols().min(b.rows());
-        for i in 0..a.rows().min(c.rows()) {
+        if m == 0 || n == 0 {
+            return;
+        }
+        for i in 0..m {
             let ai = a.row_or_empty(i);
-            let ci = c.row_mut_or_empty(i);
-            for (j, cij) in ci.iter_mut().enumerate().take(b.cols()) {
-                let mut s = T::ZERO;
+            let mut j0 = 0;
+            while j0 < n {
+                let w = (n - j0).min(STRIP);
+                let mut strip = [T::ZERO; STRIP];
+                let t = &mut strip[..w];
                 for (p, &aip) in ai.iter().enumerate().take(k) {
-                    s += aip * b.row_or_empty(p).get(j).copied().unwrap_or(T::ZERO);
+                    let bp = b.row_or_empty(p).get(j0..j0 + w).unwrap_or(&[]);
+                    for (tj, &bpj) in t.iter_mut().zip(bp) {
+                        *tj += aip * bpj;
+                    }
                 }
-                *cij = match acc {
-                    Accumulate::Overwrite => s,
-                    Accumulate::Add => *cij + s,
-                };
+                let ci = c.row_mut_or_empty(i).get_mut(j0..j0 + w).unwrap_or(&mut []);
+                for (cij, &tj) in ci.iter_mut().zip(t.iter()) {
+                    *cij = match acc {
+                        Accumulate::Overwrite => tj,
+                        Accumulate::Add => *cij + tj,
+                    };
+                }
+                j0 += w;
             }
         }
     }
 
-    fn raw_gemm_abt<T: Real>(
+    fn raw_gemm_bt<T: Real>(
         a: MatRef<'_, T>,
         b: MatRef<'_, T>,
         mut c: MatMut<'_, T>,
         acc: Accumulate,
     ) {
-        for i in 0..a.rows().min(c.rows()) {
+        let m = a.rows().min(c.rows());
+        if m == 0 || c.cols() == 0 || b.rows() == 0 {
+            return;
+        }
+        for i in 0..m {
             let ai = a.row_or_empty(i);
             let ci = c.row_mut_or_empty(i);
             for (j, cij) in ci.iter_mut().enumerate().take(b.rows()) {

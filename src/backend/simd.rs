@@ -150,10 +150,12 @@ impl Backend for Simd {
             acc[i & 1] += e;
         }
         let mut s = T::hsum(acc[0] + acc[1]);
-        for v in xt {
-            let e = (*v - shift).exp();
+        // The tail goes through the same vector exp (padded), so an element's
+        // value never depends on its index.
+        let e = padded_map::<T>(xt, |v| T::vexp(v - vs));
+        for (x, &e) in xt.iter_mut().zip(e.as_ref()) {
             if store {
-                *v = e;
+                *x = e;
             }
             s += e;
         }
@@ -161,14 +163,16 @@ impl Backend for Simd {
     }
 
     #[inline]
-    fn raw_map<T: Real>(x: &mut [T], f: impl Fn(T) -> T, g: impl Fn(T::V) -> T::V) {
+    fn raw_map<T: Real>(x: &mut [T], _f: impl Fn(T) -> T, g: impl Fn(T::V) -> T::V) {
         let (xb, xt) = T::blocks_mut(x);
         for v in xb {
             T::store(g(T::load(v)), v);
         }
-        for v in xt {
-            *v = f(*v);
-        }
+        // The tail through the vector formula too (padded with zeros): one
+        // formula for every element, whatever its index.
+        let r = padded_map::<T>(xt, g);
+        let n = xt.len();
+        xt.copy_from_slice(&r.as_ref()[..n]);
     }
 
     #[inline]
@@ -243,7 +247,7 @@ impl Backend for Simd {
         }
     }
 
-    fn raw_gemm_abt<T: Real>(
+    fn raw_gemm_bt<T: Real>(
         a: MatRef<'_, T>,
         b: MatRef<'_, T>,
         mut c: MatMut<'_, T>,
@@ -253,6 +257,9 @@ impl Backend for Simd {
         let n = b.rows().min(c.cols());
         let k = a.cols().min(b.cols());
         let add = acc == Accumulate::Add;
+        if m == 0 || n == 0 {
+            return;
+        }
         if m == 1 {
             // One row (a decode step's scores, a matrix-vector product): no tiles.
             let arow = a.row_or_empty(0).get(..k).unwrap_or(&[]);
@@ -600,4 +607,18 @@ fn abt_tile<T: Real, const MR: usize, const NR: usize>(
             crow[s] = if add { crow[s] + v } else { v };
         }
     }
+}
+
+/// `g` applied to a tail shorter than a vector, padded with zeros into a whole
+/// block; the first `tail.len()` lanes of the result are the tail's values.
+#[inline(always)]
+fn padded_map<T: Real>(tail: &[T], g: impl Fn(T::V) -> T::V) -> T::Block {
+    let mut blk = T::ZERO_BLOCK;
+    if !tail.is_empty() {
+        let n = tail.len().min(T::LANES);
+        blk.as_mut()[..n].copy_from_slice(&tail[..n]);
+        let r = g(T::load(&blk));
+        T::store(r, &mut blk);
+    }
+    blk
 }

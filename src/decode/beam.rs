@@ -63,20 +63,116 @@ pub struct BeamConfig<'a, T> {
     /// Stopping rule (`early_stopping`).
     pub early_stopping: EarlyStopping,
     /// End-of-sequence token ids (`eos_token_id`); may be empty. Each must be `< V`.
-    pub eos: &'a [usize],
+    pub eos: EosIds<'a>,
     /// Number of hypotheses to return, `1 ≤ num_return ≤ BEAMS`
     /// (`num_return_sequences`).
     pub num_return: usize,
 }
 
+/// The end-of-sequence ids of a [`BeamConfig`]: none, up to
+/// [`EosIds::INLINE`] ids held by value, or a borrowed slice of any length.
+///
+/// Built by `From`: a `usize`, an `Option<usize>`, an array `[usize; N]` with
+/// `N ≤ 8` (by value, so `BeamConfig::new([eos])` borrows nothing), or a slice
+/// or array reference.
+///
+/// ```
+/// use constml::decode::{BeamConfig, EosIds};
+/// let eos = 7;
+/// let a = BeamConfig::<f32>::new(eos);           // one id
+/// let b = BeamConfig::<f32>::new([eos, 2]);      // by value
+/// let ids = vec![7, 2];
+/// let c = BeamConfig::<f32>::new(&ids[..]);      // borrowed
+/// assert!(a.eos.contains(7) && b.eos.contains(2) && c.eos.contains(2));
+/// assert_eq!(BeamConfig::<f32>::new(EosIds::NONE).eos.as_slice(), &[] as &[usize]);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EosIds<'a>(EosRepr<'a>);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum EosRepr<'a> {
+    Inline([usize; EosIds::INLINE], usize),
+    Borrowed(&'a [usize]),
+}
+
+impl<'a> EosIds<'a> {
+    /// How many ids an array given by value may hold.
+    pub const INLINE: usize = 8;
+    /// No end-of-sequence id.
+    pub const NONE: Self = EosIds(EosRepr::Borrowed(&[]));
+
+    /// The ids as a slice.
+    pub fn as_slice(&self) -> &[usize] {
+        match &self.0 {
+            EosRepr::Inline(ids, n) => ids.get(..*n).unwrap_or(&[]),
+            EosRepr::Borrowed(s) => s,
+        }
+    }
+
+    /// Whether `token` is an end-of-sequence id.
+    pub fn contains(&self, token: usize) -> bool {
+        self.as_slice().contains(&token)
+    }
+}
+
+impl Default for EosIds<'_> {
+    fn default() -> Self {
+        Self::NONE
+    }
+}
+
+impl From<usize> for EosIds<'_> {
+    fn from(id: usize) -> Self {
+        Self::from([id])
+    }
+}
+
+impl From<Option<usize>> for EosIds<'_> {
+    fn from(id: Option<usize>) -> Self {
+        id.map_or(Self::NONE, Self::from)
+    }
+}
+
+impl<const N: usize> From<[usize; N]> for EosIds<'_> {
+    /// `N ≤ 8`, checked at compile time (pass a slice for more).
+    fn from(ids: [usize; N]) -> Self {
+        const { assert!(N <= EosIds::INLINE, "more than 8 eos ids: pass a slice") };
+        let mut a = [0; EosIds::INLINE];
+        for (d, s) in a.iter_mut().zip(ids) {
+            *d = s;
+        }
+        EosIds(EosRepr::Inline(a, N))
+    }
+}
+
+impl<'a> From<&'a [usize]> for EosIds<'a> {
+    fn from(ids: &'a [usize]) -> Self {
+        EosIds(EosRepr::Borrowed(ids))
+    }
+}
+
+impl<'a, const N: usize> From<&'a [usize; N]> for EosIds<'a> {
+    fn from(ids: &'a [usize; N]) -> Self {
+        EosIds(EosRepr::Borrowed(ids))
+    }
+}
+
+#[cfg(feature = "std")]
+impl<'a> From<&'a std::vec::Vec<usize>> for EosIds<'a> {
+    fn from(ids: &'a std::vec::Vec<usize>) -> Self {
+        EosIds(EosRepr::Borrowed(ids))
+    }
+}
+
 impl<'a, T: Real> BeamConfig<'a, T> {
     /// Hugging Face's defaults: `length_penalty = 1`, heuristic early stopping,
-    /// one returned sequence.
-    pub const fn new(eos: &'a [usize]) -> Self {
+    /// one returned sequence; `eos` is anything [`EosIds`] converts from
+    /// (`3`, `[3, 5]`, `&ids[..]`, [`EosIds::NONE`]).
+    pub fn new(eos: impl Into<EosIds<'a>>) -> Self {
         Self {
             length_penalty: T::ONE,
             early_stopping: EarlyStopping::Heuristic,
-            eos,
+            eos: eos.into(),
             num_return: 1,
         }
     }
@@ -258,10 +354,59 @@ impl<'a, T: Real> HypView<'a, T> {
     }
 }
 
-/// `n^length_penalty` as `T` (computed in `f64`, as Python does for Hugging Face).
+/// The finished score `score / n^length_penalty`.
+///
+/// As Hugging Face computes it: `n^length_penalty` in `f64`, rounded to `T`,
+/// then one division in `T`. Where that power is not a normal number of `T`
+/// (it would overflow, or underflow and lose precision), the score is computed
+/// in `f64` through logarithms instead, `−exp(ln(−score) − length_penalty·ln n)`,
+/// where nothing overflows on the way. A result that overflows `T` is an `Err`,
+/// never a NaN or a silent −∞ (with [`check_length_penalty`] that takes a
+/// finite score beyond `T::MAX / n^|length_penalty|`). `score ≤ 0` (a sum of
+/// log-probabilities) and `n ≥ 1`.
 #[inline]
-fn length_norm<T: Real>(n: usize, length_penalty: T) -> T {
-    T::from_f64(libm::pow(n as f64, length_penalty.to_f64()))
+fn normalised<T: Real>(score: T, n: usize, length_penalty: T) -> Result<T> {
+    let lp = length_penalty.as_f64();
+    let norm = T::from_f64(libm::pow(n as f64, lp));
+    let r = if norm.is_normal() {
+        score / norm
+    } else if score == T::ZERO {
+        score
+    } else {
+        T::from_f64(-libm::exp(
+            libm::log(-score.as_f64()) - lp * libm::log(n as f64),
+        ))
+    };
+    if score.is_finite() && !r.is_finite() {
+        return Err(Error::InvalidParameter {
+            what: "beam_search: length_penalty",
+            reason: "the length-normalised score overflows the element type",
+        });
+    }
+    Ok(r)
+}
+
+/// Rejects a `length_penalty` for which `n^length_penalty` leaves the range of
+/// `T` for some length `n ≤ max_new` (every finished score would overflow or
+/// underflow): `|length_penalty| · ln(max_new)` must stay below `ln(T::MAX)`.
+fn check_length_penalty<T: Real>(length_penalty: T, max_new: usize) -> Result<()> {
+    let lp = length_penalty.as_f64();
+    let bad = |reason| {
+        Err(Error::InvalidParameter {
+            what: "beam_search: length_penalty",
+            reason,
+        })
+    };
+    if !lp.is_finite() {
+        return bad("must be finite");
+    }
+    let ln_max = libm::log(T::max_value().as_f64());
+    if lp.abs() * libm::log(max_new.max(1) as f64) >= ln_max {
+        return bad(
+            "|length_penalty|·ln(max_new) must be below ln(T::MAX) (88.7 for f32, 709.8 for f64)",
+        );
+    }
+    Ok(())
 }
 
 /// The search, over slices. `w` and `out` have been shape-checked by the caller.
@@ -279,12 +424,7 @@ fn run<B: Backend, T: Real, M: BeamModel<T> + ?Sized>(
             reason: "must be in 1..=BEAMS",
         });
     }
-    if !cfg.length_penalty.is_finite() {
-        return Err(Error::InvalidParameter {
-            what: "beam_search: length_penalty",
-            reason: "must be finite",
-        });
-    }
+    check_length_penalty(cfg.length_penalty, max_new)?;
     if prompt.is_empty() {
         return Err(Error::Empty {
             what: "beam_search: prompt",
@@ -297,14 +437,14 @@ fn run<B: Backend, T: Real, M: BeamModel<T> + ?Sized>(
             len: v,
         });
     }
-    if let Some(&t) = cfg.eos.iter().find(|&&t| t >= v) {
+    if let Some(&t) = cfg.eos.as_slice().iter().find(|&&t| t >= v) {
         return Err(Error::OutOfRange {
             what: "beam_search: eos id",
             index: t,
             len: v,
         });
     }
-    let is_eos = |t: usize| cfg.eos.contains(&t);
+    let is_eos = |t: usize| cfg.eos.contains(t);
     let lp = cfg.length_penalty;
     *out.count = 0;
 
@@ -322,6 +462,12 @@ fn run<B: Backend, T: Real, M: BeamModel<T> + ?Sized>(
         // Cumulative log-probs of every continuation of the running beams.
         for b in 0..live {
             let row = &mut w.log_probs[b * v..(b + 1) * v];
+            if row.contains(&T::INFINITY) {
+                return Err(Error::InvalidParameter {
+                    what: "beam_search: model logits",
+                    reason: "must not contain +inf (its probability is undefined)",
+                });
+            }
             B::log_softmax(row);
             model.process(b, &w.hist[b * max_new..b * max_new + t], row)?;
             let s = w.score[b];
@@ -368,11 +514,10 @@ fn run<B: Backend, T: Real, M: BeamModel<T> + ?Sized>(
         }
         // Finished hypotheses: EOS among the top BEAMS, or everything at the end.
         let last_step = t + 1 == max_new;
-        let norm = length_norm(t + 1, lp);
         for c in &w.top_all[..n_all] {
             if last_step || is_eos(c.token) {
                 let prefix = &w.hist[c.beam * max_new..c.beam * max_new + t];
-                out.finish(max_new, c.score / norm, prefix, c.token);
+                out.finish(max_new, normalised(c.score, t + 1, lp)?, prefix, c.token);
             }
         }
         if last_step || n_run == 0 {
@@ -406,7 +551,7 @@ fn run<B: Backend, T: Real, M: BeamModel<T> + ?Sized>(
             } else {
                 t + 1
             };
-            let best_possible = w.score[0] / length_norm(len, lp);
+            let best_possible = normalised(w.score[0], len, lp)?;
             // Hugging Face continues only while best_possible > worst.
             if let Some((_, worst)) = out.worst()
                 && best_possible.partial_cmp(&worst) != Some(core::cmp::Ordering::Greater)
@@ -631,7 +776,7 @@ impl<T: Real, const BEAMS: usize, const MAX_NEW: usize> Default for Hypotheses<T
 /// ]);
 /// let mut scratch = BeamScratch::<f32, 4, 2, 5>::new();
 /// let mut out = Hypotheses::<f32, 2, 5>::new();
-/// let cfg = BeamConfig::new(&[3]).with_num_return(2).with_early_stopping(EarlyStopping::Eager);
+/// let cfg = BeamConfig::new(3).with_num_return(2).with_early_stopping(EarlyStopping::Eager);
 /// let n = beam_search(&mut model, &[0], &cfg, &mut scratch, &mut out)?;
 /// assert_eq!(n, 2);
 /// let (best, score) = out.iter().next().unwrap();
@@ -639,32 +784,26 @@ impl<T: Real, const BEAMS: usize, const MAX_NEW: usize> Default for Hypotheses<T
 /// assert!(score < 0.0);
 /// # Ok::<(), constml::Error>(())
 /// ```
-pub fn beam_search<
-    T: Real,
-    M: BeamModel<T> + ?Sized,
-    const V: usize,
-    const BEAMS: usize,
-    const MAX_NEW: usize,
->(
-    model: &mut M,
+pub fn beam_search<T: Real, const V: usize, const BEAMS: usize, const MAX_NEW: usize>(
+    model: &mut (impl BeamModel<T> + ?Sized),
     prompt: &[usize],
     cfg: &BeamConfig<'_, T>,
     scratch: &mut BeamScratch<T, V, BEAMS, MAX_NEW>,
     out: &mut Hypotheses<T, BEAMS, MAX_NEW>,
 ) -> Result<usize> {
-    beam_search_with::<Simd, T, M, V, BEAMS, MAX_NEW>(model, prompt, cfg, scratch, out)
+    beam_search_with::<Simd, T, V, BEAMS, MAX_NEW>(model, prompt, cfg, scratch, out)
 }
 
-/// [`beam_search`] with an explicit backend `B` for the log-softmax.
+/// [`beam_search`] with an explicit backend `B` for the log-softmax; the other
+/// parameters are inferred: `beam_search_with::<Scalar, _, _, _, _>(..)`.
 pub fn beam_search_with<
     B: Backend,
     T: Real,
-    M: BeamModel<T> + ?Sized,
     const V: usize,
     const BEAMS: usize,
     const MAX_NEW: usize,
 >(
-    model: &mut M,
+    model: &mut (impl BeamModel<T> + ?Sized),
     prompt: &[usize],
     cfg: &BeamConfig<'_, T>,
     scratch: &mut BeamScratch<T, V, BEAMS, MAX_NEW>,
@@ -691,7 +830,7 @@ pub fn beam_search_with<
         score: &mut out.score,
         count: &mut out.count,
     };
-    run::<B, T, M>(model, prompt, cfg, work, o)
+    run::<B, T, _>(model, prompt, cfg, work, o)
 }
 
 /// Heap-backed scratch for [`beam_search_dyn`]: the contents of [`BeamScratch`]
@@ -806,20 +945,21 @@ impl<T: Real> HypothesesDyn<T> {
 /// dimension ([`Error::Empty`]), or a result shaped differently from the scratch
 /// ([`Error::ShapeMismatch`]).
 #[cfg(feature = "std")]
-pub fn beam_search_dyn<T: Real, M: BeamModel<T> + ?Sized>(
-    model: &mut M,
+pub fn beam_search_dyn<T: Real>(
+    model: &mut (impl BeamModel<T> + ?Sized),
     prompt: &[usize],
     cfg: &BeamConfig<'_, T>,
     scratch: &mut BeamScratchDyn<T>,
     out: &mut HypothesesDyn<T>,
 ) -> Result<usize> {
-    beam_search_dyn_with::<Simd, T, M>(model, prompt, cfg, scratch, out)
+    beam_search_dyn_with::<Simd, T>(model, prompt, cfg, scratch, out)
 }
 
-/// [`beam_search_dyn`] with an explicit backend.
+/// [`beam_search_dyn`] with an explicit backend:
+/// `beam_search_dyn_with::<Scalar, _>(..)`.
 #[cfg(feature = "std")]
-pub fn beam_search_dyn_with<B: Backend, T: Real, M: BeamModel<T> + ?Sized>(
-    model: &mut M,
+pub fn beam_search_dyn_with<B: Backend, T: Real>(
+    model: &mut (impl BeamModel<T> + ?Sized),
     prompt: &[usize],
     cfg: &BeamConfig<'_, T>,
     scratch: &mut BeamScratchDyn<T>,
@@ -857,5 +997,5 @@ pub fn beam_search_dyn_with<B: Backend, T: Real, M: BeamModel<T> + ?Sized>(
         score: &mut out.score,
         count: &mut out.count,
     };
-    run::<B, T, M>(model, prompt, cfg, work, o)
+    run::<B, T, _>(model, prompt, cfg, work, o)
 }

@@ -149,7 +149,7 @@ macro_rules! impl_wide {
             }
             #[inline(always)]
             fn splat(x: T) -> Self {
-                <$w>::splat(x.to_f64() as $e)
+                <$w>::splat(x.as_f64() as $e)
             }
             #[inline(always)]
             fn chunk_of(x: T) -> [T; $k] {
@@ -157,7 +157,7 @@ macro_rules! impl_wide {
             }
             #[inline(always)]
             fn load(c: &[T; $k]) -> Self {
-                <$w>::new(c.map(|x| x.to_f64() as $e))
+                <$w>::new(c.map(|x| x.as_f64() as $e))
             }
             #[inline(always)]
             fn lanes(self) -> [T; $k] {

@@ -102,7 +102,8 @@ mod top_k;
 mod top_p;
 
 pub use beam::{
-    BeamConfig, BeamModel, BeamScratch, EarlyStopping, Hypotheses, beam_search, beam_search_with,
+    BeamConfig, BeamModel, BeamScratch, EarlyStopping, EosIds, Hypotheses, beam_search,
+    beam_search_with,
 };
 pub use draw::sample_probs;
 pub use greedy::{greedy, greedy_with};

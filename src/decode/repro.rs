@@ -259,9 +259,9 @@ pub fn repro_exp<T: Real>(x: T) -> T {
     // Real is sealed to f32 and f64; both round trips through f64 are exact and
     // compile away.
     if T::BYTES == 4 {
-        T::from_f64(exp_cw(x.to_f64() as f32) as f64)
+        T::from_f64(exp_cw(x.as_f64() as f32) as f64)
     } else {
-        T::from_f64(exp_cw(x.to_f64()))
+        T::from_f64(exp_cw(x.as_f64()))
     }
 }
 

@@ -298,7 +298,7 @@ const BUCKETS: usize = 128;
 /// in later buckets: the buckets are consecutive runs of the candidate order.
 #[inline(always)]
 fn bucket<T: Real>(key: T, top_bits: u64) -> usize {
-    let k = key.to_f64().to_bits() >> 50;
+    let k = key.as_f64().to_bits() >> 50;
     (top_bits.saturating_sub(k) as usize).min(BUCKETS - 1)
 }
 
@@ -310,7 +310,7 @@ fn bucket<T: Real>(key: T, top_bits: u64) -> usize {
 /// the last non-empty bucket is kept. Returns the length of the kept range (at
 /// least 1 for a non-empty `c`). Deterministic.
 fn bucket_round<T: Real>(c: &mut [Cand<T>], need: T, top: T, acc: &mut T) -> usize {
-    let top_bits = top.to_f64().to_bits() >> 50;
+    let top_bits = top.as_f64().to_bits() >> 50;
     let mut mass = [T::ZERO; BUCKETS];
     let mut count = [0u32; BUCKETS];
     for x in c.iter() {

@@ -18,15 +18,15 @@
 use constml::attention::{
     AttnOptions, CausalSelfAttention, DecoderScratch, DecoderWeights, KvCache, KvStore, MhaScratch,
     MhaWeights, MptAttention, MptConfig, MptQkNorm, MptWeights, MultiHeadAttention, NoRotation,
-    PackedMhaWeights, PackedMultiheadAttention, SelfAttention, ShawRelative, WeightsOut,
-    attend_kv_cache_with, grouped_query_attention_with, reorder_beams,
-    scaled_dot_product_attention_with, sdpa_views_with,
+    PackedMhaWeights, PackedMultiheadAttention, SelfAttention, WeightsOut, attend_cache_with,
+    gqa_with, reorder_beams, sdpa_views_with, sdpa_with,
 };
 use constml::decode::{
     BeamConfig, BeamModel, BeamScratch, EarlyStopping, Hypotheses, Sampler, SamplerScratch,
     SelectScratch, beam_search_with, greedy_with, min_p, min_p_probs, repro_exp, sample_probs,
     temperature, top_k, top_p, top_p_probs, uniform,
 };
+use constml::position::ShawRelative;
 use constml::{Accumulate, Backend, Error, MatMut, MatRef, Result, Scalar, Simd, kernels};
 use rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro128PlusPlus;
@@ -180,7 +180,7 @@ fn kernel_calls<B: Backend>(seed: f32) -> Result<f32> {
     r += total(&x);
     let (av, bv) = (MatRef::from_array(&a), MatRef::from_array(&b));
     B::gemm(av, bv, MatMut::from_array(&mut c), Accumulate::Overwrite)?;
-    B::gemm_abt(av, av, MatMut::from_array(&mut c), Accumulate::Add)?;
+    B::gemm_bt(av, av, MatMut::from_array(&mut c), Accumulate::Add)?;
     B::matvec(av, &x, &mut y, Accumulate::Overwrite)?;
     r += total(c.as_flattened()) + total(&y);
 
@@ -191,7 +191,7 @@ fn kernel_calls<B: Backend>(seed: f32) -> Result<f32> {
     r += total(c.as_flattened());
     kernels::matvec_with::<B, f32, K, M>(&a, &x, &mut y);
     let bias = y;
-    kernels::linear_with::<B, f32, K, M>(&a, &bias, &x, &mut y);
+    constml::nn::linear_with::<B, f32, K, M>(&a, &bias, &x, &mut y);
     r += total(&y);
     kernels::softmax_with::<B, f32, K>(&mut x);
     kernels::log_softmax_with::<B, f32, K>(&mut x);
@@ -232,9 +232,7 @@ fn sdpa_calls<B: Backend>(seed: f32) -> Result<f32> {
     ];
     let mut r = 0.0;
     for opt in &opts {
-        scaled_dot_product_attention_with::<B, f32, NQ, NK, D, D>(
-            &q, &k, &v, &mut out, &mut w, opt,
-        )?;
+        sdpa_with::<B, f32, NQ, NK, D, D>(&q, &k, &v, &mut out, &mut w, opt)?;
         r += total(out.as_flattened()) + total(w.as_flattened());
     }
     sdpa_views_with::<B, f32>(
@@ -255,7 +253,7 @@ fn sdpa_calls<B: Backend>(seed: f32) -> Result<f32> {
     let mut gs = [[0.0f32; NK]; NQ];
     let mut averaged = [0.0f32; NQ * NK];
     let mut per_head = [0.0f32; H * NQ * NK];
-    grouped_query_attention_with::<B, f32, NQ, NK, H, KVH, D, D>(
+    gqa_with::<B, f32, NQ, NK, H, KVH, D, D>(
         &gq,
         &gk,
         &gv,
@@ -265,7 +263,7 @@ fn sdpa_calls<B: Backend>(seed: f32) -> Result<f32> {
         &o.causal(),
     )?;
     r += total(gout.as_flattened().as_flattened()) + total(&averaged);
-    grouped_query_attention_with::<B, f32, NQ, NK, H, KVH, D, D>(
+    gqa_with::<B, f32, NQ, NK, H, KVH, D, D>(
         &gq,
         &gk,
         &gv,
@@ -352,7 +350,7 @@ fn kv_cache_calls<B: Backend>(seed: f32) -> Result<f32> {
 
     // The pieces: project, attend with the token pending, append, project out …
     block.project(&[x[0]], &mut step.q, &mut step.k, &mut step.v)?;
-    attend_kv_cache_with::<B, f32, 1, H, KVH, D, CAP, { CAP + 1 }>(
+    attend_cache_with::<B, f32, 1, H, KVH, D, CAP, { CAP + 1 }>(
         &step.q,
         cache.next_position(),
         &cache,
@@ -369,7 +367,7 @@ fn kv_cache_calls<B: Backend>(seed: f32) -> Result<f32> {
     block.project(&[x[1]], &mut step.q, &mut step.k, &mut step.v)?;
     let pos = cache.append(&step.k[0], &step.v[0])?;
     let alibi = |h: usize, i: usize, j: usize| -0.125 * (h + 1) as f32 * (i as f32 - j as f32);
-    attend_kv_cache_with::<B, f32, 1, H, KVH, D, CAP, { CAP + 1 }>(
+    attend_cache_with::<B, f32, 1, H, KVH, D, CAP, { CAP + 1 }>(
         &step.q,
         pos,
         &cache,
@@ -571,7 +569,7 @@ fn decode_calls<B: Backend>(seed: f32) -> Result<f32> {
         .with_length_penalty(1.2)
         .with_early_stopping(EarlyStopping::Never);
     let prompt = [1, 2];
-    tokens += beam_search_with::<B, f32, _, V, BEAMS, MAX_NEW>(
+    tokens += beam_search_with::<B, f32, V, BEAMS, MAX_NEW>(
         &mut lm, &prompt, &cfg, &mut beams, &mut hyps,
     )?;
     for (seq, score) in hyps.iter() {

@@ -33,7 +33,7 @@ pub fn ref_tol<T: Real>() -> (f64, f64) {
 pub fn assert_close<T: Real>(what: &str, got: &[T], want: &[T], rtol: f64, atol: f64) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        let (g, w) = (g.to_f64(), w.to_f64());
+        let (g, w) = (g.as_f64(), w.as_f64());
         if g.is_nan() && w.is_nan() {
             continue;
         }

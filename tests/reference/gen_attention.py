@@ -20,6 +20,19 @@ Cases
                 softmax_scale, causal, ALiBi attn_bias, allow-style key padding
   hook_bias     score hook f(head, qpos, kpos) given to SDPA as an explicit bias
   shaw          Shaw relative key/value terms, explicit einsum computation
+
+Head dimension 64, 37-41 keys (the 16-lane vector paths; appended after the cases
+above so that their random draws, and hence their entries, are unchanged)
+  sdpa64_plain  as sdpa_plain: NQ 7, NK 40, DK = DV = 64, no mask
+  sdpa64_causal as sdpa_causal: NQ 6 at the end of NK 41, explicit bottom-right
+                allow mask (not stored), default scale 1/8
+  sdpa64_decode one query row over NK 40, DK = DV = 64, no mask (a decode step:
+                the last position sees every key, so causal gives the same)
+  sdpa64_dv     as sdpa_bias: NQ 3, NK 37, DK 64, DV 48, additive float mask
+  gqa64         as mqa: 8 query heads, 2 KV heads, head dim 64, causal with
+                NQ 5 at the end of NK 40
+  mha64         as mha (same entries): 2 heads x 64 (projected width 128),
+                DQK_IN 24, DV_IN 20, DO 12, NQ = NK = 40, block mask
 """
 import math
 import os
@@ -262,6 +275,48 @@ for tag, dt in (("f32", torch.float32), ("f64", torch.float64)):
     w = torch.softmax(s, dim=-1)
     put(f"shaw/out_{tag}", w @ vv + torch.einsum("ij,ijd->id", w, aV[idx]))
     put(f"shaw/w_{tag}", w)
+
+# ---------------------------------------------------------------- head dim 64
+# Appended after every case above: they keep their random draws, so their entries
+# stay byte-identical. Sizes: DK = 64 and 37-41 keys reach the 16-lane vector paths
+# (with tails), while keeping the file small.
+sdpa_case("sdpa64_plain", 7, 40, 64, 64)
+sdpa_case("sdpa64_causal", 6, 41, 64, 64, allow=bottom_right(6, 41))
+sdpa_case("sdpa64_decode", 1, 40, 64, 64)
+sdpa_case("sdpa64_dv", 3, 37, 64, 48, bias=randn(3, 37))
+gqa_case("gqa64", 5, 40, 8, 2, 64, 64, causal=True)
+
+
+def mha_case(case, h, dqk_in, dv_in, dk, dv, do, nq, nk, block_p):
+    """The general-MHA case above (same entries and computation) at other sizes;
+    the block mask is random with probability block_p, the diagonal never blocked."""
+    fc_q, fc_k = torch.nn.Linear(dqk_in, h * dk), torch.nn.Linear(dqk_in, h * dk)
+    fc_v, fc_o = torch.nn.Linear(dv_in, h * dv), torch.nn.Linear(h * dv, do)
+    xq, xk, xv = randn(nq, dqk_in), randn(nk, dqk_in), randn(nk, dv_in)
+    mblock = torch.rand(nq, nk) < block_p
+    mblock[torch.arange(min(nq, nk)), torch.arange(min(nq, nk))] = False
+    assert not mblock.all(dim=-1).any()
+    for n, lin in (("fc_q", fc_q), ("fc_k", fc_k), ("fc_v", fc_v), ("fc_o", fc_o)):
+        put(f"{case}/{n}_w", lin.weight)
+        put(f"{case}/{n}_b", lin.bias)
+    put(f"{case}/query", xq)
+    put(f"{case}/key", xk)
+    put(f"{case}/value", xv)
+    put(f"{case}/mask", mblock)
+    for tag, dt in (("f32", torch.float32), ("f64", torch.float64)):
+        L = lambda lin, x: F.linear(x.to(dt), lin.weight.to(dt), lin.bias.to(dt))
+        q = L(fc_q, xq).view(nq, h, dk).transpose(0, 1)
+        k = L(fc_k, xk).view(nk, h, dk).transpose(0, 1)
+        v = L(fc_v, xv).view(nk, h, dv).transpose(0, 1)
+        s = (q @ k.transpose(1, 2)) / math.sqrt(dk)
+        s = s.masked_fill(mblock, float("-inf"))
+        w = torch.softmax(s, dim=-1)
+        ctx = (w @ v).transpose(0, 1).reshape(nq, h * dv)
+        put(f"{case}/out_{tag}", L(fc_o, ctx))
+        put(f"{case}/w_{tag}", w)
+
+
+mha_case("mha64", 2, 24, 20, 64, 64, 12, 40, 40, block_p=0.2)
 
 here = os.path.dirname(os.path.abspath(__file__))
 path = os.path.join(here, "attention.bin")
