@@ -10,28 +10,75 @@
 //! * [`backend`]: the [`Backend`] trait and its two zero-sized implementations,
 //!   [`Scalar`] (plain loops, the reference and test oracle) and [`Simd`]
 //!   (`wide`, register-blocked). The only place with SIMD code.
-//! * Algorithms ([`attention`], [`decode`], …): each written once, generic over the
-//!   element type and the backend.
+//! * Algorithms, one folder per chapter and one file per algorithm, each
+//!   written once, generic over the element type and the backend:
+//!   [`attention`], [`position`], [`nn`], [`decode`] (and the normalisation,
+//!   classic-ML and model chapters as they arrive).
 //!
-//! ## Choosing a backend
+//! ## Naming
 //!
-//! Rust has no default type parameters on functions, so constml uses one pattern
-//! everywhere:
+//! Every algorithm has up to three faces, all calling one implementation, and
+//! every function two forms. One table, applied to every public item:
 //!
-//! * a free function `foo(..)` runs with [`Simd`]; `foo_with::<B>(..)` is the same
-//!   function with the backend named, e.g. `kernels::matmul_with::<Scalar>(..)`;
-//! * a struct carries a backend parameter with a default, `Layer<.., B: Backend = Simd>`;
-//! * the kernels themselves are associated functions of the backend:
-//!   `Simd::dot(&a, &b)`, `Scalar::gemm(..)`.
+//! | face | storage and shapes | functions | types |
+//! |---|---|---|---|
+//! | const-generic | arrays whose types carry the shape; a mismatch does not compile | `foo`, `foo_with::<B>` | `Foo<T, .., B = Simd>`; scratch `FooScratch<T, ..>` with `const fn new()` and `BYTES` |
+//! | views | [`MatRef`] / [`MatMut`] / slices with runtime shapes, caller-owned outputs and scratch, no allocation | `foo_views`, `foo_views_with::<B>` | parameter views `FooParams<'a, T>`; scratch length `foo_scratch_len(..)` |
+//! | runtime (`std`) | [`Matrix`], `Vec`, borrowed slices; returns owned outputs | `foo_dyn`, `foo_dyn_with::<B>` | `FooDyn<T, B = Simd>`; scratch `FooScratchDyn<T>` |
 //!
-//! ## Two faces, one implementation
+//! * **Backend.** Rust has no default type parameters on functions: the plain
+//!   form `foo(..)` runs [`Simd`]; `foo_with::<B, ..>(..)` names the backend
+//!   first, and `_` infers the rest (`beam_search_with::<Scalar, _, _, _, _>`).
+//!   Structs carry `B: Backend = Simd`. The kernels themselves are associated
+//!   functions of the backend: `Simd::dot(&a, &b)`, `Scalar::gemm(..)`,
+//!   `Simd::gemm_bt(..)` (`A·Bᵀ` is `_bt` everywhere: [`Backend::gemm_bt`],
+//!   [`kernels::matmul_bt`], [`Matrix::matmul_bt`]).
+//! * **Units.** `BYTES` constants are bytes (`size_of`, for memory planning);
+//!   `*_scratch_len` functions return a length in elements of `T`, the unit of
+//!   the `&mut [T]` they size.
+//! * **Names per algorithm.** Attention: `sdpa`, `gqa`, `attend_cache`
+//!   (over a KV cache), `attend_views` (one head over runs of keys),
+//!   `mha_views`, `decoder_attention_views`, `mpt_forward_views`, and the layer
+//!   structs `MultiHeadAttention`, `SelfAttention`, `CausalSelfAttention`,
+//!   `MptAttention` (runtime: `…Dyn`). Decoding: `greedy`, `temperature`,
+//!   `top_k`, `top_p`, `min_p`, `beam_search`, `Sampler` (runtime: `_dyn`).
 //!
-//! Every algorithm's arithmetic lives in one function over slices and matrix
-//! views ([`MatRef`], [`MatMut`]) with runtime dimensions. The *const-generic
-//! face* takes arrays whose types carry the shape, so a mismatch does not compile
-//! (see [`kernels`]). With the `std` feature, the *runtime face* ([`Matrix`] and
-//! `std` variants in each algorithm's module) takes runtime shapes and returns
-//! [`Error`] when they do not fit. Both call the same function.
+//! ### Naming a configuration once
+//!
+//! Layers and scratch types take many const parameters; name a model's shapes
+//! once with type aliases (sums such as `S = CAP + N` written as a const
+//! expression of concrete values):
+//!
+//! ```
+//! use constml::attention::{DecoderScratch, KvCache};
+//! const HEADS: usize = 4;
+//! const HEAD_DIM: usize = 16;
+//! const CAP: usize = 128;
+//! /// The cache and the scratch of one decode step (N = 1) of this model.
+//! type Cache = KvCache<f32, HEADS, HEAD_DIM, CAP>;
+//! type StepScratch = DecoderScratch<f32, 1, HEADS, HEADS, HEAD_DIM, { CAP + 1 }>;
+//! static CACHE_BYTES: usize = Cache::BYTES; // keys and values, plus bookkeeping
+//! assert!(CACHE_BYTES >= 2 * HEADS * HEAD_DIM * CAP * 4);
+//! let mut scratch = StepScratch::new();
+//! # let _ = &mut scratch;
+//! ```
+//!
+//! ### Renamed in 0.2
+//!
+//! `Backend::gemm_abt` → [`Backend::gemm_bt`]; `Matrix::matmul_t` →
+//! [`Matrix::matmul_bt`]; `kernels::linear` → [`nn::linear`];
+//! `scaled_dot_product_attention` → `attention::sdpa`;
+//! `grouped_query_attention` → `attention::gqa`; `sdpa_matrix` / `gqa_matrix`
+//! → `sdpa_dyn` / `gqa_dyn` (plus the batched `sdpa_batched_dyn`);
+//! `attend_kv_cache` → `attend_cache`; `attend_cache` (views) →
+//! `attend_cache_views`; `attend_with` → `attend_views_with`;
+//! `scratch_len` / `cache_scratch_len` → `sdpa_scratch_len` /
+//! `attend_cache_scratch_len`; `project_qkv_with` / `mpt_project_with` →
+//! `*_views_with`; `KvCacheVec`, `MhaWeightsVec`, `MptQkNormVecs` →
+//! `KvCacheDyn`, `MhaWeightsDyn`, `MptQkNormDyn`; `attention::ShawRelative` →
+//! [`position::ShawRelative`]; `Real::to_f64` → [`Real::as_f64`] (no clash
+//! with `num_traits::ToPrimitive::to_f64`); `BeamConfig::new(&[eos])` →
+//! `BeamConfig::new(eos)` (any [`decode::EosIds`] source).
 //!
 //! ## Errors, not panics
 //!
@@ -58,6 +105,21 @@
 #![warn(missing_docs)]
 #[cfg(feature = "std")]
 extern crate std;
+
+/// Defines the plain form `foo(..)` of a `foo_with::<B, ..>(..)` function: the
+/// same arguments, the [`Simd`] backend. One line per wrapper, so the naming
+/// rule cannot drift.
+macro_rules! simd_default {
+    ($name:ident => $with:ident <$($g:ident : $b:path),*> ($($a:ident : $t:ty),* $(,)?) -> $r:ty) => {
+        #[doc = concat!("[`", stringify!($with), "`] with the [`Simd`](crate::Simd) backend.")]
+        #[inline]
+        #[allow(clippy::too_many_arguments)]
+        pub fn $name<$($g: $b),*>($($a: $t),*) -> $r {
+            $with::<crate::Simd, $($g),*>($($a),*)
+        }
+    };
+}
+pub(crate) use simd_default;
 
 pub mod attention;
 pub mod backend;

@@ -449,18 +449,31 @@ fn nn_mha<B: Backend, T: Real>() {
     );
     let padded = AttnOptions::new().key_block(&kpm);
     let (o, w) = dynl
-        .forward_with_weights(&query, &key, &value, true, &padded)
+        .forward_with_weights(&query, &key, &value, WeightsKind::Both, &padded)
         .unwrap();
     check("nn.MHA dyn", o.as_slice(), &want::<T>("nnmha", "out"));
-    check("nn.MHA dyn weights", &w, &want::<T>("nnmha", "wavg"));
-    let (_, w) = dynl
-        .forward_with_weights(&query, &key, &value, false, &padded)
-        .unwrap();
+    let avg = w.averaged.unwrap();
+    assert_eq!(avg.shape(), (3, 5));
+    check(
+        "nn.MHA dyn weights",
+        avg.as_slice(),
+        &want::<T>("nnmha", "wavg"),
+    );
+    let per_head: Vec<T> = w
+        .per_head
+        .unwrap()
+        .iter()
+        .flat_map(|m| m.as_slice().to_vec())
+        .collect();
     check(
         "nn.MHA dyn per-head weights",
-        &w,
+        &per_head,
         &want::<T>("nnmha", "whead"),
     );
+    let (_, w) = dynl
+        .forward_with_weights(&query, &key, &value, WeightsKind::Averaged, &padded)
+        .unwrap();
+    assert!(w.per_head.is_none() && w.averaged.is_some());
     assert!(MultiHeadAttentionDyn::<T, B>::from_packed(3, in_w, None, out_w, None).is_err());
 }
 
@@ -803,6 +816,6 @@ fn runtime_face_oversized_scratch_is_an_error() {
         b_o: None,
     });
     let x = z(1, 4);
-    let r = mha.forward_with_weights(&x, &x, &x, false, &AttnOptions::new());
+    let r = mha.forward_with_weights(&x, &x, &x, WeightsKind::PerHead, &AttnOptions::new());
     assert!(matches!(r, Err(Error::InvalidParameter { .. })), "{r:?}");
 }

@@ -32,7 +32,7 @@
 //!
 //! `HEADS` must be a multiple of `KV_HEADS`, checked at compile time:
 //!
-//! ```compile_fail
+//! ```compile_fail,E0080
 //! use constml::attention::{gqa, AttnOptions, WeightsOut};
 //! let q = [[[0.0f32; 2]; 3]; 1];
 //! let k = [[[0.0f32; 2]; 2]; 1];

@@ -41,7 +41,7 @@
 //!
 //! A const-shaped cache must have at least one head, one dimension and one slot:
 //!
-//! ```compile_fail
+//! ```compile_fail,E0080
 //! let c = constml::attention::KvCache::<f32, 1, 4, 0>::new();
 //! ```
 
@@ -470,7 +470,56 @@ pub struct KvCache<T, const KVH: usize, const D: usize, const CAP: usize> {
     ledger: CacheLedger,
 }
 
+/// Inherent forwards of the most used [`KvStore`] methods, so that a cache can
+/// be queried without importing the trait.
+macro_rules! inherent_cache_queries {
+    () => {
+        /// Number of positions held (see [`KvStore::len`]).
+        #[inline]
+        pub fn len(&self) -> usize {
+            KvStore::len(self)
+        }
+        /// `true` when nothing is held.
+        #[inline]
+        pub fn is_empty(&self) -> bool {
+            KvStore::is_empty(self)
+        }
+        /// Capacity in positions.
+        #[inline]
+        pub fn capacity(&self) -> usize {
+            KvStore::capacity(self)
+        }
+        /// The policy (bounded or ring).
+        #[inline]
+        pub fn policy(&self) -> CachePolicy {
+            KvStore::policy(self)
+        }
+        /// The next absolute position to be written (see [`KvStore::next_position`]).
+        #[inline]
+        pub fn next_position(&self) -> usize {
+            KvStore::next_position(self)
+        }
+        /// The oldest absolute position held (see [`KvStore::oldest_position`]).
+        #[inline]
+        pub fn oldest_position(&self) -> usize {
+            KvStore::oldest_position(self)
+        }
+        /// Drops every position from `pos` on (see [`KvStore::truncate`]).
+        #[inline]
+        pub fn truncate(&mut self, pos: usize) -> Result<()> {
+            KvStore::truncate(self, pos)
+        }
+        /// Empties the cache (see [`KvStore::reset`]).
+        #[inline]
+        pub fn reset(&mut self) {
+            KvStore::reset(self)
+        }
+    };
+}
+
 impl<T: Real, const KVH: usize, const D: usize, const CAP: usize> KvCache<T, KVH, D, CAP> {
+    inherent_cache_queries!();
+
     /// Size of the cache in bytes (for memory planning).
     pub const BYTES: usize = core::mem::size_of::<Self>();
 
@@ -864,6 +913,8 @@ mod dynamic {
     }
 
     impl<T: Real> KvCacheDyn<T> {
+        inherent_cache_queries!();
+
         /// An empty cache of `kv_heads` heads of width `head_dim` and room for
         /// `capacity` positions. Zero sizes or a size overflow are an `Err`.
         ///

@@ -100,6 +100,8 @@ pub(crate) fn project_with<B: Backend, T: Real>(
     linear_views_with::<B, T>(value, p.w_v, p.b_v, v)
 }
 
+crate::simd_default!(mha_views => mha_views_with<T: Real>(p: &MhaParams<'_, T>, query: MatRef<'_, T>, key: MatRef<'_, T>, value: MatRef<'_, T>, out: MatMut<'_, T>, buf: MhaBuffers<'_, T>, weights: WeightsOut<'_, T>, opts: &AttnOptions<'_, T>) -> Result<()>);
+
 /// Multi-head attention on views with backend `B`: projects `query`, `key` and
 /// `value`, attends per head (keys at positions `0..NK`; masks and hooks from
 /// `opts`), concatenates and projects to `out` `(NQ, DO)`. All shapes are
@@ -423,7 +425,7 @@ pub struct PackedMhaWeights<'a, T, const E: usize> {
 /// [`AttnOptions::block`], a float one as [`AttnOptions::bias`]. Weights: per
 /// head (`average_attn_weights=False`) or averaged over heads (`True`).
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// use constml::attention::{PackedMultiheadAttention, PackedMhaWeights};
 /// let w = [[[0.0f32; 6]; 6]; 3];
 /// let o = [[0.0f32; 6]; 6];
@@ -772,31 +774,95 @@ mod dynamic {
             self.run(x, x, x, WeightsOut::None, opts)
         }
 
-        /// Forward pass that also returns the attention weights: averaged over
-        /// heads `(NQ·NK)` when `average`, else per head `(H·NQ·NK)`.
+        /// Forward pass that also returns the attention weights, per head
+        /// (`H` matrices `(NQ, NK)`), averaged over heads (`(NQ, NK)`, as
+        /// `nn.MultiheadAttention`'s `average_attn_weights=True`) or both,
+        /// from one pass.
+        ///
+        /// ```
+        /// use constml::{Matrix, attention::{AttnOptions, MhaWeightsDyn,
+        ///     MultiHeadAttentionDyn, WeightsKind}};
+        /// let eye = |n: usize| Matrix::from_vec(n, n, (0..n * n)
+        ///     .map(|i| if i % (n + 1) == 0 { 1.0f32 } else { 0.0 }).collect());
+        /// let w = MhaWeightsDyn { heads: 2, kv_heads: 2, w_q: eye(4)?, b_q: None,
+        ///     w_k: eye(4)?, b_k: None, w_v: eye(4)?, b_v: None, w_o: eye(4)?, b_o: None };
+        /// let mha = MultiHeadAttentionDyn::<f32>::new(w);
+        /// let x = Matrix::from_vec(3, 4, (0..12).map(|i| i as f32 / 10.0).collect())?;
+        /// let (out, w) = mha.forward_with_weights(&x, &x, &x, WeightsKind::Both,
+        ///     &AttnOptions::new())?;
+        /// let (per_head, avg) = (w.per_head.unwrap(), w.averaged.unwrap());
+        /// assert_eq!((out.shape(), per_head.len(), avg.shape()), ((3, 4), 2, (3, 3)));
+        /// let mean = (per_head[0].as_slice()[1] + per_head[1].as_slice()[1]) / 2.0;
+        /// assert!((avg.as_slice()[1] - mean).abs() < 1e-7);
+        /// # Ok::<(), constml::Error>(())
+        /// ```
         pub fn forward_with_weights(
             &self,
             query: &Matrix<T>,
             key: &Matrix<T>,
             value: &Matrix<T>,
-            average: bool,
+            kind: WeightsKind,
             opts: &AttnOptions<'_, T>,
-        ) -> Result<(Matrix<T>, Vec<T>)> {
-            let per = sdpa_scratch_len(query.rows(), key.rows());
-            let heads = if average { 1 } else { self.weights.heads };
+        ) -> Result<(Matrix<T>, AttnWeightsDyn<T>)> {
+            let (nq, nk) = (query.rows(), key.rows());
+            let per = sdpa_scratch_len(nq, nk);
+            let heads = self.weights.heads;
             let mut w = zeros_vec("attention weights", per.saturating_mul(heads))?;
-            let wo = if average {
-                WeightsOut::Averaged(&mut w)
-            } else {
-                WeightsOut::PerHead(&mut w)
+            let out = self.run(query, key, value, WeightsOut::PerHead(&mut w), opts)?;
+            // Head `h`'s weights (`w` holds `heads · per` elements).
+            fn head_of<T>(w: &[T], h: usize, per: usize) -> &[T] {
+                w.get(h * per..(h + 1) * per).unwrap_or(&[])
+            }
+            let averaged = match kind {
+                WeightsKind::PerHead => None,
+                WeightsKind::Averaged | WeightsKind::Both => {
+                    let mut avg = Matrix::zeros(nq, nk)?;
+                    let a = avg.as_mut_slice();
+                    for h in 0..heads {
+                        B::raw_zip(a, head_of(&w, h, per), false);
+                    }
+                    if heads > 0 {
+                        B::scale(T::ONE / T::from_usize(heads), a);
+                    }
+                    Some(avg)
+                }
             };
-            let out = self.run(query, key, value, wo, opts)?;
-            Ok((out, w))
+            let per_head = match kind {
+                WeightsKind::Averaged => None,
+                WeightsKind::PerHead | WeightsKind::Both => Some(
+                    (0..heads)
+                        .map(|h| Matrix::from_vec(nq, nk, head_of(&w, h, per).to_vec()))
+                        .collect::<Result<Vec<_>>>()?,
+                ),
+            };
+            Ok((out, AttnWeightsDyn { per_head, averaged }))
         }
+    }
+
+    /// Which attention weights [`MultiHeadAttentionDyn::forward_with_weights`]
+    /// returns.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum WeightsKind {
+        /// One `(NQ, NK)` matrix per head.
+        PerHead,
+        /// Their mean over heads.
+        Averaged,
+        /// Both, from one pass.
+        Both,
+    }
+
+    /// Attention weights of a runtime-face forward pass: the fields that the
+    /// [`WeightsKind`] asked for are `Some`.
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct AttnWeightsDyn<T> {
+        /// Per head: `H` matrices `(NQ, NK)`, head `h` at index `h`.
+        pub per_head: Option<Vec<Matrix<T>>>,
+        /// Averaged over heads: `(NQ, NK)`.
+        pub averaged: Option<Matrix<T>>,
     }
 }
 
 #[cfg(feature = "std")]
 pub(crate) use dynamic::OwnedBuffers;
 #[cfg(feature = "std")]
-pub use dynamic::{MhaWeightsDyn, MultiHeadAttentionDyn};
+pub use dynamic::{AttnWeightsDyn, MhaWeightsDyn, MultiHeadAttentionDyn, WeightsKind};

@@ -29,7 +29,7 @@
 //!
 //! [`ScoreBias`]: super::ScoreBias
 //!
-//! ```compile_fail
+//! ```compile_fail,E0080
 //! use constml::attention::{MptAttention, MptWeights, MptConfig};
 //! let w = [[0.0f32; 8]; 11]; // should be 8 + 2·2 = 12 rows
 //! let o = [[0.0f32; 8]; 8];
@@ -136,6 +136,8 @@ impl<T> MptParams<'_, T> {
     }
 }
 
+crate::simd_default!(mpt_project_views => mpt_project_views_with<T: Real>(p: &MptParams<'_, T>, x: MatRef<'_, T>, q: MatMut<'_, T>, k: MatMut<'_, T>, v: MatMut<'_, T>) -> Result<()>);
+
 /// MPT's projection step on views: fused `Wqkv`, clamp, split, q/k LayerNorm,
 /// into q `(N, DM)`, k and v `(N, HD)`.
 pub fn mpt_project_views_with<B: Backend, T: Real>(
@@ -177,6 +179,8 @@ pub fn mpt_project_views_with<B: Backend, T: Real>(
     }
     Ok(())
 }
+
+crate::simd_default!(mpt_forward_views => mpt_forward_views_with<T: Real, C: KvStore<T>>(p: &MptParams<'_, T>, x: MatRef<'_, T>, cache: Option<&mut C>, buf: MhaBuffers<'_, T>, out: MatMut<'_, T>, weights: WeightsOut<'_, T>, opts: &AttnOptions<'_, T>) -> Result<()>);
 
 /// The MPT layer on views. With a `cache`, the chunk `x` `(N, DM)` sits at the
 /// cache's next position, attends (always causally) over the held keys and

@@ -525,6 +525,8 @@ fn mask_outside<T: Real>(
     }
 }
 
+crate::simd_default!(attend_views => attend_views_with<T: Real>(q: MatRef<'_, T>, segments: &[KvSegment<'_, T>], out: MatMut<'_, T>, scratch: &mut [T], head: usize, opts: &AttnOptions<'_, T>) -> Result<()>);
+
 /// Attention of one head over one or more runs of keys: the one implementation
 /// behind every attention entry point of constml.
 ///
@@ -773,6 +775,134 @@ pub fn sdpa_views_with<B: Backend, T: Real>(
     attend_views_with::<B, T>(q, &[KvSegment::new(k, v, 0)], out, weights, 0, opts)
 }
 
+/// The shape of a batched attention call in PyTorch's layout: `q`
+/// `(batch, heads, nq, dk)`, `k` `(batch, kv_heads, nk, dk)`, `v`
+/// `(batch, kv_heads, nk, dv)`, output `(batch, heads, nq, dv)`, each a dense
+/// row-major slice. `kv_heads` divides `heads`; query head `h` reads kv head
+/// `h / (heads / kv_heads)` (PyTorch's `enable_gqa=True`; `kv_heads = heads`
+/// is plain multi-head SDPA).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AttnShape {
+    /// Batch size.
+    pub batch: usize,
+    /// Query heads.
+    pub heads: usize,
+    /// Key/value heads.
+    pub kv_heads: usize,
+    /// Queries per head.
+    pub nq: usize,
+    /// Keys per head.
+    pub nk: usize,
+    /// Query/key width.
+    pub dk: usize,
+    /// Value width.
+    pub dv: usize,
+}
+
+impl AttnShape {
+    /// Element counts of `(q, k, v, out)`; `Err` if one overflows `usize`.
+    pub fn lens(&self) -> Result<(usize, usize, usize, usize)> {
+        let prod = |xs: [usize; 4]| {
+            xs.iter()
+                .try_fold(1usize, |a, &x| a.checked_mul(x))
+                .ok_or(Error::InvalidParameter {
+                    what: "attention: shape",
+                    reason: "element count overflows usize",
+                })
+        };
+        Ok((
+            prod([self.batch, self.heads, self.nq, self.dk])?,
+            prod([self.batch, self.kv_heads, self.nk, self.dk])?,
+            prod([self.batch, self.kv_heads, self.nk, self.dv])?,
+            prod([self.batch, self.heads, self.nq, self.dv])?,
+        ))
+    }
+
+    /// Scratch of [`sdpa_batched_views_with`], in elements: `nq · nk`.
+    pub const fn scratch_len(&self) -> usize {
+        sdpa_scratch_len(self.nq, self.nk)
+    }
+}
+
+/// Batched multi-head SDPA over borrowed slices, [`Simd`] backend; see
+/// [`sdpa_batched_views_with`].
+pub fn sdpa_batched_views<T: Real>(
+    q: &[T],
+    k: &[T],
+    v: &[T],
+    shape: AttnShape,
+    out: &mut [T],
+    scratch: &mut [T],
+    opts: &AttnOptions<'_, T>,
+) -> Result<()> {
+    sdpa_batched_views_with::<Simd, T>(q, k, v, shape, out, scratch, opts)
+}
+
+/// Batched multi-head (and grouped-query) SDPA over borrowed slices in
+/// PyTorch's `(batch, heads, n, d)` layout (see [`AttnShape`]); what
+/// `torch.nn.functional.scaled_dot_product_attention(q, k, v, enable_gqa=True)`
+/// computes. Masks and a shared bias in `opts` are `(nq, nk)` and apply to every
+/// batch entry and head; a per-head bias is `(heads·nq, nk)` and applies to
+/// every batch entry. `scratch` holds at least [`AttnShape::scratch_len`]
+/// elements. No allocation.
+///
+/// ```
+/// use constml::attention::{sdpa_batched_views, AttnOptions, AttnShape};
+/// // batch 2, 2 query heads sharing 1 kv head, 1 query, 2 keys, width 1.
+/// let s = AttnShape { batch: 2, heads: 2, kv_heads: 1, nq: 1, nk: 2, dk: 1, dv: 1 };
+/// let q = [0.0f32; 4];                       // scores all equal: mean of v
+/// let k = [0.0f32; 4];
+/// let v = [1.0f32, 3.0, 10.0, 20.0];
+/// let mut out = [0.0f32; 4];
+/// let mut scratch = [0.0f32; 2];
+/// sdpa_batched_views(&q, &k, &v, s, &mut out, &mut scratch, &AttnOptions::new())?;
+/// assert_eq!(out, [2.0, 2.0, 15.0, 15.0]);
+/// # Ok::<(), constml::Error>(())
+/// ```
+pub fn sdpa_batched_views_with<B: Backend, T: Real>(
+    q: &[T],
+    k: &[T],
+    v: &[T],
+    shape: AttnShape,
+    out: &mut [T],
+    scratch: &mut [T],
+    opts: &AttnOptions<'_, T>,
+) -> Result<()> {
+    let AttnShape {
+        batch,
+        heads,
+        kv_heads,
+        nq,
+        nk,
+        dk,
+        dv,
+    } = shape;
+    let group = crate::attention::gqa::group_size(heads, kv_heads)?;
+    let (lq, lk, lv, lo) = shape.lens()?;
+    check_len("attention: q", lq, q.len())?;
+    check_len("attention: k", lk, k.len())?;
+    check_len("attention: v", lv, v.len())?;
+    check_len("attention: out", lo, out.len())?;
+    if lo == 0 {
+        return Ok(());
+    }
+    // `lo > 0`: every factor is at least 1, so the per-head blocks below are
+    // in bounds of the checked lengths.
+    let (bq, bk, bv, bo) = (nq * dk, nk * dk, nk * dv, nq * dv);
+    for b in 0..batch {
+        for h in 0..heads {
+            let g = b * kv_heads + h / group;
+            let i = b * heads + h;
+            let qh = MatRef::new(q.get(i * bq..(i + 1) * bq).unwrap_or(&[]), nq, dk)?;
+            let kh = MatRef::new(k.get(g * bk..(g + 1) * bk).unwrap_or(&[]), nk, dk)?;
+            let vh = MatRef::new(v.get(g * bv..(g + 1) * bv).unwrap_or(&[]), nk, dv)?;
+            let oh = MatMut::new(out.get_mut(i * bo..(i + 1) * bo).unwrap_or(&mut []), nq, dv)?;
+            attend_views_with::<B, T>(qh, &[KvSegment::new(kh, vh, 0)], oh, scratch, h, opts)?;
+        }
+    }
+    Ok(())
+}
+
 /// Scaled dot-product attention, const-generic face, with the [`Simd`] backend;
 /// see [`sdpa_with`].
 pub fn sdpa<T: Real, const NQ: usize, const NK: usize, const DK: usize, const DV: usize>(
@@ -822,7 +952,8 @@ pub fn sdpa_with<
 #[cfg(feature = "std")]
 mod dynamic {
     use super::*;
-    use crate::matrix::Matrix;
+    use crate::matrix::{Matrix, zeros_vec};
+    use std::vec::Vec;
 
     /// Scaled dot-product attention on runtime-shaped matrices (feature `std`),
     /// with the [`Simd`] backend: returns `(output (NQ, DV), weights (NQ, NK))`.
@@ -867,7 +998,45 @@ mod dynamic {
         )?;
         Ok((out, w))
     }
+
+    /// Batched multi-head SDPA over borrowed slices (feature `std`), [`Simd`]
+    /// backend; see [`sdpa_batched_dyn_with`].
+    pub fn sdpa_batched_dyn<T: Real>(
+        q: &[T],
+        k: &[T],
+        v: &[T],
+        shape: AttnShape,
+        opts: &AttnOptions<'_, T>,
+    ) -> Result<Vec<T>> {
+        sdpa_batched_dyn_with::<Simd, T>(q, k, v, shape, opts)
+    }
+
+    /// [`sdpa_batched_views_with`] that allocates its output
+    /// `(batch, heads, nq, dv)` and scratch (feature `std`).
+    ///
+    /// ```
+    /// use constml::attention::{sdpa_batched_dyn, AttnOptions, AttnShape};
+    /// let s = AttnShape { batch: 1, heads: 2, kv_heads: 2, nq: 1, nk: 2, dk: 1, dv: 1 };
+    /// let out = sdpa_batched_dyn(&[0.0f32; 2], &[0.0; 4], &[1.0, 3.0, 5.0, 7.0], s,
+    ///                            &AttnOptions::new())?;
+    /// assert_eq!(out, vec![2.0, 6.0]);
+    /// # Ok::<(), constml::Error>(())
+    /// ```
+    pub fn sdpa_batched_dyn_with<B: Backend, T: Real>(
+        q: &[T],
+        k: &[T],
+        v: &[T],
+        shape: AttnShape,
+        opts: &AttnOptions<'_, T>,
+    ) -> Result<Vec<T>> {
+        let (_, _, _, lo) = shape.lens()?;
+        let mut out = zeros_vec("attention: out", lo)?;
+        let n = if lo == 0 { 0 } else { shape.scratch_len() };
+        let mut scratch = zeros_vec("attention: scratch", n)?;
+        sdpa_batched_views_with::<B, T>(q, k, v, shape, &mut out, &mut scratch, opts)?;
+        Ok(out)
+    }
 }
 
 #[cfg(feature = "std")]
-pub use dynamic::{sdpa_dyn, sdpa_dyn_with};
+pub use dynamic::{sdpa_batched_dyn, sdpa_batched_dyn_with, sdpa_dyn, sdpa_dyn_with};

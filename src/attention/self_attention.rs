@@ -103,6 +103,8 @@ pub fn rotate_qk<T, const N: usize, const H: usize, const KVH: usize, const D: u
     rotate_heads(rot, start, nested_mut(k)?, KVH)
 }
 
+crate::simd_default!(project_qkv_views => project_qkv_views_with<T: Real>(p: &MhaParams<'_, T>, x: MatRef<'_, T>, q: MatMut<'_, T>, k: MatMut<'_, T>, v: MatMut<'_, T>) -> Result<()>);
+
 /// Piece 1: q, k, v projections of `x` `(N, DM)` into `q` `(N, H·D)`, `k` and
 /// `v` `(N, KV_HEADS·D)`.
 pub fn project_qkv_views_with<B: Backend, T: Real>(
@@ -114,6 +116,8 @@ pub fn project_qkv_views_with<B: Backend, T: Real>(
 ) -> Result<()> {
     project_with::<B, T>(p, x, x, x, q, k, v)
 }
+
+crate::simd_default!(decoder_attention_views => decoder_attention_views_with<T: Real, C: KvStore<T>>(p: &MhaParams<'_, T>, x: MatRef<'_, T>, cache: &mut C, rot: &dyn Rotation<T>, buf: MhaBuffers<'_, T>, out: MatMut<'_, T>, opts: &AttnOptions<'_, T>) -> Result<()>);
 
 /// The decoder block on views: project → rotate → attend over the cache (with
 /// the chunk pending) → append → output projection. The chunk's first token sits
@@ -192,6 +196,17 @@ pub type PendingKv<'a, T, const N: usize, const KVH: usize, const D: usize> =
 /// Piece 4, const face: attention of q `(N, H, D)` at positions `start ..` over
 /// a cache, optionally with the chunk's not-yet-appended k/v as `pending`; see
 /// [`attend_cache_views_with`]. `scores` needs `S ≥ held + pending` columns.
+/// `H` must be a multiple of `KVH` (checked at compile time):
+///
+/// ```compile_fail,E0080
+/// use constml::attention::{attend_cache, AttnOptions, KvCache, WeightsOut};
+/// let cache = KvCache::<f32, 2, 4, 8>::new();
+/// let q = [[[0.0f32; 4]; 3]; 1]; // H = 3 query heads over KVH = 2
+/// let mut ctx = [[[0.0f32; 4]; 3]; 1];
+/// let mut scores = [[0.0f32; 9]; 1];
+/// let _ = attend_cache(&q, 0, &cache, None, &mut ctx, &mut scores, WeightsOut::None,
+///                      &AttnOptions::new());
+/// ```
 #[allow(clippy::too_many_arguments)]
 pub fn attend_cache_with<
     B: Backend,
@@ -212,6 +227,7 @@ pub fn attend_cache_with<
     weights: WeightsOut<'_, T>,
     opts: &AttnOptions<'_, T>,
 ) -> Result<()> {
+    assert_heads::<H, KVH>();
     let pending = match pending {
         Some((k, v)) => Some((nested(k)?, nested(v)?)),
         None => None,
@@ -285,7 +301,7 @@ pub type DecoderWeights<'a, T, const DM: usize, const H: usize, const KVH: usize
 /// # Ok::<(), constml::Error>(())
 /// ```
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// use constml::attention::{CausalSelfAttention, DecoderWeights};
 /// let wq = [[[0.0f32; 4]; 2]; 3];
 /// let wkv = [[[0.0f32; 4]; 2]; 2];
@@ -357,7 +373,7 @@ impl<'a, T: Real, const DM: usize, const H: usize, const KVH: usize, const D: us
     /// a prefill otherwise) starting at the cache's next position; see
     /// [`decoder_attention_views_with`]. `S ≥ CAP + N` is checked at compile time:
     ///
-    /// ```compile_fail
+    /// ```compile_fail,E0080
     /// use constml::attention::*;
     /// let wq = [[[0.0f32; 4]; 2]; 2];
     /// let wkv = [[[0.0f32; 4]; 2]; 1];

@@ -587,10 +587,10 @@ fn run<B: Backend, T: Real, M: BeamModel<T> + ?Sized>(
 ///
 /// `V`, `BEAMS` and `MAX_NEW` must be at least 1 (compile-time checks):
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// let s = constml::decode::BeamScratch::<f32, 8, 0, 4>::new();
 /// ```
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// let s = constml::decode::BeamScratch::<f32, 8, 2, 0>::new();
 /// ```
 #[derive(Clone, Debug)]

@@ -37,7 +37,7 @@ pub(crate) fn greedy_slice<B: Backend, T: Real>(logits: &[T]) -> Result<usize> {
 ///
 /// `V = 0` is rejected at compile time:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// let _ = constml::decode::greedy::<f32, 0>(&[]);
 /// ```
 #[inline]

@@ -433,7 +433,7 @@ fn apply_cuts<T: Real, W: Wide<T>>(w: &mut [T], topp: Option<Cand<T>>, minp: Opt
 ///
 /// `V` must be at least 1 (a compile-time check):
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// let s = constml::decode::SamplerScratch::<f32, 0>::new();
 /// ```
 #[derive(Clone, Debug)]

@@ -565,7 +565,7 @@ pub(crate) fn check_unit<T: Real>(what: &'static str, x: T) -> Result<()> {
 ///
 /// `V` must be at least 1 (a compile-time check):
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// let s = constml::decode::SelectScratch::<f32, 0>::new();
 /// ```
 #[derive(Clone, Debug)]

@@ -90,7 +90,7 @@ pub(crate) fn temperature_slice<T: Real>(logits: &mut [T], t: T) -> Result<()> {
 ///
 /// `V = 0` is rejected at compile time:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// let mut x: [f32; 0] = [];
 /// let _ = constml::decode::temperature(&mut x, 1.0);
 /// ```
