@@ -2,13 +2,18 @@
 //! counting global allocator wraps the system one, and the smoke binary's own
 //! code — `firmware/smoke/src/exercise.rs`, included here file for file: every
 //! kernel, the attention family and decoding, both backends — runs between two
-//! reads of this thread's counter.
+//! reads of this thread's counter. So does the decode step of
+//! `examples/decode_step` (which the smoke binary runs too).
 
 #[path = "common/counting.rs"]
 mod counting;
 
 #[path = "common/exercise.rs"]
 mod exercise;
+
+#[path = "../examples/decode_step/tiny.rs"]
+#[allow(dead_code)]
+mod tiny;
 
 use counting::allocations_during;
 
@@ -26,4 +31,31 @@ fn firmware_code_allocates_nothing() {
     assert_eq!(n, 0, "the firmware's no_std paths allocated {n} times");
     let r = result.expect("every call of the firmware exercise succeeds");
     assert!(r.is_finite(), "checksum {r}");
+}
+
+#[test]
+fn decode_step_allocates_nothing() {
+    use constml::rand_core::SeedableRng;
+    let sampler = constml::decode::Sampler::new()
+        .with_temperature(0.8)
+        .with_top_k(10);
+    let mut rng = rand_xoshiro::Xoshiro128PlusPlus::seed_from_u64(3);
+    let mut state = Box::new(tiny::State::new());
+    let mut result = Ok(0);
+    let n = allocations_during(|| {
+        let mut t = 1;
+        for _ in 0..70 {
+            match state.step(t, &sampler, &mut rng) {
+                Ok(next) => t = next,
+                Err(e) => {
+                    result = Err(e);
+                    return;
+                }
+            }
+        }
+        result = Ok(t);
+    });
+    assert_eq!(n, 0, "the decode step allocated {n} times");
+    assert!(result.expect("every step succeeds") < tiny::V);
+    assert_eq!(state.position(), 70);
 }
