@@ -7,7 +7,7 @@ mod common;
 use common::{RefFile, assert_close, entry, for_each_backend_and_real, ref_tol, to_vec};
 use constml::attention::*;
 use constml::position::ShawRelative;
-use constml::{Backend, Error, MatMut, MatRef, Matrix, Real};
+use constml::{Backend, Error, MatMut, MatRef, Matrix, Real, Simd};
 
 static BIN: &[u8] = include_bytes!("reference/attention.bin");
 
@@ -149,6 +149,39 @@ fn sdpa_matches_pytorch() {
     for_each_backend_and_real!(sdpa_all);
 }
 
+/// Head dimension 64 over 37–41 keys: the cases that reach the 16-lane vector
+/// paths (whole-vector head rows, key counts with tails, the one-row decode path).
+fn sdpa64_all<B: Backend, T: Real>() {
+    sdpa_case::<B, T, 7, 40, 64, 64>("sdpa64_plain", &AttnOptions::new());
+    // The same through the runtime face.
+    sdpa_runtime_case::<B, T>("sdpa64_plain", [7, 40, 64, 64], &AttnOptions::new());
+
+    // Bottom-right causal, 6 queries at the end of 41 keys (the reference got an
+    // explicit mask), default scale 1/8; then with explicit positions 35..41.
+    sdpa_case::<B, T, 6, 41, 64, 64>("sdpa64_causal", &AttnOptions::new().causal());
+    sdpa_case::<B, T, 6, 41, 64, 64>(
+        "sdpa64_causal",
+        &AttnOptions::new().causal().query_start(35),
+    );
+
+    // A decode step: one query over 40 keys; causal (the last position sees
+    // every key) gives the same.
+    sdpa_case::<B, T, 1, 40, 64, 64>("sdpa64_decode", &AttnOptions::new());
+    sdpa_case::<B, T, 1, 40, 64, 64>("sdpa64_decode", &AttnOptions::new().causal());
+
+    // DK 64, DV 48, additive float bias.
+    let bias = arr2::<T, 3, 37>("sdpa64_dv/bias");
+    sdpa_case::<B, T, 3, 37, 64, 48>(
+        "sdpa64_dv",
+        &AttnOptions::new().bias(MatRef::from_array(&bias)),
+    );
+}
+
+#[test]
+fn sdpa_head_dim_64_matches_pytorch() {
+    for_each_backend_and_real!(sdpa64_all);
+}
+
 /// Attention over several runs of keys ignores empty runs, including
 /// [`KvSegment::empty`] (whose views have no columns at all).
 #[test]
@@ -197,39 +230,57 @@ fn empty_key_runs_are_ignored() {
     assert!(out.as_flattened().iter().all(|&x| x == 0.0));
 }
 
-fn sdpa_runtime_faces<T: Real>() {
+/// Reference case `case` with q `(nq, dk)`, k `(nk, dk)`, v `(nk, dv)` through
+/// the runtime faces: `sdpa_dyn_with` (output and weights) and `sdpa_views_with`
+/// with a caller-owned weights buffer. Returns the inputs as matrices.
+fn sdpa_runtime_case<B: Backend, T: Real>(
+    case: &str,
+    [nq, nk, dk, dv]: [usize; 4],
+    opts: &AttnOptions<'_, T>,
+) -> [Matrix<T>; 3] {
     let (q, k, v) = (
-        mat::<T>("sdpa_bias/q", 3, 8),
-        mat::<T>("sdpa_bias/k", 5, 8),
-        mat::<T>("sdpa_bias/v", 5, 6),
+        mat::<T>(&format!("{case}/q"), nq, dk),
+        mat::<T>(&format!("{case}/k"), nk, dk),
+        mat::<T>(&format!("{case}/v"), nk, dv),
     );
-    let bias = mat::<T>("sdpa_bias/bias", 3, 5);
-    let (out, w) = sdpa_dyn(&q, &k, &v, &AttnOptions::new().bias(bias.view())).unwrap();
+    let what = format!("{case} {} {}", B::NAME, tag::<T>());
+    let (out, w) = sdpa_dyn_with::<B, T>(&q, &k, &v, opts).unwrap();
     check(
-        "sdpa_dyn out",
+        &format!("{what} sdpa_dyn out"),
         out.as_slice(),
-        &want::<T>("sdpa_bias", "out"),
+        &want::<T>(case, "out"),
     );
     check(
-        "sdpa_dyn weights",
+        &format!("{what} sdpa_dyn weights"),
         w.as_slice(),
-        &want::<T>("sdpa_bias", "w"),
+        &want::<T>(case, "w"),
     );
 
     // Views face with a caller-owned weights buffer.
-    let mut out = vec![T::ZERO; 3 * 6];
-    let mut w = vec![T::ZERO; sdpa_scratch_len(3, 5)];
-    let o = AttnOptions::new().bias(bias.view());
-    sdpa_views(
+    let mut out = vec![T::NAN; nq * dv];
+    let mut w = vec![T::NAN; sdpa_scratch_len(nq, nk)];
+    sdpa_views_with::<B, T>(
         q.view(),
         k.view(),
         v.view(),
-        MatMut::new(&mut out, 3, 6).unwrap(),
+        MatMut::new(&mut out, nq, dv).unwrap(),
         &mut w,
-        &o,
+        opts,
     )
     .unwrap();
-    check("sdpa_views out", &out, &want::<T>("sdpa_bias", "out"));
+    check(
+        &format!("{what} sdpa_views out"),
+        &out,
+        &want::<T>(case, "out"),
+    );
+    [q, k, v]
+}
+
+fn sdpa_runtime_faces<T: Real>() {
+    let bias = mat::<T>("sdpa_bias/bias", 3, 5);
+    let o = AttnOptions::new().bias(bias.view());
+    let [q, k, v] = sdpa_runtime_case::<Simd, T>("sdpa_bias", [3, 5, 8, 6], &o);
+    let mut out = vec![T::ZERO; 3 * 6];
 
     // Mismatched runtime shapes are errors, not panics.
     assert!(sdpa_dyn(&q, &v, &v, &AttnOptions::new()).is_err());
@@ -293,14 +344,30 @@ fn gqa_all<B: Backend, T: Real>() {
     gqa_case::<B, T, 4, 6, 4, 1, 4, 4>("mqa", &AttnOptions::new().causal());
 
     // Runtime face.
-    let (q, k, v) = (
-        mat::<T>("gqa/q", 3, 24),
-        mat::<T>("gqa/k", 5, 8),
-        mat::<T>("gqa/v", 5, 6),
-    );
-    let out = gqa_dyn_with::<B, T>(&q, &k, &v, 6, 2, &AttnOptions::new()).unwrap();
-    check("gqa_dyn", out.as_slice(), &want::<T>("gqa", "out"));
+    let [q, k, v] = gqa_runtime_case::<B, T>("gqa", [3, 5, 6, 2, 4, 3], &AttnOptions::new());
     assert!(gqa_dyn(&q, &k, &v, 6, 4, &AttnOptions::new()).is_err());
+}
+
+/// Reference case `case` through the runtime face `gqa_dyn_with`: q
+/// `(nq, h·dk)`, k `(nk, kvh·dk)`, v `(nk, kvh·dv)` (the `(N, heads, D)` entries
+/// read row-major). Returns the inputs as matrices.
+fn gqa_runtime_case<B: Backend, T: Real>(
+    case: &str,
+    [nq, nk, h, kvh, dk, dv]: [usize; 6],
+    opts: &AttnOptions<'_, T>,
+) -> [Matrix<T>; 3] {
+    let (q, k, v) = (
+        mat::<T>(&format!("{case}/q"), nq, h * dk),
+        mat::<T>(&format!("{case}/k"), nk, kvh * dk),
+        mat::<T>(&format!("{case}/v"), nk, kvh * dv),
+    );
+    let out = gqa_dyn_with::<B, T>(&q, &k, &v, h, kvh, opts).unwrap();
+    check(
+        &format!("{case} gqa_dyn {} {}", B::NAME, tag::<T>()),
+        out.as_slice(),
+        &want::<T>(case, "out"),
+    );
+    [q, k, v]
 }
 
 #[test]
@@ -308,19 +375,49 @@ fn gqa_and_mqa_match_pytorch_enable_gqa() {
     for_each_backend_and_real!(gqa_all);
 }
 
+/// 8 query heads over 2 KV heads of width 64, bottom-right causal with 5
+/// queries at the end of 40 keys.
+fn gqa64_all<B: Backend, T: Real>() {
+    let causal = AttnOptions::new().causal();
+    gqa_case::<B, T, 5, 40, 8, 2, 64, 64>("gqa64", &causal);
+    gqa_runtime_case::<B, T>("gqa64", [5, 40, 8, 2, 64, 64], &causal);
+}
+
+#[test]
+fn gqa_head_dim_64_matches_pytorch_enable_gqa() {
+    for_each_backend_and_real!(gqa64_all);
+}
+
 // ------------------------------------------------------------------ general MHA
 
-fn mha_general<B: Backend, T: Real>() {
-    // H = 2, DQK_IN = 5, DV_IN = 4, DK = 3, DV = 2, DO = 3; NQ = 2, NK = 4.
-    let w_q = arr3::<T, 2, 3, 5>("mha/fc_q_w");
-    let b_q = arr2::<T, 2, 3>("mha/fc_q_b");
-    let w_k = arr3::<T, 2, 3, 5>("mha/fc_k_w");
-    let b_k = arr2::<T, 2, 3>("mha/fc_k_b");
-    let w_v = arr3::<T, 2, 2, 4>("mha/fc_v_w");
-    let b_v = arr2::<T, 2, 2>("mha/fc_v_b");
-    let w_o = arr3::<T, 3, 2, 2>("mha/fc_o_w");
-    let b_o = vec1::<T, 3>("mha/fc_o_b");
-    let layer = MultiHeadAttention::<T, 2, 5, 4, 3, 2, 3, B>::new(MhaWeights {
+/// The from-scratch MultiHeadAttention reference case `case` (entries of
+/// `mha_case` in gen_attention.py): `H` heads, inputs of widths `DQK_IN`
+/// (query, key) and `DV_IN` (value), head widths `DK`, `DV`, output width `DO`,
+/// `NQ` queries over `NK` keys, block mask (`masked_fill` polarity).
+fn mha_case<
+    B: Backend,
+    T: Real,
+    const H: usize,
+    const DQK_IN: usize,
+    const DV_IN: usize,
+    const DK: usize,
+    const DV: usize,
+    const DO: usize,
+    const NQ: usize,
+    const NK: usize,
+>(
+    case: &str,
+) {
+    let e = |n: &str| format!("{case}/{n}");
+    let w_q = arr3::<T, H, DK, DQK_IN>(&e("fc_q_w"));
+    let b_q = arr2::<T, H, DK>(&e("fc_q_b"));
+    let w_k = arr3::<T, H, DK, DQK_IN>(&e("fc_k_w"));
+    let b_k = arr2::<T, H, DK>(&e("fc_k_b"));
+    let w_v = arr3::<T, H, DV, DV_IN>(&e("fc_v_w"));
+    let b_v = arr2::<T, H, DV>(&e("fc_v_b"));
+    let w_o = arr3::<T, DO, H, DV>(&e("fc_o_w"));
+    let b_o = vec1::<T, DO>(&e("fc_o_b"));
+    let layer = MultiHeadAttention::<T, H, DQK_IN, DV_IN, DK, DV, DO, B>::new(MhaWeights {
         w_q: &w_q,
         b_q: Some(&b_q),
         w_k: &w_k,
@@ -330,13 +427,13 @@ fn mha_general<B: Backend, T: Real>() {
         w_o: &w_o,
         b_o: Some(&b_o),
     });
-    let query = arr2::<T, 2, 5>("mha/query");
-    let key = arr2::<T, 4, 5>("mha/key");
-    let value = arr2::<T, 4, 4>("mha/value");
-    let mask = bools::<2, 4>("mha/mask");
-    let mut out = [[T::NAN; 3]; 2];
+    let query = arr2::<T, NQ, DQK_IN>(&e("query"));
+    let key = arr2::<T, NK, DQK_IN>(&e("key"));
+    let value = arr2::<T, NK, DV_IN>(&e("value"));
+    let mask = bools::<NQ, NK>(&e("mask"));
+    let mut out = [[T::NAN; DO]; NQ];
     let mut scratch = MhaScratch::new();
-    let mut w = vec![T::NAN; 2 * 2 * 4];
+    let mut w = vec![T::NAN; H * NQ * NK];
     layer
         .forward(
             &query,
@@ -348,17 +445,37 @@ fn mha_general<B: Backend, T: Real>() {
             &AttnOptions::new().block(MatRef::from_array(&mask)),
         )
         .unwrap();
+    let what = format!("{case} {} {}", B::NAME, tag::<T>());
     check(
-        &format!("mha {}", B::NAME),
+        &format!("{what} out"),
         out.as_flattened(),
-        &want::<T>("mha", "out"),
+        &want::<T>(case, "out"),
     );
-    check("mha per-head weights", &w, &want::<T>("mha", "w"));
+    check(
+        &format!("{what} per-head weights"),
+        &w,
+        &want::<T>(case, "w"),
+    );
+}
+
+fn mha_general<B: Backend, T: Real>() {
+    // H = 2, DQK_IN = 5, DV_IN = 4, DK = 3, DV = 2, DO = 3; NQ = 2, NK = 4.
+    mha_case::<B, T, 2, 5, 4, 3, 2, 3, 2, 4>("mha");
+}
+
+fn mha64<B: Backend, T: Real>() {
+    // H = 2, DQK_IN = 24, DV_IN = 20, DK = DV = 64, DO = 12; NQ = NK = 40.
+    mha_case::<B, T, 2, 24, 20, 64, 64, 12, 40, 40>("mha64");
 }
 
 #[test]
 fn general_mha_matches_pytorch() {
     for_each_backend_and_real!(mha_general);
+}
+
+#[test]
+fn general_mha_head_dim_64_matches_pytorch() {
+    for_each_backend_and_real!(mha64);
 }
 
 // ------------------------------------------------------------------ nn.MultiheadAttention
@@ -602,6 +719,10 @@ fn mpt<B: Backend, T: Real>() {
     check("MPT dyn cached", &o.as_slice()[..32], &nopad[..32]);
 }
 
+/// The MPT layer against `mpt_reference` in gen_attention.py. That reference is
+/// our own transcription of MPT's multi-query attention forward (torch attention
+/// path) into plain PyTorch, written for these tests; it is not MosaicML
+/// llm-foundry's code, which the generator neither imports nor runs.
 #[test]
 fn mpt_layer_matches_pytorch_mpt_computation() {
     for_each_backend_and_real!(mpt);
@@ -783,10 +904,13 @@ fn nan_propagates_without_panic() {
     assert!(out[1].iter().all(|x| x.is_nan()));
 }
 
+/// The `meta` entry names the generator; the library versions it records are
+/// printed, never checked (a regenerated file may come from other versions).
 #[test]
-fn reference_file_records_versions() {
+fn meta_names_the_generator() {
     let meta = entry(&file(), "meta").text();
-    assert!(meta.contains("torch 2."), "{meta}");
+    println!("attention.bin meta: {meta}");
+    assert!(meta.contains("gen_attention.py"), "{meta}");
 }
 
 // ------------------------------------------------------------------ bad input

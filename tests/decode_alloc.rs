@@ -64,7 +64,7 @@ fn decoding_allocates_nothing() {
     let mut beam_scratch = BeamScratch::<f32, V, 3, 6>::new();
     let mut hyps = Hypotheses::<f32, 3, 6>::new();
     let eos = [5usize];
-    let cfg = BeamConfig::new(&eos)
+    let cfg = BeamConfig::new(eos)
         .with_num_return(3)
         .with_early_stopping(EarlyStopping::Never)
         .with_length_penalty(1.5);

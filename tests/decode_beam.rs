@@ -206,7 +206,7 @@ fn check_against_hf<T: Real>(scalar: bool) {
     let (rtol, atol) = (1e-5, 1e-5);
     let mut finished_early = 0;
     for (ci, c) in cases.iter().enumerate() {
-        let cfg = BeamConfig::new(&c.eos)
+        let cfg = BeamConfig::new(&c.eos[..])
             .with_length_penalty(T::from_f64(c.lp))
             .with_early_stopping(c.early)
             .with_num_return(c.beams);
@@ -324,7 +324,7 @@ fn search(
 fn bad_parameters_are_errors() {
     let mut m = small();
     let eos = [3usize];
-    let cfg = BeamConfig::<f32>::new(&eos);
+    let cfg = BeamConfig::<f32>::new(eos);
     assert_err!(
         search(&mut m, &[1], &cfg.with_num_return(3)),
         Error::InvalidParameter { .. }
@@ -348,7 +348,7 @@ fn bad_parameters_are_errors() {
     );
     let bad_eos = [99usize];
     assert_err!(
-        search(&mut m, &[1], &BeamConfig::new(&bad_eos)),
+        search(&mut m, &[1], &BeamConfig::new(bad_eos)),
         Error::OutOfRange { index: 99, .. }
     );
 }
@@ -357,7 +357,7 @@ fn bad_parameters_are_errors() {
 #[test]
 fn dyn_face_rejects_bad_shapes() {
     let mut m = small();
-    let cfg = BeamConfig::<f32>::new(&[3]);
+    let cfg = BeamConfig::<f32>::new([3]);
     for (v, beams, max_new) in [(0, 2, 4), (16, 0, 4), (16, 2, 0)] {
         let mut s = BeamScratchDyn::<f32>::new(v, beams, max_new).unwrap();
         let mut o = HypothesesDyn::<f32>::new(beams, max_new).unwrap();
@@ -425,7 +425,7 @@ fn failing(
 
 #[test]
 fn model_errors_are_returned_unchanged() {
-    let cfg = BeamConfig::<f32>::new(&[]).with_early_stopping(EarlyStopping::Never);
+    let cfg = BeamConfig::<f32>::new([]).with_early_stopping(EarlyStopping::Never);
     for at in [0, 1, 2, 5] {
         let mut m = failing(Some(at), None, None);
         assert_eq!(
@@ -450,7 +450,7 @@ fn model_errors_are_returned_unchanged() {
 
 #[test]
 fn nan_logits_are_errors() {
-    let cfg = BeamConfig::<f32>::new(&[]);
+    let cfg = BeamConfig::<f32>::new([]);
     for at in [1, 2, 4] {
         let mut m = failing(None, None, Some(at));
         assert_err!(search(&mut m, &[1, 5], &cfg), Error::NaN { .. });
@@ -482,7 +482,7 @@ impl BeamModel<f32> for Forbid {
 fn processors_see_log_probs_and_can_forbid_tokens() {
     // Without the processor, the best hypotheses use some token; forbid it.
     let mut m = small();
-    let cfg = BeamConfig::<f32>::new(&[3]).with_num_return(2);
+    let cfg = BeamConfig::<f32>::new([3]).with_num_return(2);
     let mut scratch = Box::new(BeamScratch::<f32, V, 2, MAX_NEW>::new());
     let mut out = Hypotheses::<f32, 2, MAX_NEW>::new();
     beam_search(&mut m, &[1, 5], &cfg, &mut scratch, &mut out).unwrap();
@@ -515,7 +515,7 @@ fn all_forbidden_is_no_candidates() {
             self.0.reorder(parents)
         }
     }
-    let cfg = BeamConfig::<f32>::new(&[3]);
+    let cfg = BeamConfig::<f32>::new([3]);
     assert_eq!(
         search(&mut Nothing(small()), &[1], &cfg),
         Err(Error::NoCandidates)
@@ -529,7 +529,7 @@ fn one_beam_is_greedy_with_length_limit() {
     let mut m = table::<f32>(&a[1], &b[1], 1);
     let mut scratch = BeamScratch::<f32, V, 1, 5>::new();
     let mut out = Hypotheses::<f32, 1, 5>::new();
-    beam_search(&mut m, &[2], &BeamConfig::new(&[]), &mut scratch, &mut out).unwrap();
+    beam_search(&mut m, &[2], &BeamConfig::new([]), &mut scratch, &mut out).unwrap();
     let toks = out.tokens(0).unwrap().to_vec();
     assert_eq!(toks.len(), 5);
     // Greedy by hand through the same model.

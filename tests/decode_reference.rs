@@ -67,11 +67,13 @@ fn sampler_of<T: Real>(c: &[f64]) -> Sampler<T> {
     }
 }
 
+/// The `meta` entry names the generator; the library versions it records are
+/// printed, never checked (a regenerated file may come from other versions).
 #[test]
 fn meta_names_the_reference() {
     let meta = entry(&file(), "meta").text();
-    assert!(meta.contains("transformers 5.24"), "{meta}");
-    assert!(meta.contains("torch 2.15"), "{meta}");
+    println!("decode.bin meta: {meta}");
+    assert!(meta.contains("gen_decode.py"), "{meta}");
 }
 
 // ------------------------------------------------------------------ processors

@@ -409,13 +409,16 @@ fn dot<B: Backend, T: Real>() {
     report::<B, T>("dot", cases.len(), w);
 }
 
+/// The `meta` entry is text naming the generator; the library versions it
+/// records are printed, never checked (a regenerated file may come from other
+/// versions).
 #[test]
-fn meta_names_torch() {
+fn meta_names_the_generator() {
     let f = file();
     let meta = entry(&f, "meta");
     assert_eq!(meta.dtype, DType::U8);
     let text = meta.text();
-    assert!(text.contains("torch "), "meta: {text}");
+    println!("foundation.bin meta: {text}");
     assert!(text.contains("gen_foundation.py"), "meta: {text}");
 }
 

@@ -564,7 +564,7 @@ fn decode_calls<B: Backend>(seed: f32) -> Result<f32> {
     let mut beams = BeamScratch::<f32, V, BEAMS, MAX_NEW>::new();
     let mut hyps = Hypotheses::<f32, BEAMS, MAX_NEW>::new();
     let eos = [3];
-    let cfg = BeamConfig::new(&eos)
+    let cfg = BeamConfig::new(eos)
         .with_num_return(BEAMS)
         .with_length_penalty(1.2)
         .with_early_stopping(EarlyStopping::Never);

@@ -17,7 +17,9 @@ Cases
   mha           the from-scratch MultiHeadAttention (independent widths), block mask
   nnmha         torch.nn.MultiheadAttention with key_padding_mask (+ a bool attn_mask)
   mpt           MPT-style multi-query layer: Wqkv, clip_qkv, qk LayerNorm,
-                softmax_scale, causal, ALiBi attn_bias, allow-style key padding
+                softmax_scale, causal, ALiBi attn_bias, allow-style key padding.
+                mpt_reference below is our transcription of MPT's attention into
+                plain PyTorch, not MosaicML llm-foundry's code (not imported or run)
   hook_bias     score hook f(head, qpos, kpos) given to SDPA as an explicit bias
   shaw          Shaw relative key/value terms, explicit einsum computation
 
@@ -212,7 +214,8 @@ for n, t in (("w_qkv", w_qkv), ("b_qkv", b_qkv), ("w_out", w_out), ("b_out", b_o
 
 
 def mpt_reference(dt, x, key_padding):
-    """MPT's MultiQueryAttention forward (torch attention path), float32/64."""
+    """MPT's MultiQueryAttention forward (torch attention path), float32/64,
+    transcribed into plain PyTorch here; not llm-foundry's own code."""
     c = lambda t: t.to(dt)
     qkv = F.linear(c(x), c(w_qkv), c(b_qkv)).clamp(-CLIP, CLIP)
     q, k, v = qkv.split([DM, HD, HD], dim=-1)
