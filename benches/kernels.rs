@@ -76,7 +76,7 @@ fn gemm<T: Real>(c: &mut Criterion) {
     g.finish();
 }
 
-fn gemm_abt_one<B: Backend, T: Real>(n: usize, a: &[T], b: &[T], c: &mut [T]) {
+fn gemm_bt_one<B: Backend, T: Real>(n: usize, a: &[T], b: &[T], c: &mut [T]) {
     let av = MatRef::new(a, n, n).expect("shape");
     let bv = MatRef::new(b, n, n).expect("shape");
     B::gemm_bt(
@@ -90,7 +90,7 @@ fn gemm_abt_one<B: Backend, T: Real>(n: usize, a: &[T], b: &[T], c: &mut [T]) {
 
 /// `A·Bᵀ`, the score product of attention (Simd only beyond n = 64).
 fn gemm_bt<T: Real>(c: &mut Criterion) {
-    let mut g = c.benchmark_group(format!("gemm_abt_{}", type_name::<T>()));
+    let mut g = c.benchmark_group(format!("gemm_bt_{}", type_name::<T>()));
     g.sample_size(20);
     for n in [64usize, 256] {
         let (a, b) = (fill::<T>(n * n, 6), fill::<T>(n * n, 7));
@@ -98,11 +98,11 @@ fn gemm_bt<T: Real>(c: &mut Criterion) {
         g.throughput(Throughput::Elements(2 * (n * n * n) as u64));
         if n <= 64 {
             g.bench_with_input(BenchmarkId::new("scalar", n), &n, |bch, &n| {
-                bch.iter(|| gemm_abt_one::<Scalar, T>(n, &a, &b, &mut out))
+                bch.iter(|| gemm_bt_one::<Scalar, T>(n, &a, &b, &mut out))
             });
         }
         g.bench_with_input(BenchmarkId::new("simd", n), &n, |bch, &n| {
-            bch.iter(|| gemm_abt_one::<Simd, T>(n, &a, &b, &mut out))
+            bch.iter(|| gemm_bt_one::<Simd, T>(n, &a, &b, &mut out))
         });
     }
     g.finish();
