@@ -66,7 +66,7 @@
 //! ### Renamed in 0.2
 //!
 //! `Backend::gemm_abt` → [`Backend::gemm_bt`]; `Matrix::matmul_t` →
-//! [`Matrix::matmul_bt`]; `kernels::linear` → [`nn::linear`];
+//! [`Matrix::matmul_bt`]; `kernels::linear` → [`nn::linear()`];
 //! `scaled_dot_product_attention` → `attention::sdpa`;
 //! `grouped_query_attention` → `attention::gqa`; `sdpa_matrix` / `gqa_matrix`
 //! → `sdpa_dyn` / `gqa_dyn` (plus the batched `sdpa_batched_dyn`);

@@ -7,8 +7,8 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`sdpa`] | scaled dot-product attention, [`AttnOptions`] (masks, bias, causal, window), score hooks ([`ScoreBias`], [`RelativeKv`], [`ShawRelative`]) |
-//! | [`gqa`] | multi-head attention over projected heads with `KV_HEADS` (GQA; MQA = 1, MHA = `HEADS`) |
+//! | [`mod@sdpa`] | scaled dot-product attention ([`sdpa()`], batched [`sdpa_batched_views`]), [`AttnOptions`] (masks, bias, causal, window), score hooks ([`ScoreBias`], [`RelativeKv`]; Shaw's terms are [`position::ShawRelative`](crate::position::ShawRelative)) |
+//! | [`mod@gqa`] | multi-head attention over projected heads with `KV_HEADS` (GQA; MQA = 1, MHA = `HEADS`) |
 //! | [`mha`] | from-scratch [`MultiHeadAttention`] (independent widths) and PyTorch's `nn.MultiheadAttention` ([`PackedMultiheadAttention`]) |
 //! | [`self_attention`] | [`SelfAttention`] layer and the decoder's [`CausalSelfAttention`]: project → rotate → attend over cache → append → output projection |
 //! | [`mpt`] | MosaicML MPT's multi-query attention layer ([`MptAttention`]) |

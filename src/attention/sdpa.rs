@@ -6,9 +6,10 @@
 //!
 //! | face | function | storage |
 //! |---|---|---|
-//! | const-generic | [`scaled_dot_product_attention`] / [`_with`](sdpa_with) | `&[[T; D]; N]` arrays |
+//! | const-generic | [`sdpa()`] / [`_with`](sdpa_with) | `&[[T; D]; N]` arrays |
 //! | views (no_std, runtime shapes) | [`sdpa_views`] / [`_with`](sdpa_views_with) | [`MatRef`]/[`MatMut`] |
 //! | `std` | [`sdpa_dyn`] / [`_with`](sdpa_dyn_with) | [`Matrix`](crate::Matrix), allocated |
+//! | batched `(B, H, N, D)`, GQA | [`sdpa_batched_views`] (no_std) / [`sdpa_batched_dyn`] (`std`) | borrowed slices, [`AttnShape`] |
 //!
 //! # Conventions
 //!
@@ -174,7 +175,7 @@ impl<T, F: Fn(usize, usize, usize) -> T> ScoreBias<T> for F {
 ///
 /// Each method returns the term for one `(head, query position, key position)`
 /// or `None` for no term; a term's length must be `DK` (keys) or `DV` (values),
-/// else the attention call returns [`Error::LengthMismatch`]. [`ShawRelative`]
+/// else the attention call returns [`Error::LengthMismatch`]. [`ShawRelative`](crate::position::ShawRelative)
 /// implements it with tables indexed by clipped distance.
 pub trait RelativeKv<T> {
     /// `a^K` for this pair, length `DK`.

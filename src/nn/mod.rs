@@ -1,6 +1,6 @@
 //! Neural-network layers.
 //!
-//! One file per layer or family. Today: [`linear`] (forward). Backward passes,
+//! One file per layer or family. Today: [`mod@linear`] (forward). Backward passes,
 //! activations as layers, losses and optimisers come with the neural-network
 //! chapter.
 
