@@ -590,7 +590,9 @@ fn nn_mha<B: Backend, T: Real>() {
     let (_, w) = dynl
         .forward_with_weights(&query, &key, &value, WeightsKind::Averaged, &padded)
         .unwrap();
-    assert!(w.per_head.is_none() && w.averaged.is_some());
+    assert!(w.per_head.is_none());
+    // Both kinds average with the same operations in the same order.
+    assert_eq!(w.averaged.unwrap(), avg);
     assert!(MultiHeadAttentionDyn::<T, B>::from_packed(3, in_w, None, out_w, None).is_err());
 }
 

@@ -125,52 +125,70 @@ fn positive_infinite_logit_in_beam_search_is_named() {
     );
 }
 
+/// The buffers of one token through a 2-head layer of width 4 with one kv head
+/// of width 2 (bug 3's tests).
+struct StepBuffers {
+    q: [f32; 4],
+    k: [f32; 2],
+    v: [f32; 2],
+    ctx: [f32; 4],
+    scores: [f32; 16],
+    out: [f32; 4],
+}
+
+impl StepBuffers {
+    fn new() -> Self {
+        Self {
+            q: [0.0; 4],
+            k: [0.0; 2],
+            v: [0.0; 2],
+            ctx: [0.0; 4],
+            scores: [0.0; 16],
+            out: [0.0; 4],
+        }
+    }
+    /// The layer's working buffers and its output view.
+    fn views(&mut self) -> (MhaBuffers<'_, f32>, MatMut<'_, f32>) {
+        let buf = MhaBuffers {
+            q: MatMut::new(&mut self.q, 1, 4).unwrap(),
+            k: MatMut::new(&mut self.k, 1, 2).unwrap(),
+            v: MatMut::new(&mut self.v, 1, 2).unwrap(),
+            ctx: MatMut::new(&mut self.ctx, 1, 4).unwrap(),
+            scores: &mut self.scores,
+        };
+        (buf, MatMut::new(&mut self.out, 1, 4).unwrap())
+    }
+}
+
 /// Bug 3: the decoder and MPT layers checked their output projection after
 /// the cache append, so a bad `w_o` / `b_o` returned `Err` with the cache
 /// advanced. Every check now runs first.
 #[test]
 fn an_error_leaves_the_cache_unchanged() {
-    let eye: Vec<f32> = (0..16)
-        .map(|i| if i % 5 == 0 { 1.0 } else { 0.0 })
-        .collect();
+    let eye: [f32; 16] = core::array::from_fn(|i| if i % 5 == 0 { 1.0 } else { 0.0 });
     let half = &eye[..8]; // (2, 4): one kv head of width 2
     let bad_o = [0.0f32; 12]; // (4, 3): ctx has 4 columns
-    let p = |w_o: MatRef<'static, f32>| MhaParams {
+    let params = |w_o| MhaParams {
         heads: 2,
         kv_heads: 1,
-        w_q: MatRef::new(eye.clone().leak(), 4, 4).unwrap(),
+        w_q: MatRef::new(&eye, 4, 4).unwrap(),
         b_q: None,
-        w_k: MatRef::new(half.to_vec().leak(), 2, 4).unwrap(),
+        w_k: MatRef::new(half, 2, 4).unwrap(),
         b_k: None,
-        w_v: MatRef::new(half.to_vec().leak(), 2, 4).unwrap(),
+        w_v: MatRef::new(half, 2, 4).unwrap(),
         b_v: None,
         w_o,
         b_o: None,
     };
-    let good = p(MatRef::new(eye.clone().leak(), 4, 4).unwrap());
-    let bad = p(MatRef::new(bad_o.to_vec().leak(), 4, 3).unwrap());
+    let good = params(MatRef::new(&eye, 4, 4).unwrap());
+    let bad = params(MatRef::new(&bad_o, 4, 3).unwrap());
     let x = [0.1f32, 0.2, 0.3, 0.4];
+    let xv = MatRef::new(&x, 1, 4).unwrap();
     let mut cache = KvCache::<f32, 1, 2, 4>::new();
-    let run = |p: &MhaParams<'_, f32>, cache: &mut KvCache<f32, 1, 2, 4>| {
-        let (mut q, mut k, mut v, mut ctx) = ([0.0f32; 4], [0.0f32; 2], [0.0f32; 2], [0.0f32; 4]);
-        let mut scores = [0.0f32; 16];
-        let mut out = [0.0f32; 4];
-        let buf = MhaBuffers {
-            q: MatMut::new(&mut q, 1, 4).unwrap(),
-            k: MatMut::new(&mut k, 1, 2).unwrap(),
-            v: MatMut::new(&mut v, 1, 2).unwrap(),
-            ctx: MatMut::new(&mut ctx, 1, 4).unwrap(),
-            scores: &mut scores,
-        };
-        decoder_attention_views(
-            p,
-            MatRef::new(&x, 1, 4).unwrap(),
-            cache,
-            &NoRotation,
-            buf,
-            MatMut::new(&mut out, 1, 4).unwrap(),
-            &AttnOptions::new(),
-        )
+    let mut bufs = StepBuffers::new();
+    let mut run = |p: &MhaParams<'_, f32>, cache: &mut KvCache<f32, 1, 2, 4>| {
+        let (buf, out) = bufs.views();
+        decoder_attention_views(p, xv, cache, &NoRotation, buf, out, &AttnOptions::new())
     };
     run(&good, &mut cache).unwrap();
     assert_eq!(cache.len(), 1);
@@ -183,40 +201,37 @@ fn an_error_leaves_the_cache_unchanged() {
     assert_eq!(cache.len(), 2);
 
     // MPT: a bias of the wrong length for out_proj.
-    let w_qkv: Vec<f32> = (0..32).map(|i| (i % 7) as f32 / 7.0).collect(); // (8, 4)
-    let b_out = [0.0f32; 3];
-    let mp = MptParams {
+    let w_qkv: [f32; 32] = core::array::from_fn(|i| (i % 7) as f32 / 7.0); // (8, 4)
+    let b_out = [0.0f32; 4];
+    // `out_proj` bias of the first `n` values (4 fit; 3 do not).
+    let mpt = |n: usize| MptParams {
         heads: 2,
         w_qkv: MatRef::new(&w_qkv, 8, 4).unwrap(),
         b_qkv: None,
         w_out: MatRef::new(&eye, 4, 4).unwrap(),
-        b_out: Some(&b_out),
+        b_out: Some(&b_out[..n]),
         clip_qkv: None,
         qk_ln: None,
         softmax_scale: None,
     };
     let mut cache = KvCache::<f32, 1, 2, 4>::new();
-    let (mut q, mut k, mut v, mut ctx) = ([0.0f32; 4], [0.0f32; 2], [0.0f32; 2], [0.0f32; 4]);
-    let mut scores = [0.0f32; 16];
-    let mut out = [0.0f32; 4];
-    let buf = MhaBuffers {
-        q: MatMut::new(&mut q, 1, 4).unwrap(),
-        k: MatMut::new(&mut k, 1, 2).unwrap(),
-        v: MatMut::new(&mut v, 1, 2).unwrap(),
-        ctx: MatMut::new(&mut ctx, 1, 4).unwrap(),
-        scores: &mut scores,
+    let mut run = |p: &MptParams<'_, f32>, cache: &mut KvCache<f32, 1, 2, 4>| {
+        let (buf, out) = bufs.views();
+        mpt_forward_views(
+            p,
+            xv,
+            Some(cache),
+            buf,
+            out,
+            WeightsOut::None,
+            &AttnOptions::new(),
+        )
     };
-    let r = mpt_forward_views(
-        &mp,
-        MatRef::new(&x, 1, 4).unwrap(),
-        Some(&mut cache),
-        buf,
-        MatMut::new(&mut out, 1, 4).unwrap(),
-        WeightsOut::None,
-        &AttnOptions::new(),
-    );
+    let r = run(&mpt(3), &mut cache);
     assert!(matches!(r, Err(Error::LengthMismatch { .. })), "{r:?}");
     assert!(cache.is_empty());
+    run(&mpt(4), &mut cache).unwrap();
+    assert_eq!(cache.len(), 1);
 }
 
 /// Bug 4: zero-width matrices with huge row counts made the kernels loop

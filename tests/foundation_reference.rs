@@ -1,7 +1,7 @@
 //! The foundation kernels against PyTorch: gemm (A·B, A·Bᵀ, overwrite and
 //! accumulate), matvec, softmax and log-softmax, the activations and dot, for
-//! both backends and both element types, at the default tolerances of
-//! DESIGN.md (f32: 1e-5 relative + 1e-6 absolute; f64: 1e-10).
+//! both backends and both element types, at the project's default tolerances
+//! (f32: 1e-5 relative + 1e-6 absolute; f64: 1e-10; see the README's Testing).
 //!
 //! The vectors come from `tests/reference/gen_foundation.py`: PyTorch computing
 //! in float64 for the f64 cases and in float32 for the f32 cases, inputs and
@@ -126,7 +126,7 @@ impl Worst {
     }
 }
 
-/// Checks `got` against the reference at the default tolerance of DESIGN.md:
+/// Checks `got` against the reference at the project's default tolerance:
 ///
 /// * f64: against PyTorch's float64 output, 1e-10 relative + 1e-10 absolute;
 /// * f32: against the exact reference, 1e-5 relative + 1e-6 absolute; and
@@ -328,8 +328,8 @@ fn softmax<B: Backend, T: Real>() {
 }
 
 /// The fully −∞ row is the one place constml deliberately differs from PyTorch:
-/// PyTorch returns NaN there, constml's convention (DESIGN.md, "fully masked
-/// query row") is an all-zero softmax row and an all −∞ log-softmax row (the log
+/// PyTorch returns NaN there, constml's convention (a fully masked row gives
+/// zeros, never NaN: `Backend::softmax`'s rustdoc) is an all-zero softmax row and an all −∞ log-softmax row (the log
 /// of that zero row). The expected values below are that convention, not
 /// PyTorch's output; the stored PyTorch outputs are only checked to be NaN, to
 /// document the deviation.

@@ -807,34 +807,39 @@ mod dynamic {
             let (nq, nk) = (query.rows(), key.rows());
             let per = sdpa_scratch_len(nq, nk);
             let heads = self.weights.heads;
+            if kind == WeightsKind::Averaged {
+                // The kernel averages as it goes: no per-head buffer.
+                let mut avg = Matrix::zeros(nq, nk)?;
+                let wo = WeightsOut::Averaged(avg.as_mut_slice());
+                let out = self.run(query, key, value, wo, opts)?;
+                let weights = AttnWeightsDyn {
+                    per_head: None,
+                    averaged: Some(avg),
+                };
+                return Ok((out, weights));
+            }
             let mut w = zeros_vec("attention weights", per.saturating_mul(heads))?;
             let out = self.run(query, key, value, WeightsOut::PerHead(&mut w), opts)?;
-            // Head `h`'s weights (`w` holds `heads · per` elements).
-            fn head_of<T>(w: &[T], h: usize, per: usize) -> &[T] {
-                w.get(h * per..(h + 1) * per).unwrap_or(&[])
-            }
-            let averaged = match kind {
-                WeightsKind::PerHead => None,
-                WeightsKind::Averaged | WeightsKind::Both => {
-                    let mut avg = Matrix::zeros(nq, nk)?;
-                    let a = avg.as_mut_slice();
-                    for h in 0..heads {
-                        B::raw_zip(a, head_of(&w, h, per), false);
-                    }
-                    if heads > 0 {
-                        B::scale(T::ONE / T::from_usize(heads), a);
-                    }
-                    Some(avg)
+            // `w` holds `heads · per` elements, head `h` at `h · per`.
+            let head = |h: usize| w.get(h * per..(h + 1) * per).unwrap_or(&[]);
+            let averaged = if kind == WeightsKind::Both {
+                // The same operations, in the same order, as the kernel's
+                // `WeightsOut::Averaged`: head 0, plus each further head in
+                // order, times 1/heads — so `Both` and `Averaged` agree bit
+                // for bit.
+                let mut avg = Matrix::from_vec(nq, nk, head(0).to_vec())?;
+                for h in 1..heads {
+                    B::raw_zip(avg.as_mut_slice(), head(h), false);
                 }
+                B::raw_affine(avg.as_mut_slice(), T::ONE / T::from_usize(heads), T::ZERO);
+                Some(avg)
+            } else {
+                None
             };
-            let per_head = match kind {
-                WeightsKind::Averaged => None,
-                WeightsKind::PerHead | WeightsKind::Both => Some(
-                    (0..heads)
-                        .map(|h| Matrix::from_vec(nq, nk, head_of(&w, h, per).to_vec()))
-                        .collect::<Result<Vec<_>>>()?,
-                ),
-            };
+            let per_head = (0..heads)
+                .map(|h| Matrix::from_vec(nq, nk, head(h).to_vec()))
+                .collect::<Result<Vec<_>>>()?;
+            let per_head = Some(per_head);
             Ok((out, AttnWeightsDyn { per_head, averaged }))
         }
     }

@@ -825,19 +825,7 @@ impl AttnShape {
     }
 }
 
-/// Batched multi-head SDPA over borrowed slices, [`Simd`] backend; see
-/// [`sdpa_batched_views_with`].
-pub fn sdpa_batched_views<T: Real>(
-    q: &[T],
-    k: &[T],
-    v: &[T],
-    shape: AttnShape,
-    out: &mut [T],
-    scratch: &mut [T],
-    opts: &AttnOptions<'_, T>,
-) -> Result<()> {
-    sdpa_batched_views_with::<Simd, T>(q, k, v, shape, out, scratch, opts)
-}
+crate::simd_default!(sdpa_batched_views => sdpa_batched_views_with<T: Real>(q: &[T], k: &[T], v: &[T], shape: AttnShape, out: &mut [T], scratch: &mut [T], opts: &AttnOptions<'_, T>) -> Result<()>);
 
 /// Batched multi-head (and grouped-query) SDPA over borrowed slices in
 /// PyTorch's `(batch, heads, n, d)` layout (see [`AttnShape`]); what

@@ -999,3 +999,37 @@ pub fn beam_search_dyn_with<B: Backend, T: Real>(
     };
     run::<B, T, _>(model, prompt, cfg, work, o)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both paths of `normalised` against `score · n^(−lp)` computed in f64.
+    #[test]
+    fn normalised_scores_take_the_direct_or_the_log_path_correctly() {
+        // (score, n, lp): 2^40 is a normal f32 (direct path, HF's division);
+        // 2^−126.5 is subnormal in f32 (log path).
+        for (score, n, lp) in [
+            (-0.5f32, 2usize, 40.0f32),
+            (-0.5, 2, -126.5),
+            (-3.0, 5, 1.0),
+        ] {
+            let want = score as f64 * libm::pow(n as f64, -(lp as f64));
+            let got = normalised(score, n, lp).unwrap() as f64;
+            assert!(
+                (got - want).abs() <= 2.0 * f32::EPSILON as f64 * want.abs(),
+                "{score} {n} {lp}: {got:e} vs {want:e}"
+            );
+        }
+        // The direct path is HF's: f32 division by the f32-rounded power.
+        let p = libm::pow(5.0, 1.0f64) as f32;
+        assert_eq!(normalised(-3.0f32, 5, 1.0).unwrap(), -3.0 / p);
+        assert_eq!(normalised(0.0f32, 7, -126.5).unwrap(), 0.0);
+        // An overflowing result is an error, not −∞.
+        assert!(normalised(-1e30f32, 2, -126.5).is_err());
+        assert_eq!(
+            normalised(f32::NEG_INFINITY, 2, 1.0).unwrap(),
+            f32::NEG_INFINITY
+        );
+    }
+}

@@ -17,7 +17,7 @@ pub fn entry<'a>(f: &RefFile<'a>, name: &str) -> Entry<'a> {
         .unwrap_or_else(|| panic!("reference entry {name} missing"))
 }
 
-/// Default tolerances of DESIGN.md: against references 1e-5 relative + 1e-6
+/// The project's default tolerances: against references 1e-5 relative + 1e-6
 /// absolute in f32, 1e-10 in f64.
 pub fn ref_tol<T: Real>() -> (f64, f64) {
     if T::BYTES == 4 {

@@ -137,33 +137,54 @@ gqa_case("gqa", 3, 5, 6, 2, 4, 3, causal=False)
 gqa_case("mqa", 4, 6, 4, 1, 4, 4, causal=True)
 
 # ---------------------------------------------------------------- general MHA
-# The from-scratch MultiHeadAttention: fc_q, fc_k (input 5 -> 2 heads x 3),
-# fc_v (input 4 -> 2 heads x 2), fc_o (4 -> 3); masked_fill block mask.
-H, DQK_IN, DV_IN, DK, DV, DO, NQ, NK = 2, 5, 4, 3, 2, 3, 2, 4
-fc_q, fc_k = torch.nn.Linear(DQK_IN, H * DK), torch.nn.Linear(DQK_IN, H * DK)
-fc_v, fc_o = torch.nn.Linear(DV_IN, H * DV), torch.nn.Linear(H * DV, DO)
-xq, xk, xv = randn(NQ, DQK_IN), randn(NK, DQK_IN), randn(NK, DV_IN)
-mblock = torch.zeros(NQ, NK, dtype=torch.bool)
-mblock[0, 3] = True
-mblock[1, 0] = True
-for n, lin in (("fc_q", fc_q), ("fc_k", fc_k), ("fc_v", fc_v), ("fc_o", fc_o)):
-    put(f"mha/{n}_w", lin.weight)
-    put(f"mha/{n}_b", lin.bias)
-put("mha/query", xq)
-put("mha/key", xk)
-put("mha/value", xv)
-put("mha/mask", mblock)
-for tag, dt in (("f32", torch.float32), ("f64", torch.float64)):
-    L = lambda lin, x: F.linear(x.to(dt), lin.weight.to(dt), lin.bias.to(dt))
-    q = L(fc_q, xq).view(NQ, H, DK).transpose(0, 1)
-    k = L(fc_k, xk).view(NK, H, DK).transpose(0, 1)
-    v = L(fc_v, xv).view(NK, H, DV).transpose(0, 1)
-    s = (q @ k.transpose(1, 2)) / math.sqrt(DK)
-    s = s.masked_fill(mblock, float("-inf"))
-    w = torch.softmax(s, dim=-1)
-    ctx = (w @ v).transpose(0, 1).reshape(NQ, H * DV)
-    put(f"mha/out_{tag}", L(fc_o, ctx))
-    put(f"mha/w_{tag}", w)
+# `mha` here (2 heads, widths 5/4 -> 3 and 2, output 3, a fixed block mask);
+# `mha64` (head width 64, a random block mask) at the end of the file.
+def mha_case(case, h, dqk_in, dv_in, dk, dv, do, nq, nk, block_mask):
+    """The from-scratch MultiHeadAttention: fc_q, fc_k (dqk_in -> h heads x dk),
+    fc_v (dv_in -> h heads x dv), fc_o (h*dv -> do); block_mask(nq, nk) gives the
+    masked_fill (block) mask, drawn after the inputs."""
+    fc_q, fc_k = torch.nn.Linear(dqk_in, h * dk), torch.nn.Linear(dqk_in, h * dk)
+    fc_v, fc_o = torch.nn.Linear(dv_in, h * dv), torch.nn.Linear(h * dv, do)
+    xq, xk, xv = randn(nq, dqk_in), randn(nk, dqk_in), randn(nk, dv_in)
+    mblock = block_mask(nq, nk)
+    assert not mblock.all(dim=-1).any()
+    for n, lin in (("fc_q", fc_q), ("fc_k", fc_k), ("fc_v", fc_v), ("fc_o", fc_o)):
+        put(f"{case}/{n}_w", lin.weight)
+        put(f"{case}/{n}_b", lin.bias)
+    put(f"{case}/query", xq)
+    put(f"{case}/key", xk)
+    put(f"{case}/value", xv)
+    put(f"{case}/mask", mblock)
+    for tag, dt in (("f32", torch.float32), ("f64", torch.float64)):
+        L = lambda lin, x: F.linear(x.to(dt), lin.weight.to(dt), lin.bias.to(dt))
+        q = L(fc_q, xq).view(nq, h, dk).transpose(0, 1)
+        k = L(fc_k, xk).view(nk, h, dk).transpose(0, 1)
+        v = L(fc_v, xv).view(nk, h, dv).transpose(0, 1)
+        s = (q @ k.transpose(1, 2)) / math.sqrt(dk)
+        s = s.masked_fill(mblock, float("-inf"))
+        w = torch.softmax(s, dim=-1)
+        ctx = (w @ v).transpose(0, 1).reshape(nq, h * dv)
+        put(f"{case}/out_{tag}", L(fc_o, ctx))
+        put(f"{case}/w_{tag}", w)
+
+
+def fixed_mask(nq, nk):
+    m = torch.zeros(nq, nk, dtype=torch.bool)
+    m[0, 3] = True
+    m[1, 0] = True
+    return m
+
+
+def random_mask(p):
+    """Blocked with probability p, the diagonal never blocked."""
+    def make(nq, nk):
+        m = torch.rand(nq, nk) < p
+        m[torch.arange(min(nq, nk)), torch.arange(min(nq, nk))] = False
+        return m
+    return make
+
+
+mha_case("mha", 2, 5, 4, 3, 2, 3, 2, 4, fixed_mask)
 
 # ---------------------------------------------------------------- nn.MultiheadAttention
 E, NH, LQ, S = 8, 2, 3, 5
@@ -290,36 +311,7 @@ sdpa_case("sdpa64_dv", 3, 37, 64, 48, bias=randn(3, 37))
 gqa_case("gqa64", 5, 40, 8, 2, 64, 64, causal=True)
 
 
-def mha_case(case, h, dqk_in, dv_in, dk, dv, do, nq, nk, block_p):
-    """The general-MHA case above (same entries and computation) at other sizes;
-    the block mask is random with probability block_p, the diagonal never blocked."""
-    fc_q, fc_k = torch.nn.Linear(dqk_in, h * dk), torch.nn.Linear(dqk_in, h * dk)
-    fc_v, fc_o = torch.nn.Linear(dv_in, h * dv), torch.nn.Linear(h * dv, do)
-    xq, xk, xv = randn(nq, dqk_in), randn(nk, dqk_in), randn(nk, dv_in)
-    mblock = torch.rand(nq, nk) < block_p
-    mblock[torch.arange(min(nq, nk)), torch.arange(min(nq, nk))] = False
-    assert not mblock.all(dim=-1).any()
-    for n, lin in (("fc_q", fc_q), ("fc_k", fc_k), ("fc_v", fc_v), ("fc_o", fc_o)):
-        put(f"{case}/{n}_w", lin.weight)
-        put(f"{case}/{n}_b", lin.bias)
-    put(f"{case}/query", xq)
-    put(f"{case}/key", xk)
-    put(f"{case}/value", xv)
-    put(f"{case}/mask", mblock)
-    for tag, dt in (("f32", torch.float32), ("f64", torch.float64)):
-        L = lambda lin, x: F.linear(x.to(dt), lin.weight.to(dt), lin.bias.to(dt))
-        q = L(fc_q, xq).view(nq, h, dk).transpose(0, 1)
-        k = L(fc_k, xk).view(nk, h, dk).transpose(0, 1)
-        v = L(fc_v, xv).view(nk, h, dv).transpose(0, 1)
-        s = (q @ k.transpose(1, 2)) / math.sqrt(dk)
-        s = s.masked_fill(mblock, float("-inf"))
-        w = torch.softmax(s, dim=-1)
-        ctx = (w @ v).transpose(0, 1).reshape(nq, h * dv)
-        put(f"{case}/out_{tag}", L(fc_o, ctx))
-        put(f"{case}/w_{tag}", w)
-
-
-mha_case("mha64", 2, 24, 20, 64, 64, 12, 40, 40, block_p=0.2)
+mha_case("mha64", 2, 24, 20, 64, 64, 12, 40, 40, random_mask(0.2))
 
 here = os.path.dirname(os.path.abspath(__file__))
 path = os.path.join(here, "attention.bin")
