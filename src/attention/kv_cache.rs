@@ -65,7 +65,9 @@ pub enum CachePolicy {
     Ring,
 }
 
-/// A run of held positions in consecutive slots.
+/// A run of held positions in consecutive slots (bookkeeping behind
+/// [`KvStore`]; hidden from the docs).
+#[doc(hidden)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SlotRun {
     /// First slot.
@@ -79,7 +81,8 @@ pub struct SlotRun {
 const DONE: usize = usize::MAX;
 
 /// The bookkeeping of a cache: policy, capacity and the held positions
-/// `oldest .. next`.
+/// `oldest .. next` (behind [`KvStore`]'s queries; hidden from the docs).
+#[doc(hidden)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CacheLedger {
     policy: CachePolicy,
@@ -233,6 +236,7 @@ pub trait KvStore<T: Real>: sealed::Sealed {
     fn raw_mut(&mut self) -> RawCacheMut<'_, T>;
 
     /// The bookkeeping: policy, capacity, held positions.
+    #[doc(hidden)]
     fn ledger(&self) -> CacheLedger {
         *self.raw().ledger
     }
