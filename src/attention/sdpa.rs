@@ -160,6 +160,14 @@ impl KeyPositions<'_> {
 pub trait ScoreBias<T> {
     /// The bias added to the score of `query_pos` against `key_pos` in `head`.
     fn bias(&self, head: usize, query_pos: usize, key_pos: usize) -> T;
+
+    /// The number of heads the hook has values for, if it knows: attention
+    /// returns [`Error::OutOfRange`] for a head at or past it instead of
+    /// reading a missing table column. `None` (the provided default) for hooks
+    /// that take any head.
+    fn heads(&self) -> Option<usize> {
+        None
+    }
 }
 
 impl<T, F: Fn(usize, usize, usize) -> T> ScoreBias<T> for F {
@@ -453,6 +461,15 @@ fn check_options<T>(opts: &AttnOptions<'_, T>, nq: usize, nk: usize, head: usize
         return Err(Error::InvalidParameter {
             what: "attention: query positions",
             reason: "start + NQ overflows usize",
+        });
+    }
+    if let Some(n) = opts.score_bias.and_then(|h| h.heads())
+        && head >= n
+    {
+        return Err(Error::OutOfRange {
+            what: "attention: score bias head",
+            index: head,
+            len: n,
         });
     }
     let hooks = opts.score_bias.is_some() || opts.relative.is_some();

@@ -45,8 +45,38 @@ use crate::real::Real;
 /// Implemented for closures `Fn(usize, &mut [T]) -> Result<()>` and by
 /// [`NoRotation`].
 pub trait Rotation<T> {
-    /// Rotates one head vector in place for absolute position `pos`.
+    /// Rotates one head's vector in place for absolute position `pos`.
     fn rotate(&self, pos: usize, x: &mut [T]) -> Result<()>;
+
+    /// Rotates every head of every row of `x` `(N, heads·D)`, row `i` at
+    /// absolute position `start + i`. The provided method calls
+    /// [`rotate`](Rotation::rotate) once per head; an encoding whose
+    /// coefficients depend only on the position (RoPE) overrides it to compute
+    /// them once per row.
+    fn rotate_rows(&self, start: usize, mut x: MatMut<'_, T>, heads: usize) -> Result<()> {
+        let d = head_width("rotate: columns", x.cols(), heads)?;
+        if d == 0 {
+            return Ok(());
+        }
+        for i in 0..x.rows() {
+            let pos = row_position(start, i)?;
+            if let Some(row) = x.row_mut(i) {
+                for h in row.chunks_exact_mut(d) {
+                    self.rotate(pos, h)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The absolute position of row `i` of a chunk starting at `start`.
+#[inline]
+pub(crate) fn row_position(start: usize, i: usize) -> Result<usize> {
+    start.checked_add(i).ok_or(Error::InvalidParameter {
+        what: "rotate: position",
+        reason: "start + row overflows usize",
+    })
 }
 
 impl<T, F: Fn(usize, &mut [T]) -> Result<()>> Rotation<T> for F {
@@ -66,29 +96,14 @@ impl<T> Rotation<T> for NoRotation {
 }
 
 /// Applies `rot` to every head of every row of `x` `(N, heads·D)`: row `i` at
-/// absolute position `start + i`.
+/// absolute position `start + i` ([`Rotation::rotate_rows`]).
 pub fn rotate_heads<T>(
     rot: &dyn Rotation<T>,
     start: usize,
-    mut x: MatMut<'_, T>,
+    x: MatMut<'_, T>,
     heads: usize,
 ) -> Result<()> {
-    let d = head_width("rotate: columns", x.cols(), heads)?;
-    if d == 0 {
-        return Ok(());
-    }
-    for i in 0..x.rows() {
-        let pos = start.checked_add(i).ok_or(Error::InvalidParameter {
-            what: "rotate: position",
-            reason: "start + row overflows usize",
-        })?;
-        if let Some(row) = x.row_mut(i) {
-            for h in row.chunks_exact_mut(d) {
-                rot.rotate(pos, h)?;
-            }
-        }
-    }
-    Ok(())
+    rot.rotate_rows(start, x, heads)
 }
 
 /// Rotates q `(N, H, D)` and k `(N, KVH, D)` at positions `start ..` (const face

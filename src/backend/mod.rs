@@ -96,6 +96,18 @@ pub trait Backend:
     /// `C (+)= A·Bᵀ` over the common dims of valid views.
     fn raw_gemm_bt<T: Real>(a: MatRef<'_, T>, b: MatRef<'_, T>, c: MatMut<'_, T>, acc: Accumulate);
 
+    #[doc(hidden)]
+    /// Rotates each pair `(lo[i], hi[i])` by the angle with cosine `cos[i]` and
+    /// sine `sin[i]`: `(lo·c − hi·s, hi·c + lo·s)` (RoPE's half-split layout),
+    /// over the common prefix.
+    fn raw_rotate_halves<T: Real>(lo: &mut [T], hi: &mut [T], cos: &[T], sin: &[T]);
+    #[doc(hidden)]
+    /// Rotates each pair `(x[2i], x[2i+1])` by the angle with cosine `cos[2i]`
+    /// and sine `sin[2i]` (RoPE's interleaved layout; its tables hold every
+    /// coefficient twice, `cos[2i] = cos[2i+1]`), over the common prefix
+    /// rounded down to whole pairs.
+    fn raw_rotate_pairs<T: Real>(x: &mut [T], cos: &[T], sin: &[T]);
+
     /// `Σ x[i]`.
     fn sum<T: Real>(x: &[T]) -> T;
 

@@ -29,6 +29,23 @@ impl Backend for Scalar {
         }
     }
 
+    fn raw_rotate_halves<T: Real>(lo: &mut [T], hi: &mut [T], cos: &[T], sin: &[T]) {
+        for (((a, b), &c), &s) in lo.iter_mut().zip(hi.iter_mut()).zip(cos).zip(sin) {
+            let (x, y) = (*a, *b);
+            *a = x * c - y * s;
+            *b = y * c + x * s;
+        }
+    }
+
+    fn raw_rotate_pairs<T: Real>(x: &mut [T], cos: &[T], sin: &[T]) {
+        let pairs = x.chunks_exact_mut(2);
+        for ((p, c), s) in pairs.zip(cos.chunks_exact(2)).zip(sin.chunks_exact(2)) {
+            let (a, b, c, s) = (p[0], p[1], c[0], s[0]);
+            p[0] = a * c - b * s;
+            p[1] = b * c + a * s;
+        }
+    }
+
     fn raw_zip<T: Real>(y: &mut [T], x: &[T], mul: bool) {
         for (yi, &xi) in y.iter_mut().zip(x) {
             if mul {

@@ -1,6 +1,6 @@
 //! The SIMD backend: `wide` vectors, register blocking, independent accumulators.
 
-use super::{Accumulate, Backend};
+use super::{Accumulate, Backend, Scalar};
 use crate::mat::{MatMut, MatRef};
 use crate::real::Real;
 
@@ -94,6 +94,46 @@ impl Backend for Simd {
                 *yi += xi;
             }
         }
+    }
+
+    #[inline]
+    fn raw_rotate_halves<T: Real>(lo: &mut [T], hi: &mut [T], cos: &[T], sin: &[T]) {
+        let n = lo.len().min(hi.len()).min(cos.len()).min(sin.len());
+        let (lb, lt) = T::blocks_mut(&mut lo[..n]);
+        let (hb, ht) = T::blocks_mut(&mut hi[..n]);
+        let (cb, ct) = T::blocks(&cos[..n]);
+        let (sb, st) = T::blocks(&sin[..n]);
+        for (((l, h), c), s) in lb.iter_mut().zip(hb.iter_mut()).zip(cb).zip(sb) {
+            let (x, y, vc, vs) = (T::load(l), T::load(h), T::load(c), T::load(s));
+            T::store(T::fma(x, vc, -(y * vs)), l);
+            T::store(T::fma(y, vc, x * vs), h);
+        }
+        Scalar::raw_rotate_halves(lt, ht, ct, st);
+    }
+
+    #[inline]
+    fn raw_rotate_pairs<T: Real>(x: &mut [T], cos: &[T], sin: &[T]) {
+        let n = x.len().min(cos.len()).min(sin.len()) & !1;
+        // A block holds whole pairs (the lane counts are even).
+        let (xb, xt) = T::blocks_mut(&mut x[..n]);
+        let (cb, ct) = T::blocks(&cos[..n]);
+        let (sb, st) = T::blocks(&sin[..n]);
+        for ((v, c), s) in xb.iter_mut().zip(cb).zip(sb) {
+            // The partner of each lane, with the sign of its sine term:
+            // (−x[2i+1], x[2i]); LLVM turns this into a lane shuffle.
+            let mut partner = *v;
+            for (p, x) in partner
+                .as_mut()
+                .chunks_exact_mut(2)
+                .zip(v.as_ref().chunks_exact(2))
+            {
+                p[0] = -x[1];
+                p[1] = x[0];
+            }
+            let out = T::fma(T::load(&partner), T::load(s), T::load(v) * T::load(c));
+            T::store(out, v);
+        }
+        Scalar::raw_rotate_pairs(xt, ct, st);
     }
 
     #[inline]

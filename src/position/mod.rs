@@ -6,10 +6,29 @@
 //! relative key/value terms, [`Rotation`](crate::attention::Rotation) for q/k
 //! rotation before the cache append); the encodings live here.
 //!
-//! | module | what |
-//! |---|---|
-//! | [`shaw`] | Shaw et al.'s relative key/value terms ([`ShawRelative`]) |
+//! | module | what | plugs in as |
+//! |---|---|---|
+//! | [`sinusoidal`] | fixed sin/cos tables, interleaved and concatenated-halves layouts ([`Sinusoidal`]) | added to embeddings |
+//! | [`learned`] | learned absolute table with backward and SGD ([`LearnedPositions`]) | added to embeddings |
+//! | [`rope`] | rotary embedding, interleaved and half-split, linear / NTK scaling ([`Rope`], [`RopeTable`]) | [`Rotation`](crate::attention::Rotation) |
+//! | [`t5`] | T5's bucketed relative bias ([`T5Buckets`], [`T5RelativeBias`]) | [`ScoreBias`](crate::attention::ScoreBias) or a per-head bias |
+//! | [`alibi`] | ALiBi slopes and biases, causal / symmetric / Bloom ([`Alibi`]) | [`ScoreBias`](crate::attention::ScoreBias) or a per-head bias |
+//! | [`shaw`] | Shaw et al.'s relative key/value terms ([`ShawRelative`]) | [`RelativeKv`](crate::attention::RelativeKv) |
 
+pub mod alibi;
+pub mod learned;
+pub mod rope;
 pub mod shaw;
+pub mod sinusoidal;
+pub mod t5;
 
+#[cfg(feature = "std")]
+pub use rope::RopeDyn;
+pub use rope::{BeyondTable, Rope, RopeConfig, RopeLayout, RopeRecipe, RopeScaling, RopeTable};
+pub use alibi::{Alibi, AlibiForm, alibi_slope, alibi_slopes, alibi_slopes_into};
+pub use learned::*;
 pub use shaw::ShawRelative;
+#[cfg(feature = "std")]
+pub use shaw::ShawRelativeDyn;
+pub use sinusoidal::{Sinusoidal, SinusoidalLayout};
+pub use t5::{T5Buckets, T5RelativeBias};

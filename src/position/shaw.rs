@@ -28,11 +28,19 @@ pub struct ShawRelative<'a, T> {
 
 impl<'a, T> ShawRelative<'a, T> {
     /// Tables as views: each given table must have `2·max_distance + 1` rows.
+    /// `max_distance = 0` is an error (every pair would share one term, so
+    /// the encoding would carry no position).
     pub fn new(
         max_distance: usize,
         keys: Option<MatRef<'a, T>>,
         values: Option<MatRef<'a, T>>,
     ) -> Result<Self> {
+        if max_distance == 0 {
+            return Err(Error::InvalidParameter {
+                what: "ShawRelative: max_distance",
+                reason: "must be at least 1",
+            });
+        }
         let rows = max_distance
             .checked_mul(2)
             .and_then(|r| r.checked_add(1))
@@ -55,12 +63,19 @@ impl<'a, T> ShawRelative<'a, T> {
         })
     }
 
-    /// Tables as arrays of `R = 2·K + 1` rows (`R` odd, checked at compile time).
+    /// Tables as arrays of `R = 2·K + 1` rows (`R` odd and `≥ 3`, checked at
+    /// compile time).
+    ///
+    /// ```compile_fail,E0080
+    /// use constml::position::ShawRelative;
+    /// let ak = [[0.1f32, 0.2]]; // K = 0
+    /// let _ = ShawRelative::from_arrays(Some(&ak), None::<&[[f32; 1]; 1]>);
+    /// ```
     pub fn from_arrays<const R: usize, const DK: usize, const DV: usize>(
         keys: Option<&'a [[T; DK]; R]>,
         values: Option<&'a [[T; DV]; R]>,
     ) -> Self {
-        const { assert!(R % 2 == 1, "ShawRelative: tables need 2·K + 1 rows") };
+        const { assert!(R % 2 == 1 && R >= 3, "ShawRelative: tables need 2·K + 1 rows, K ≥ 1") };
         Self {
             max_distance: R / 2,
             keys: keys.map(MatRef::from_array),
@@ -95,5 +110,61 @@ impl<T> RelativeKv<T> for ShawRelative<'_, T> {
         self.values
             .as_ref()
             .and_then(|t| t.row(self.index(query_pos, key_pos)))
+    }
+}
+
+#[cfg(feature = "std")]
+pub use dynamic::ShawRelativeDyn;
+
+#[cfg(feature = "std")]
+mod dynamic {
+    use super::*;
+    use crate::matrix::Matrix;
+
+    /// Owned Shaw tables (`std`); [`view`](ShawRelativeDyn::view) gives the
+    /// [`ShawRelative`] hook.
+    ///
+    /// ```
+    /// use constml::{Matrix, position::ShawRelativeDyn};
+    /// let shaw = ShawRelativeDyn::new(2, Some(Matrix::<f32>::zeros(5, 8)?), None)?;
+    /// assert_eq!(shaw.view().max_distance(), 2);
+    /// assert!(ShawRelativeDyn::new(2, Some(Matrix::<f32>::zeros(4, 8)?), None).is_err());
+    /// # Ok::<(), constml::Error>(())
+    /// ```
+    #[derive(Clone, Debug)]
+    pub struct ShawRelativeDyn<T> {
+        max_distance: usize,
+        keys: Option<Matrix<T>>,
+        values: Option<Matrix<T>>,
+    }
+
+    impl<T: crate::real::Real> ShawRelativeDyn<T> {
+        /// Tables of `2·max_distance + 1` rows each (checked as
+        /// [`ShawRelative::new`] checks them).
+        pub fn new(
+            max_distance: usize,
+            keys: Option<Matrix<T>>,
+            values: Option<Matrix<T>>,
+        ) -> Result<Self> {
+            ShawRelative::new(
+                max_distance,
+                keys.as_ref().map(Matrix::view),
+                values.as_ref().map(Matrix::view),
+            )?;
+            Ok(Self {
+                max_distance,
+                keys,
+                values,
+            })
+        }
+
+        /// The hook over the owned tables.
+        pub fn view(&self) -> ShawRelative<'_, T> {
+            ShawRelative {
+                max_distance: self.max_distance,
+                keys: self.keys.as_ref().map(Matrix::view),
+                values: self.values.as_ref().map(Matrix::view),
+            }
+        }
     }
 }
