@@ -171,17 +171,20 @@ fn chunk<T: Real, B: Backend, const N: usize, const CAP: usize, const S: usize>(
     cache: &mut KvCache<T, KVH, D, CAP>,
     xs: &[[T; DM]],
 ) -> Result<Vec<[T; DM]>, Error> {
+    chunk_rot::<T, B, N, CAP, S>(l, cache, xs, &rope::<T>)
+}
+
+/// One chunk of `N` tokens through the block, rotated by `rot`.
+fn chunk_rot<T: Real, B: Backend, const N: usize, const CAP: usize, const S: usize>(
+    l: &CausalSelfAttention<'_, T, DM, H, KVH, D, B>,
+    cache: &mut KvCache<T, KVH, D, CAP>,
+    xs: &[[T; DM]],
+    rot: &dyn Rotation<T>,
+) -> Result<Vec<[T; DM]>, Error> {
     let x: [[T; DM]; N] = core::array::from_fn(|i| xs[i]);
     let mut scratch = Box::new(DecoderScratch::<T, N, H, KVH, D, S>::new());
     let mut out = [[T::NAN; DM]; N];
-    l.forward(
-        &x,
-        cache,
-        &rope::<T>,
-        &mut scratch,
-        &mut out,
-        &AttnOptions::new(),
-    )?;
+    l.forward(&x, cache, rot, &mut scratch, &mut out, &AttnOptions::new())?;
     Ok(out.to_vec())
 }
 
@@ -288,6 +291,50 @@ fn ring<B: Backend, T: Real>() {
 #[test]
 fn ring_buffer_equals_sliding_window_recomputation() {
     for_each_backend_and_real!(ring);
+}
+
+/// The library's RoPE (`position::Rope`, interleaved, θ = 10 000 — the
+/// rotation the f64 recomputation applies) through the decoder hook over a
+/// ring buffer: token by token over five wraps and in chunks, on the fly and
+/// from a table shorter than the sequence (positions past it computed).
+fn ring_rope<B: Backend, T: Real>() {
+    use constml::position::{BeyondTable, Rope, RopeConfig, RopeLayout, RopeTable};
+    const CAP: usize = 8;
+    let w = weights::<T>();
+    let l = layer::<T, B>(&w);
+    let (xs, want) = sequence(&w, 45, 5, Some(CAP));
+    let rope = Rope::<T, D, B>::new(RopeConfig::new(RopeLayout::Interleaved)).unwrap();
+    let (mut cos, mut sin) = ([[T::ZERO; D]; 16], [[T::ZERO; D]; 16]);
+    let table = RopeTable::new(rope, &mut cos, &mut sin, BeyondTable::Compute);
+    for rot in [&rope as &dyn Rotation<T>, &table] {
+        let mut cache = KvCache::<T, KVH, D, CAP>::new_ring();
+        for (t, x) in xs.iter().enumerate() {
+            let o = chunk_rot::<T, B, 1, CAP, { CAP + 1 }>(&l, &mut cache, std::slice::from_ref(x), rot)
+                .unwrap();
+            assert_row(&format!("ring RoPE step {t} {}", B::NAME), &o[0], &want[t]);
+        }
+        let mut cache = KvCache::<T, KVH, D, CAP>::new_ring();
+        let mut outs = chunk_rot::<T, B, 13, CAP, { CAP + 13 }>(&l, &mut cache, &xs[..13], rot).unwrap();
+        outs.extend(chunk_rot::<T, B, 20, CAP, { CAP + 20 }>(&l, &mut cache, &xs[13..33], rot).unwrap());
+        for x in &xs[33..] {
+            outs.extend(chunk_rot::<T, B, 1, CAP, { CAP + 1 }>(&l, &mut cache, std::slice::from_ref(x), rot).unwrap());
+        }
+        for (t, o) in outs.iter().enumerate() {
+            assert_row(&format!("ring RoPE chunked {t} {}", B::NAME), o, &want[t]);
+        }
+    }
+    // A table that refuses positions past it stops the decoder with an error.
+    let strict = RopeTable::new(rope, &mut cos, &mut sin, BeyondTable::Error);
+    let mut cache = KvCache::<T, KVH, D, CAP>::new_ring();
+    chunk_rot::<T, B, 16, CAP, { CAP + 16 }>(&l, &mut cache, &xs[..16], &strict).unwrap();
+    let e = chunk_rot::<T, B, 1, CAP, { CAP + 1 }>(&l, &mut cache, &xs[16..17], &strict).unwrap_err();
+    assert!(matches!(e, Error::OutOfRange { index: 16, len: 16, .. }), "{e:?}");
+    assert_eq!(cache.next_position(), 16, "the failed step left the cache unchanged");
+}
+
+#[test]
+fn ring_buffer_with_library_rope_equals_recomputation() {
+    for_each_backend_and_real!(ring_rope);
 }
 
 /// The pieces one by one, in the seam's order (append, then attend) for single

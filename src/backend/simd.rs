@@ -1,6 +1,6 @@
 //! The SIMD backend: `wide` vectors, register blocking, independent accumulators.
 
-use super::{Accumulate, Backend, Scalar};
+use super::{Accumulate, Backend};
 use crate::mat::{MatMut, MatRef};
 use crate::real::Real;
 
@@ -104,11 +104,14 @@ impl Backend for Simd {
         let (cb, ct) = T::blocks(&cos[..n]);
         let (sb, st) = T::blocks(&sin[..n]);
         for (((l, h), c), s) in lb.iter_mut().zip(hb.iter_mut()).zip(cb).zip(sb) {
-            let (x, y, vc, vs) = (T::load(l), T::load(h), T::load(c), T::load(s));
-            T::store(T::fma(x, vc, -(y * vs)), l);
-            T::store(T::fma(y, vc, x * vs), h);
+            rotate_halves_block::<T>(l, h, c, s);
         }
-        Scalar::raw_rotate_halves(lt, ht, ct, st);
+        // The tail through the same vector formula (zero-padded), so a
+        // coordinate's result does not depend on where it falls.
+        let (mut l, mut h) = (pad::<T>(lt), pad::<T>(ht));
+        rotate_halves_block::<T>(&mut l, &mut h, &pad::<T>(ct), &pad::<T>(st));
+        lt.copy_from_slice(&l.as_ref()[..lt.len()]);
+        ht.copy_from_slice(&h.as_ref()[..ht.len()]);
     }
 
     #[inline]
@@ -119,21 +122,11 @@ impl Backend for Simd {
         let (cb, ct) = T::blocks(&cos[..n]);
         let (sb, st) = T::blocks(&sin[..n]);
         for ((v, c), s) in xb.iter_mut().zip(cb).zip(sb) {
-            // The partner of each lane, with the sign of its sine term:
-            // (−x[2i+1], x[2i]); LLVM turns this into a lane shuffle.
-            let mut partner = *v;
-            for (p, x) in partner
-                .as_mut()
-                .chunks_exact_mut(2)
-                .zip(v.as_ref().chunks_exact(2))
-            {
-                p[0] = -x[1];
-                p[1] = x[0];
-            }
-            let out = T::fma(T::load(&partner), T::load(s), T::load(v) * T::load(c));
-            T::store(out, v);
+            rotate_pairs_block::<T>(v, c, s);
         }
-        Scalar::raw_rotate_pairs(xt, ct, st);
+        let mut v = pad::<T>(xt);
+        rotate_pairs_block::<T>(&mut v, &pad::<T>(ct), &pad::<T>(st));
+        xt.copy_from_slice(&v.as_ref()[..xt.len()]);
     }
 
     #[inline]
@@ -661,4 +654,41 @@ fn padded_map<T: Real>(tail: &[T], g: impl Fn(T::V) -> T::V) -> T::Block {
         T::store(r, &mut blk);
     }
     blk
+}
+
+/// A block holding `tail` (shorter than a block) followed by zeros.
+#[inline(always)]
+fn pad<T: Real>(tail: &[T]) -> T::Block {
+    let mut b = T::ZERO_BLOCK;
+    b.as_mut()[..tail.len()].copy_from_slice(tail);
+    b
+}
+
+/// One block of RoPE's half-split rotation: `(l, h) ← (l·c − h·s, h·c + l·s)`,
+/// each as `x·c` rounded, then the partner's sine term fused in (the same
+/// operations as [`rotate_pairs_block`], so both layouts give equal bits).
+#[inline(always)]
+fn rotate_halves_block<T: Real>(l: &mut T::Block, h: &mut T::Block, c: &T::Block, s: &T::Block) {
+    let (x, y, vc, vs) = (T::load(l), T::load(h), T::load(c), T::load(s));
+    T::store(T::fma(-y, vs, x * vc), l);
+    T::store(T::fma(x, vs, y * vc), h);
+}
+
+/// One block of RoPE's interleaved rotation: pairs `(v[2i], v[2i+1])` with
+/// `c[2i]`, `s[2i]`.
+#[inline(always)]
+fn rotate_pairs_block<T: Real>(v: &mut T::Block, c: &T::Block, s: &T::Block) {
+    // The partner of each lane with the sign of its sine term,
+    // (−x[2i+1], x[2i]); LLVM turns this into a lane shuffle.
+    let mut partner = *v;
+    for (p, x) in partner
+        .as_mut()
+        .chunks_exact_mut(2)
+        .zip(v.as_ref().chunks_exact(2))
+    {
+        p[0] = -x[1];
+        p[1] = x[0];
+    }
+    let out = T::fma(T::load(&partner), T::load(s), T::load(v) * T::load(c));
+    T::store(out, v);
 }

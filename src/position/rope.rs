@@ -44,8 +44,8 @@
 //! (An `f32` product `p · f_i`, as Hugging Face computes it, is off by up to
 //! ulp(p·f)/2: about 1e-4 radians at p = 4095 and 5e-3 at 10⁵.)
 //! [`RopeRecipe::HuggingFace`] reproduces that `f32` recipe for
-//! compatibility with models trained under it (the coefficients are its
-//! `cos`/`sin` tensors).
+//! compatibility with models trained under it (its angles bit for bit, its
+//! `cos`/`sin` tensors within an ulp).
 //!
 //! # Faces
 //!
@@ -108,7 +108,10 @@ pub enum RopeRecipe {
     /// cosine and sine, each rounded once to `T`.
     #[default]
     Exact,
-    /// Hugging Face's `f32` recipe, for compatibility with its models:
+    /// Hugging Face's `f32` recipe, for compatibility with its models (the
+/// same `f32` angles bit for bit; the cosines and sines are correctly
+/// rounded, where PyTorch's vectorised `f32` `cos`/`sin` may differ by an
+/// ulp):
     /// `inv_freq = 1 / θ^(2i/R)` in `f32` (`f32` exponent, `powf`, division;
     /// linear scaling divides it by `s` in `f32`), angle `f32(p) · inv_freq`
     /// rounded to `f32`, cosine and sine of that angle rounded to `f32`
@@ -218,7 +221,9 @@ impl RopeConfig {
                 RopeRecipe::Exact => libm::pow(base, -((2 * i) as f64) / r as f64) / div,
                 RopeRecipe::HuggingFace => {
                     let e = (2 * i) as f32 / r as f32;
-                    let inv = 1.0 / libm::powf(base as f32, e);
+                    // The correctly rounded f32 power (through f64).
+                    let pow = libm::pow((base as f32) as f64, e as f64) as f32;
+                    let inv = 1.0 / pow;
                     (inv / div as f32) as f64
                 }
             };

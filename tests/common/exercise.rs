@@ -26,7 +26,11 @@ use constml::decode::{
     SelectScratch, beam_search_with, greedy_with, min_p, min_p_probs, repro_exp, sample_probs,
     temperature, top_k, top_p, top_p_probs, uniform,
 };
-use constml::position::ShawRelative;
+use constml::position::{
+    Alibi, AlibiForm, BeyondTable, LearnedPositions, Rope, RopeConfig, RopeLayout, RopeScaling,
+    RopeTable, ShawRelative, Sinusoidal, SinusoidalLayout, T5Buckets, T5RelativeBias,
+    alibi_slopes,
+};
 use constml::{Accumulate, Backend, Error, MatMut, MatRef, Result, Scalar, Simd, kernels};
 use rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro128PlusPlus;
@@ -65,6 +69,7 @@ fn run<B: Backend>(seed: f32) -> Result<f32> {
         + kv_cache_calls::<B>(seed)?
         + ring_calls::<B>(seed)?
         + mpt_calls::<B>(seed)?
+        + position_calls::<B>(seed)?
         + decode_calls::<B>(seed)?)
 }
 
@@ -416,6 +421,56 @@ fn ring_calls<B: Backend>(seed: f32) -> Result<f32> {
     }
     block.forward(&x, &mut ring, &NoRotation, &mut ring_prefill, &mut out, &o)?;
     Ok(r + total(out.as_flattened()) + ring.oldest_position() as f32)
+}
+
+/// Position encodings: RoPE (on the fly and from a table, through the
+/// decoder's ring cache), sinusoidal and learned tables, T5 and ALiBi biases.
+#[inline(never)]
+fn position_calls<B: Backend>(seed: f32) -> Result<f32> {
+    let block = decoder::<B>();
+    let x: [[f32; DM]; NQ] = fill(seed, 21);
+    let o = AttnOptions::new();
+    let mut r = 0.0;
+    // RoPE through the decoder over a ring cache, past the table's end.
+    let cfg = RopeConfig::new(RopeLayout::HalfSplit).scaling(RopeScaling::Ntk(2.0));
+    let rope = Rope::<f32, D, B>::new(cfg)?;
+    let (mut cos, mut sin) = ([[0.0f32; D]; 2 * RING], [[0.0f32; D]; 2 * RING]);
+    let rot = RopeTable::new(rope, &mut cos, &mut sin, BeyondTable::Compute);
+    let mut ring = KvCache::<f32, KVH, D, RING>::new_ring();
+    let mut step = DecoderScratch::<f32, 1, H, KVH, D, { RING + 1 }>::new();
+    let mut out1 = [[0.0f32; DM]; 1];
+    for t in 0..3 * RING {
+        let token = [x[t % NQ]];
+        block.forward(&token, &mut ring, &rot, &mut step, &mut out1, &o)?;
+        r += total(&out1[0]);
+    }
+    let mut q: [[[f32; D]; H]; NQ] = fill3(seed, 22);
+    Rope::<f32, D, B>::new(RopeConfig::new(RopeLayout::Interleaved))?.rotate_heads(5, &mut q)?;
+    r += total(q.as_flattened().as_flattened());
+    // Absolute encodings.
+    let mut e: [[f32; DM]; NQ] = fill(seed, 23);
+    Sinusoidal::new(SinusoidalLayout::Halves).add(7, &mut e)?;
+    let mut wpe = LearnedPositions::<f32, CAP, DM, [[f32; DM]; CAP]>::new(table::<CAP, DM>(24));
+    wpe.add_with::<B, NQ>(3, &mut e)?;
+    let mut grad = [[0.0f32; DM]; CAP];
+    LearnedPositions::<f32, CAP, DM>::backward_at(&[1, 4, 1], &e, &mut grad)?;
+    wpe.sgd_step(&grad, 0.1)?;
+    r += total(e.as_flattened()) + total(wpe.table().as_flattened());
+    // Relative biases inside attention.
+    let qa: [[f32; D]; NQ] = fill(seed, 25);
+    let kv: [[f32; D]; NK] = fill(seed, 26);
+    let mut ctx = [[0.0f32; D]; NQ];
+    let mut w = [[0.0f32; NK]; NQ];
+    static T5_TABLE: [[f32; H]; 8] = table(27);
+    let t5 = T5RelativeBias::from_array(T5Buckets::new(false, 8, 20)?, &T5_TABLE)?;
+    sdpa_with::<B, f32, NQ, NK, D, D>(&qa, &kv, &kv, &mut ctx, &mut w, &o.causal().scale(1.0).score_bias(&t5))?;
+    r += total(ctx.as_flattened());
+    let slopes: [f32; H] = alibi_slopes();
+    let alibi = Alibi::new(&slopes, AlibiForm::Causal)?;
+    sdpa_with::<B, f32, NQ, NK, D, D>(&qa, &kv, &kv, &mut ctx, &mut w, &o.causal().score_bias(&alibi))?;
+    let mut bias = [[0.0f32; NK]; H * NQ];
+    alibi.fill_views(2, 0, MatMut::from_array(&mut bias))?;
+    Ok(r + total(ctx.as_flattened()) + total(bias.as_flattened()))
 }
 
 /// MosaicML MPT's multi-query layer (q/k LayerNorm, clipping), without and

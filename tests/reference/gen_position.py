@@ -64,7 +64,9 @@ Cases
                        re-appends the pass-through columns itself). Stores x, pos, the
                        returned cos / sin (n, R), out (n, D), params [D, R, theta,
                        scaling (0 none, 1 linear), s], and `exact`, the mpmath rotation
-                       of the same x (half layout).
+                       of the same x (half layout), and inv_freq (R/2), the module's f32
+                       frequencies (PyTorch's vectorised f32 pow is not always correctly
+                       rounded, so a few of them can be one ulp off the exact f32 power).
   shaw_layer/*         a full Shaw et al. (2018) relative-attention layer (our own
                        explicit transcription): N 6, model width 8, 2 heads of width 4,
                        clip distance K = 2, tables ak / av (2K+1, 4) shared by the heads,
@@ -340,6 +342,7 @@ for case, kind, cfg, D, R, theta, scaling, s in HF_CASES:
     put(f"rope_hf/{case}/out", out[0, 0])
     put(f"rope_hf/{case}/params", np.array([D, R, theta, SCALING[scaling], s], dtype=np.float64))
     put(f"rope_hf/{case}/exact", exact)
+    put(f"rope_hf/{case}/inv_freq", rot.inv_freq.float())
     err = np.abs(out[0, 0].numpy().astype(np.float64) - exact).max(axis=1)
     HF_REPORT.append((case, err))
 
