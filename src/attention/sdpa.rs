@@ -168,6 +168,20 @@ pub trait ScoreBias<T> {
     fn heads(&self) -> Option<usize> {
         None
     }
+
+    /// Adds the bias of one query row against a run of keys:
+    /// `row[j] += bias(head, query_pos, keys.at(j))`. Attention calls this
+    /// once per row and run of keys; the provided method is compiled per
+    /// implementation, so its per-key calls of [`bias`](ScoreBias::bias) are
+    /// static (inlinable) even when the hook is used as `dyn ScoreBias`.
+    fn add_to_row(&self, head: usize, query_pos: usize, keys: KeyPositions<'_>, row: &mut [T])
+    where
+        T: core::ops::AddAssign,
+    {
+        for (j, x) in row.iter_mut().enumerate() {
+            *x += self.bias(head, query_pos, keys.at(j));
+        }
+    }
 }
 
 impl<T, F: Fn(usize, usize, usize) -> T> ScoreBias<T> for F {
@@ -710,8 +724,13 @@ pub(crate) fn attend_rows_with<B: Backend, T: Real>(
             ),
         }
         if let (Some(hook), Some(qp)) = (opts.score_bias, qpos) {
-            for (x, kp) in row.iter_mut().zip(key_positions(segments)) {
-                *x += hook.bias(head, qp, kp);
+            let mut col = 0;
+            for seg in segments.iter().filter(|s| !s.is_empty()) {
+                let n = seg.len();
+                if let Some(part) = row.get_mut(col..col + n) {
+                    hook.add_to_row(head, qp, seg.positions, part);
+                }
+                col += n;
             }
         }
         match opts.mask {

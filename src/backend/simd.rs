@@ -678,17 +678,16 @@ fn rotate_halves_block<T: Real>(l: &mut T::Block, h: &mut T::Block, c: &T::Block
 /// `c[2i]`, `s[2i]`.
 #[inline(always)]
 fn rotate_pairs_block<T: Real>(v: &mut T::Block, c: &T::Block, s: &T::Block) {
-    // The partner of each lane with the sign of its sine term,
-    // (−x[2i+1], x[2i]); LLVM turns this into a lane shuffle.
+    // Each lane's partner, x[i ^ 1] (a lane shuffle), and the sine with the
+    // sign of its term: −s on the even lanes, +s on the odd ones.
     let mut partner = *v;
-    for (p, x) in partner
-        .as_mut()
-        .chunks_exact_mut(2)
-        .zip(v.as_ref().chunks_exact(2))
-    {
-        p[0] = -x[1];
-        p[1] = x[0];
+    let mut signed = *s;
+    for (i, (p, q)) in partner.as_mut().iter_mut().zip(signed.as_mut()).enumerate() {
+        *p = v.as_ref()[i ^ 1];
+        if i & 1 == 0 {
+            *q = -*q;
+        }
     }
-    let out = T::fma(T::load(&partner), T::load(s), T::load(v) * T::load(c));
+    let out = T::fma(T::load(&partner), T::load(&signed), T::load(v) * T::load(c));
     T::store(out, v);
 }

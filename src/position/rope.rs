@@ -47,6 +47,15 @@
 //! compatibility with models trained under it (its angles bit for bit, its
 //! `cos`/`sin` tensors within an ulp).
 //!
+//! # References
+//!
+//! Tested against the exact rotation (mpmath, 60 digits) for both layouts,
+//! partial rotation, linear and NTK scaling, at positions 0 … 10⁶; against
+//! Hugging Face's `LlamaRotaryEmbedding` (plain and linear scaling) and
+//! `GPTNeoXRotaryEmbedding` (partial rotary) for the Hugging Face recipe; and
+//! through the decoder over a ring-buffer cache (cached decoding ≡
+//! recomputation over several wraps).
+//!
 //! # Faces
 //!
 //! | face | type | coefficients |
@@ -412,6 +421,13 @@ impl<T: Real, const R: usize, B: Backend> Rope<T, R, B> {
 
     /// Const face of [`rotate_rows`](Rope::rotate_rows): `x` is `(N, H, D)`
     /// with `D ≥ R` checked at compile time.
+    ///
+    /// ```compile_fail,E0080
+    /// use constml::position::{Rope, RopeConfig, RopeLayout};
+    /// let rope = Rope::<f32, 8>::new(RopeConfig::new(RopeLayout::HalfSplit)).unwrap();
+    /// let mut q = [[[0.0f32; 4]; 2]; 1]; // head width 4 < R = 8
+    /// let _ = rope.rotate_heads(0, &mut q);
+    /// ```
     pub fn rotate_heads<const N: usize, const H: usize, const D: usize>(
         &self,
         start: usize,

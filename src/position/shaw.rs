@@ -2,7 +2,12 @@
 //! terms indexed by the clipped distance between query and key positions.
 //!
 //! They plug into attention through its [`RelativeKv`] hook
-//! ([`AttnOptions::relative`](crate::attention::AttnOptions::relative)).
+//! ([`AttnOptions::relative`](crate::attention::AttnOptions::relative)):
+//! scores `q_i·(k_j + a^K_ij)·scale`, outputs `Σ_j α_ij (v_j + a^V_ij)`, with
+//! `a^K_ij`, `a^V_ij` the table rows of `clip(j − i, −K, K) + K`. Forward
+//! only (the crate has no attention backward yet). Tested against an
+//! explicit PyTorch transcription of the paper, both at the SDPA level and
+//! as a full multi-head layer (causal and not).
 
 use crate::attention::RelativeKv;
 use crate::error::{Error, Result, check_len};

@@ -196,6 +196,12 @@ impl<'a, T: Real> T5RelativeBias<'a, T> {
     }
 
     /// A table array `[[T; HEADS]; NB]` (`HEADS ≥ 1` checked at compile time).
+    ///
+    /// ```compile_fail,E0080
+    /// use constml::position::{T5Buckets, T5RelativeBias};
+    /// let table = [[0.0f32; 0]; 32];
+    /// let _ = T5RelativeBias::from_array(T5Buckets::default(), &table);
+    /// ```
     pub fn from_array<const NB: usize, const HEADS: usize>(
         buckets: T5Buckets,
         table: &'a [[T; HEADS]; NB],
