@@ -105,7 +105,10 @@ impl Step {
         let mut cache = KvCacheDyn::new(HEADS, D, CAP, CachePolicy::Bounded).unwrap();
         for p in 0..CAP {
             cache
-                .append_token(&fill(HEADS * D, p as u64 + 1), &fill(HEADS * D, p as u64 + 7919))
+                .append_token(
+                    &fill(HEADS * D, p as u64 + 1),
+                    &fill(HEADS * D, p as u64 + 7919),
+                )
                 .unwrap();
         }
         Self {
@@ -211,7 +214,8 @@ fn summary() {
         for layout in [RopeLayout::HalfSplit, RopeLayout::Interleaved] {
             let (rs, rv) = (Ropes::<Scalar>::new(layout), Ropes::<Simd>::new(layout));
             let (ts_, tv_) = (rs.table(), rv.table());
-            let mut t = |rot: &dyn Rotation<f32>| time(|| rope_qk(rot, black_box(1000), &mut q, &mut k, n));
+            let mut t =
+                |rot: &dyn Rotation<f32>| time(|| rope_qk(rot, black_box(1000), &mut q, &mut k, n));
             let (a, b, c, d) = (t(&rs.fly), t(&rv.fly), t(&ts_), t(&tv_));
             println!(
                 "{:<28} {:>10.2}µs {:>10.2}µs {:>10.2}µs {:>10.2}µs {:>8.1}x {:>8.1}x",
@@ -230,7 +234,12 @@ fn summary() {
     let base = time(|| s.case(0));
     for (i, name) in BIAS_CASES.iter().enumerate() {
         let t = time(|| s.case(i));
-        println!("{:<28} {:>10.2}µs {:>8.2}x of no bias", name, t * 1e6, t / base);
+        println!(
+            "{:<28} {:>10.2}µs {:>8.2}x of no bias",
+            name,
+            t * 1e6,
+            t / base
+        );
     }
 }
 

@@ -42,6 +42,11 @@
 //!   structs `MultiHeadAttention`, `SelfAttention`, `CausalSelfAttention`,
 //!   `MptAttention` (runtime: `…Dyn`). Decoding: `greedy`, `temperature`,
 //!   `top_k`, `top_p`, `min_p`, `beam_search`, `Sampler` (runtime: `_dyn`).
+//!   Position encodings: `Sinusoidal`, `LearnedPositions` (views:
+//!   `learned_add_views`, `learned_backward_views`, …), `ShawRelative`,
+//!   `T5Buckets` / `T5RelativeBias`, `Alibi` / `alibi_slopes`, `Rope` /
+//!   `RopeTable` (runtime: `LearnedPositionsDyn`, `ShawRelativeDyn`,
+//!   `RopeDyn`).
 //!
 //! ### Naming a configuration once
 //!

@@ -309,15 +309,31 @@ fn ring_rope<B: Backend, T: Real>() {
     for rot in [&rope as &dyn Rotation<T>, &table] {
         let mut cache = KvCache::<T, KVH, D, CAP>::new_ring();
         for (t, x) in xs.iter().enumerate() {
-            let o = chunk_rot::<T, B, 1, CAP, { CAP + 1 }>(&l, &mut cache, std::slice::from_ref(x), rot)
-                .unwrap();
+            let o = chunk_rot::<T, B, 1, CAP, { CAP + 1 }>(
+                &l,
+                &mut cache,
+                std::slice::from_ref(x),
+                rot,
+            )
+            .unwrap();
             assert_row(&format!("ring RoPE step {t} {}", B::NAME), &o[0], &want[t]);
         }
         let mut cache = KvCache::<T, KVH, D, CAP>::new_ring();
-        let mut outs = chunk_rot::<T, B, 13, CAP, { CAP + 13 }>(&l, &mut cache, &xs[..13], rot).unwrap();
-        outs.extend(chunk_rot::<T, B, 20, CAP, { CAP + 20 }>(&l, &mut cache, &xs[13..33], rot).unwrap());
+        let mut outs =
+            chunk_rot::<T, B, 13, CAP, { CAP + 13 }>(&l, &mut cache, &xs[..13], rot).unwrap();
+        outs.extend(
+            chunk_rot::<T, B, 20, CAP, { CAP + 20 }>(&l, &mut cache, &xs[13..33], rot).unwrap(),
+        );
         for x in &xs[33..] {
-            outs.extend(chunk_rot::<T, B, 1, CAP, { CAP + 1 }>(&l, &mut cache, std::slice::from_ref(x), rot).unwrap());
+            outs.extend(
+                chunk_rot::<T, B, 1, CAP, { CAP + 1 }>(
+                    &l,
+                    &mut cache,
+                    std::slice::from_ref(x),
+                    rot,
+                )
+                .unwrap(),
+            );
         }
         for (t, o) in outs.iter().enumerate() {
             assert_row(&format!("ring RoPE chunked {t} {}", B::NAME), o, &want[t]);
@@ -327,9 +343,24 @@ fn ring_rope<B: Backend, T: Real>() {
     let strict = RopeTable::new(rope, &mut cos, &mut sin, BeyondTable::Error);
     let mut cache = KvCache::<T, KVH, D, CAP>::new_ring();
     chunk_rot::<T, B, 16, CAP, { CAP + 16 }>(&l, &mut cache, &xs[..16], &strict).unwrap();
-    let e = chunk_rot::<T, B, 1, CAP, { CAP + 1 }>(&l, &mut cache, &xs[16..17], &strict).unwrap_err();
-    assert!(matches!(e, Error::OutOfRange { index: 16, len: 16, .. }), "{e:?}");
-    assert_eq!(cache.next_position(), 16, "the failed step left the cache unchanged");
+    let e =
+        chunk_rot::<T, B, 1, CAP, { CAP + 1 }>(&l, &mut cache, &xs[16..17], &strict).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::OutOfRange {
+                index: 16,
+                len: 16,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(
+        cache.next_position(),
+        16,
+        "the failed step left the cache unchanged"
+    );
 }
 
 #[test]

@@ -53,7 +53,12 @@ fn within<T: Real>(what: &str, got: &[T], want: &[f64], tol: impl Fn(usize) -> f
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let err = (g.as_f64() - w).abs();
-        assert!(err <= tol(i), "{what}[{i}]: got {:e}, want {w:e}, error {err:e} > {:e}", g.as_f64(), tol(i));
+        assert!(
+            err <= tol(i),
+            "{what}[{i}]: got {:e}, want {w:e}, error {err:e} > {:e}",
+            g.as_f64(),
+            tol(i)
+        );
     }
 }
 
@@ -73,20 +78,32 @@ fn sin_tol<T: Real>(p: usize) -> f64 {
 fn sinusoidal_exact<T: Real>() {
     let positions = ints("sin/positions");
     for (layout, name, widths) in [
-        (SinusoidalLayout::Interleaved, "inter", &[1usize, 2, 3, 7, 8, 64, 65][..]),
-        (SinusoidalLayout::Halves, "halves", &[4, 5, 8, 9, 64, 65][..]),
+        (
+            SinusoidalLayout::Interleaved,
+            "inter",
+            &[1usize, 2, 3, 7, 8, 64, 65][..],
+        ),
+        (
+            SinusoidalLayout::Halves,
+            "halves",
+            &[4, 5, 8, 9, 64, 65][..],
+        ),
     ] {
         let pe = Sinusoidal::new(layout);
         for &d in widths {
             let want = load::<f64>(&format!("sin/{name}/d{d}"));
             for (r, &p) in positions.iter().enumerate() {
                 let mut row = vec![T::NAN; d];
-                pe.table_views(p, MatMut::new(&mut row, 1, d).unwrap()).unwrap();
+                pe.table_views(p, MatMut::new(&mut row, 1, d).unwrap())
+                    .unwrap();
                 let what = format!("sinusoidal {name} d{d} p{p} {}", tag::<T>());
                 within(&what, &row, &want[r * d..(r + 1) * d], |_| sin_tol::<T>(p));
                 // `value` is the same function in f64.
                 for (c, &w) in want[r * d..(r + 1) * d].iter().enumerate() {
-                    assert!((pe.value(p, c, d) - w).abs() <= sin_tol::<f64>(p), "{what} value({c})");
+                    assert!(
+                        (pe.value(p, c, d) - w).abs() <= sin_tol::<f64>(p),
+                        "{what} value({c})"
+                    );
                 }
             }
         }
@@ -110,7 +127,13 @@ fn sinusoidal_halves_matches_m2m100_up_to_1024() {
         let got = pe.table_dyn::<f32>(0, 1025, d).unwrap();
         for (r, &p) in positions.iter().enumerate() {
             let g = got.row(p).unwrap();
-            assert_close(&format!("m2m100 d{d} p{p}"), g, &want[r * d..(r + 1) * d], 0.0, 1e-4);
+            assert_close(
+                &format!("m2m100 d{d} p{p}"),
+                g,
+                &want[r * d..(r + 1) * d],
+                0.0,
+                1e-4,
+            );
         }
     }
 }
@@ -152,11 +175,27 @@ fn learned_case<B: Backend, T: Real>() {
         MatMut::from_array(&mut x),
     )
     .unwrap();
-    assert_close(&format!("{what} y"), x.as_flattened(), &load::<T>(&format!("learned/y/{t}")), r, a);
+    assert_close(
+        &format!("{what} y"),
+        x.as_flattened(),
+        &load::<T>(&format!("learned/y/{t}")),
+        r,
+        a,
+    );
     let mut grad = [[T::ZERO; 5]; 6];
-    learned_backward_at_views_with::<B, T>(&positions, MatRef::from_array(&dy), MatMut::from_array(&mut grad))
-        .unwrap();
-    assert_close(&format!("{what} grad"), grad.as_flattened(), &load::<T>(&format!("learned/grad/{t}")), r, a);
+    learned_backward_at_views_with::<B, T>(
+        &positions,
+        MatRef::from_array(&dy),
+        MatMut::from_array(&mut grad),
+    )
+    .unwrap();
+    assert_close(
+        &format!("{what} grad"),
+        grad.as_flattened(),
+        &load::<T>(&format!("learned/grad/{t}")),
+        r,
+        a,
+    );
     let mut owned = LearnedPositions::<T, 6, 5, [[T; 5]; 6]>::new(table);
     owned.sgd_step(&grad, T::from_f64(0.1)).unwrap();
     assert_close(
@@ -168,12 +207,18 @@ fn learned_case<B: Backend, T: Real>() {
     );
 
     // The runtime face, the same sequence.
-    let mut d = LearnedPositionsDyn::<T, B>::new(Matrix::from_vec(6, 5, table.as_flattened().to_vec()).unwrap())
-        .unwrap();
+    let mut d = LearnedPositionsDyn::<T, B>::new(
+        Matrix::from_vec(6, 5, table.as_flattened().to_vec()).unwrap(),
+    )
+    .unwrap();
     let mut xm = Matrix::from_vec(7, 5, load::<T>("learned/x")).unwrap();
     d.forward_at(&positions, &mut xm).unwrap();
     assert_eq!(xm.as_slice(), x.as_flattened());
-    d.backward_at(&positions, &Matrix::from_vec(7, 5, dy.as_flattened().to_vec()).unwrap()).unwrap();
+    d.backward_at(
+        &positions,
+        &Matrix::from_vec(7, 5, dy.as_flattened().to_vec()).unwrap(),
+    )
+    .unwrap();
     assert_eq!(d.grad().as_slice(), grad.as_flattened());
     d.sgd_step(T::from_f64(0.1)).unwrap();
     assert_eq!(d.table().as_slice(), owned.table().as_flattened());
@@ -208,10 +253,12 @@ fn t5_buckets_match_hugging_face_over_1000() {
 
 fn t5_bias_case(prefix: &str, bidirectional: bool) {
     let weight = arr2::<f32, 32, 3>(&format!("{prefix}/weight"));
-    let bias = T5RelativeBias::from_array(T5Buckets::new(bidirectional, 32, 128).unwrap(), &weight).unwrap();
+    let bias = T5RelativeBias::from_array(T5Buckets::new(bidirectional, 32, 128).unwrap(), &weight)
+        .unwrap();
     let want = load::<f32>(&format!("{prefix}/out"));
     let mut out = vec![f32::NAN; 3 * 12 * 300];
-    bias.fill_views(0, 0, MatMut::new(&mut out, 36, 300).unwrap()).unwrap();
+    bias.fill_views(0, 0, MatMut::new(&mut out, 36, 300).unwrap())
+        .unwrap();
     assert_eq!(out, want, "{prefix}: compute_bias(12, 300)");
     // Through the ScoreBias hook, value by value.
     use constml::attention::ScoreBias;
@@ -230,15 +277,19 @@ fn t5_bias_matches_compute_bias() {
     t5_bias_case("t5_bias_causal", false);
     // The cached step: one query at position 299 against keys 0..300.
     let weight = arr2::<f32, 32, 3>("t5_bias_causal/weight");
-    let bias = T5RelativeBias::from_array(T5Buckets::new(false, 32, 128).unwrap(), &weight).unwrap();
+    let bias =
+        T5RelativeBias::from_array(T5Buckets::new(false, 32, 128).unwrap(), &weight).unwrap();
     let mut out = vec![f32::NAN; 3 * 300];
-    bias.fill_views(299, 0, MatMut::new(&mut out, 3, 300).unwrap()).unwrap();
+    bias.fill_views(299, 0, MatMut::new(&mut out, 3, 300).unwrap())
+        .unwrap();
     assert_eq!(out, load::<f32>("t5_bias_causal/out_step"));
 }
 
 // ------------------------------------------------------------------ ALiBi
 
-const ALIBI_HEADS: [usize; 18] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 24, 32];
+const ALIBI_HEADS: [usize; 18] = [
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 24, 32,
+];
 
 fn ulps(a: f32, b: f32) -> u32 {
     a.to_bits().abs_diff(b.to_bits())
@@ -256,11 +307,22 @@ fn alibi_slopes_match_exact_mpt_and_bloom() {
         alibi_slopes_into(&mut s64, 8.0).unwrap();
         for h in 0..n {
             // f32: the exact slope rounded to nearest, equal to MPT's.
-            assert_eq!(s32[h], exact[h] as f32, "{n} heads, head {h}: exact rounded");
+            assert_eq!(
+                s32[h], exact[h] as f32,
+                "{n} heads, head {h}: exact rounded"
+            );
             assert_eq!(s32[h], mpt[h], "{n} heads, head {h}: MPT");
-            assert!(ulps(s32[h], bloom[h]) <= 8, "{n} heads, head {h}: Bloom {} vs {}", bloom[h], s32[h]);
+            assert!(
+                ulps(s32[h], bloom[h]) <= 8,
+                "{n} heads, head {h}: Bloom {} vs {}",
+                bloom[h],
+                s32[h]
+            );
             // f64: within one ulp of the exact value.
-            assert!((s64[h] - exact[h]).abs() <= exact[h] * f64::EPSILON, "{n} heads, head {h}: f64");
+            assert!(
+                (s64[h] - exact[h]).abs() <= exact[h] * f64::EPSILON,
+                "{n} heads, head {h}: f64"
+            );
         }
     }
     let c: [f32; 12] = alibi_slopes();
@@ -279,9 +341,17 @@ fn alibi_bloom_bias_with_left_padding() {
         let alibi = Alibi::new(&slopes, AlibiForm::Bloom { first }).unwrap();
         // One query (the last token) against the 7 keys, per head.
         let mut out = [0.0f32; 6 * 7];
-        alibi.fill_views(6, 0, MatMut::new(&mut out, 6, 7).unwrap()).unwrap();
+        alibi
+            .fill_views(6, 0, MatMut::new(&mut out, 6, 7).unwrap())
+            .unwrap();
         // Our slopes are exact; Bloom's are within 8 ulp.
-        assert_close(&format!("Bloom bias batch {b}"), &out, &want[b * 42..(b + 1) * 42], 8.0 * f32::EPSILON as f64, 0.0);
+        assert_close(
+            &format!("Bloom bias batch {b}"),
+            &out,
+            &want[b * 42..(b + 1) * 42],
+            8.0 * f32::EPSILON as f64,
+            0.0,
+        );
     }
 }
 
@@ -289,13 +359,21 @@ fn alibi_bloom_bias_with_left_padding() {
 
 fn rope_config(params: &[f64]) -> (usize, usize, RopeConfig) {
     let (d, r) = (params[0] as usize, params[1] as usize);
-    let layout = if params[5] == 0.0 { RopeLayout::Interleaved } else { RopeLayout::HalfSplit };
+    let layout = if params[5] == 0.0 {
+        RopeLayout::Interleaved
+    } else {
+        RopeLayout::HalfSplit
+    };
     let scaling = match params[3] as usize {
         0 => RopeScaling::None,
         1 => RopeScaling::Linear(params[4]),
         _ => RopeScaling::Ntk(params[4]),
     };
-    (d, r, RopeConfig::new(layout).theta(params[2]).scaling(scaling))
+    (
+        d,
+        r,
+        RopeConfig::new(layout).theta(params[2]).scaling(scaling),
+    )
 }
 
 /// Exact-reference tolerance for a rotated value at position `p` of a row with
@@ -318,14 +396,19 @@ fn rope_exact_case<B: Backend, T: Real>() {
         let x = load::<T>(&format!("rope/{case}/x"));
         let want = load::<f64>(&format!("rope/{case}/out"));
         let rope = RopeDyn::<T, B>::new(cfg, r).unwrap();
-        let table = RopeDyn::<T, B>::new(cfg, r).unwrap().with_table(101, BeyondTable::Compute).unwrap();
+        let table = RopeDyn::<T, B>::new(cfg, r)
+            .unwrap()
+            .with_table(101, BeyondTable::Compute)
+            .unwrap();
         for (i, &p) in pos.iter().enumerate() {
             let row = &x[i * d..(i + 1) * d];
             let m = row.iter().map(|v| v.as_f64().abs()).fold(0.0, f64::max);
             let what = format!("rope {case} p{p} {} {}", B::NAME, tag::<T>());
             let mut got = row.to_vec();
             rope.rotate(p, &mut got).unwrap();
-            within(&what, &got, &want[i * d..(i + 1) * d], |_| rope_tol::<T>(p, m));
+            within(&what, &got, &want[i * d..(i + 1) * d], |_| {
+                rope_tol::<T>(p, m)
+            });
             // The table path (positions 0..=100 in the table, past it computed)
             // gives the same bits.
             let mut via_table = row.to_vec();
@@ -333,7 +416,8 @@ fn rope_exact_case<B: Backend, T: Real>() {
             assert_eq!(got, via_table, "{what}: table vs on the fly");
             // The rows path (two heads of this vector) too.
             let mut two = [row, row].concat();
-            rope.rotate_rows(p, MatMut::new(&mut two, 1, 2 * d).unwrap(), 2).unwrap();
+            rope.rotate_rows(p, MatMut::new(&mut two, 1, 2 * d).unwrap(), 2)
+                .unwrap();
             assert_eq!(&two[..d], &got[..], "{what}: rows");
             assert_eq!(&two[d..], &got[..], "{what}: rows, head 1");
         }
@@ -361,7 +445,12 @@ fn rope_const_case<const R: usize, const D: usize>(case: &str) {
         let m = row.iter().map(|v| v.abs() as f64).fold(0.0, f64::max);
         let mut a = [[row]];
         rope.rotate_heads(p, &mut a).unwrap();
-        within(&format!("const rope {case} p{p}"), &a[0][0], &want[i * D..(i + 1) * D], |_| rope_tol::<f32>(p, m));
+        within(
+            &format!("const rope {case} p{p}"),
+            &a[0][0],
+            &want[i * D..(i + 1) * D],
+            |_| rope_tol::<f32>(p, m),
+        );
         let mut b = row;
         table.rotate(p, &mut b).unwrap();
         assert_eq!(a[0][0], b, "const rope {case} p{p}: table");
@@ -382,7 +471,11 @@ fn rope_hf_case<B: Backend, T: Real>() {
     for case in ["llama_d64", "llama_linear", "neox_partial"] {
         let params = load::<f64>(&format!("rope_hf/{case}/params"));
         let (d, r) = (params[0] as usize, params[1] as usize);
-        let scaling = if params[3] == 1.0 { RopeScaling::Linear(params[4]) } else { RopeScaling::None };
+        let scaling = if params[3] == 1.0 {
+            RopeScaling::Linear(params[4])
+        } else {
+            RopeScaling::None
+        };
         let cfg = RopeConfig::new(RopeLayout::HalfSplit)
             .theta(params[2])
             .scaling(scaling)
@@ -401,9 +494,17 @@ fn rope_hf_case<B: Backend, T: Real>() {
             // Its frequencies are f32 powers; ours are correctly rounded, and
             // PyTorch's vectorised powf is within an ulp of that: columns whose
             // frequency differs in the last bit are skipped below (at most 2).
-            let same: Vec<bool> = rope.freqs().iter().zip(&inv).map(|(&a, &b)| a as f32 == b).collect();
+            let same: Vec<bool> = rope
+                .freqs()
+                .iter()
+                .zip(&inv)
+                .map(|(&a, &b)| a as f32 == b)
+                .collect();
             let differ = same.iter().filter(|&&s| !s).count();
-            assert!(differ <= 2, "{what}: {differ} frequencies differ from Hugging Face's");
+            assert!(
+                differ <= 2,
+                "{what}: {differ} frequencies differ from Hugging Face's"
+            );
             // Pair j of the half-split layout is in columns j and j + R/2.
             let col_ok = |c: usize| c >= r || same[c % (r / 2)];
             // Its cos/sin tensors: the same f32 angles (a different angle would
@@ -411,10 +512,28 @@ fn rope_hf_case<B: Backend, T: Real>() {
             // rounding (ours are correctly rounded, PyTorch's vectorised f32
             // cos/sin can be 1 ulp off).
             let (c, s) = rope.coefficients(p);
-            let pick = |v: &[T]| -> Vec<T> { v.iter().enumerate().filter(|(c, _)| col_ok(*c)).map(|(_, &x)| x).collect() };
+            let pick = |v: &[T]| -> Vec<T> {
+                v.iter()
+                    .enumerate()
+                    .filter(|(c, _)| col_ok(*c))
+                    .map(|(_, &x)| x)
+                    .collect()
+            };
             let (hc, hs) = (&cos[i * r..(i + 1) * r], &sin[i * r..(i + 1) * r]);
-            assert_close(&format!("{what}: cos"), &pick(&c), &pick(hc), 0.0, f32::EPSILON as f64);
-            assert_close(&format!("{what}: sin"), &pick(&s), &pick(hs), 0.0, f32::EPSILON as f64);
+            assert_close(
+                &format!("{what}: cos"),
+                &pick(&c),
+                &pick(hc),
+                0.0,
+                f32::EPSILON as f64,
+            );
+            assert_close(
+                &format!("{what}: sin"),
+                &pick(&s),
+                &pick(hs),
+                0.0,
+                f32::EPSILON as f64,
+            );
             // Its output, to the last bits (it rounds q·cos and rotate_half(q)·sin
             // separately; we may fuse).
             let row = &x[i * d..(i + 1) * d];
@@ -422,12 +541,23 @@ fn rope_hf_case<B: Backend, T: Real>() {
             let mut got = row.to_vec();
             rope.rotate(p, &mut got).unwrap();
             let want_out = &out[i * d..(i + 1) * d];
-            assert_close(&what, &pick(&got), &pick(want_out), 0.0, 4.0 * f32::EPSILON as f64 * m);
+            assert_close(
+                &what,
+                &pick(&got),
+                &pick(want_out),
+                0.0,
+                4.0 * f32::EPSILON as f64 * m,
+            );
             // The exact recipe is closer to the exact rotation than HF's at every
             // position past the first few.
             let mut ex = row.to_vec();
             exact_rope.rotate(p, &mut ex).unwrap();
-            within(&format!("{what}: exact recipe"), &ex, &exact[i * d..(i + 1) * d], |_| rope_tol::<T>(p, m));
+            within(
+                &format!("{what}: exact recipe"),
+                &ex,
+                &exact[i * d..(i + 1) * d],
+                |_| rope_tol::<T>(p, m),
+            );
         }
     }
 }
@@ -473,9 +603,17 @@ fn shaw_layer_case<B: Backend, T: Real>() {
     ] {
         let mut out = [[T::NAN; 8]; 6];
         let mut scratch = MhaScratch::new();
-        layer.forward(&x, &x, &x, &mut out, &mut scratch, WeightsOut::None, &opts).unwrap();
+        layer
+            .forward(&x, &x, &x, &mut out, &mut scratch, WeightsOut::None, &opts)
+            .unwrap();
         let want = load::<T>(&format!("shaw_layer/{name}/{}", tag::<T>()));
-        assert_close(&format!("Shaw layer {name} {} {}", B::NAME, tag::<T>()), out.as_flattened(), &want, r, a);
+        assert_close(
+            &format!("Shaw layer {name} {} {}", B::NAME, tag::<T>()),
+            out.as_flattened(),
+            &want,
+            r,
+            a,
+        );
     }
 }
 

@@ -25,7 +25,11 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 fn rope_scores_depend_only_on_the_distance() {
     let mut r = Lcg(11);
     for layout in [RopeLayout::Interleaved, RopeLayout::HalfSplit] {
-        for (rd, scaling) in [(16, RopeScaling::None), (8, RopeScaling::Linear(4.0)), (16, RopeScaling::Ntk(8.0))] {
+        for (rd, scaling) in [
+            (16, RopeScaling::None),
+            (8, RopeScaling::Linear(4.0)),
+            (16, RopeScaling::Ntk(8.0)),
+        ] {
             let rope = RopeDyn::<f64>::new(RopeConfig::new(layout).scaling(scaling), rd).unwrap();
             let (q, k) = (randv::<f64>(&mut r, 20), randv::<f64>(&mut r, 20));
             for delta in [0usize, 1, 7, 300] {
@@ -39,7 +43,10 @@ fn rope_scores_depend_only_on_the_distance() {
                 for m in [1usize, 100, 4095, 100_000, 1_000_000] {
                     // f64 angles carry ~1e-15·m radians of error.
                     let tol = 1e-13 + 4e-15 * m as f64;
-                    assert!((score(m) - s0).abs() <= tol, "{layout:?} {scaling:?} Δ{delta} m{m}");
+                    assert!(
+                        (score(m) - s0).abs() <= tol,
+                        "{layout:?} {scaling:?} Δ{delta} m{m}"
+                    );
                 }
             }
         }
@@ -55,19 +62,39 @@ fn rope_scores_depend_only_on_the_distance() {
 fn half_split_on_permuted_weights_equals_interleaved() {
     const D: usize = 16;
     let perm = |x: &[f32]| -> Vec<f32> {
-        (0..D).map(|i| if i < D / 2 { x[2 * i] } else { x[2 * (i - D / 2) + 1] }).collect()
+        (0..D)
+            .map(|i| {
+                if i < D / 2 {
+                    x[2 * i]
+                } else {
+                    x[2 * (i - D / 2) + 1]
+                }
+            })
+            .collect()
     };
     // Project with a weight and with its row-permuted copy.
     let mut r = Lcg(5);
     let w = randv::<f32>(&mut r, D * 12); // (D, 12)
     let wp: Vec<f32> = (0..D)
         .flat_map(|i| {
-            let src = if i < D / 2 { 2 * i } else { 2 * (i - D / 2) + 1 };
+            let src = if i < D / 2 {
+                2 * i
+            } else {
+                2 * (i - D / 2) + 1
+            };
             w[src * 12..(src + 1) * 12].to_vec()
         })
         .collect();
     let proj = |w: &[f32], x: &[f32]| -> Vec<f32> {
-        (0..D).map(|i| w[i * 12..(i + 1) * 12].iter().zip(x).map(|(a, b)| a * b).sum()).collect()
+        (0..D)
+            .map(|i| {
+                w[i * 12..(i + 1) * 12]
+                    .iter()
+                    .zip(x)
+                    .map(|(a, b)| a * b)
+                    .sum()
+            })
+            .collect()
     };
     let inter = Rope::<f32, D>::new(RopeConfig::new(RopeLayout::Interleaved)).unwrap();
     let half = Rope::<f32, D>::new(RopeConfig::new(RopeLayout::HalfSplit)).unwrap();
@@ -85,7 +112,10 @@ fn half_split_on_permuted_weights_equals_interleaved() {
         assert_eq!(qp, perm(&q), "q at {m}");
         assert_eq!(kp, perm(&k), "k at {n}");
         let s = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x * y) as f64).sum::<f64>();
-        assert!((s(&q, &k) - s(&qp, &kp)).abs() < 1e-5, "scores at ({m}, {n})");
+        assert!(
+            (s(&q, &k) - s(&qp, &kp)).abs() < 1e-5,
+            "scores at ({m}, {n})"
+        );
     }
 }
 
@@ -100,13 +130,18 @@ fn rope_backends<T: Real>() {
             let d = rd + 3;
             let x = randv::<T>(&mut r, 3 * d);
             let (mut xa, mut xb) = (x.clone(), x.clone());
-            a.rotate_rows(77, MatMut::new(&mut xa, 1, 3 * d).unwrap(), 3).unwrap();
-            b.rotate_rows(77, MatMut::new(&mut xb, 1, 3 * d).unwrap(), 3).unwrap();
+            a.rotate_rows(77, MatMut::new(&mut xa, 1, 3 * d).unwrap(), 3)
+                .unwrap();
+            b.rotate_rows(77, MatMut::new(&mut xb, 1, 3 * d).unwrap(), 3)
+                .unwrap();
             for (i, (&p, &q)) in xa.iter().zip(&xb).enumerate() {
                 // Each output is a·c ± b·s: two products and one sum (fused or
                 // not), |a|, |b|, |c|, |s| ≤ 1.
                 let tol = 4.0 * T::EPSILON.as_f64();
-                assert!((p.as_f64() - q.as_f64()).abs() <= tol, "{layout:?} R{rd} [{i}]");
+                assert!(
+                    (p.as_f64() - q.as_f64()).abs() <= tol,
+                    "{layout:?} R{rd} [{i}]"
+                );
             }
             // Pass-through coordinates are untouched.
             for h in 0..3 {
@@ -138,15 +173,26 @@ fn hooks_in_attention<B: Backend, T: Real>() {
     let slopes: [T; H] = alibi_slopes();
     let alibi = Alibi::new(&slopes, AlibiForm::Causal).unwrap();
     let t5_table: Vec<T> = randv(&mut r, 32 * H);
-    let t5 = T5RelativeBias::new(T5Buckets::new(false, 32, 128).unwrap(), MatRef::new(&t5_table, 32, H).unwrap())
-        .unwrap();
+    let t5 = T5RelativeBias::new(
+        T5Buckets::new(false, 32, 128).unwrap(),
+        MatRef::new(&t5_table, 32, H).unwrap(),
+    )
+    .unwrap();
     for (hook, filled) in [(&alibi as &dyn ScoreBias<T>, 0), (&t5, 1)] {
         let mut bias = vec![T::ZERO; H * NQ * NK];
         let bm = MatMut::new(&mut bias, H * NQ, NK).unwrap();
-        if filled == 0 { alibi.fill_views(5, 0, bm) } else { t5.fill_views(5, 0, bm) }.unwrap();
+        if filled == 0 {
+            alibi.fill_views(5, 0, bm)
+        } else {
+            t5.fill_views(5, 0, bm)
+        }
+        .unwrap();
         for h in 0..H {
             let qh = MatRef::new(&q[h * NQ * DK..(h + 1) * NQ * DK], NQ, DK).unwrap();
-            let (km, vm) = (MatRef::new(&k, NK, DK).unwrap(), MatRef::new(&v, NK, DK).unwrap());
+            let (km, vm) = (
+                MatRef::new(&k, NK, DK).unwrap(),
+                MatRef::new(&v, NK, DK).unwrap(),
+            );
             let run = |o: AttnOptions<'_, T>| {
                 let mut out = vec![T::NAN; NQ * DK];
                 let mut w = vec![T::NAN; NQ * NK];
@@ -162,12 +208,10 @@ fn hooks_in_attention<B: Backend, T: Real>() {
                 out
             };
             let a = run(AttnOptions::new().causal().query_start(5).score_bias(hook));
-            let b = run(
-                AttnOptions::new()
-                    .causal()
-                    .query_start(5)
-                    .bias_per_head(MatRef::new(&bias, H * NQ, NK).unwrap()),
-            );
+            let b = run(AttnOptions::new()
+                .causal()
+                .query_start(5)
+                .bias_per_head(MatRef::new(&bias, H * NQ, NK).unwrap()));
             assert_eq!(a, b, "hook {filled} head {h} {}", B::NAME);
         }
     }
@@ -191,9 +235,37 @@ fn score_hook_with_too_few_heads_is_an_error() {
     }
     let seg = [KvSegment::new(m(&q), m(&q), 0)];
     let o = AttnOptions::new().score_bias(&alibi);
-    assert!(attend_views(m(&q), &seg, MatMut::new(&mut out, 2, 2).unwrap(), &mut w, 1, &o).is_ok());
-    let e = attend_views(m(&q), &seg, MatMut::new(&mut out, 2, 2).unwrap(), &mut w, 2, &o).unwrap_err();
-    assert!(matches!(e, Error::OutOfRange { index: 2, len: 2, .. }), "{e:?}");
+    assert!(
+        attend_views(
+            m(&q),
+            &seg,
+            MatMut::new(&mut out, 2, 2).unwrap(),
+            &mut w,
+            1,
+            &o
+        )
+        .is_ok()
+    );
+    let e = attend_views(
+        m(&q),
+        &seg,
+        MatMut::new(&mut out, 2, 2).unwrap(),
+        &mut w,
+        2,
+        &o,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::OutOfRange {
+                index: 2,
+                len: 2,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
 }
 
 // ------------------------------------------------------------------ bad input
@@ -206,47 +278,102 @@ fn invalid(e: Error) -> bool {
 fn rope_bad_input_is_an_error() {
     let base = RopeConfig::new(RopeLayout::HalfSplit);
     for r in [0usize, 1, 7] {
-        assert!(invalid(RopeDyn::<f32>::new(base, r).unwrap_err()), "rotary dim {r}");
+        assert!(
+            invalid(RopeDyn::<f32>::new(base, r).unwrap_err()),
+            "rotary dim {r}"
+        );
     }
     for theta in [f64::NAN, f64::INFINITY, 0.0, -10.0] {
-        assert!(invalid(RopeDyn::<f32>::new(base.theta(theta), 8).unwrap_err()), "theta {theta}");
-        assert!(invalid(Rope::<f32, 8>::new(base.theta(theta)).unwrap_err()), "theta {theta}");
+        assert!(
+            invalid(RopeDyn::<f32>::new(base.theta(theta), 8).unwrap_err()),
+            "theta {theta}"
+        );
+        assert!(
+            invalid(Rope::<f32, 8>::new(base.theta(theta)).unwrap_err()),
+            "theta {theta}"
+        );
     }
     assert!(RopeDyn::<f32>::new(base.theta(1e300).recipe(RopeRecipe::HuggingFace), 8).is_err());
     for s in [f64::NAN, f64::INFINITY, 0.0, -2.0] {
         for sc in [RopeScaling::Linear(s), RopeScaling::Ntk(s)] {
-            assert!(invalid(RopeDyn::<f32>::new(base.scaling(sc), 8).unwrap_err()), "{sc:?}");
+            assert!(
+                invalid(RopeDyn::<f32>::new(base.scaling(sc), 8).unwrap_err()),
+                "{sc:?}"
+            );
         }
     }
-    assert!(invalid(RopeDyn::<f32>::new(base.scaling(RopeScaling::Ntk(2.0)), 2).unwrap_err()));
-    assert!(invalid(RopeDyn::<f32>::new(base.theta(1e300).scaling(RopeScaling::Ntk(1e300)), 4).unwrap_err()));
+    assert!(invalid(
+        RopeDyn::<f32>::new(base.scaling(RopeScaling::Ntk(2.0)), 2).unwrap_err()
+    ));
+    assert!(invalid(
+        RopeDyn::<f32>::new(base.theta(1e300).scaling(RopeScaling::Ntk(1e300)), 4).unwrap_err()
+    ));
 
     let rope = Rope::<f32, 8>::new(base).unwrap();
     let mut short = [1.0f32; 6];
-    assert!(matches!(rope.rotate(3, &mut short).unwrap_err(), Error::BufferTooSmall { needed: 8, found: 6, .. }));
+    assert!(matches!(
+        rope.rotate(3, &mut short).unwrap_err(),
+        Error::BufferTooSmall {
+            needed: 8,
+            found: 6,
+            ..
+        }
+    ));
     assert_eq!(short, [1.0; 6], "unchanged");
     let mut x = [1.0f32; 12];
     // 12 columns in 5 heads; 2 heads of 6 (< R = 8); zero heads.
     for heads in [5, 2, 0] {
-        assert!(rope.rotate_rows(0, MatMut::new(&mut x, 1, 12).unwrap(), heads).is_err(), "{heads} heads");
+        assert!(
+            rope.rotate_rows(0, MatMut::new(&mut x, 1, 12).unwrap(), heads)
+                .is_err(),
+            "{heads} heads"
+        );
     }
     // Positions that overflow.
     let mut two = [1.0f32; 16];
-    assert!(rope.rotate_rows(usize::MAX, MatMut::new(&mut two, 2, 8).unwrap(), 1).is_err());
+    assert!(
+        rope.rotate_rows(usize::MAX, MatMut::new(&mut two, 2, 8).unwrap(), 1)
+            .is_err()
+    );
     // A strict table past its end.
     let (mut c, mut s) = ([[0.0f32; 8]; 4], [[0.0f32; 8]; 4]);
     let t = RopeTable::new(rope, &mut c, &mut s, BeyondTable::Error);
-    assert!(matches!(t.rotate(4, &mut [0.0; 8]).unwrap_err(), Error::OutOfRange { index: 4, len: 4, .. }));
-    let d = RopeDyn::<f32>::new(base, 8).unwrap().with_table(4, BeyondTable::Error).unwrap();
-    assert!(matches!(d.rotate(9, &mut [0.0; 8]).unwrap_err(), Error::OutOfRange { index: 9, len: 4, .. }));
-    assert!(RopeDyn::<f32>::new(base, 8).unwrap().with_table(usize::MAX, BeyondTable::Error).is_err());
+    assert!(matches!(
+        t.rotate(4, &mut [0.0; 8]).unwrap_err(),
+        Error::OutOfRange {
+            index: 4,
+            len: 4,
+            ..
+        }
+    ));
+    let d = RopeDyn::<f32>::new(base, 8)
+        .unwrap()
+        .with_table(4, BeyondTable::Error)
+        .unwrap();
+    assert!(matches!(
+        d.rotate(9, &mut [0.0; 8]).unwrap_err(),
+        Error::OutOfRange {
+            index: 9,
+            len: 4,
+            ..
+        }
+    ));
+    assert!(
+        RopeDyn::<f32>::new(base, 8)
+            .unwrap()
+            .with_table(usize::MAX, BeyondTable::Error)
+            .is_err()
+    );
 }
 
 #[test]
 fn t5_bad_input_is_an_error() {
     // max_exact = 0: fewer than 4 buckets bidirectional, 2 causal.
     for (bi, nb) in [(true, 0), (true, 1), (true, 3), (false, 0), (false, 1)] {
-        assert!(invalid(T5Buckets::new(bi, nb, 100).unwrap_err()), "{bi} {nb}");
+        assert!(
+            invalid(T5Buckets::new(bi, nb, 100).unwrap_err()),
+            "{bi} {nb}"
+        );
     }
     // max_distance must exceed max_exact.
     assert!(invalid(T5Buckets::new(true, 4, 1).unwrap_err()));
@@ -254,37 +381,70 @@ fn t5_bad_input_is_an_error() {
     assert!(invalid(T5Buckets::new(false, 32, 16).unwrap_err()));
     assert!(T5Buckets::new(false, 2, 2).is_ok());
     // The smallest valid configurations stay in range at huge distances.
-    for b in [T5Buckets::new(true, 4, 2).unwrap(), T5Buckets::new(false, 2, 2).unwrap()] {
+    for b in [
+        T5Buckets::new(true, 4, 2).unwrap(),
+        T5Buckets::new(false, 2, 2).unwrap(),
+    ] {
         for (q, k) in [(0usize, usize::MAX), (usize::MAX, 0), (7, 7)] {
             assert!(b.bucket(q, k) < b.num_buckets());
         }
     }
     let table = [0.0f32; 8];
     let b = T5Buckets::default();
-    assert!(T5RelativeBias::new(b, MatRef::new(&table, 4, 2).unwrap()).is_err(), "32 rows expected");
-    assert!(T5RelativeBias::new(T5Buckets::new(true, 4, 8).unwrap(), MatRef::new(&table[..0], 4, 0).unwrap()).is_err(), "zero heads");
-    let t = T5RelativeBias::new(T5Buckets::new(true, 4, 8).unwrap(), MatRef::new(&table, 4, 2).unwrap()).unwrap();
+    assert!(
+        T5RelativeBias::new(b, MatRef::new(&table, 4, 2).unwrap()).is_err(),
+        "32 rows expected"
+    );
+    assert!(
+        T5RelativeBias::new(
+            T5Buckets::new(true, 4, 8).unwrap(),
+            MatRef::new(&table[..0], 4, 0).unwrap()
+        )
+        .is_err(),
+        "zero heads"
+    );
+    let t = T5RelativeBias::new(
+        T5Buckets::new(true, 4, 8).unwrap(),
+        MatRef::new(&table, 4, 2).unwrap(),
+    )
+    .unwrap();
     let mut out = [0.0f32; 9];
-    assert!(t.fill_views(0, 0, MatMut::new(&mut out, 3, 3).unwrap()).is_err(), "3 rows for 2 heads");
+    assert!(
+        t.fill_views(0, 0, MatMut::new(&mut out, 3, 3).unwrap())
+            .is_err(),
+        "3 rows for 2 heads"
+    );
     let mut out = [0.0f32; 4];
-    assert!(t.fill_views(usize::MAX, 0, MatMut::new(&mut out, 4, 1).unwrap()).is_err(), "overflow");
+    assert!(
+        t.fill_views(usize::MAX, 0, MatMut::new(&mut out, 4, 1).unwrap())
+            .is_err(),
+        "overflow"
+    );
 }
 
 #[test]
 fn alibi_bad_input_is_an_error() {
     assert!(invalid(alibi_slopes_into::<f32>(&mut [], 8.0).unwrap_err()));
-    assert!(invalid(alibi_slopes_into::<f32>(&mut [0.0; 4], f64::NAN).unwrap_err()));
+    assert!(invalid(
+        alibi_slopes_into::<f32>(&mut [0.0; 4], f64::NAN).unwrap_err()
+    ));
     assert!(alibi_slope(4, 4, 8.0).is_err());
     assert!(Alibi::<f32>::new(&[], AlibiForm::Causal).is_err());
     assert!(Alibi::new(&[0.5f32, f32::NAN], AlibiForm::Causal).is_err());
     let s = [0.5f32, 0.25];
     let a = Alibi::new(&s, AlibiForm::Symmetric).unwrap();
     let mut out = [0.0f32; 3];
-    assert!(a.fill_views(0, 0, MatMut::new(&mut out, 3, 1).unwrap()).is_err());
+    assert!(
+        a.fill_views(0, 0, MatMut::new(&mut out, 3, 1).unwrap())
+            .is_err()
+    );
     assert_eq!(a.bias(1, 2, 6), -1.0);
     assert_eq!(a.bias(1, 6, 2), -1.0);
     let b = Alibi::new(&s, AlibiForm::Bloom { first: 3 }).unwrap();
-    assert_eq!((b.bias(0, 9, 2), b.bias(0, 9, 3), b.bias(0, 9, 5)), (0.0, 0.0, 1.0));
+    assert_eq!(
+        (b.bias(0, 9, 2), b.bias(0, 9, 3), b.bias(0, 9, 5)),
+        (0.0, 0.0, 1.0)
+    );
     // Any head count and maximum bias gives finite slopes in (0, 1].
     let mut big = vec![0.0f64; 1000];
     alibi_slopes_into(&mut big, 8.0).unwrap();
@@ -296,18 +456,34 @@ fn sinusoidal_bad_input_is_an_error() {
     let halves = Sinusoidal::new(SinusoidalLayout::Halves);
     for d in 0..4 {
         let mut t = vec![7.0f32; 2 * d];
-        assert!(invalid(halves.table_views(0, MatMut::new(&mut t, 2, d).unwrap()).unwrap_err()), "d = {d}");
+        assert!(
+            invalid(
+                halves
+                    .table_views(0, MatMut::new(&mut t, 2, d).unwrap())
+                    .unwrap_err()
+            ),
+            "d = {d}"
+        );
         assert!(t.iter().all(|&v| v == 7.0), "unchanged");
     }
     let inter = Sinusoidal::new(SinusoidalLayout::Interleaved);
     for base in [f64::NAN, 0.0, -1.0, f64::INFINITY] {
-        assert!(inter.base(base).table_dyn::<f32>(0, 2, 4).is_err(), "base {base}");
+        assert!(
+            inter.base(base).table_dyn::<f32>(0, 2, 4).is_err(),
+            "base {base}"
+        );
     }
     let mut x = [[1.0f32; 4]; 2];
     assert!(inter.add(usize::MAX, &mut x).is_err());
     assert_eq!(x, [[1.0; 4]; 2]);
     // Empty shapes are fine.
-    assert!(inter.table_dyn::<f32>(0, 0, 4).unwrap().as_slice().is_empty());
+    assert!(
+        inter
+            .table_dyn::<f32>(0, 0, 4)
+            .unwrap()
+            .as_slice()
+            .is_empty()
+    );
     assert!(inter.table_dyn::<f32>(usize::MAX, 1, 1).is_ok());
 }
 
@@ -316,7 +492,14 @@ fn learned_bad_input_is_an_error() {
     static T: [[f32; 2]; 3] = [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]];
     let wpe = LearnedPositions::new(&T);
     let mut x = [[0.0f32; 2]; 2];
-    assert!(matches!(wpe.add(2, &mut x).unwrap_err(), Error::OutOfRange { index: 3, len: 3, .. }));
+    assert!(matches!(
+        wpe.add(2, &mut x).unwrap_err(),
+        Error::OutOfRange {
+            index: 3,
+            len: 3,
+            ..
+        }
+    ));
     assert!(wpe.add(usize::MAX, &mut x).is_err());
     assert!(wpe.add_at(&[0, 3], &mut x).is_err());
     assert_eq!(x, [[0.0; 2]; 2], "nothing written");
@@ -330,8 +513,22 @@ fn learned_bad_input_is_an_error() {
     }
     // Views: width and count mismatches.
     let mut xv = [0.0f32; 6];
-    assert!(learned_add_views(MatRef::from_array(&T), 0, MatMut::new(&mut xv, 2, 3).unwrap()).is_err());
-    assert!(learned_add_at_views(MatRef::from_array(&T), &[0], MatMut::new(&mut xv, 3, 2).unwrap()).is_err());
+    assert!(
+        learned_add_views(
+            MatRef::from_array(&T),
+            0,
+            MatMut::new(&mut xv, 2, 3).unwrap()
+        )
+        .is_err()
+    );
+    assert!(
+        learned_add_at_views(
+            MatRef::from_array(&T),
+            &[0],
+            MatMut::new(&mut xv, 3, 2).unwrap()
+        )
+        .is_err()
+    );
     let mut gm = Matrix::<f32>::zeros(2, 2).unwrap();
     assert!(learned_sgd_step_views(gm.view_mut(), MatRef::from_array(&T), 0.1).is_err());
     // Zero rows at any start are fine.
@@ -342,6 +539,8 @@ fn learned_bad_input_is_an_error() {
 #[test]
 fn shaw_zero_distance_is_an_error() {
     let t = [0.0f32; 4];
-    assert!(invalid(ShawRelative::new(0, Some(MatRef::new(&t, 1, 4).unwrap()), None).unwrap_err()));
+    assert!(invalid(
+        ShawRelative::new(0, Some(MatRef::new(&t, 1, 4).unwrap()), None).unwrap_err()
+    ));
     assert!(ShawRelative::new(usize::MAX, None::<MatRef<'_, f32>>, None).is_err());
 }

@@ -36,7 +36,7 @@
 //! # Ok::<(), constml::Error>(())
 //! ```
 
-use crate::attention::ScoreBias;
+use crate::attention::{KeyPositions, ScoreBias};
 use crate::error::{Error, Result};
 use crate::mat::MatMut;
 use crate::real::Real;
@@ -154,7 +154,12 @@ impl<'a, T: Real> Alibi<'a, T> {
     /// Fills `out` `(heads·NQ, NK)` (head `h` in rows `h·NQ ..`) with the bias
     /// of queries at `query_start + i` and keys at `key_start + j`, for
     /// [`AttnOptions::bias_per_head`](crate::attention::AttnOptions::bias_per_head).
-    pub fn fill_views(&self, query_start: usize, key_start: usize, mut out: MatMut<'_, T>) -> Result<()> {
+    pub fn fill_views(
+        &self,
+        query_start: usize,
+        key_start: usize,
+        mut out: MatMut<'_, T>,
+    ) -> Result<()> {
         let h = self.slopes.len();
         if !out.rows().is_multiple_of(h) {
             return Err(Error::InvalidParameter {
@@ -214,5 +219,27 @@ impl<T: Real> ScoreBias<T> for Alibi<'_, T> {
     }
     fn heads(&self) -> Option<usize> {
         Some(self.slopes.len())
+    }
+
+    fn add_to_row(&self, head: usize, query_pos: usize, keys: KeyPositions<'_>, row: &mut [T]) {
+        match (self.form, keys) {
+            // A run of consecutive keys: the distances count up by one (exact
+            // integers in T below 2^24 in f32, as `bias` computes them).
+            (AlibiForm::Causal, KeyPositions::Range(first))
+                if first.checked_add(row.len()).is_some() =>
+            {
+                let m = self.slopes.get(head).copied().unwrap_or(T::ZERO);
+                let mut d = signed_distance::<T>(first, query_pos);
+                for x in row {
+                    *x += m * d;
+                    d += T::ONE;
+                }
+            }
+            _ => {
+                for (j, x) in row.iter_mut().enumerate() {
+                    *x += self.bias(head, query_pos, keys.at(j));
+                }
+            }
+        }
     }
 }

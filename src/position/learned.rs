@@ -134,7 +134,11 @@ impl<T: Real, const MAX_POS: usize, const D: usize, S: Borrow<[[T; D]; MAX_POS]>
     }
 
     /// Forward at explicit positions: `x[r] += table[positions[r]]`.
-    pub fn add_at<const N: usize>(&self, positions: &[usize; N], x: &mut [[T; D]; N]) -> Result<()> {
+    pub fn add_at<const N: usize>(
+        &self,
+        positions: &[usize; N],
+        x: &mut [[T; D]; N],
+    ) -> Result<()> {
         learned_add_at_views_with::<Simd, T>(
             MatRef::from_array(self.table()),
             positions,

@@ -22,11 +22,11 @@ pub mod shaw;
 pub mod sinusoidal;
 pub mod t5;
 
+pub use alibi::{Alibi, AlibiForm, alibi_slope, alibi_slopes, alibi_slopes_into};
+pub use learned::*;
 #[cfg(feature = "std")]
 pub use rope::RopeDyn;
 pub use rope::{BeyondTable, Rope, RopeConfig, RopeLayout, RopeRecipe, RopeScaling, RopeTable};
-pub use alibi::{Alibi, AlibiForm, alibi_slope, alibi_slopes, alibi_slopes_into};
-pub use learned::*;
 pub use shaw::ShawRelative;
 #[cfg(feature = "std")]
 pub use shaw::ShawRelativeDyn;

@@ -118,9 +118,9 @@ pub enum RopeRecipe {
     #[default]
     Exact,
     /// Hugging Face's `f32` recipe, for compatibility with its models (the
-/// same `f32` angles bit for bit; the cosines and sines are correctly
-/// rounded, where PyTorch's vectorised `f32` `cos`/`sin` may differ by an
-/// ulp):
+    /// same `f32` angles bit for bit; the cosines and sines are correctly
+    /// rounded, where PyTorch's vectorised `f32` `cos`/`sin` may differ by an
+    /// ulp):
     /// `inv_freq = 1 / θ^(2i/R)` in `f32` (`f32` exponent, `powf`, division;
     /// linear scaling divides it by `s` in `f32`), angle `f32(p) · inv_freq`
     /// rounded to `f32`, cosine and sine of that angle rounded to `f32`
@@ -196,7 +196,10 @@ impl RopeConfig {
                 return bad("rope: scaling factor", "must be finite and > 0");
             }
             RopeScaling::Ntk(_) if r < 4 => {
-                return bad("rope: NTK scaling", "needs a rotary dimension of at least 4");
+                return bad(
+                    "rope: NTK scaling",
+                    "needs a rotary dimension of at least 4",
+                );
             }
             _ => {}
         }
@@ -367,7 +370,12 @@ impl<T: Real, const R: usize, B: Backend> Rope<T, R, B> {
     /// A rotation of the first `R` coordinates; `Err` on a bad configuration
     /// ([`RopeConfig::check`]).
     pub fn new(cfg: RopeConfig) -> Result<Self> {
-        const { assert!(R > 0 && R % 2 == 0, "Rope: the rotary dimension R must be even and > 0") };
+        const {
+            assert!(
+                R > 0 && R.is_multiple_of(2),
+                "Rope: the rotary dimension R must be even and > 0"
+            )
+        };
         cfg.check(R)?;
         let mut inv = [0.0; R];
         cfg.fill_freqs(R, &mut inv[..R / 2]);

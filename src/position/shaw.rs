@@ -80,7 +80,12 @@ impl<'a, T> ShawRelative<'a, T> {
         keys: Option<&'a [[T; DK]; R]>,
         values: Option<&'a [[T; DV]; R]>,
     ) -> Self {
-        const { assert!(R % 2 == 1 && R >= 3, "ShawRelative: tables need 2·K + 1 rows, K ≥ 1") };
+        const {
+            assert!(
+                R % 2 == 1 && R >= 3,
+                "ShawRelative: tables need 2·K + 1 rows, K ≥ 1"
+            )
+        };
         Self {
             max_distance: R / 2,
             keys: keys.map(MatRef::from_array),

@@ -168,6 +168,13 @@ impl T5Buckets {
 /// T5's learned relative bias: [`T5Buckets`] and a `(num_buckets, heads)`
 /// table; a [`ScoreBias`].
 ///
+/// Through the hook, every score evaluates its bucket (an `f32` logarithm for
+/// distances past the exact range): about 2.2× the time of an unbiased
+/// attention decode step over 1024 keys (`benches/position.rs`).
+/// [`fill_views`](T5RelativeBias::fill_views) evaluates each bucket once per
+/// (query, key) for all heads; fill once per step and pass the matrix to every
+/// layer (1.17×).
+///
 /// ```
 /// use constml::attention::ScoreBias;
 /// use constml::position::{T5Buckets, T5RelativeBias};
@@ -222,7 +229,12 @@ impl<'a, T: Real> T5RelativeBias<'a, T> {
     /// Fills `out` `(heads·NQ, NK)` (head `h` in rows `h·NQ ..`) with the bias
     /// of queries at `query_start + i` and keys at `key_start + j` — Hugging
     /// Face's `compute_bias` (its cached step: `query_start` = tokens seen).
-    pub fn fill_views(&self, query_start: usize, key_start: usize, mut out: MatMut<'_, T>) -> Result<()> {
+    pub fn fill_views(
+        &self,
+        query_start: usize,
+        key_start: usize,
+        mut out: MatMut<'_, T>,
+    ) -> Result<()> {
         let h = self.heads();
         if !out.rows().is_multiple_of(h) {
             return Err(Error::InvalidParameter {
@@ -244,7 +256,9 @@ impl<'a, T: Real> T5RelativeBias<'a, T> {
         for i in 0..nq {
             for j in 0..nk {
                 let b = self.buckets.bucket(query_start + i, key_start + j);
-                let Some(row) = self.table.row(b) else { continue };
+                let Some(row) = self.table.row(b) else {
+                    continue;
+                };
                 for (head, &v) in row.iter().enumerate() {
                     if let Some(e) = out.row_mut(head * nq + i).and_then(|r| r.get_mut(j)) {
                         *e = v;

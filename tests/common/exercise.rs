@@ -28,8 +28,7 @@ use constml::decode::{
 };
 use constml::position::{
     Alibi, AlibiForm, BeyondTable, LearnedPositions, Rope, RopeConfig, RopeLayout, RopeScaling,
-    RopeTable, ShawRelative, Sinusoidal, SinusoidalLayout, T5Buckets, T5RelativeBias,
-    alibi_slopes,
+    RopeTable, ShawRelative, Sinusoidal, SinusoidalLayout, T5Buckets, T5RelativeBias, alibi_slopes,
 };
 use constml::{Accumulate, Backend, Error, MatMut, MatRef, Result, Scalar, Simd, kernels};
 use rand_core::SeedableRng;
@@ -463,11 +462,25 @@ fn position_calls<B: Backend>(seed: f32) -> Result<f32> {
     let mut w = [[0.0f32; NK]; NQ];
     static T5_TABLE: [[f32; H]; 8] = table(27);
     let t5 = T5RelativeBias::from_array(T5Buckets::new(false, 8, 20)?, &T5_TABLE)?;
-    sdpa_with::<B, f32, NQ, NK, D, D>(&qa, &kv, &kv, &mut ctx, &mut w, &o.causal().scale(1.0).score_bias(&t5))?;
+    sdpa_with::<B, f32, NQ, NK, D, D>(
+        &qa,
+        &kv,
+        &kv,
+        &mut ctx,
+        &mut w,
+        &o.causal().scale(1.0).score_bias(&t5),
+    )?;
     r += total(ctx.as_flattened());
     let slopes: [f32; H] = alibi_slopes();
     let alibi = Alibi::new(&slopes, AlibiForm::Causal)?;
-    sdpa_with::<B, f32, NQ, NK, D, D>(&qa, &kv, &kv, &mut ctx, &mut w, &o.causal().score_bias(&alibi))?;
+    sdpa_with::<B, f32, NQ, NK, D, D>(
+        &qa,
+        &kv,
+        &kv,
+        &mut ctx,
+        &mut w,
+        &o.causal().score_bias(&alibi),
+    )?;
     let mut bias = [[0.0f32; NK]; H * NQ];
     alibi.fill_views(2, 0, MatMut::from_array(&mut bias))?;
     Ok(r + total(ctx.as_flattened()) + total(bias.as_flattened()))
