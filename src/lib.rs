@@ -132,10 +132,11 @@ pub mod decode;
 pub mod error;
 pub mod kernels;
 pub mod mat;
+pub mod ml;
 #[cfg(feature = "std")]
 pub mod matrix;
 pub mod nn;
-mod norm;
+pub mod norm;
 pub mod position;
 pub mod real;
 

@@ -50,7 +50,7 @@ use crate::backend::{Backend, Simd};
 use crate::error::{Error, Result, check_len};
 use crate::mat::{MatMut, MatRef};
 use crate::nn::linear::{check_linear, linear_views_with};
-use crate::norm::layer_norm::layer_norm_rows_with;
+use crate::norm::layer_norm::layer_norm_inplace_views_with;
 use crate::real::Real;
 
 /// The LayerNorm epsilon of MPT's q/k LayerNorm (PyTorch's default).
@@ -174,8 +174,8 @@ pub fn mpt_project_views_with<B: Backend, T: Real>(
         clamp_rows::<B, T>(v.reborrow(), c);
     }
     if let Some(ln) = p.qk_ln {
-        layer_norm_rows_with::<B, T>(q, ln.q_weight, ln.q_bias, T::from_f64(MPT_LN_EPS))?;
-        layer_norm_rows_with::<B, T>(k, ln.k_weight, ln.k_bias, T::from_f64(MPT_LN_EPS))?;
+        layer_norm_inplace_views_with::<B, T>(q, Some(ln.q_weight), Some(ln.q_bias), T::from_f64(MPT_LN_EPS), None)?;
+        layer_norm_inplace_views_with::<B, T>(k, Some(ln.k_weight), Some(ln.k_bias), T::from_f64(MPT_LN_EPS), None)?;
     }
     Ok(())
 }

@@ -78,6 +78,9 @@ pub trait Backend:
     /// `y[i] = y[i] ⊕ x[i]` for `⊕` = add (`mul == false`) or multiply.
     fn raw_zip<T: Real>(y: &mut [T], x: &[T], mul: bool);
     #[doc(hidden)]
+    /// `y[i] += a[i]·b[i]` over the common prefix.
+    fn raw_mul_add<T: Real>(y: &mut [T], a: &[T], b: &[T]);
+    #[doc(hidden)]
     /// `x[i] = x[i]·alpha + beta`.
     fn raw_affine<T: Real>(x: &mut [T], alpha: T, beta: T);
     #[doc(hidden)]

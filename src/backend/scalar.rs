@@ -56,6 +56,12 @@ impl Backend for Scalar {
         }
     }
 
+    fn raw_mul_add<T: Real>(y: &mut [T], a: &[T], b: &[T]) {
+        for ((yi, &ai), &bi) in y.iter_mut().zip(a).zip(b) {
+            *yi += ai * bi;
+        }
+    }
+
     fn raw_affine<T: Real>(x: &mut [T], alpha: T, beta: T) {
         for v in x {
             *v = *v * alpha + beta;

@@ -130,6 +130,20 @@ impl Backend for Simd {
     }
 
     #[inline]
+    fn raw_mul_add<T: Real>(y: &mut [T], a: &[T], b: &[T]) {
+        let n = y.len().min(a.len()).min(b.len());
+        let (yb, yt) = T::blocks_mut(&mut y[..n]);
+        let (ab, at) = T::blocks(&a[..n]);
+        let (bb, bt) = T::blocks(&b[..n]);
+        for ((yv, av), bv) in yb.iter_mut().zip(ab).zip(bb) {
+            T::store(T::fma(T::load(av), T::load(bv), T::load(yv)), yv);
+        }
+        for ((yi, &ai), &bi) in yt.iter_mut().zip(at).zip(bt) {
+            *yi += ai * bi;
+        }
+    }
+
+    #[inline]
     fn raw_affine<T: Real>(x: &mut [T], alpha: T, beta: T) {
         let (xb, xt) = T::blocks_mut(x);
         let (va, vb) = (T::splat(alpha), T::splat(beta));
