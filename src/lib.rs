@@ -132,9 +132,9 @@ pub mod decode;
 pub mod error;
 pub mod kernels;
 pub mod mat;
-pub mod ml;
 #[cfg(feature = "std")]
 pub mod matrix;
+pub mod ml;
 pub mod nn;
 pub mod norm;
 pub mod position;

@@ -174,8 +174,20 @@ pub fn mpt_project_views_with<B: Backend, T: Real>(
         clamp_rows::<B, T>(v.reborrow(), c);
     }
     if let Some(ln) = p.qk_ln {
-        layer_norm_inplace_views_with::<B, T>(q, Some(ln.q_weight), Some(ln.q_bias), T::from_f64(MPT_LN_EPS), None)?;
-        layer_norm_inplace_views_with::<B, T>(k, Some(ln.k_weight), Some(ln.k_bias), T::from_f64(MPT_LN_EPS), None)?;
+        layer_norm_inplace_views_with::<B, T>(
+            q,
+            Some(ln.q_weight),
+            Some(ln.q_bias),
+            T::from_f64(MPT_LN_EPS),
+            None,
+        )?;
+        layer_norm_inplace_views_with::<B, T>(
+            k,
+            Some(ln.k_weight),
+            Some(ln.k_bias),
+            T::from_f64(MPT_LN_EPS),
+            None,
+        )?;
     }
     Ok(())
 }

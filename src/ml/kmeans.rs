@@ -259,7 +259,11 @@ fn assign<B: Backend, T: Real>(
             changed |= bufs.labels[i] != best;
             bufs.labels[i] = best;
             if update {
-                B::raw_zip(&mut bufs.next[best * d..(best + 1) * d], x.row_or_empty(i), false);
+                B::raw_zip(
+                    &mut bufs.next[best * d..(best + 1) * d],
+                    x.row_or_empty(i),
+                    false,
+                );
                 bufs.counts[best] += T::ONE;
             }
         }
@@ -323,7 +327,10 @@ fn lloyd<B: Backend, T: Real>(
         let mut shift = T::ZERO;
         for c in 0..k {
             let cnt = bufs.counts[c];
-            let (next, cur) = (&mut bufs.next[c * d..(c + 1) * d], &bufs.cur[c * d..(c + 1) * d]);
+            let (next, cur) = (
+                &mut bufs.next[c * d..(c + 1) * d],
+                &bufs.cur[c * d..(c + 1) * d],
+            );
             if cnt > T::ZERO {
                 B::raw_affine(next, T::ONE / cnt, T::ZERO);
             }
@@ -389,7 +396,14 @@ pub fn kmeans_views_with<B: Backend, T: Real, R: Rng>(
 ) -> Result<KMeansFit<T>> {
     let (n, d) = x.shape();
     let k = centers.rows();
-    check_fit(x, init, cfg, centers.shape(), labels.len(), label_scratch.len())?;
+    check_fit(
+        x,
+        init,
+        cfg,
+        centers.shape(),
+        labels.len(),
+        label_scratch.len(),
+    )?;
     let need = kmeans_scratch_len(n, k, d);
     let found = scratch.len();
     let s = scratch.get_mut(..need).ok_or(Error::BufferTooSmall {

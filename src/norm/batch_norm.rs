@@ -179,7 +179,12 @@ crate::simd_default!(batch_norm_eval_backward_views => batch_norm_eval_backward_
 /// Batch mean and biased variance of channel `c`, corrected two-pass, using
 /// `tmp` (the output buffer) for the centred values: returns `(μ, σ², μ̃)`
 /// with `tmp`'s channel slices holding `x − μ̃`.
-fn channel_moments<B: Backend, T: Real>(x: &[T], shape: BnShape, tmp: &mut [T], c: usize) -> (T, T, T) {
+fn channel_moments<B: Backend, T: Real>(
+    x: &[T],
+    shape: BnShape,
+    tmp: &mut [T],
+    c: usize,
+) -> (T, T, T) {
     let m = T::from_usize(shape.per_channel());
     let rough = shape.slices(x, c).fold(T::ZERO, |s, v| s + B::sum(v)) / m;
     let (mut s1, mut s2) = (T::ZERO, T::ZERO);
@@ -345,16 +350,25 @@ pub fn batch_norm_backward_views_with<B: Backend, T: Real>(
                 (mean, T::ONE / (var + eps).sqrt())
             }
         };
-        // dx ← x − μ; Σ dy and Σ dy·(x − μ).
+        // dx ← x − μ, with the rounding of the saved μ corrected by the
+        // centred values' own mean (as in LayerNorm's backward).
+        let mut drift = T::ZERO;
+        for (n, out) in chunks_mut(dx, shape.l).enumerate() {
+            if n % shape.c == c {
+                out.copy_from_slice(&x[n * shape.l..(n + 1) * shape.l]);
+                B::raw_affine(out, T::ONE, -mean);
+                drift += B::sum(out);
+            }
+        }
+        let drift = drift / mf;
+        // Σ dy and Σ dy·(x − μ).
         let (mut sum_dy, mut sum_dyc) = (T::ZERO, T::ZERO);
         for (n, out) in chunks_mut(dx, shape.l).enumerate() {
             if n % shape.c != c {
                 continue;
             }
-            let range = n * shape.l..(n + 1) * shape.l;
-            out.copy_from_slice(&x[range.clone()]);
-            B::raw_affine(out, T::ONE, -mean);
-            let g = &dy[range];
+            B::raw_affine(out, T::ONE, -drift);
+            let g = &dy[n * shape.l..(n + 1) * shape.l];
             sum_dy += B::sum(g);
             sum_dyc += B::raw_dot(g, out);
         }

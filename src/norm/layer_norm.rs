@@ -39,7 +39,7 @@
 //! ```
 //! use constml::norm::LayerNorm;
 //! let (w, b) = ([1.0f32; 4], [0.0f32; 4]);
-//! let ln = LayerNorm::new(Some(&w), Some(&b), 1e-5)?;
+//! let ln = LayerNorm::<f32, 4>::new(Some(&w), Some(&b), 1e-5)?;
 //! let x = [[1.0f32, 2.0, 3.0, 4.0]];
 //! let mut y = [[0.0f32; 4]];
 //! ln.forward(&x, &mut y, None)?;
@@ -82,11 +82,15 @@ fn forward_row<B: Backend, T: Real>(
     (rough + shift, r)
 }
 
-/// `out ← x̂ = (x − μ)·r`.
+/// `out ← x̂ = (x − μ)·r`. `μ` was rounded to `T` when it was saved; the
+/// centred row's own mean (small, computed from exact differences) corrects
+/// that rounding, so `x̂` stays accurate for rows with `|μ| ≫ σ`.
 #[inline]
 fn normalised<B: Backend, T: Real>(out: &mut [T], x: &[T], mean: T, r: T) {
     out.copy_from_slice(x);
     B::raw_affine(out, T::ONE, -mean);
+    let shift = B::sum(out) / T::from_usize(out.len());
+    B::raw_affine(out, T::ONE, -shift);
     B::raw_affine(out, r, T::ZERO);
 }
 

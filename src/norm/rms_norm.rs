@@ -24,7 +24,7 @@
 //! ```
 //! use constml::norm::RmsNorm;
 //! let w = [2.0f32; 2];
-//! let norm = RmsNorm::new(Some(&w), 1e-6)?;
+//! let norm = RmsNorm::<f32, 2>::new(Some(&w), 1e-6)?;
 //! let mut y = [[0.0f32; 2]];
 //! norm.forward(&[[3.0, 4.0]], &mut y, None)?; // rms = √12.5
 //! assert!((y[0][0] - 2.0 * 3.0 / 12.5f32.sqrt()).abs() < 1e-6);
@@ -307,7 +307,13 @@ mod dynamic {
         /// `y`.
         pub fn forward(&self, x: &Matrix<T>) -> Result<Matrix<T>> {
             let mut y = Matrix::zeros(x.rows(), x.cols())?;
-            rms_norm_views_with::<B, T>(x.view(), y.view_mut(), self.weight.as_deref(), self.eps, None)?;
+            rms_norm_views_with::<B, T>(
+                x.view(),
+                y.view_mut(),
+                self.weight.as_deref(),
+                self.eps,
+                None,
+            )?;
             Ok(y)
         }
         /// `dx`; accumulates `dweight`.
