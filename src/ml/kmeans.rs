@@ -309,6 +309,28 @@ fn relocate_empty<B: Backend, T: Real>(x: MatRef<'_, T>, k: usize, bufs: &mut Bu
     }
 }
 
+/// Assignment, relocation and the new centres (means) into `bufs.next`;
+/// returns whether any label changed and `Σ‖c_new − c_old‖²`.
+fn lloyd_update<B: Backend, T: Real>(
+    x: MatRef<'_, T>,
+    k: usize,
+    bufs: &mut Bufs<'_, T>,
+) -> Result<(bool, T)> {
+    let d = x.cols();
+    let changed = assign::<B, T>(x, k, bufs, true)?;
+    relocate_empty::<B, T>(x, k, bufs);
+    let mut shift = T::ZERO;
+    for c in 0..k {
+        let cnt = bufs.counts[c];
+        let next = &mut bufs.next[c * d..(c + 1) * d];
+        if cnt > T::ZERO {
+            B::raw_affine(next, T::ONE / cnt, T::ZERO);
+        }
+        shift += sq_dist(next, &bufs.cur[c * d..(c + 1) * d]);
+    }
+    Ok((changed, shift))
+}
+
 /// One Lloyd run from `bufs.cur`; returns `(inertia, n_iter)`.
 fn lloyd<B: Backend, T: Real>(
     x: MatRef<'_, T>,
@@ -322,20 +344,8 @@ fn lloyd<B: Backend, T: Real>(
     let mut iters = 0;
     for it in 0..cfg.max_iter {
         iters = it + 1;
-        let changed = assign::<B, T>(x, k, bufs, true)? || it == 0;
-        relocate_empty::<B, T>(x, k, bufs);
-        let mut shift = T::ZERO;
-        for c in 0..k {
-            let cnt = bufs.counts[c];
-            let (next, cur) = (
-                &mut bufs.next[c * d..(c + 1) * d],
-                &bufs.cur[c * d..(c + 1) * d],
-            );
-            if cnt > T::ZERO {
-                B::raw_affine(next, T::ONE / cnt, T::ZERO);
-            }
-            shift += sq_dist(next, cur);
-        }
+        let (changed, shift) = lloyd_update::<B, T>(x, k, bufs)?;
+        let changed = changed || it == 0;
         core::mem::swap(&mut bufs.cur, &mut bufs.next);
         if !changed {
             strict = true;
@@ -426,6 +436,68 @@ pub fn kmeans_views_with<B: Backend, T: Real, R: Rng>(
         labels: label_scratch,
     };
     fit_bufs::<B, T, R>(x, init, cfg, rng, centers, labels, &mut bufs)
+}
+
+crate::simd_default!(kmeans_lloyd_step_views => kmeans_lloyd_step_views_with<T: Real>(x: MatRef<'_, T>, centers: MatMut<'_, T>, labels: &mut [usize], scratch: &mut [T]) -> Result<T>);
+
+/// One Lloyd iteration in place (scikit-learn's `lloyd_iter_chunked_dense`):
+/// assigns every point of `x` `(N, D)` to its nearest centre of `centers`
+/// `(K, D)` (labels into `labels`, `N`), relocates empty clusters, and moves
+/// the centres to their means. Returns `Σ‖c_new − c_old‖²`. `scratch`:
+/// [`kmeans_scratch_len`]`(N, K, D)`.
+pub fn kmeans_lloyd_step_views_with<B: Backend, T: Real>(
+    x: MatRef<'_, T>,
+    mut centers: MatMut<'_, T>,
+    labels: &mut [usize],
+    scratch: &mut [T],
+) -> Result<T> {
+    let (n, d) = x.shape();
+    let k = centers.rows();
+    if k == 0 || k > n {
+        return Err(Error::InvalidParameter {
+            what: "k-means: K",
+            reason: "needs 1 <= K <= N",
+        });
+    }
+    if centers.cols() != d {
+        return Err(Error::ShapeMismatch {
+            what: "k-means: centers",
+            expected: (k, d),
+            found: centers.shape(),
+        });
+    }
+    check_len("k-means: labels", n, labels.len())?;
+    let need = kmeans_scratch_len(n, k, d);
+    let found = scratch.len();
+    let s = scratch.get_mut(..need).ok_or(Error::BufferTooSmall {
+        what: "k-means: scratch",
+        needed: need,
+        found,
+    })?;
+    let (dots, s) = s.split_at_mut(KMEANS_CHUNK * k);
+    let (cur, s) = s.split_at_mut(k * d);
+    let (next, s) = s.split_at_mut(k * d);
+    let (counts, s) = s.split_at_mut(k);
+    let (cnorm, dist) = s.split_at_mut(k);
+    for i in 0..k {
+        cur[i * d..(i + 1) * d].copy_from_slice(centers.row_mut_or_empty(i));
+    }
+    let mut bufs = Bufs {
+        dots,
+        cur,
+        next,
+        counts,
+        cnorm,
+        dist,
+        labels,
+    };
+    let (_, shift) = lloyd_update::<B, T>(x, k, &mut bufs)?;
+    for c in 0..k {
+        centers
+            .row_mut_or_empty(c)
+            .copy_from_slice(&bufs.next[c * d..(c + 1) * d]);
+    }
+    Ok(shift)
 }
 
 /// Caller-owned scratch of the const face for `N` points, `K` centres, `D`

@@ -26,6 +26,14 @@ use constml::decode::{
     SelectScratch, beam_search_with, greedy_with, min_p, min_p_probs, repro_exp, sample_probs,
     temperature, top_k, top_p, top_p_probs, uniform,
 };
+use constml::ml::{
+    KMeans, KMeansInit, KMeansScratch, LinearRegression, SgdConfig, SgdRule, kmeans_online_update,
+    least_squares_views,
+};
+use constml::norm::{
+    BatchNorm, BatchNormState, LayerNorm, NormStats, RmsNorm, layer_norm_backward_views_with,
+    rms_norm_backward_views_with,
+};
 use constml::position::{
     Alibi, AlibiForm, BeyondTable, LearnedPositions, Rope, RopeConfig, RopeLayout, RopeScaling,
     RopeTable, ShawRelative, Sinusoidal, SinusoidalLayout, T5Buckets, T5RelativeBias, alibi_slopes,
@@ -69,6 +77,7 @@ fn run<B: Backend>(seed: f32) -> Result<f32> {
         + ring_calls::<B>(seed)?
         + mpt_calls::<B>(seed)?
         + position_calls::<B>(seed)?
+        + norm_ml_calls::<B>(seed)?
         + decode_calls::<B>(seed)?)
 }
 
@@ -484,6 +493,116 @@ fn position_calls<B: Backend>(seed: f32) -> Result<f32> {
     let mut bias = [[0.0f32; NK]; H * NQ];
     alibi.fill_views(2, 0, MatMut::from_array(&mut bias))?;
     Ok(r + total(ctx.as_flattened()) + total(bias.as_flattened()))
+}
+
+/// Normalisation (forward, backward, BatchNorm training/eval/fold) and
+/// classic ML (SGD, least squares, k-means, the online update).
+#[inline(never)]
+fn norm_ml_calls<B: Backend>(seed: f32) -> Result<f32> {
+    let x: [[f32; DM]; NQ] = fill(seed, 31);
+    let dy: [[f32; DM]; NQ] = fill(seed, 32);
+    let mut r = 0.0;
+    let ln = LayerNorm::<f32, DM, B>::new(Some(&LN_Q), Some(&LN_QB), 1e-5)?;
+    let mut y = [[0.0f32; DM]; NQ];
+    let (mut mean, mut rstd) = ([0.0f32; NQ], [0.0f32; NQ]);
+    ln.forward(&x, &mut y, Some(NormStats::new(&mut mean, &mut rstd)))?;
+    let mut dx = [[0.0f32; DM]; NQ];
+    let (mut dw, mut db) = ([0.0f32; DM], [0.0f32; DM]);
+    ln.backward(
+        &x,
+        &dy,
+        &mut dx,
+        Some((&mean, &rstd)),
+        Some(&mut dw),
+        Some(&mut db),
+    )?;
+    layer_norm_backward_views_with::<B, f32>(
+        MatRef::from_array(&x),
+        MatRef::from_array(&dy),
+        MatMut::from_array(&mut dx),
+        None,
+        1e-5,
+        None,
+        None,
+        None,
+    )?;
+    r += total(y.as_flattened()) + total(dx.as_flattened()) + total(&dw) + total(&db);
+    let rms = RmsNorm::<f32, DM, B>::new(Some(&LN_Q), 1e-6)?;
+    rms.forward_inplace(&mut y, None)?;
+    rms_norm_backward_views_with::<B, f32>(
+        MatRef::from_array(&x),
+        MatRef::from_array(&dy),
+        MatMut::from_array(&mut dx),
+        Some(&LN_Q),
+        1e-6,
+        None,
+        Some(&mut dw),
+    )?;
+    r += total(y.as_flattened()) + total(dx.as_flattened());
+    // BatchNorm over (N, C, L) = (NQ, 2, 8): training, backward, eval, fold.
+    let bn = BatchNorm::<f32, 2, B>::new(Some(&[1.0, 0.5]), Some(&[0.0, 0.1]), 1e-5, Some(0.1))?;
+    let xb: [[[f32; 8]; 2]; NQ] = fill3(seed, 33);
+    let mut yb = [[[0.0f32; 8]; 2]; NQ];
+    let mut state = BatchNormState::new();
+    let (mut bm, mut br) = ([0.0f32; 2], [0.0f32; 2]);
+    bn.forward_train(&xb, &mut yb, Some(&mut state), Some((&mut bm, &mut br)))?;
+    let mut dxb = [[[0.0f32; 8]; 2]; NQ];
+    let (mut gw, mut gb) = ([0.0f32; 2], [0.0f32; 2]);
+    bn.backward_train(
+        &xb,
+        &yb,
+        &mut dxb,
+        Some((&bm, &br)),
+        Some(&mut gw),
+        Some(&mut gb),
+    )?;
+    bn.forward_eval(&xb, &mut yb, &state)?;
+    let mut wl: [[f32; 3]; 2] = fill(seed, 34);
+    let mut bl = [0.1f32, -0.1];
+    bn.fold(&state, &mut wl, &mut bl)?;
+    r += total(yb.as_flattened().as_flattened()) + total(dxb.as_flattened().as_flattened());
+    r += total(wl.as_flattened()) + total(&bl) + total(&gw) + total(&gb);
+    // Linear regression: mini-batch SGD with shuffling, the scikit-learn
+    // rule, and least squares.
+    let xs: [[f32; 2]; 8] = fill(seed, 35);
+    let ys: [f32; 8] = core::array::from_fn(|i| 2.0 * xs[i][0] - xs[i][1] + 0.5);
+    let mut model = LinearRegression::<f32, 2>::new();
+    let mut perm = [0usize; 8];
+    let mut rng = Xoshiro128PlusPlus::seed_from_u64(5);
+    let mut last = 0.0f32;
+    model.fit_sgd(
+        &xs,
+        &ys,
+        None,
+        &SgdConfig::new(0.1, 3, 4),
+        &mut perm,
+        Some(&mut rng),
+        &mut |e| last = e.train_loss,
+    )?;
+    let cfg = SgdConfig {
+        rule: SgdRule::Sklearn,
+        ..SgdConfig::new(0.05, 1, 2)
+    };
+    model.fit_sgd::<8, Xoshiro128PlusPlus>(&xs, &ys, None, &cfg, &mut perm, None, &mut |_| {})?;
+    let mut lsq = [0.0f32; 8 * 3 + 8];
+    let (mut w, mut b) = ([0.0f32; 2], 0.0f32);
+    least_squares_views(MatRef::from_array(&xs), &ys, &mut lsq, &mut w, &mut b)?;
+    r += last + model.predict(&xs[0]) + total(&w) + b;
+    // k-means, const face, and the online update.
+    let mut centers = [[0.0f32; 2]; 2];
+    let mut labels = [0usize; 8];
+    let mut scratch = KMeansScratch::<f32, 8, 2, 2>::new();
+    let fit = KMeans::<f32, 2, 2, B>::new().n_init(2).fit(
+        &xs,
+        KMeansInit::PlusPlus,
+        &mut rng,
+        &mut centers,
+        &mut labels,
+        &mut scratch,
+    )?;
+    let mut counts = [1u64, 1];
+    let c = kmeans_online_update(MatMut::from_array(&mut centers), &mut counts, &xs[3])?;
+    Ok(r + fit.inertia + total(centers.as_flattened()) + c as f32)
 }
 
 /// MosaicML MPT's multi-query layer (q/k LayerNorm, clipping), without and
