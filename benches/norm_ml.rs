@@ -222,7 +222,7 @@ fn sgd_epoch(c: &mut Criterion) {
     let (mut w, mut b0) = (vec![0.0f64; 10], 0.0f64);
     c.bench_function("sgd_epoch/diabetes_batch32", |b| {
         b.iter(|| {
-            sgd_fit_views::<f64, _>(
+            sgd_fit_views(
                 MatRef::new(black_box(&x), n, 10).unwrap(),
                 &y,
                 None,

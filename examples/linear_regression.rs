@@ -24,11 +24,12 @@ mod svg;
 
 use std::error::Error;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Instant;
 
+use constml::Matrix;
 use constml::ml::{LearningRate, SgdConfig, SgdRule, half_mse, least_squares_dyn, sgd_fit_dyn};
 use constml::rand_core::{Rng, SeedableRng};
-use constml::{Matrix, Simd};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/diabetes.csv");
@@ -37,10 +38,13 @@ const FEATURES: usize = 10;
 
 /// Seeds the split and the per-epoch shuffles.
 const SEED: u64 = 2024;
-/// Mini-batch SGD settings.
-const LR: f64 = 0.5;
+/// Mini-batch SGD: a constant learning rate, rows per batch, full passes.
+/// With seeds 1..=40 the final training MSE ends 0.05–1.6 % above the
+/// closed form's; with lr 0.5 the larger step noise leaves it up to 4 %
+/// (4000 epochs) or 11 % (3000) above.
+const LR: f64 = 0.2;
 const BATCH: usize = 32;
-const EPOCHS: usize = 3000;
+const EPOCHS: usize = 4000;
 /// Progress lines printed during SGD.
 const PROGRESS_LINES: usize = 10;
 
@@ -78,6 +82,11 @@ fn load(path: &str) -> Result<(Vec<f64>, Vec<f64>), Box<dyn Error>> {
                 .trim()
                 .parse()
                 .map_err(|e| format!("{path}:{line_no}: field {} = {f:?}: {e}", j + 1))?;
+            if !v.is_finite() {
+                return Err(
+                    format!("{path}:{line_no}: field {} = {f:?} is not finite", j + 1).into(),
+                );
+            }
             if j < FEATURES { x.push(v) } else { y.push(v) }
         }
     }
@@ -99,10 +108,20 @@ fn take(x: &[f64], y: &[f64], idx: &[usize]) -> Result<(Matrix<f64>, Vec<f64>), 
 
 /// Mean squared error of `X·w + b` against `y`.
 fn mse(x: &Matrix<f64>, y: &[f64], w: &[f64], b: f64) -> constml::Result<f64> {
-    Ok(2.0 * half_mse::<Simd, f64>(x.view(), y, w, b)?)
+    Ok(2.0 * half_mse(x.view(), y, w, b)?)
 }
 
-fn main() -> Result<(), Box<dyn Error>> {
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("linear_regression: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Box<dyn Error>> {
     let out = PathBuf::from(
         std::env::args()
             .nth(1)
@@ -139,19 +158,23 @@ fn main() -> Result<(), Box<dyn Error>> {
     );
 
     // 2. Mini-batch SGD, losses reported after every epoch.
+    // 353 rows in batches of 32 leave a last batch of one row, which would
+    // take a full step on a single sample every epoch: drop it (a different
+    // row sits out each epoch, as with PyTorch's `drop_last=True`).
     let cfg = SgdConfig {
-        validate_every: 1,
+        drop_last: true,
         ..SgdConfig::new(LR, BATCH, EPOCHS)
     };
     println!("\nmini-batch SGD: lr {LR}, batch {BATCH}, {EPOCHS} epochs, reshuffled each epoch");
     let t = Instant::now();
-    let (w_sgd, b_sgd, history) = sgd_fit_dyn(
+    let fit = sgd_fit_dyn(
         &x_train,
         &y_train,
         Some((&x_val, &y_val)),
         &cfg,
         Some(&mut rng),
     )?;
+    let (w_sgd, b_sgd, history) = (fit.w, fit.b, fit.history);
     let sgd_time = t.elapsed();
     println!("{:>8} {:>12} {:>12}", "epoch", "train MSE", "val MSE");
     let every = (EPOCHS / PROGRESS_LINES).max(1);
@@ -166,7 +189,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             2.0 * r.val_loss.unwrap_or(f64::NAN)
         );
     }
-    let steps = history.last().map_or(0, |r| r.steps);
+    let steps = fit.steps;
     println!(
         "({steps} steps in {:.0} ms, a full training and validation pass after each epoch)",
         sgd_time.as_secs_f64() * 1e3
@@ -183,19 +206,24 @@ fn main() -> Result<(), Box<dyn Error>> {
         100.0 * (sgd_train - cf_train) / cf_train,
         100.0 * (sgd_val - cf_val) / cf_val
     );
+    // The loss is nearly flat along some directions of weight space: the
+    // serum columns are strongly correlated (s1 with s2 at 0.90), the
+    // smallest eigenvalue of XᵀX is about 0.01 against 4 for the largest, and
+    // SGD has barely moved along that direction. So its weights can sit far
+    // from the closed form's while its loss is close.
+    let names: Vec<&str> = HEADER.split(',').collect();
+    let gap = |j: usize| (w_cf[j] - w_sgd[j]).abs();
+    let far = (0..FEATURES)
+        .max_by(|&a, &b| gap(a).total_cmp(&gap(b)))
+        .unwrap_or(0);
     println!(
-        "intercept: closed form {b_cf:.3}, SGD {b_sgd:.3}; \
-         largest weight difference {:.1} (weights span {:.0}..{:.0})",
-        w_cf.iter()
-            .zip(&w_sgd)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max),
-        w_cf.iter().copied().fold(f64::INFINITY, f64::min),
-        w_cf.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        "intercept: closed form {b_cf:.2}, SGD {b_sgd:.2}; largest weight gap on `{}`: \
+         {:.1} vs {:.1} (loss nearly flat along correlated features)",
+        names[far], w_cf[far], w_sgd[far]
     );
 
     // 3. scikit-learn's per-sample rule, rows in file order, all 442 rows.
-    let (x_all, y_all) = take(&x, &y, &(0..n).collect::<Vec<_>>())?;
+    let x_all = Matrix::from_vec(n, FEATURES, x.clone())?;
     let sk = SgdConfig {
         lr: LearningRate::InvScaling {
             eta0: 0.01,
@@ -205,18 +233,16 @@ fn main() -> Result<(), Box<dyn Error>> {
         epochs: 5,
         l2: 0.0,
         validate_every: 1,
+        drop_last: false,
     };
-    let (w_sk, b_sk, sk_hist) =
-        sgd_fit_dyn(&x_all, &y_all, None, &sk, None::<&mut Xoshiro256PlusPlus>)?;
+    let sk_fit = sgd_fit_dyn(&x_all, &y, None, &sk, None)?;
+    let (w_sk, b_sk) = (sk_fit.w, sk_fit.b);
     println!(
         "\nscikit-learn rule (invscaling eta0 0.01, power_t 0.25, 5 epochs, no shuffle, all {n} rows):"
     );
     println!(
         "  coef[0..3] = [{:.10}, {:.10}, {:.10}], intercept {b_sk:.10}, steps (t_ - 1) = {}",
-        w_sk[0],
-        w_sk[1],
-        w_sk[2],
-        sk_hist.last().map_or(0, |r| r.steps)
+        w_sk[0], w_sk[1], w_sk[2], sk_fit.steps
     );
     println!(
         "  = SGDRegressor(learning_rate=\"invscaling\", penalty=None, shuffle=False, tol=None, max_iter=5) \
@@ -239,7 +265,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let hi = all.fold(cf_train.max(cf_val), f64::max);
     let mut plot = svg::Plot::new(
         &format!("Diabetes: mini-batch SGD (lr {LR}, batch {BATCH}) vs closed form"),
-        svg::Axis::log(1.0, EPOCHS as f64, "epoch"),
+        svg::Axis::log(1.0, EPOCHS as f64, "epoch (log scale)"),
         svg::Axis::log(lo, hi, "MSE (log scale)"),
     );
     let (blue, orange) = ("#1f77b4", "#ff7f0e");

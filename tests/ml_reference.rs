@@ -163,12 +163,13 @@ fn sgd_sklearn<B: Backend>(case: &str) {
             epochs,
             l2,
             validate_every: 1,
+            drop_last: false,
         };
         let (mut w, mut b) = (vec![0.0; 10], 0.0);
         let mut perm = vec![0; 442];
         let mut scratch = vec![0.0; sgd_scratch_len(10)];
         let mut reports = 0;
-        let steps = sgd_fit_views_with::<B, f64, Xoshiro256PlusPlus>(
+        let steps = sgd_fit_views_with::<B, f64>(
             xv,
             &y,
             None,
@@ -219,7 +220,7 @@ fn closed_form_matches_linear_regression() {
         );
     }
     assert!((b - load::<f64>("linreg/intercept")[0]).abs() < 1e-8);
-    let mse = 2.0 * half_mse::<Simd, f64>(m.view(), &y, &w, b).unwrap();
+    let mse = 2.0 * half_mse(m.view(), &y, &w, b).unwrap();
     let want = load::<f64>("linreg/train_mse")[0];
     assert!((mse - want).abs() < 1e-8 * want, "{mse} vs {want}");
 }
@@ -232,13 +233,15 @@ fn minibatch_sgd_reaches_the_closed_form_loss() {
     let (x, y) = diabetes::<f64>();
     let m = constml::Matrix::from_vec(442, 10, x).unwrap();
     let (wc, bc) = least_squares_dyn(&m, &y).unwrap();
-    let best = half_mse::<Simd, f64>(m.view(), &y, &wc, bc).unwrap();
+    let best = half_mse(m.view(), &y, &wc, bc).unwrap();
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(42);
     let cfg = SgdConfig {
         validate_every: 100,
         ..SgdConfig::new(0.5, 32, 3000)
     };
-    let (_, _, history) = sgd_fit_dyn(&m, &y, None, &cfg, Some(&mut rng)).unwrap();
+    let fit = sgd_fit_dyn(&m, &y, None, &cfg, Some(&mut rng)).unwrap();
+    let history = fit.history;
+    assert_eq!(fit.steps, 3000 * 14);
     assert_eq!(history.len(), 30);
     let last = history.last().unwrap();
     assert_eq!(last.steps, 3000 * 14);

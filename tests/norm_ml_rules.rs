@@ -488,19 +488,8 @@ fn sgd_and_least_squares_bad_input_is_an_error() {
     let run =
         |cfg: &SgdConfig<f64>, x: MatRef<'_, f64>, y: &[f64], perm: &mut [usize], s: &mut [f64]| {
             let (mut w, mut b) = (vec![0.0; 2], 0.0);
-            sgd_fit_views::<f64, Xoshiro256PlusPlus>(
-                x,
-                y,
-                None,
-                cfg,
-                &mut w,
-                &mut b,
-                perm,
-                None,
-                s,
-                &mut |_| {},
-            )
-            .map(|_| (w, b))
+            sgd_fit_views(x, y, None, cfg, &mut w, &mut b, perm, None, s, &mut |_| {})
+                .map(|_| (w, b))
         };
     let good = SgdConfig::new(0.1, 3, 2);
     for lr in [0.0, -0.1, f64::NAN, f64::INFINITY] {
@@ -581,6 +570,47 @@ fn sgd_and_least_squares_bad_input_is_an_error() {
     assert_eq!(
         run(&SgdConfig { epochs: 0, ..good }, xv, &y, &mut perm, &mut s).unwrap(),
         (vec![0.0; 2], 0.0)
+    );
+    // drop_last skips the partial batch: 8 = 3 + 3 + 2 gives 2 steps an
+    // epoch (3 without it); a batch larger than N then takes no step at all.
+    let steps = |cfg: &SgdConfig<f64>, perm: &mut [usize], s: &mut [f64]| {
+        let (mut w, mut b) = (vec![0.0; 2], 0.0);
+        sgd_fit_views(
+            xv,
+            &y,
+            None,
+            cfg,
+            &mut w,
+            &mut b,
+            perm,
+            None,
+            s,
+            &mut |_| {},
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        steps(
+            &SgdConfig {
+                drop_last: true,
+                ..good
+            },
+            &mut perm,
+            &mut s
+        ),
+        4
+    );
+    assert_eq!(steps(&good, &mut perm, &mut s), 6);
+    assert_eq!(
+        steps(
+            &SgdConfig {
+                drop_last: true,
+                ..SgdConfig::new(0.1, 9, 2)
+            },
+            &mut perm,
+            &mut s
+        ),
+        0
     );
     // A batch larger than N is one batch per epoch.
     assert!(run(&SgdConfig::new(0.1, 100, 2), xv, &y, &mut perm, &mut s).is_ok());

@@ -456,18 +456,18 @@ fn fold_case<T: Real>() {
     check(
         "fold linear weight",
         &fw,
-        &load::<f64>(&format!("fold_linear/weight/f64")),
+        &load::<f64>("fold_linear/weight/f64"),
         5,
     );
     check(
         "fold linear bias",
         &fb,
-        &load::<f64>(&format!("fold_linear/bias/f64")),
+        &load::<f64>("fold_linear/bias/f64"),
         4,
     );
     // The folded layer computes what Linear → BatchNorm (eval) computed.
     let x = g("x");
-    let want = load::<f64>(&format!("fold_linear/y/f64"));
+    let want = load::<f64>("fold_linear/y/f64");
     for i in 0..3 {
         for o in 0..4 {
             let v = (0..5).fold(fb[o], |s, j| s + fw[o * 5 + j] * x[i * 5 + j]);

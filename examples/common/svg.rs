@@ -273,7 +273,10 @@ impl Plot {
         );
         // Legend, top right inside the panel.
         if !self.legend.is_empty() {
-            let (bw, bh) = (230.0, 10.0 + 18.0 * self.legend.len() as f64);
+            // About 7 px per character at this font size, plus the mark.
+            let chars = self.legend.iter().map(|e| e.0.chars().count()).max();
+            let bw = 56.0 + 7.0 * chars.unwrap_or(0) as f64;
+            let bh = 10.0 + 18.0 * self.legend.len() as f64;
             let (bx, by) = (x1 - bw - 10.0, y1 + 10.0);
             let _ = writeln!(
                 s,

@@ -168,7 +168,7 @@ fn index<R: Rng + ?Sized>(rng: &mut R, n: usize) -> usize {
 }
 
 /// Greedy k-means++ into `bufs.cur`.
-fn plus_plus<B: Backend, T: Real, R: Rng + ?Sized>(
+fn plus_plus<T: Real, R: Rng + ?Sized>(
     x: MatRef<'_, T>,
     k: usize,
     rng: &mut R,
@@ -274,7 +274,7 @@ fn assign<B: Backend, T: Real>(
 
 /// Relocates empty clusters of the next centres (sums and counts) to the
 /// points farthest from their current centres.
-fn relocate_empty<B: Backend, T: Real>(x: MatRef<'_, T>, k: usize, bufs: &mut Bufs<'_, T>) {
+fn relocate_empty<T: Real>(x: MatRef<'_, T>, k: usize, bufs: &mut Bufs<'_, T>) {
     let (n, d) = x.shape();
     if !bufs.counts[..k].contains(&T::ZERO) {
         return;
@@ -300,10 +300,10 @@ fn relocate_empty<B: Backend, T: Real>(x: MatRef<'_, T>, k: usize, bufs: &mut Bu
         let old = bufs.labels[far];
         let xi = x.row_or_empty(far);
         let (o, nx) = (old * d, e * d);
-        for j in 0..d {
-            bufs.next[o + j] -= xi[j];
-            bufs.next[nx + j] = xi[j];
+        for (v, &xj) in bufs.next[o..o + d].iter_mut().zip(xi) {
+            *v -= xj;
         }
+        bufs.next[nx..nx + d].copy_from_slice(xi);
         bufs.counts[old] -= T::ONE;
         bufs.counts[e] = T::ONE;
     }
@@ -318,7 +318,7 @@ fn lloyd_update<B: Backend, T: Real>(
 ) -> Result<(bool, T)> {
     let d = x.cols();
     let changed = assign::<B, T>(x, k, bufs, true)?;
-    relocate_empty::<B, T>(x, k, bufs);
+    relocate_empty::<T>(x, k, bufs);
     let mut shift = T::ZERO;
     for c in 0..k {
         let cnt = bufs.counts[c];
@@ -436,6 +436,53 @@ pub fn kmeans_views_with<B: Backend, T: Real, R: Rng>(
         labels: label_scratch,
     };
     fit_bufs::<B, T, R>(x, init, cfg, rng, centers, labels, &mut bufs)
+}
+
+/// Labels every point of `x` `(N, D)` with its nearest centre of `centers`
+/// `(K, D)` (squared Euclidean distance computed directly, lowest index on
+/// ties) and returns the inertia `Σ‖x − c_label‖²` — scikit-learn's
+/// `predict` and `score` (negated). No scratch.
+pub fn kmeans_predict_views<T: Real>(
+    x: MatRef<'_, T>,
+    centers: MatRef<'_, T>,
+    labels: &mut [usize],
+) -> Result<T> {
+    let (n, d) = x.shape();
+    let k = centers.rows();
+    if k == 0 {
+        return Err(Error::Empty {
+            what: "k-means predict: centers",
+        });
+    }
+    if centers.cols() != d {
+        return Err(Error::ShapeMismatch {
+            what: "k-means predict: centers",
+            expected: (k, d),
+            found: centers.shape(),
+        });
+    }
+    check_len("k-means predict: labels", n, labels.len())?;
+    let mut inertia = T::ZERO;
+    for (i, l) in labels.iter_mut().enumerate() {
+        let xi = x.row_or_empty(i);
+        let (mut best, mut bd) = (0, T::INFINITY);
+        for c in 0..k {
+            let dd = sq_dist(xi, centers.row_or_empty(c));
+            if dd < bd {
+                bd = dd;
+                best = c;
+            }
+        }
+        if !bd.is_finite() {
+            return Err(Error::InvalidParameter {
+                what: "k-means predict: points",
+                reason: "a distance is NaN or infinite",
+            });
+        }
+        *l = best;
+        inertia += bd;
+    }
+    Ok(inertia)
 }
 
 crate::simd_default!(kmeans_lloyd_step_views => kmeans_lloyd_step_views_with<T: Real>(x: MatRef<'_, T>, centers: MatMut<'_, T>, labels: &mut [usize], scratch: &mut [T]) -> Result<T>);
@@ -700,7 +747,7 @@ fn fit_bufs<B: Backend, T: Real, R: Rng>(
                     bufs.cur[i * d..(i + 1) * d].copy_from_slice(c.row_or_empty(i));
                 }
             }
-            KMeansInit::PlusPlus => plus_plus::<B, T, R>(x, k, rng, bufs),
+            KMeansInit::PlusPlus => plus_plus::<T, R>(x, k, rng, bufs),
         }
         let (inertia, n_iter) = lloyd::<B, T>(x, k, cfg, tol, bufs)?;
         if best.is_none_or(|b| inertia < b.inertia) {
@@ -759,4 +806,56 @@ pub fn kmeans_online_update<T: Real>(
         *c += (v - *c) * step;
     }
     Ok(best)
+}
+
+#[cfg(feature = "std")]
+pub use dynamic::kmeans_dyn;
+
+#[cfg(feature = "std")]
+mod dynamic {
+    use std::vec;
+    use std::vec::Vec;
+
+    use super::*;
+    use crate::matrix::Matrix;
+
+    /// k-means with `k` centres on an owned matrix (`std`): returns the
+    /// centres `(k, D)`, the labels and the fit (see [`kmeans_views_with`]).
+    ///
+    /// ```
+    /// use constml::{Matrix, ml::{kmeans_dyn, KMeansConfig, KMeansInit}};
+    /// use constml::rand_core::SeedableRng;
+    /// let x = Matrix::from_vec(4, 1, vec![0.0f64, 0.2, 9.0, 9.2])?;
+    /// let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(1);
+    /// let cfg = KMeansConfig { n_init: 4, ..KMeansConfig::default() };
+    /// let (centers, labels, fit) = kmeans_dyn(&x, 2, KMeansInit::PlusPlus, &cfg, &mut rng)?;
+    /// assert!((fit.inertia - 0.04).abs() < 1e-12);
+    /// assert_eq!(centers.shape(), (2, 1));
+    /// assert_eq!(labels[0], labels[1]);
+    /// # Ok::<(), constml::Error>(())
+    /// ```
+    pub fn kmeans_dyn<T: Real, R: Rng>(
+        x: &Matrix<T>,
+        k: usize,
+        init: KMeansInit<'_, T>,
+        cfg: &KMeansConfig<T>,
+        rng: &mut R,
+    ) -> Result<(Matrix<T>, Vec<usize>, KMeansFit<T>)> {
+        let (n, d) = x.shape();
+        let mut centers = Matrix::zeros(k, d)?;
+        let mut labels = vec![0usize; n];
+        let mut label_scratch = vec![0usize; n];
+        let mut scratch = vec![T::ZERO; kmeans_scratch_len(n, k, d)];
+        let fit = kmeans_views_with::<Simd, T, R>(
+            x.view(),
+            init,
+            cfg,
+            rng,
+            centers.view_mut(),
+            &mut labels,
+            &mut scratch,
+            &mut label_scratch,
+        )?;
+        Ok((centers, labels, fit))
+    }
 }

@@ -7,7 +7,8 @@
 //!
 //! * [`SgdRule::MiniBatch`]: batches of `batch_size` rows in (shuffled)
 //!   order; the last batch of an epoch is partial when `batch_size` does not
-//!   divide `N`. One step per batch: `w ← w − η·(Xᵦᵀ r/|B| + α·w)`,
+//!   divide `N` (it takes its own step, or is skipped with
+//!   [`SgdConfig::drop_last`]). One step per batch: `w ← w − η·(Xᵦᵀ r/|B| + α·w)`,
 //!   `b ← b − η·mean(r)` with residuals `r = Xᵦ·w + b − yᵦ`.
 //! * [`SgdRule::Sklearn`]: scikit-learn's `SGDRegressor` per-sample rule
 //!   (squared loss, plain SGD), for comparisons with it: for each sample in
@@ -122,6 +123,11 @@ pub struct SgdConfig<T> {
     /// Report every this many epochs (`≥ 1`; the last epoch is always
     /// reported).
     pub validate_every: usize,
+    /// Mini-batch rule: skip an epoch's last batch when it is partial
+    /// (PyTorch's `DataLoader(drop_last=True)`; with shuffling, different rows
+    /// sit out each epoch). By default the partial batch takes a step of its
+    /// own, its gradient averaged over its rows.
+    pub drop_last: bool,
 }
 
 impl<T: Real> SgdConfig<T> {
@@ -133,6 +139,7 @@ impl<T: Real> SgdConfig<T> {
             epochs,
             l2: T::ZERO,
             validate_every: 1,
+            drop_last: false,
         }
     }
     fn check(&self) -> Result<()> {
@@ -172,8 +179,10 @@ pub struct EpochReport<T> {
     pub steps: u64,
 }
 
+crate::simd_default!(half_mse => half_mse_with<T: Real>(x: MatRef<'_, T>, y: &[T], w: &[T], b: T) -> Result<T>);
+
 /// `½·mean((X·w + b − y)²)` (0 for no rows).
-pub fn half_mse<B: Backend, T: Real>(x: MatRef<'_, T>, y: &[T], w: &[T], b: T) -> Result<T> {
+pub fn half_mse_with<B: Backend, T: Real>(x: MatRef<'_, T>, y: &[T], w: &[T], b: T) -> Result<T> {
     check_len("linear regression: y", x.rows(), y.len())?;
     check_len("linear regression: w", x.cols(), w.len())?;
     if x.rows() == 0 {
@@ -208,7 +217,7 @@ fn check_data<T: Real>(what: &'static str, x: MatRef<'_, T>, y: &[T]) -> Result<
 
 /// Fisher–Yates shuffle of `perm` with `rng` (uniform index by rejection-free
 /// multiply-shift on 64 bits).
-fn shuffle<R: Rng + ?Sized>(perm: &mut [usize], rng: &mut R) {
+fn shuffle(perm: &mut [usize], rng: &mut dyn Rng) {
     for i in (1..perm.len()).rev() {
         let j = ((rng.next_u64() as u128 * (i as u128 + 1)) >> 64) as usize;
         perm.swap(i, j);
@@ -223,7 +232,7 @@ pub const fn sgd_scratch_len(d: usize) -> usize {
     d
 }
 
-crate::simd_default!(sgd_fit_views => sgd_fit_views_with<T: Real, R: Rng>(x: MatRef<'_, T>, y: &[T], val: Validation<'_, T>, cfg: &SgdConfig<T>, w: &mut [T], b: &mut T, perm: &mut [usize], rng: Option<&mut R>, scratch: &mut [T], on_epoch: &mut dyn FnMut(EpochReport<T>)) -> Result<u64>);
+crate::simd_default!(sgd_fit_views => sgd_fit_views_with<T: Real>(x: MatRef<'_, T>, y: &[T], val: Validation<'_, T>, cfg: &SgdConfig<T>, w: &mut [T], b: &mut T, perm: &mut [usize], rng: Option<&mut dyn Rng>, scratch: &mut [T], on_epoch: &mut dyn FnMut(EpochReport<T>)) -> Result<u64>);
 
 /// SGD on views (no allocation): `x` `(N, D)`, `y` `N`, starting from (and
 /// updating) `w` (`D`) and `b`; `perm` (`N`) is the row-order buffer, `rng`
@@ -231,7 +240,7 @@ crate::simd_default!(sgd_fit_views => sgd_fit_views_with<T: Real, R: Rng>(x: Mat
 /// [`sgd_scratch_len`]`(D)` long. Returns the steps taken. Checks everything
 /// (shapes, finite data and parameters, `N ≥ 1`) before changing `w`.
 #[allow(clippy::too_many_arguments)]
-pub fn sgd_fit_views_with<B: Backend, T: Real, R: Rng>(
+pub fn sgd_fit_views_with<B: Backend, T: Real>(
     x: MatRef<'_, T>,
     y: &[T],
     val: Validation<'_, T>,
@@ -239,7 +248,7 @@ pub fn sgd_fit_views_with<B: Backend, T: Real, R: Rng>(
     w: &mut [T],
     b: &mut T,
     perm: &mut [usize],
-    mut rng: Option<&mut R>,
+    mut rng: Option<&mut dyn Rng>,
     scratch: &mut [T],
     on_epoch: &mut dyn FnMut(EpochReport<T>),
 ) -> Result<u64> {
@@ -292,6 +301,9 @@ pub fn sgd_fit_views_with<B: Backend, T: Real, R: Rng>(
             }
             SgdRule::MiniBatch(bs) => {
                 for batch in perm.chunks(bs) {
+                    if cfg.drop_last && batch.len() < bs {
+                        continue;
+                    }
                     let eta = cfg.lr.at(t);
                     grad.fill(T::ZERO);
                     let mut gb = T::ZERO;
@@ -313,9 +325,9 @@ pub fn sgd_fit_views_with<B: Backend, T: Real, R: Rng>(
             }
         }
         if epoch % cfg.validate_every == 0 || epoch == cfg.epochs {
-            let train_loss = half_mse::<B, T>(x, y, w, *b)?;
+            let train_loss = half_mse_with::<B, T>(x, y, w, *b)?;
             let val_loss = match val {
-                Some((xv, yv)) => Some(half_mse::<B, T>(xv, yv, w, *b)?),
+                Some((xv, yv)) => Some(half_mse_with::<B, T>(xv, yv, w, *b)?),
                 None => None,
             };
             on_epoch(EpochReport {
@@ -461,18 +473,18 @@ impl<T: Real, const D: usize> LinearRegression<T, D> {
     /// SGD from the current parameters (see [`sgd_fit_views_with`]); `perm`
     /// is the row-order buffer. Returns the steps taken.
     #[allow(clippy::too_many_arguments)]
-    pub fn fit_sgd<const N: usize, R: Rng>(
+    pub fn fit_sgd<const N: usize>(
         &mut self,
         x: &[[T; D]; N],
         y: &[T; N],
         val: Validation<'_, T>,
         cfg: &SgdConfig<T>,
         perm: &mut [usize; N],
-        rng: Option<&mut R>,
+        rng: Option<&mut dyn Rng>,
         on_epoch: &mut dyn FnMut(EpochReport<T>),
     ) -> Result<u64> {
         let mut grad = [T::ZERO; D];
-        sgd_fit_views_with::<Simd, T, R>(
+        sgd_fit_views_with::<Simd, T>(
             MatRef::from_array(x),
             y,
             val,
@@ -488,7 +500,7 @@ impl<T: Real, const D: usize> LinearRegression<T, D> {
 }
 
 #[cfg(feature = "std")]
-pub use dynamic::{least_squares_dyn, sgd_fit_dyn};
+pub use dynamic::{SgdFit, least_squares_dyn, sgd_fit_dyn};
 
 #[cfg(feature = "std")]
 mod dynamic {
@@ -498,20 +510,32 @@ mod dynamic {
     use super::*;
     use crate::matrix::Matrix;
 
-    /// SGD from zeros (`std`): returns `(w, b, history)`, the history one
-    /// [`EpochReport`] per reported epoch.
-    pub fn sgd_fit_dyn<T: Real, R: Rng>(
+    /// The result of [`sgd_fit_dyn`].
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct SgdFit<T> {
+        /// Weights.
+        pub w: Vec<T>,
+        /// Intercept.
+        pub b: T,
+        /// Steps taken (scikit-learn's `t_ − 1` with its rule).
+        pub steps: u64,
+        /// One report per reported epoch.
+        pub history: Vec<EpochReport<T>>,
+    }
+
+    /// SGD from zeros (`std`), shuffling with `rng` when given.
+    pub fn sgd_fit_dyn<T: Real>(
         x: &Matrix<T>,
         y: &[T],
         val: Option<(&Matrix<T>, &[T])>,
         cfg: &SgdConfig<T>,
-        rng: Option<&mut R>,
-    ) -> Result<(Vec<T>, T, Vec<EpochReport<T>>)> {
+        rng: Option<&mut dyn Rng>,
+    ) -> Result<SgdFit<T>> {
         let (mut w, mut b) = (vec![T::ZERO; x.cols()], T::ZERO);
         let mut perm = vec![0usize; x.rows()];
         let mut scratch = vec![T::ZERO; sgd_scratch_len(x.cols())];
         let mut history = Vec::new();
-        sgd_fit_views_with::<Simd, T, R>(
+        let steps = sgd_fit_views_with::<Simd, T>(
             x.view(),
             y,
             val.map(|(m, v)| (m.view(), v)),
@@ -523,7 +547,12 @@ mod dynamic {
             &mut scratch,
             &mut |r| history.push(r),
         )?;
-        Ok((w, b, history))
+        Ok(SgdFit {
+            w,
+            b,
+            steps,
+            history,
+        })
     }
 
     /// Least squares with an intercept (`std`): `(w, b)`.

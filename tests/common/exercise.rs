@@ -583,7 +583,7 @@ fn norm_ml_calls<B: Backend>(seed: f32) -> Result<f32> {
         rule: SgdRule::Sklearn,
         ..SgdConfig::new(0.05, 1, 2)
     };
-    model.fit_sgd::<8, Xoshiro128PlusPlus>(&xs, &ys, None, &cfg, &mut perm, None, &mut |_| {})?;
+    model.fit_sgd(&xs, &ys, None, &cfg, &mut perm, None, &mut |_| {})?;
     let mut lsq = [0.0f32; 8 * 3 + 8];
     let (mut w, mut b) = ([0.0f32; 2], 0.0f32);
     least_squares_views(MatRef::from_array(&xs), &ys, &mut lsq, &mut w, &mut b)?;
