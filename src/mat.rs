@@ -199,6 +199,13 @@ impl<'a, T> MatRef<'a, T> {
         self.data.get(start..start + self.cols)
     }
 
+    /// The underlying buffer and the stride (element `(i, j)` at
+    /// `i·stride + j`).
+    #[inline(always)]
+    pub(crate) fn raw_parts(&self) -> (&'a [T], usize) {
+        (self.data, self.stride)
+    }
+
     /// Row `i`; an empty slice past the last row. The view's invariant keeps
     /// every row in bounds, so kernels use this without a panic path.
     #[inline(always)]

@@ -252,3 +252,45 @@ fn minibatch_sgd_reaches_the_closed_form_loss() {
     );
     assert!(history[0].train_loss > last.train_loss);
 }
+
+/// Two single Lloyd steps from the given centres reproduce scikit-learn's
+/// centres after `max_iter = 2` (its final relabelling does not move them),
+/// on both backends.
+#[test]
+fn lloyd_steps_match_scikit_learn() {
+    let x = iris::<f64>();
+    let xv = MatRef::new(&x, 150, 4).unwrap();
+    let mut c = load::<f64>("kmeans/given_k5_maxiter2/init");
+    let mut c2 = c.clone();
+    let mut labels = vec![0usize; 150];
+    let mut scratch = vec![0.0; kmeans_scratch_len(150, 5, 4)];
+    for _ in 0..2 {
+        kmeans_lloyd_step_views_with::<Simd, f64>(
+            xv,
+            MatMut::new(&mut c, 5, 4).unwrap(),
+            &mut labels,
+            &mut scratch,
+        )
+        .unwrap();
+        kmeans_lloyd_step_views_with::<Scalar, f64>(
+            xv,
+            MatMut::new(&mut c2, 5, 4).unwrap(),
+            &mut labels,
+            &mut scratch,
+        )
+        .unwrap();
+    }
+    let want = load::<f64>("kmeans/given_k5_maxiter2/centers");
+    for (i, ((&a, &b), &w)) in c.iter().zip(&c2).zip(&want).enumerate() {
+        assert!(
+            (a - w).abs() < 1e-12 && (b - w).abs() < 1e-12,
+            "centre [{i}]: {a} {b} vs {w}"
+        );
+    }
+    // The labels after a step are the nearest of the centres it started from:
+    // relabelling with the final centres (predict) gives scikit-learn's.
+    let inertia = kmeans_predict_views(xv, MatRef::new(&c, 5, 4).unwrap(), &mut labels).unwrap();
+    assert_eq!(labels, ints("kmeans/given_k5_maxiter2/labels"));
+    let wi = load::<f64>("kmeans/given_k5_maxiter2/inertia")[0];
+    assert!((inertia - wi).abs() < 1e-10 * wi);
+}

@@ -713,3 +713,27 @@ fn kmeans_faces_agree() {
     assert_eq!(&l[..], &l2[..]);
     let _ = <f64 as Real>::EPSILON;
 }
+
+/// The nearest-centre kernel: Simd (vector selects) ≡ Scalar (plain loop),
+/// ties to the first index, at widths around the lane count.
+#[test]
+fn nearest_kernel_scalar_equals_simd() {
+    use constml::Backend;
+    let mut r = Lcg(77);
+    for k in 1..10usize {
+        for n in [0usize, 1, 3, 4, 7, 8, 15, 16, 17, 33] {
+            // Values on a coarse grid, so that ties occur.
+            let m: Vec<f32> = (0..k * n).map(|_| (r.unit() * 4.0).floor() as f32).collect();
+            let bias: Vec<f32> = (0..k).map(|_| (r.unit() * 4.0).floor() as f32).collect();
+            let (mut a, mut b) = (vec![9usize; n], vec![9usize; n]);
+            Scalar::raw_nearest(&m, n, &bias, &mut a);
+            Simd::raw_nearest(&m, n, &bias, &mut b);
+            assert_eq!(a, b, "k = {k}, n = {n}");
+            for (c, &best) in a.iter().enumerate() {
+                let v = |j: usize| bias[j] - 2.0 * m[j * n + c];
+                assert!((0..k).all(|j| v(best) <= v(j)));
+                assert!((0..best).all(|j| v(j) > v(best)), "first minimum");
+            }
+        }
+    }
+}

@@ -78,6 +78,12 @@ pub trait Backend:
     /// `y[i] = y[i] ⊕ x[i]` for `⊕` = add (`mul == false`) or multiply.
     fn raw_zip<T: Real>(y: &mut [T], x: &[T], mul: bool);
     #[doc(hidden)]
+    /// For each column `r < out.len()` of the row-major `(bias.len(), n)`
+    /// matrix `m`: the row index `c` minimising `bias[c] − 2·m[c·n + r]` (the
+    /// first on ties; 0 if every value is NaN) — k-means' nearest centre from
+    /// `‖c‖² − 2·x·c`. Rows past `m`'s end count as `+∞`.
+    fn raw_nearest<T: Real>(m: &[T], n: usize, bias: &[T], out: &mut [usize]);
+    #[doc(hidden)]
     /// `y[i] += a[i]·b[i]` over the common prefix.
     fn raw_mul_add<T: Real>(y: &mut [T], a: &[T], b: &[T]);
     #[doc(hidden)]

@@ -56,6 +56,21 @@ impl Backend for Scalar {
         }
     }
 
+    fn raw_nearest<T: Real>(m: &[T], n: usize, bias: &[T], out: &mut [usize]) {
+        for (r, o) in out.iter_mut().enumerate() {
+            let mut best = 0;
+            let mut bd = T::INFINITY;
+            for (c, &b) in bias.iter().enumerate() {
+                let v = b - T::TWO * m.get(c * n + r).copied().unwrap_or(T::NEG_INFINITY);
+                if v < bd {
+                    bd = v;
+                    best = c;
+                }
+            }
+            *o = best;
+        }
+    }
+
     fn raw_mul_add<T: Real>(y: &mut [T], a: &[T], b: &[T]) {
         for ((yi, &ai), &bi) in y.iter_mut().zip(a).zip(b) {
             *yi += ai * bi;

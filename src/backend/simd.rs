@@ -1,6 +1,6 @@
 //! The SIMD backend: `wide` vectors, register blocking, independent accumulators.
 
-use super::{Accumulate, Backend};
+use super::{Accumulate, Backend, Scalar};
 use crate::mat::{MatMut, MatRef};
 use crate::real::Real;
 
@@ -127,6 +127,35 @@ impl Backend for Simd {
         let mut v = pad::<T>(xt);
         rotate_pairs_block::<T>(&mut v, &pad::<T>(ct), &pad::<T>(st));
         xt.copy_from_slice(&v.as_ref()[..xt.len()]);
+    }
+
+    #[inline]
+    fn raw_nearest<T: Real>(m: &[T], n: usize, bias: &[T], out: &mut [usize]) {
+        let lanes = T::LANES;
+        // Indices travel as floats in the selects: exact below 2^24 rows.
+        let whole = if bias.len() < (1 << 24) && m.len() >= bias.len() * n {
+            out.len().min(n) - out.len().min(n) % lanes
+        } else {
+            0
+        };
+        for r0 in (0..whole).step_by(lanes) {
+            let mut bd = T::splat(T::INFINITY);
+            let mut bi = T::splat(T::ZERO);
+            for (c, &b) in bias.iter().enumerate() {
+                let (blk, _) = T::blocks(&m[c * n + r0..c * n + r0 + lanes]);
+                let Some(v) = blk.first() else { continue };
+                let v = T::splat(b) - T::splat(T::TWO) * T::load(v);
+                bi = T::select_lt(v, bd, T::splat(T::from_usize(c)), bi);
+                bd = T::select_lt(v, bd, v, bd);
+            }
+            let mut idx = T::ZERO_BLOCK;
+            T::store(bi, &mut idx);
+            for (o, &i) in out[r0..r0 + lanes].iter_mut().zip(idx.as_ref()) {
+                *o = i.to_usize().unwrap_or(0);
+            }
+        }
+        // The tail (and everything, past the float-index range): the plain loop.
+        Scalar::raw_nearest(m.get(whole..).unwrap_or(&[]), n, bias, &mut out[whole..]);
     }
 
     #[inline]

@@ -6,8 +6,8 @@
 //!
 //! Each iteration assigns every point to its nearest centre (squared
 //! Euclidean distance, the lowest centre index on ties; computed as
-//! `‖c‖² − 2·x·c` with the backend's `A·Bᵀ` product over chunks of points, as
-//! scikit-learn does), then moves each centre to the mean of its points.
+//! `‖c‖² − 2·x·c` with the backend's matrix product over chunks of points,
+//! as scikit-learn does), then moves each centre to the mean of its points.
 //!
 //! * **Empty clusters** are relocated as scikit-learn does: to the points
 //!   farthest from their (previous) centres, the farthest first (ties: lowest
@@ -127,7 +127,7 @@ pub struct KMeansFit<T> {
 pub const fn kmeans_scratch_len(n: usize, k: usize, d: usize) -> usize {
     let kd = k.saturating_mul(d);
     KMEANS_CHUNK
-        .saturating_mul(k)
+        .saturating_mul(k.saturating_add(d))
         .saturating_add(kd.saturating_mul(2))
         .saturating_add(k.saturating_mul(2))
         .saturating_add(n)
@@ -141,6 +141,8 @@ struct Bufs<'s, T> {
     cur: &'s mut [T],
     /// `(K, D)` next centres.
     next: &'s mut [T],
+    /// `(D, CHUNK)` a chunk of points, transposed (the B of `C·Xᵀ`).
+    xt: &'s mut [T],
     /// `K` point counts.
     counts: &'s mut [T],
     /// `K` squared centre norms.
@@ -241,20 +243,35 @@ fn assign<B: Backend, T: Real>(
     let mut start = 0;
     while start < n {
         let rows = KMEANS_CHUNK.min(n - start);
-        let xs = x.row_range(start, rows)?;
-        let dots = MatMut::new(&mut bufs.dots[..rows * k], rows, k)?;
-        B::raw_gemm_bt(xs, cur, dots, Accumulate::Overwrite);
-        for r in 0..rows {
-            let drow = &bufs.dots[r * k..(r + 1) * k];
-            let mut best = 0;
-            let mut bd = T::INFINITY;
-            for (c, (&dot, &nrm)) in drow.iter().zip(&bufs.cnorm[..k]).enumerate() {
-                let v = nrm - T::TWO * dot;
-                if v < bd {
-                    bd = v;
-                    best = c;
-                }
+        // C·Xᵀ `(K, rows)`: a matrix product whose long side (the points) is
+        // the vectorised one, whatever K and D are.
+        // Column by column: contiguous writes, strided reads, from the rows of
+        // this chunk (in bounds by the view's invariant; checked once).
+        let (data, stride) = x.raw_parts();
+        let span = (rows - 1) * stride + d;
+        let xs = data
+            .get(start * stride..start * stride + span)
+            .ok_or(Error::LengthMismatch {
+                what: "k-means: points",
+                expected: span,
+                found: data.len().saturating_sub(start * stride),
+            })?;
+        for (j, col) in bufs.xt.chunks_exact_mut(rows).take(d).enumerate() {
+            for (r, v) in col.iter_mut().enumerate() {
+                *v = xs[r * stride + j];
             }
+        }
+        let xt = MatRef::new(&bufs.xt[..d * rows], d, rows)?;
+        let dots = MatMut::new(&mut bufs.dots[..k * rows], k, rows)?;
+        B::raw_gemm(cur, xt, dots, Accumulate::Overwrite);
+        let mut nearest = [0usize; KMEANS_CHUNK];
+        B::raw_nearest(
+            &bufs.dots[..k * rows],
+            rows,
+            &bufs.cnorm[..k],
+            &mut nearest[..rows],
+        );
+        for (r, &best) in nearest[..rows].iter().enumerate() {
             let i = start + r;
             changed |= bufs.labels[i] != best;
             bufs.labels[i] = best;
@@ -386,6 +403,40 @@ fn scaled_tol<T: Real>(x: MatRef<'_, T>, tol: T) -> T {
     tol * total / T::from_usize(d)
 }
 
+/// Splits a flat scratch of [`kmeans_scratch_len`]`(n, k, d)` into the
+/// working buffers.
+fn split_scratch<'s, T>(
+    scratch: &'s mut [T],
+    n: usize,
+    k: usize,
+    d: usize,
+    labels: &'s mut [usize],
+) -> Result<Bufs<'s, T>> {
+    let need = kmeans_scratch_len(n, k, d);
+    let found = scratch.len();
+    let s = scratch.get_mut(..need).ok_or(Error::BufferTooSmall {
+        what: "k-means: scratch",
+        needed: need,
+        found,
+    })?;
+    let (dots, s) = s.split_at_mut(KMEANS_CHUNK * k);
+    let (cur, s) = s.split_at_mut(k * d);
+    let (next, s) = s.split_at_mut(k * d);
+    let (xt, s) = s.split_at_mut(KMEANS_CHUNK * d);
+    let (counts, s) = s.split_at_mut(k);
+    let (cnorm, dist) = s.split_at_mut(k);
+    Ok(Bufs {
+        dots,
+        cur,
+        next,
+        xt,
+        counts,
+        cnorm,
+        dist,
+        labels,
+    })
+}
+
 crate::simd_default!(kmeans_views => kmeans_views_with<T: Real, R: Rng>(x: MatRef<'_, T>, init: KMeansInit<'_, T>, cfg: &KMeansConfig<T>, rng: &mut R, centers: MatMut<'_, T>, labels: &mut [usize], scratch: &mut [T], label_scratch: &mut [usize]) -> Result<KMeansFit<T>>);
 
 /// k-means on views: `x` `(N, D)`, `K = centers.rows()` centres written to
@@ -414,27 +465,7 @@ pub fn kmeans_views_with<B: Backend, T: Real, R: Rng>(
         labels.len(),
         label_scratch.len(),
     )?;
-    let need = kmeans_scratch_len(n, k, d);
-    let found = scratch.len();
-    let s = scratch.get_mut(..need).ok_or(Error::BufferTooSmall {
-        what: "k-means: scratch",
-        needed: need,
-        found,
-    })?;
-    let (dots, s) = s.split_at_mut(KMEANS_CHUNK * k);
-    let (cur, s) = s.split_at_mut(k * d);
-    let (next, s) = s.split_at_mut(k * d);
-    let (counts, s) = s.split_at_mut(k);
-    let (cnorm, dist) = s.split_at_mut(k);
-    let mut bufs = Bufs {
-        dots,
-        cur,
-        next,
-        counts,
-        cnorm,
-        dist,
-        labels: label_scratch,
-    };
+    let mut bufs = split_scratch(scratch, n, k, d, label_scratch)?;
     fit_bufs::<B, T, R>(x, init, cfg, rng, centers, labels, &mut bufs)
 }
 
@@ -514,30 +545,10 @@ pub fn kmeans_lloyd_step_views_with<B: Backend, T: Real>(
         });
     }
     check_len("k-means: labels", n, labels.len())?;
-    let need = kmeans_scratch_len(n, k, d);
-    let found = scratch.len();
-    let s = scratch.get_mut(..need).ok_or(Error::BufferTooSmall {
-        what: "k-means: scratch",
-        needed: need,
-        found,
-    })?;
-    let (dots, s) = s.split_at_mut(KMEANS_CHUNK * k);
-    let (cur, s) = s.split_at_mut(k * d);
-    let (next, s) = s.split_at_mut(k * d);
-    let (counts, s) = s.split_at_mut(k);
-    let (cnorm, dist) = s.split_at_mut(k);
-    for i in 0..k {
-        cur[i * d..(i + 1) * d].copy_from_slice(centers.row_mut_or_empty(i));
+    let mut bufs = split_scratch(scratch, n, k, d, labels)?;
+    for c in 0..k {
+        bufs.cur[c * d..(c + 1) * d].copy_from_slice(centers.row_mut_or_empty(c));
     }
-    let mut bufs = Bufs {
-        dots,
-        cur,
-        next,
-        counts,
-        cnorm,
-        dist,
-        labels,
-    };
     let (_, shift) = lloyd_update::<B, T>(x, k, &mut bufs)?;
     for c in 0..k {
         centers
@@ -553,6 +564,7 @@ pub fn kmeans_lloyd_step_views_with<B: Backend, T: Real>(
 pub struct KMeansScratch<T, const N: usize, const K: usize, const D: usize> {
     f: [[T; K]; KMEANS_CHUNK],
     c: [[[T; D]; K]; 2],
+    xt: [[T; KMEANS_CHUNK]; D],
     k2: [[T; K]; 2],
     dist: [T; N],
     labels: [usize; N],
@@ -564,6 +576,7 @@ impl<T: Real, const N: usize, const K: usize, const D: usize> KMeansScratch<T, N
         Self {
             f: [[T::ZERO; K]; KMEANS_CHUNK],
             c: [[[T::ZERO; D]; K]; 2],
+            xt: [[T::ZERO; KMEANS_CHUNK]; D],
             k2: [[T::ZERO; K]; 2],
             dist: [T::ZERO; N],
             labels: [0; N],
@@ -647,6 +660,7 @@ impl<T: Real, const K: usize, const D: usize, B: Backend> KMeans<T, K, D, B> {
         let KMeansScratch {
             f,
             c,
+            xt,
             k2,
             dist,
             labels: ls,
@@ -657,6 +671,7 @@ impl<T: Real, const K: usize, const D: usize, B: Backend> KMeans<T, K, D, B> {
             dots: f.as_flattened_mut(),
             cur: cur.as_flattened_mut(),
             next: next.as_flattened_mut(),
+            xt: xt.as_flattened_mut(),
             counts,
             cnorm,
             dist,
