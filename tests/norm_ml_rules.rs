@@ -723,7 +723,9 @@ fn nearest_kernel_scalar_equals_simd() {
     for k in 1..10usize {
         for n in [0usize, 1, 3, 4, 7, 8, 15, 16, 17, 33] {
             // Values on a coarse grid, so that ties occur.
-            let m: Vec<f32> = (0..k * n).map(|_| (r.unit() * 4.0).floor() as f32).collect();
+            let m: Vec<f32> = (0..k * n)
+                .map(|_| (r.unit() * 4.0).floor() as f32)
+                .collect();
             let bias: Vec<f32> = (0..k).map(|_| (r.unit() * 4.0).floor() as f32).collect();
             let (mut a, mut b) = (vec![9usize; n], vec![9usize; n]);
             Scalar::raw_nearest(&m, n, &bias, &mut a);
