@@ -117,6 +117,11 @@ pub trait Backend:
     /// rounded down to whole pairs.
     fn raw_rotate_pairs<T: Real>(x: &mut [T], cos: &[T], sin: &[T]);
 
+    #[doc(hidden)]
+    /// `C (+)= Aᵀ·B` over the common dims of valid views: A `(k, m)`, B
+    /// `(k, n)`, C `(m, n)`.
+    fn raw_gemm_at<T: Real>(a: MatRef<'_, T>, b: MatRef<'_, T>, c: MatMut<'_, T>, acc: Accumulate);
+
     /// `Σ x[i]`.
     fn sum<T: Real>(x: &[T]) -> T;
 
@@ -274,6 +279,73 @@ pub trait Backend:
             });
         }
         Self::raw_gemm_bt(a, b, c, acc);
+        Ok(())
+    }
+
+    /// `C = Aᵀ·B` or `C += Aᵀ·B` (row-major views). Shapes: A `(k, m)`, B
+    /// `(k, n)`, C `(m, n)`. This is a weight gradient: `dW += dYᵀ·X` for a
+    /// linear layer with `dY` `(N, OUT)` and `X` `(N, IN)`.
+    ///
+    /// ```
+    /// use constml::{Accumulate, Backend, MatMut, MatRef, Simd};
+    /// let a = [1.0f32, 2.0, 3.0, 4.0]; // (2, 2)
+    /// let mut c = [0.0f32; 4];
+    /// Simd::gemm_at(MatRef::new(&a, 2, 2)?, MatRef::new(&a, 2, 2)?, MatMut::new(&mut c, 2, 2)?, Accumulate::Overwrite)?;
+    /// assert_eq!(c, [10.0, 14.0, 14.0, 20.0]); // AᵀA
+    /// # Ok::<(), constml::Error>(())
+    /// ```
+    #[inline]
+    fn gemm_at<T: Real>(
+        a: MatRef<'_, T>,
+        b: MatRef<'_, T>,
+        c: MatMut<'_, T>,
+        acc: Accumulate,
+    ) -> Result<()> {
+        if b.rows() != a.rows() {
+            return Err(Error::ShapeMismatch {
+                what: "gemm_at: b",
+                expected: (a.rows(), b.cols()),
+                found: b.shape(),
+            });
+        }
+        if c.shape() != (a.cols(), b.cols()) {
+            return Err(Error::ShapeMismatch {
+                what: "gemm_at: c",
+                expected: (a.cols(), b.cols()),
+                found: c.shape(),
+            });
+        }
+        Self::raw_gemm_at(a, b, c, acc);
+        Ok(())
+    }
+
+    /// Column sums of `A` `(m, n)` into `y` (`n`), overwritten or added to:
+    /// a bias gradient, `db += Σ_rows dY`.
+    #[inline]
+    fn col_sums<T: Real>(a: MatRef<'_, T>, y: &mut [T], acc: Accumulate) -> Result<()> {
+        check_len("col_sums: y", a.cols(), y.len())?;
+        if acc == Accumulate::Overwrite {
+            y.fill(T::ZERO);
+        }
+        for i in 0..a.rows() {
+            Self::raw_zip(y, a.row_or_empty(i), false);
+        }
+        Ok(())
+    }
+
+    /// Rank-1 update `C += alpha·x·yᵀ`: C `(x.len(), y.len())`.
+    #[inline]
+    fn ger<T: Real>(alpha: T, x: &[T], y: &[T], mut c: MatMut<'_, T>) -> Result<()> {
+        if c.shape() != (x.len(), y.len()) {
+            return Err(Error::ShapeMismatch {
+                what: "ger: c",
+                expected: (x.len(), y.len()),
+                found: c.shape(),
+            });
+        }
+        for (i, &xi) in x.iter().enumerate() {
+            Self::raw_axpy(alpha * xi, y, c.row_mut_or_empty(i));
+        }
         Ok(())
     }
 

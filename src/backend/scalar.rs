@@ -164,6 +164,30 @@ impl Backend for Scalar {
         }
     }
 
+    fn raw_gemm_at<T: Real>(
+        a: MatRef<'_, T>,
+        b: MatRef<'_, T>,
+        mut c: MatMut<'_, T>,
+        acc: Accumulate,
+    ) {
+        // C row i accumulates Σ_p a[p][i]·b[p] (unit-stride rows of B and C).
+        let m = a.cols().min(c.rows());
+        let n = b.cols().min(c.cols());
+        let k = a.rows().min(b.rows());
+        for i in 0..m {
+            let ci = c.row_mut_or_empty(i).get_mut(..n).unwrap_or(&mut []);
+            if acc == Accumulate::Overwrite {
+                ci.fill(T::ZERO);
+            }
+            for p in 0..k {
+                let api = a.row_or_empty(p).get(i).copied().unwrap_or(T::ZERO);
+                for (cij, &bpj) in ci.iter_mut().zip(b.row_or_empty(p)) {
+                    *cij += api * bpj;
+                }
+            }
+        }
+    }
+
     fn raw_gemm_bt<T: Real>(
         a: MatRef<'_, T>,
         b: MatRef<'_, T>,

@@ -271,6 +271,60 @@ impl Backend for Simd {
         s
     }
 
+    fn raw_gemm_at<T: Real>(
+        a: MatRef<'_, T>,
+        b: MatRef<'_, T>,
+        mut c: MatMut<'_, T>,
+        acc: Accumulate,
+    ) {
+        // Aᵀ in tiles of AT_M × AT_K on the stack, each tile's product with
+        // the matching rows of B through the register-blocked A·B kernel.
+        const AT_M: usize = 16;
+        const AT_K: usize = 32;
+        let m = a.cols().min(c.rows());
+        let n = b.cols().min(c.cols());
+        let k = a.rows().min(b.rows());
+        if m == 0 || n == 0 {
+            return;
+        }
+        let mut tile = [T::ZERO; AT_M * AT_K];
+        let mut i0 = 0;
+        while i0 < m {
+            let mi = (m - i0).min(AT_M);
+            let Ok(mut crows) = c
+                .reborrow()
+                .row_range(i0, mi)
+                .and_then(|r| r.col_range(0, n))
+            else {
+                return;
+            };
+            if acc == Accumulate::Overwrite {
+                for r in 0..mi {
+                    crows.row_mut_or_empty(r).fill(T::ZERO);
+                }
+            }
+            let mut p0 = 0;
+            while p0 < k {
+                let kp = (k - p0).min(AT_K);
+                for p in 0..kp {
+                    let arow = a.row_or_empty(p0 + p);
+                    for r in 0..mi {
+                        tile[r * kp + p] = arow.get(i0 + r).copied().unwrap_or(T::ZERO);
+                    }
+                }
+                let (Ok(at), Ok(bp)) = (
+                    MatRef::new(&tile[..mi * kp], mi, kp),
+                    b.row_range(p0, kp).and_then(|r| r.col_range(0, n)),
+                ) else {
+                    return;
+                };
+                Self::raw_gemm(at, bp, crows.reborrow(), Accumulate::Add);
+                p0 += kp;
+            }
+            i0 += mi;
+        }
+    }
+
     fn raw_gemm<T: Real>(
         a: MatRef<'_, T>,
         b: MatRef<'_, T>,

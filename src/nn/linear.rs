@@ -102,3 +102,94 @@ pub fn linear_views_with<B: Backend, T: Real>(
     }
     Ok(())
 }
+
+crate::simd_default!(linear_backward_views => linear_backward_views_with<T: Real>(x: MatRef<'_, T>, w: MatRef<'_, T>, dy: MatRef<'_, T>, dx: Option<MatMut<'_, T>>, dw: Option<MatMut<'_, T>>, db: Option<&mut [T]>) -> Result<()>);
+
+/// Linear backward on views: `x` `(N, IN)`, `w` `(OUT, IN)`, `dy` `(N, OUT)`.
+/// Writes `dx = dy·W` `(N, IN)`; **adds** `dW += dyᵀ·x` `(OUT, IN)` and
+/// `db += Σ_rows dy` (`OUT`) into the caller's gradient storage. Every shape
+/// is checked before anything is written.
+///
+/// ```
+/// use constml::nn::linear_backward_views;
+/// use constml::{MatMut, MatRef};
+/// let x = [1.0f32, 2.0];             // (N = 1, IN = 2)
+/// let w = [0.5f32, -1.0, 2.0, 0.0];  // (OUT = 2, IN = 2)
+/// let dy = [1.0f32, 1.0];            // (1, OUT)
+/// let (mut dx, mut dw, mut db) = ([0.0f32; 2], [0.0f32; 4], [0.0f32; 2]);
+/// linear_backward_views(
+///     MatRef::new(&x, 1, 2)?, MatRef::new(&w, 2, 2)?, MatRef::new(&dy, 1, 2)?,
+///     Some(MatMut::new(&mut dx, 1, 2)?), Some(MatMut::new(&mut dw, 2, 2)?), Some(&mut db),
+/// )?;
+/// assert_eq!(dx, [2.5, -1.0]);
+/// assert_eq!(dw, [1.0, 2.0, 1.0, 2.0]);
+/// assert_eq!(db, [1.0, 1.0]);
+/// # Ok::<(), constml::Error>(())
+/// ```
+pub fn linear_backward_views_with<B: Backend, T: Real>(
+    x: MatRef<'_, T>,
+    w: MatRef<'_, T>,
+    dy: MatRef<'_, T>,
+    dx: Option<MatMut<'_, T>>,
+    dw: Option<MatMut<'_, T>>,
+    db: Option<&mut [T]>,
+) -> Result<()> {
+    check_linear(x.shape(), w, None, dy.shape())?;
+    let same = |what, want: (usize, usize), got: (usize, usize)| {
+        if want == got {
+            Ok(())
+        } else {
+            Err(Error::ShapeMismatch {
+                what,
+                expected: want,
+                found: got,
+            })
+        }
+    };
+    if let Some(d) = &dx {
+        same("linear backward: dx", x.shape(), d.shape())?;
+    }
+    if let Some(d) = &dw {
+        same("linear backward: dw", w.shape(), d.shape())?;
+    }
+    if let Some(d) = &db {
+        check_len("linear backward: db", w.rows(), d.len())?;
+    }
+    if let Some(d) = dx {
+        B::gemm(dy, w, d, Accumulate::Overwrite)?;
+    }
+    if let Some(d) = dw {
+        B::gemm_at(dy, x, d, Accumulate::Add)?;
+    }
+    if let Some(d) = db {
+        B::col_sums(dy, d, Accumulate::Add)?;
+    }
+    Ok(())
+}
+
+/// Linear backward, const face: `x` `(N, IN)`, `w` `(OUT, IN)`, `dy`
+/// `(N, OUT)`; see [`linear_backward_views_with`].
+#[allow(clippy::type_complexity)]
+pub fn linear_backward_with<
+    B: Backend,
+    T: Real,
+    const N: usize,
+    const IN: usize,
+    const OUT: usize,
+>(
+    x: &[[T; IN]; N],
+    w: &[[T; IN]; OUT],
+    dy: &[[T; OUT]; N],
+    dx: Option<&mut [[T; IN]; N]>,
+    dw: Option<&mut [[T; IN]; OUT]>,
+    db: Option<&mut [T; OUT]>,
+) -> Result<()> {
+    linear_backward_views_with::<B, T>(
+        MatRef::from_array(x),
+        MatRef::from_array(w),
+        MatRef::from_array(dy),
+        dx.map(MatMut::from_array),
+        dw.map(MatMut::from_array),
+        db.map(|d| &mut d[..]),
+    )
+}

@@ -1,9 +1,33 @@
-//! Neural-network layers.
+//! Neural networks, forward and backward side by side (one file per layer
+//! or family, shapes in the doc comments).
 //!
-//! One file per layer or family. Today: [`mod@linear`] (forward). Backward passes,
-//! activations as layers, losses and optimisers come with the neural-network
-//! chapter.
+//! | module | what |
+//! |---|---|
+//! | [`mod@linear`] | linear layer `y = x·Wᵀ + b` and its backward |
+//! | [`activation`] | ReLU, sigmoid, tanh, SiLU, GELU (erf and tanh forms), softmax / log-softmax backward |
+//! | [`dropout`] | dropout with a seeded generator, train/eval |
+//! | [`embedding`] | gather forward, scatter-add backward |
+//! | [`loss`] | MSE, softmax cross-entropy (label smoothing, ignore index), BCE with logits |
+//! | [`optim`] | SGD (momentum, dampening, Nesterov, weight decay), Adam, AdamW, gradient clipping |
+//!
+//! Conventions: weights `(OUT, IN)` (PyTorch `nn.Linear`); a backward pass
+//! **writes** the input gradient and **adds** into parameter gradients
+//! (caller storage; zero it between steps); every shape is checked before
+//! anything is written.
 
+pub mod activation;
+pub mod dropout;
+pub mod embedding;
 pub mod linear;
+pub mod loss;
+pub mod optim;
 
-pub use linear::{linear, linear_views, linear_views_with, linear_with};
+pub use activation::*;
+pub use dropout::*;
+pub use embedding::*;
+pub use linear::{
+    linear, linear_backward_views, linear_backward_views_with, linear_backward_with, linear_views,
+    linear_views_with, linear_with,
+};
+pub use loss::*;
+pub use optim::*;
