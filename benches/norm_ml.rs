@@ -11,8 +11,9 @@
 //! * `batch_norm2d`: BatchNorm2d training forward and backward on
 //!   (8, 32, 16, 16).
 //! * `kmeans_lloyd`: one Lloyd iteration (assignment and update) on
-//!   10 000 × 16 `f32` points, K = 8 — the case `benches/sklearn_lloyd.py`
-//!   times for scikit-learn's `lloyd_iter_chunked_dense` (`n_threads=1`).
+//!   10 000 × 16 standard-normal `f32` points, K = 8 (the first 8 points as
+//!   centres) — the case `benches/sklearn_lloyd.py` times for scikit-learn's
+//!   `lloyd_iter_chunked_dense` (`n_threads=1`, its own seeded normal draws).
 //! * `sgd_epoch`: one mini-batch SGD epoch (batch 32) on the diabetes data
 //!   (442 × 10, `examples/data/diabetes.csv`), `f64`.
 
@@ -177,9 +178,22 @@ fn norms<B: Backend>(c: &mut Criterion) {
     g.finish();
 }
 
+/// Standard normal draws (Box–Muller on `fill`'s uniforms), the distribution
+/// `benches/sklearn_lloyd.py` uses.
+fn normal(n: usize, seed: u64) -> Vec<f32> {
+    let u = fill(n + 1, seed);
+    (0..n)
+        .map(|i| {
+            let a = (0.5 + 0.5 * f64::from(u[i])).max(1e-12);
+            let b = 0.5 + 0.5 * f64::from(u[i + 1]);
+            ((-2.0 * a.ln()).sqrt() * (2.0 * std::f64::consts::PI * b).cos()) as f32
+        })
+        .collect()
+}
+
 fn kmeans<B: Backend>(c: &mut Criterion) {
     let (n, d, k) = (10_000, 16, 8);
-    let x = fill(n * d, 12);
+    let x = normal(n * d, 12);
     let start: Vec<f32> = x[..k * d].to_vec();
     let mut centers = start.clone();
     let mut labels = vec![0usize; n];

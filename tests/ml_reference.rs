@@ -294,3 +294,57 @@ fn lloyd_steps_match_scikit_learn() {
     let wi = load::<f64>("kmeans/given_k5_maxiter2/inertia")[0];
     assert!((inertia - wi).abs() < 1e-10 * wi);
 }
+
+/// A relocation that empties its donor cluster (x = 0, 1, 50 from centres
+/// 0.5, 1000, 95): one step and the whole fit equal scikit-learn's.
+#[test]
+fn kmeans_relocation_corner_matches_scikit_learn() {
+    let x = load::<f64>("kmeans/tiny_donor/x");
+    let init = load::<f64>("kmeans/tiny_donor/init");
+    let xv = MatRef::new(&x, 3, 1).unwrap();
+    let mut scratch = vec![0.0; kmeans_scratch_len(3, 3, 1)];
+    for simd in [false, true] {
+        let mut c = init.clone();
+        let mut labels = vec![0usize; 3];
+        if simd {
+            kmeans_lloyd_step_views_with::<Simd, f64>(
+                xv,
+                MatMut::new(&mut c, 3, 1).unwrap(),
+                &mut labels,
+                &mut scratch,
+            )
+            .unwrap();
+        } else {
+            kmeans_lloyd_step_views_with::<Scalar, f64>(
+                xv,
+                MatMut::new(&mut c, 3, 1).unwrap(),
+                &mut labels,
+                &mut scratch,
+            )
+            .unwrap();
+        }
+        assert_eq!(
+            c,
+            load::<f64>("kmeans/tiny_donor/step_centers"),
+            "one step (simd {simd})"
+        );
+    }
+    let mut c = vec![0.0; 3];
+    let mut labels = vec![0usize; 3];
+    let mut ls = vec![0usize; 3];
+    let fit = kmeans_views(
+        xv,
+        KMeansInit::Given(MatRef::new(&init, 3, 1).unwrap()),
+        &KMeansConfig::default(),
+        &mut Xoshiro256PlusPlus::seed_from_u64(0),
+        MatMut::new(&mut c, 3, 1).unwrap(),
+        &mut labels,
+        &mut scratch,
+        &mut ls,
+    )
+    .unwrap();
+    assert_eq!(c, load::<f64>("kmeans/tiny_donor/centers"));
+    assert_eq!(labels, ints("kmeans/tiny_donor/labels"));
+    assert_eq!(fit.n_iter, ints("kmeans/tiny_donor/n_iter")[0]);
+    assert_eq!(fit.inertia, load::<f64>("kmeans/tiny_donor/inertia")[0]);
+}

@@ -383,7 +383,7 @@ fn mlp_step<B: Backend, T: Real>() {
             &want::<T>(&format!("mlp/{name}")),
         );
     }
-    let mut st = vec![T::ZERO; 30 + 5 + 15 + 3];
+    let mut st = [T::ZERO; 30 + 5 + 15 + 3];
     let (s1, rest) = st.split_at_mut(30);
     let (s2, rest) = rest.split_at_mut(5);
     let (s3, s4) = rest.split_at_mut(15);
@@ -414,4 +414,45 @@ fn mlp_step<B: Backend, T: Real>() {
 #[test]
 fn mlp_step_matches_pytorch() {
     for_each_backend_and_real!(mlp_step);
+}
+
+static DIGITS: &[u8] = include_bytes!("reference/mlp_digits.bin");
+
+/// The digits MLP trained by `examples/mlp_digits` (weights exported from the
+/// Rust side) gives PyTorch's logits on five test images.
+fn mlp_digits<B: Backend, T: Real>() {
+    let f = RefFile::parse(DIGITS).expect("mlp_digits.bin is a CMLREF01 file");
+    let get = |n: &str| to_vec::<T>(&entry(&f, &format!("mlp_digits/{n}")));
+    let (w1, b1, w2, b2, x) = (get("w1"), get("b1"), get("w2"), get("b2"), get("x"));
+    let (mut h, mut a, mut logits) = (
+        vec![T::ZERO; 5 * 128],
+        vec![T::ZERO; 5 * 128],
+        vec![T::ZERO; 50],
+    );
+    linear_views_with::<B, T>(
+        MatRef::new(&x, 5, 64).unwrap(),
+        MatRef::new(&w1, 128, 64).unwrap(),
+        Some(&b1),
+        MatMut::new(&mut h, 5, 128).unwrap(),
+    )
+    .unwrap();
+    activation_forward_with::<B, T>(Activation::Relu, &h, &mut a).unwrap();
+    linear_views_with::<B, T>(
+        MatRef::new(&a, 5, 128).unwrap(),
+        MatRef::new(&w2, 10, 128).unwrap(),
+        Some(&b2),
+        MatMut::new(&mut logits, 5, 10).unwrap(),
+    )
+    .unwrap();
+    let want = to_vec::<T>(&entry(&f, &format!("mlp_digits/logits/{}", tag::<T>())));
+    check(
+        &format!("digits MLP logits {} {}", B::NAME, tag::<T>()),
+        &logits,
+        &want,
+    );
+}
+
+#[test]
+fn mlp_digits_logits_match_pytorch() {
+    for_each_backend_and_real!(mlp_digits);
 }

@@ -15,6 +15,10 @@ mod exercise;
 #[allow(dead_code)]
 mod tiny;
 
+#[path = "../examples/mlp_digits/mlp.rs"]
+#[allow(dead_code)]
+mod mlp;
+
 use counting::allocations_during;
 
 #[global_allocator]
@@ -58,4 +62,24 @@ fn decode_step_allocates_nothing() {
     assert_eq!(n, 0, "the decode step allocated {n} times");
     assert!(result.expect("every step succeeds") < tiny::V);
     assert_eq!(state.position(), 70);
+}
+
+#[test]
+fn mlp_training_step_allocates_nothing() {
+    let mut net: Box<mlp::Mlp> = Box::new(mlp::Mlp::new(1, 1e-3));
+    let x: Vec<[f32; mlp::IN]> = (0..mlp::BATCH)
+        .map(|i| core::array::from_fn(|j| ((i * 7 + j) % 17) as f32 / 16.0))
+        .collect();
+    let y: Vec<usize> = (0..mlp::BATCH).map(|i| i % mlp::OUT).collect();
+    let mut losses = [0.0f32; 3];
+    let n = allocations_during(|| {
+        for l in losses.iter_mut() {
+            *l = net
+                .train_step(&x, &y, mlp::BATCH)
+                .expect("a training step succeeds");
+        }
+        net.train_step(&x, &y, 5).expect("a partial batch");
+    });
+    assert_eq!(n, 0, "the training step allocated {n} times");
+    assert!(losses[2] < losses[0], "{losses:?}");
 }

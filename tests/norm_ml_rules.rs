@@ -8,7 +8,7 @@ use common::Lcg;
 use constml::ml::*;
 use constml::norm::*;
 use constml::rand_core::SeedableRng;
-use constml::{Error, MatMut, MatRef, Matrix, Real, Scalar, Simd};
+use constml::{Error, MatMut, MatRef, Matrix, Scalar, Simd};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 fn invalid(e: Error) -> bool {
@@ -711,7 +711,6 @@ fn kmeans_faces_agree() {
     assert_eq!(f1, f2);
     assert_eq!(c.as_flattened(), &c2[..]);
     assert_eq!(&l[..], &l2[..]);
-    let _ = <f64 as Real>::EPSILON;
 }
 
 /// The nearest-centre kernel: Simd (vector selects) ≡ Scalar (plain loop),
@@ -738,4 +737,96 @@ fn nearest_kernel_scalar_equals_simd() {
             }
         }
     }
+}
+
+/// Many channels (64 × 4096, the BatchNorm1d shape of a wide MLP): every
+/// channel of the output has mean 0 and variance ≈ 1, and the input gradient
+/// of `Σ y²/2` (dy = y) sums to 0 over each channel. (BatchNorm visits each
+/// channel's values only; this shape took seconds when it walked every slice
+/// for every channel.)
+#[test]
+fn batch_norm_many_channels() {
+    let (n, c) = (64usize, 4096usize);
+    let mut r = Lcg(8);
+    let x: Vec<f32> = (0..n * c).map(|_| r.unit() as f32).collect();
+    let mut y = vec![0.0f32; n * c];
+    batch_norm_train_views(
+        &x,
+        BnShape::new(n, c, 1),
+        &mut y,
+        None,
+        None,
+        1e-5,
+        Some(0.1),
+        None,
+        None,
+    )
+    .unwrap();
+    let mut dx = vec![0.0f32; n * c];
+    batch_norm_backward_views(
+        &x,
+        BnShape::new(n, c, 1),
+        &y,
+        &mut dx,
+        None,
+        1e-5,
+        None,
+        None,
+        None,
+    )
+    .unwrap();
+    for ch in [0usize, 1, 2047, 4095] {
+        let col: Vec<f64> = (0..n).map(|i| y[i * c + ch] as f64).collect();
+        let mean = col.iter().sum::<f64>() / n as f64;
+        let var = col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64;
+        assert!(
+            mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-3,
+            "channel {ch}: {mean} {var}"
+        );
+        let g: f64 = (0..n).map(|i| dx[i * c + ch] as f64).sum();
+        assert!(g.abs() < 1e-4, "channel {ch}: Σ dx = {g}");
+    }
+}
+
+/// Runtime faces: sizes that cannot be allocated, and a training backward
+/// without a training forward, are errors.
+#[test]
+fn runtime_faces_refuse_impossible_requests() {
+    assert!(LayerNormDyn::<f32>::new(usize::MAX, true, true, 1e-5).is_err());
+    assert!(RmsNormDyn::<f32>::new(usize::MAX, true, None).is_err());
+    assert!(BatchNormDyn::<f32>::new(usize::MAX, true, 1e-5, Some(0.1)).is_err());
+    let mut bn = BatchNormDyn::<f32>::new(4, true, 1e-5, Some(0.1)).unwrap();
+    assert!(
+        bn.forward(&[0.0; 8], BnShape::new(1 << 40, 4, 1 << 20))
+            .is_err()
+    );
+    assert!(
+        bn.backward(&[0.0; 8], BnShape::new(2, 4, 1), &[0.0; 8])
+            .is_err(),
+        "no forward yet"
+    );
+    let big = Matrix::<f64>::zeros(1 << 62, 0).unwrap();
+    assert!(least_squares_dyn(&big, &[]).is_err());
+    assert!(sgd_fit_dyn(&big, &[], None, &SgdConfig::new(0.1, 1, 1), None).is_err());
+    let small = Matrix::<f64>::zeros(4, 0).unwrap();
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
+    assert!(
+        kmeans_dyn(
+            &small,
+            usize::MAX,
+            KMeansInit::PlusPlus,
+            &KMeansConfig::default(),
+            &mut rng
+        )
+        .is_err()
+    );
+    // Overflowing distances are an error, not an infinite inertia.
+    let x = [[0.0f64], [1e200], [-1e200], [2e200]];
+    let (mut cc, mut l) = ([[0.0]; 2], [0usize; 4]);
+    let mut s = KMeansScratch::new();
+    assert!(
+        KMeans::<f64, 2, 1>::new()
+            .fit(&x, KMeansInit::PlusPlus, &mut rng, &mut cc, &mut l, &mut s)
+            .is_err()
+    );
 }

@@ -544,3 +544,57 @@ fn shaw_zero_distance_is_an_error() {
     ));
     assert!(ShawRelative::new(usize::MAX, None::<MatRef<'_, f32>>, None).is_err());
 }
+
+/// Every position is checked before any row is rotated: on `Err` the input is
+/// untouched (strict table past its end, positions that overflow).
+#[test]
+fn rope_errors_leave_the_input_untouched() {
+    let rope = Rope::<f32, 4>::new(RopeConfig::new(RopeLayout::Interleaved)).unwrap();
+    let (mut c, mut s) = ([[0.0f32; 4]; 2], [[0.0f32; 4]; 2]);
+    let strict = RopeTable::new(rope, &mut c, &mut s, BeyondTable::Error);
+    let mut x = [0.5f32; 12];
+    assert!(
+        strict
+            .rotate_rows(0, MatMut::new(&mut x, 3, 4).unwrap(), 1)
+            .is_err()
+    );
+    assert_eq!(x, [0.5; 12]);
+    assert!(
+        rope.rotate_rows(usize::MAX - 1, MatMut::new(&mut x, 3, 4).unwrap(), 1)
+            .is_err()
+    );
+    assert_eq!(x, [0.5; 12]);
+    let d = RopeDyn::<f32>::new(RopeConfig::new(RopeLayout::HalfSplit), 4)
+        .unwrap()
+        .with_table(2, BeyondTable::Error)
+        .unwrap();
+    assert!(
+        d.rotate_rows(1, MatMut::new(&mut x, 3, 4).unwrap(), 1)
+            .is_err()
+    );
+    assert_eq!(x, [0.5; 12]);
+    // The Hugging Face recipe rejects a base or factor that f32 cannot hold.
+    let hf = RopeConfig::new(RopeLayout::HalfSplit).recipe(RopeRecipe::HuggingFace);
+    assert!(RopeDyn::<f32>::new(hf.theta(1e38).scaling(RopeScaling::Ntk(1e3)), 4).is_err());
+    assert!(RopeDyn::<f32>::new(hf.scaling(RopeScaling::Linear(1e-60)), 4).is_err());
+    assert!(RopeDyn::<f32>::new(hf.scaling(RopeScaling::Linear(1e60)), 4).is_err());
+    // Runtime sizes that cannot be allocated are errors.
+    assert!(RopeDyn::<f32>::new(RopeConfig::new(RopeLayout::HalfSplit), 1 << 62).is_err());
+    assert!(
+        RopeDyn::<f32>::new(RopeConfig::new(RopeLayout::HalfSplit), 64)
+            .unwrap()
+            .with_table(usize::MAX / 64, BeyondTable::Error)
+            .is_err()
+    );
+    // Sinusoidal: checks first, writes after.
+    let halves = Sinusoidal::new(SinusoidalLayout::Halves);
+    let mut t = [7.0f32; 10];
+    assert!(
+        halves
+            .table_views(usize::MAX, MatMut::new(&mut t, 2, 5).unwrap())
+            .is_err()
+    );
+    assert_eq!(t, [7.0; 10]);
+    assert!(halves.value(0, 0, 3).is_err());
+    assert!(halves.value(0, 9, 8).is_err());
+}

@@ -133,7 +133,8 @@ impl Backend for Simd {
     fn raw_nearest<T: Real>(m: &[T], n: usize, bias: &[T], out: &mut [usize]) {
         let lanes = T::LANES;
         // Indices travel as floats in the selects: exact below 2^24 rows.
-        let whole = if bias.len() < (1 << 24) && m.len() >= bias.len() * n {
+        let fits = bias.len().checked_mul(n).is_some_and(|t| m.len() >= t);
+        let whole = if bias.len() < (1 << 24) && fits {
             out.len().min(n) - out.len().min(n) % lanes
         } else {
             0

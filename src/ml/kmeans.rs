@@ -9,11 +9,16 @@
 //! `‖c‖² − 2·x·c` with the backend's matrix product over chunks of points,
 //! as scikit-learn does), then moves each centre to the mean of its points.
 //!
-//! * **Empty clusters** are relocated as scikit-learn does: to the points
-//!   farthest from their (previous) centres, the farthest first (ties: lowest
-//!   point index), each taken out of its old cluster's sum. (With several
-//!   empty clusters in one iteration, scikit-learn pairs them with the far
-//!   points in NumPy's partition order, which can differ.)
+//! * **Empty clusters** are relocated as scikit-learn does: the clusters
+//!   empty after an assignment (listed before any moves) take the points
+//!   farthest from their (previous) centres, the farthest first (among equal
+//!   distances the last point, as NumPy's partition leaves it), each taken
+//!   out of its old cluster's sum; nothing moves when every point sits on its
+//!   centre; a cluster still empty then takes the centre of the most
+//!   populous one (copied in index order, as scikit-learn's averaging does).
+//!   With several empty clusters at once and equal distances, scikit-learn
+//!   pairs them with the far points in NumPy's partition order, which can
+//!   differ.
 //! * **Stopping**: when the labels did not change since the previous
 //!   iteration (strict convergence), or when `Σ‖c_new − c_old‖² ≤ tol ·
 //!   mean_j var(X[:, j])` (scikit-learn scales `tol` by the mean feature
@@ -289,26 +294,50 @@ fn assign<B: Backend, T: Real>(
     Ok(changed)
 }
 
-/// Relocates empty clusters of the next centres (sums and counts) to the
-/// points farthest from their current centres.
+/// Relocates the clusters left empty by an assignment (sums and counts of the
+/// next centres), as scikit-learn does: the list of empty clusters is taken
+/// first; if every point sits exactly on its centre nothing moves; otherwise
+/// the `i`-th empty cluster takes the `i`-th farthest point from its
+/// (previous) centre, which leaves its old cluster's sum.
 fn relocate_empty<T: Real>(x: MatRef<'_, T>, k: usize, bufs: &mut Bufs<'_, T>) {
     let (n, d) = x.shape();
-    if !bufs.counts[..k].contains(&T::ZERO) {
+    // Mark the clusters empty now (count −1), so that a cluster emptied by a
+    // relocation below is not relocated in turn.
+    let mut empty = 0;
+    for c in bufs.counts[..k].iter_mut() {
+        if *c == T::ZERO {
+            *c = -T::ONE;
+            empty += 1;
+        }
+    }
+    if empty == 0 {
         return;
     }
+    let mut far_max = T::ZERO;
     for i in 0..n {
         let c = bufs.labels[i];
-        bufs.dist[i] = sq_dist(x.row_or_empty(i), &bufs.cur[c * d..(c + 1) * d]);
+        let dd = sq_dist(x.row_or_empty(i), &bufs.cur[c * d..(c + 1) * d]);
+        bufs.dist[i] = dd;
+        far_max = far_max.max(dd);
     }
+    let mut taken = 0;
     for e in 0..k {
-        if bufs.counts[e] != T::ZERO {
+        if bufs.counts[e] >= T::ZERO {
             continue;
         }
-        // The farthest point not yet taken (taken ones are marked −1).
+        if far_max == T::ZERO || taken == n {
+            // Every point sits on its centre: relocating is pointless.
+            bufs.counts[e] = T::ZERO;
+            continue;
+        }
+        taken += 1;
+        // The farthest point not yet taken (taken ones are marked −1); among
+        // equally far points the last, as NumPy's `argpartition` leaves it for
+        // one empty cluster.
         let mut far = 0;
         let mut fd = T::NEG_INFINITY;
         for (i, &v) in bufs.dist[..n].iter().enumerate() {
-            if v > fd {
+            if v >= fd {
                 fd = v;
                 far = i;
             }
@@ -336,14 +365,26 @@ fn lloyd_update<B: Backend, T: Real>(
     let d = x.cols();
     let changed = assign::<B, T>(x, k, bufs, true)?;
     relocate_empty::<T>(x, k, bufs);
+    // Means; a cluster still empty takes the centre of the most populous one
+    // (the first on ties), copied in index order as scikit-learn does.
+    let mut big = 0;
+    for (c, &cnt) in bufs.counts[..k].iter().enumerate() {
+        if cnt > bufs.counts[big] {
+            big = c;
+        }
+    }
     let mut shift = T::ZERO;
     for c in 0..k {
         let cnt = bufs.counts[c];
-        let next = &mut bufs.next[c * d..(c + 1) * d];
         if cnt > T::ZERO {
-            B::raw_affine(next, T::ONE / cnt, T::ZERO);
+            B::raw_affine(&mut bufs.next[c * d..(c + 1) * d], T::ONE / cnt, T::ZERO);
+        } else if c != big {
+            bufs.next.copy_within(big * d..(big + 1) * d, c * d);
         }
-        shift += sq_dist(next, &bufs.cur[c * d..(c + 1) * d]);
+        shift += sq_dist(
+            &bufs.next[c * d..(c + 1) * d],
+            &bufs.cur[c * d..(c + 1) * d],
+        );
     }
     Ok((changed, shift))
 }
@@ -379,6 +420,12 @@ fn lloyd<B: Backend, T: Real>(
     for i in 0..n {
         let c = bufs.labels[i];
         inertia += sq_dist(x.row_or_empty(i), &bufs.cur[c * d..(c + 1) * d]);
+    }
+    if !inertia.is_finite() {
+        return Err(Error::InvalidParameter {
+            what: "k-means: points",
+            reason: "distances overflow the element type",
+        });
     }
     Ok((inertia, iters))
 }
@@ -545,6 +592,8 @@ pub fn kmeans_lloyd_step_views_with<B: Backend, T: Real>(
         });
     }
     check_len("k-means: labels", n, labels.len())?;
+    check_finite_rows("k-means: points", x)?;
+    check_finite_rows("k-means: centers", centers.as_ref())?;
     let mut bufs = split_scratch(scratch, n, k, d, labels)?;
     for c in 0..k {
         bufs.cur[c * d..(c + 1) * d].copy_from_slice(centers.row_mut_or_empty(c));
@@ -683,6 +732,19 @@ impl<T: Real, const K: usize, const D: usize, B: Backend> KMeans<T, K, D, B> {
     }
 }
 
+/// `Err` if any element of `m` is NaN or infinite.
+fn check_finite_rows<T: Real>(what: &'static str, m: MatRef<'_, T>) -> Result<()> {
+    for i in 0..m.rows() {
+        if m.row_or_empty(i).iter().any(|v| !v.is_finite()) {
+            return Err(Error::InvalidParameter {
+                what,
+                reason: "contains NaN or an infinity",
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The checks of a fit, before anything is written.
 fn check_fit<T: Real>(
     x: MatRef<'_, T>,
@@ -710,14 +772,7 @@ fn check_fit<T: Real>(
     }
     check_len("k-means: labels", n, labels)?;
     check_len("k-means: label scratch", n, label_scratch)?;
-    for i in 0..n {
-        if x.row_or_empty(i).iter().any(|v| !v.is_finite()) {
-            return Err(Error::InvalidParameter {
-                what: "k-means: points",
-                reason: "contain NaN or an infinity",
-            });
-        }
-    }
+    check_finite_rows("k-means: points", x)?;
     if let KMeansInit::Given(c) = init {
         if c.shape() != (k, d) {
             return Err(Error::ShapeMismatch {
@@ -726,14 +781,7 @@ fn check_fit<T: Real>(
                 found: c.shape(),
             });
         }
-        for i in 0..k {
-            if c.row_or_empty(i).iter().any(|v| !v.is_finite()) {
-                return Err(Error::InvalidParameter {
-                    what: "k-means: initial centers",
-                    reason: "contain NaN or an infinity",
-                });
-            }
-        }
+        check_finite_rows("k-means: initial centers", c)?;
     }
     Ok(())
 }
@@ -828,11 +876,10 @@ pub use dynamic::kmeans_dyn;
 
 #[cfg(feature = "std")]
 mod dynamic {
-    use std::vec;
     use std::vec::Vec;
 
     use super::*;
-    use crate::matrix::Matrix;
+    use crate::matrix::{Matrix, filled_vec, zeros_vec};
 
     /// k-means with `k` centres on an owned matrix (`std`): returns the
     /// centres `(k, D)`, the labels and the fit (see [`kmeans_views_with`]).
@@ -857,10 +904,16 @@ mod dynamic {
         rng: &mut R,
     ) -> Result<(Matrix<T>, Vec<usize>, KMeansFit<T>)> {
         let (n, d) = x.shape();
+        if k == 0 || k > n {
+            return Err(Error::InvalidParameter {
+                what: "k-means: K",
+                reason: "needs 1 <= K <= N",
+            });
+        }
         let mut centers = Matrix::zeros(k, d)?;
-        let mut labels = vec![0usize; n];
-        let mut label_scratch = vec![0usize; n];
-        let mut scratch = vec![T::ZERO; kmeans_scratch_len(n, k, d)];
+        let mut labels = filled_vec("k-means: labels", n, 0usize)?;
+        let mut label_scratch = filled_vec("k-means: labels", n, 0usize)?;
+        let mut scratch = zeros_vec("k-means: scratch", kmeans_scratch_len(n, k, d))?;
         let fit = kmeans_views_with::<Simd, T, R>(
             x.view(),
             init,

@@ -504,11 +504,10 @@ pub use dynamic::{SgdFit, least_squares_dyn, sgd_fit_dyn};
 
 #[cfg(feature = "std")]
 mod dynamic {
-    use std::vec;
     use std::vec::Vec;
 
     use super::*;
-    use crate::matrix::Matrix;
+    use crate::matrix::{Matrix, filled_vec, zeros_vec};
 
     /// The result of [`sgd_fit_dyn`].
     #[derive(Clone, Debug, PartialEq)]
@@ -531,9 +530,9 @@ mod dynamic {
         cfg: &SgdConfig<T>,
         rng: Option<&mut dyn Rng>,
     ) -> Result<SgdFit<T>> {
-        let (mut w, mut b) = (vec![T::ZERO; x.cols()], T::ZERO);
-        let mut perm = vec![0usize; x.rows()];
-        let mut scratch = vec![T::ZERO; sgd_scratch_len(x.cols())];
+        let (mut w, mut b) = (zeros_vec("SGD: w", x.cols())?, T::ZERO);
+        let mut perm = filled_vec("SGD: perm", x.rows(), 0usize)?;
+        let mut scratch = zeros_vec("SGD: scratch", sgd_scratch_len(x.cols()))?;
         let mut history = Vec::new();
         let steps = sgd_fit_views_with::<Simd, T>(
             x.view(),
@@ -557,8 +556,17 @@ mod dynamic {
 
     /// Least squares with an intercept (`std`): `(w, b)`.
     pub fn least_squares_dyn<T: Real>(x: &Matrix<T>, y: &[T]) -> Result<(Vec<T>, T)> {
-        let mut scratch = vec![T::ZERO; least_squares_scratch_len(x.rows(), x.cols())];
-        let (mut w, mut b) = (vec![T::ZERO; x.cols()], T::ZERO);
+        if x.rows() <= x.cols() {
+            return Err(Error::InvalidParameter {
+                what: "least squares: rows",
+                reason: "needs at least D + 1 rows (D features and the intercept)",
+            });
+        }
+        let mut scratch = zeros_vec(
+            "least squares: scratch",
+            least_squares_scratch_len(x.rows(), x.cols()),
+        )?;
+        let (mut w, mut b) = (zeros_vec("least squares: w", x.cols())?, T::ZERO);
         least_squares_views(x.view(), y, &mut scratch, &mut w, &mut b)?;
         Ok((w, b))
     }

@@ -6,7 +6,7 @@
 //! | [`mod@linear`] | linear layer `y = x·Wᵀ + b` and its backward |
 //! | [`activation`] | ReLU, sigmoid, tanh, SiLU, GELU (erf and tanh forms), softmax / log-softmax backward |
 //! | [`dropout`] | dropout with a seeded generator, train/eval |
-//! | [`embedding`] | gather forward, scatter-add backward |
+//! | [`mod@embedding`] | gather forward, scatter-add backward |
 //! | [`loss`] | MSE, softmax cross-entropy (label smoothing, ignore index), BCE with logits |
 //! | [`optim`] | SGD (momentum, dampening, Nesterov, weight decay), Adam, AdamW, gradient clipping |
 //!

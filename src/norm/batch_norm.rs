@@ -98,6 +98,20 @@ fn chunks_mut<T>(data: &mut [T], l: usize) -> core::slice::ChunksExactMut<'_, T>
     data.chunks_exact_mut(l.max(1))
 }
 
+/// The `N` slices of channel `c` (each `L` long), mutable, with their index
+/// `n·C + c` in `data`'s slices: O(N) per channel, never a walk over the
+/// other channels.
+fn channel_mut<T>(
+    data: &mut [T],
+    shape: BnShape,
+    c: usize,
+) -> impl Iterator<Item = (usize, &mut [T])> {
+    chunks_mut(data, shape.l)
+        .enumerate()
+        .skip(c)
+        .step_by(shape.c.max(1))
+}
+
 /// Running statistics in caller storage: `mean` and `var` (`C` each) and the
 /// count of training batches (PyTorch's `num_batches_tracked`).
 #[derive(Debug)]
@@ -188,10 +202,7 @@ fn channel_moments<B: Backend, T: Real>(
     let m = T::from_usize(shape.per_channel());
     let rough = shape.slices(x, c).fold(T::ZERO, |s, v| s + B::sum(v)) / m;
     let (mut s1, mut s2) = (T::ZERO, T::ZERO);
-    for (n, out) in chunks_mut(tmp, shape.l).enumerate() {
-        if n % shape.c != c {
-            continue;
-        }
+    for (n, out) in channel_mut(tmp, shape, c) {
         let src = &x[n * shape.l..(n + 1) * shape.l];
         out.copy_from_slice(src);
         B::raw_affine(out, T::ONE, -rough);
@@ -257,11 +268,9 @@ pub fn batch_norm_train_views_with<B: Backend, T: Real>(
         let scale = r * at(weight, c, T::ONE);
         let shift = at(bias, c, T::ZERO);
         // y holds x − μ̃: y = (y − (μ − μ̃))·r·γ + β.
-        for (n, out) in chunks_mut(y, shape.l).enumerate() {
-            if n % shape.c == c {
-                B::raw_affine(out, T::ONE, rough - mean);
-                B::raw_affine(out, scale, shift);
-            }
+        for (_, out) in channel_mut(y, shape, c) {
+            B::raw_affine(out, T::ONE, rough - mean);
+            B::raw_affine(out, scale, shift);
         }
         if let Some(s) = stats.as_mut() {
             s.set(c, mean, r);
@@ -353,20 +362,15 @@ pub fn batch_norm_backward_views_with<B: Backend, T: Real>(
         // dx ← x − μ, with the rounding of the saved μ corrected by the
         // centred values' own mean (as in LayerNorm's backward).
         let mut drift = T::ZERO;
-        for (n, out) in chunks_mut(dx, shape.l).enumerate() {
-            if n % shape.c == c {
-                out.copy_from_slice(&x[n * shape.l..(n + 1) * shape.l]);
-                B::raw_affine(out, T::ONE, -mean);
-                drift += B::sum(out);
-            }
+        for (n, out) in channel_mut(dx, shape, c) {
+            out.copy_from_slice(&x[n * shape.l..(n + 1) * shape.l]);
+            B::raw_affine(out, T::ONE, -mean);
+            drift += B::sum(out);
         }
         let drift = drift / mf;
         // Σ dy and Σ dy·(x − μ).
         let (mut sum_dy, mut sum_dyc) = (T::ZERO, T::ZERO);
-        for (n, out) in chunks_mut(dx, shape.l).enumerate() {
-            if n % shape.c != c {
-                continue;
-            }
+        for (n, out) in channel_mut(dx, shape, c) {
             B::raw_affine(out, T::ONE, -drift);
             let g = &dy[n * shape.l..(n + 1) * shape.l];
             sum_dy += B::sum(g);
@@ -381,10 +385,7 @@ pub fn batch_norm_backward_views_with<B: Backend, T: Real>(
         }
         // dx = γ·r·(dy − Σdy/m − x̂·Σdy·x̂/m), with x̂ = (x − μ)·r.
         let gr = at(weight, c, T::ONE) * r;
-        for (n, out) in chunks_mut(dx, shape.l).enumerate() {
-            if n % shape.c != c {
-                continue;
-            }
+        for (n, out) in channel_mut(dx, shape, c) {
             B::raw_affine(out, -r * sum_dyx / mf, -sum_dy / mf);
             B::raw_zip(out, &dy[n * shape.l..(n + 1) * shape.l], false);
             B::raw_affine(out, gr, T::ZERO);
@@ -682,10 +683,10 @@ pub use dynamic::BatchNormDyn;
 
 #[cfg(feature = "std")]
 mod dynamic {
-    use std::vec;
     use std::vec::Vec;
 
     use super::*;
+    use crate::matrix::{filled_vec, zeros_vec};
 
     /// Runtime-shaped BatchNorm (`std`): owned parameters, gradients and
     /// running statistics, a training/eval switch, and the last training
@@ -722,7 +723,7 @@ mod dynamic {
         eps: T,
         momentum: Option<T>,
         training: bool,
-        saved: (Vec<T>, Vec<T>),
+        saved: Option<(Vec<T>, Vec<T>)>,
         _b: PhantomData<B>,
     }
 
@@ -732,18 +733,20 @@ mod dynamic {
         pub fn new(c: usize, affine: bool, eps: T, momentum: Option<T>) -> Result<Self> {
             check_eps("BatchNorm: eps", eps)?;
             check_momentum(momentum)?;
+            let zeros = || zeros_vec("BatchNorm: channels", c);
+            let ones = || filled_vec("BatchNorm: channels", c, T::ONE);
             Ok(Self {
-                weight: affine.then(|| vec![T::ONE; c]),
-                bias: affine.then(|| vec![T::ZERO; c]),
-                dweight: affine.then(|| vec![T::ZERO; c]),
-                dbias: affine.then(|| vec![T::ZERO; c]),
-                running_mean: vec![T::ZERO; c],
-                running_var: vec![T::ONE; c],
+                weight: affine.then(ones).transpose()?,
+                bias: affine.then(zeros).transpose()?,
+                dweight: affine.then(zeros).transpose()?,
+                dbias: affine.then(zeros).transpose()?,
+                running_mean: zeros()?,
+                running_var: ones()?,
                 num_batches_tracked: 0,
                 eps,
                 momentum,
                 training: true,
-                saved: (vec![T::ZERO; c], vec![T::ZERO; c]),
+                saved: None,
                 _b: PhantomData,
             })
         }
@@ -758,9 +761,14 @@ mod dynamic {
         /// Forward in the current mode.
         pub fn forward(&mut self, x: &[T], shape: BnShape) -> Result<Vec<T>> {
             check_len("BatchNorm: channels", self.running_mean.len(), shape.c)?;
-            let mut y = vec![T::ZERO; shape.len()?];
+            check_data("BatchNorm: x", shape, x)?;
+            let mut y = zeros_vec("BatchNorm: y", x.len())?;
             if self.training {
-                let (m, r) = (&mut self.saved.0, &mut self.saved.1);
+                let c = shape.c;
+                let (mut m, mut r) = (
+                    zeros_vec("BatchNorm: stats", c)?,
+                    zeros_vec("BatchNorm: stats", c)?,
+                );
                 batch_norm_train_views_with::<B, T>(
                     x,
                     shape,
@@ -774,8 +782,9 @@ mod dynamic {
                         var: &mut self.running_var,
                         batches: &mut self.num_batches_tracked,
                     }),
-                    Some(NormStats::new(m, r)),
+                    Some(NormStats::new(&mut m, &mut r)),
                 )?;
+                self.saved = Some((m, r));
             } else {
                 batch_norm_eval_views_with::<B, T>(
                     x,
@@ -794,8 +803,14 @@ mod dynamic {
         /// the last training forward, which must have been on this `x`).
         pub fn backward(&mut self, x: &[T], shape: BnShape, dy: &[T]) -> Result<Vec<T>> {
             check_len("BatchNorm: channels", self.running_mean.len(), shape.c)?;
-            let mut dx = vec![T::ZERO; shape.len()?];
+            check_data("BatchNorm: x", shape, x)?;
+            check_data("BatchNorm: dy", shape, dy)?;
+            let mut dx = zeros_vec("BatchNorm: dx", x.len())?;
             if self.training {
+                let (m, r) = self.saved.as_ref().ok_or(Error::InvalidParameter {
+                    what: "BatchNorm: backward",
+                    reason: "no training forward to take the batch statistics from",
+                })?;
                 batch_norm_backward_views_with::<B, T>(
                     x,
                     shape,
@@ -803,7 +818,7 @@ mod dynamic {
                     &mut dx,
                     self.weight.as_deref(),
                     self.eps,
-                    Some((&self.saved.0, &self.saved.1)),
+                    Some((m, r)),
                     self.dweight.as_deref_mut(),
                     self.dbias.as_deref_mut(),
                 )?;

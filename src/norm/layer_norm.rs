@@ -328,7 +328,7 @@ mod dynamic {
     use std::vec::Vec;
 
     use super::*;
-    use crate::matrix::Matrix;
+    use crate::matrix::{Matrix, filled_vec, zeros_vec};
 
     /// Runtime-shaped LayerNorm (`std`): owned parameters and their
     /// gradients.
@@ -363,13 +363,13 @@ mod dynamic {
         /// Width `c`; `γ = 1`, `β = 0` as PyTorch initialises them.
         pub fn new(c: usize, weight: bool, bias: bool, eps: T) -> Result<Self> {
             check_eps("LayerNorm: eps", eps)?;
-            let ones = || std::vec![T::ONE; c];
-            let zeros = || std::vec![T::ZERO; c];
+            let ones = || filled_vec("LayerNorm: width", c, T::ONE);
+            let zeros = || zeros_vec("LayerNorm: width", c);
             Ok(Self {
-                weight: weight.then(ones),
-                bias: bias.then(zeros),
-                dweight: weight.then(zeros),
-                dbias: bias.then(zeros),
+                weight: weight.then(ones).transpose()?,
+                bias: bias.then(zeros).transpose()?,
+                dweight: weight.then(zeros).transpose()?,
+                dbias: bias.then(zeros).transpose()?,
                 eps,
                 _b: PhantomData,
             })
@@ -378,7 +378,8 @@ mod dynamic {
         /// `y` and the per-row statistics.
         pub fn forward(&self, x: &Matrix<T>) -> Result<(Matrix<T>, SavedStats<T>)> {
             let mut y = Matrix::zeros(x.rows(), x.cols())?;
-            let (mut m, mut r) = (std::vec![T::ZERO; x.rows()], std::vec![T::ZERO; x.rows()]);
+            let mut m = zeros_vec("LayerNorm: rows", x.rows())?;
+            let mut r = zeros_vec("LayerNorm: rows", x.rows())?;
             layer_norm_views_with::<B, T>(
                 x.view(),
                 y.view_mut(),

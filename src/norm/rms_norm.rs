@@ -269,7 +269,7 @@ mod dynamic {
     use std::vec::Vec;
 
     use super::*;
-    use crate::matrix::Matrix;
+    use crate::matrix::{Matrix, filled_vec, zeros_vec};
 
     /// Runtime-shaped RMSNorm (`std`): owned weight and its gradient.
     ///
@@ -298,8 +298,10 @@ mod dynamic {
             let eps = eps.unwrap_or(T::EPSILON);
             check_eps("RMSNorm: eps", eps)?;
             Ok(Self {
-                weight: weight.then(|| std::vec![T::ONE; c]),
-                dweight: weight.then(|| std::vec![T::ZERO; c]),
+                weight: weight
+                    .then(|| filled_vec("RMSNorm: width", c, T::ONE))
+                    .transpose()?,
+                dweight: weight.then(|| zeros_vec("RMSNorm: width", c)).transpose()?,
                 eps,
                 _b: PhantomData,
             })

@@ -206,6 +206,19 @@ impl RopeConfig {
         if !self.base(r).is_finite() {
             return bad("rope: NTK scaling", "the scaled base overflows");
         }
+        if self.recipe == RopeRecipe::HuggingFace {
+            let s = match self.scaling {
+                RopeScaling::Linear(s) => s,
+                _ => 1.0,
+            };
+            let (b32, s32) = (self.base(r) as f32, s as f32);
+            if !(b32.is_finite() && b32 > 0.0 && s32.is_finite() && s32 > 0.0) {
+                return bad(
+                    "rope: Hugging Face recipe",
+                    "the base and the scale factor must be finite and > 0 in f32",
+                );
+            }
+        }
         Ok(())
     }
 
@@ -321,6 +334,8 @@ fn for_each_row<T>(
         return Ok(());
     }
     check_head(r, d)?;
+    // Every row's position exists before any row is rotated.
+    row_position(start, x.rows() - 1)?;
     for i in 0..x.rows() {
         let pos = row_position(start, i)?;
         if let Some(row) = x.row_mut(i) {
@@ -580,6 +595,16 @@ impl<'a, T: Real, const R: usize, const MAX_POS: usize, B: Backend>
     /// position `start + i`.
     pub fn rotate_rows(&self, start: usize, x: MatMut<'_, T>, heads: usize) -> Result<()> {
         let layout = self.rope.cfg.layout;
+        if self.beyond == BeyondTable::Error && x.rows() > 0 {
+            let last = row_position(start, x.rows() - 1)?;
+            if last >= MAX_POS {
+                return Err(Error::OutOfRange {
+                    what: "rope table: position",
+                    index: last,
+                    len: MAX_POS,
+                });
+            }
+        }
         for_each_row(R, start, x, heads, |pos, row, d| {
             self.with_rows(pos, |c, s| {
                 for h in row.chunks_exact_mut(d) {
@@ -610,7 +635,7 @@ mod dynamic {
     use std::vec::Vec;
 
     use super::*;
-    use crate::matrix::Matrix;
+    use crate::matrix::{Matrix, filled_vec, zeros_vec};
 
     /// Runtime-shaped RoPE (`std`): the rotary dimension is a constructor
     /// argument, and an optional owned table covers positions `0..max_pos`.
@@ -639,7 +664,7 @@ mod dynamic {
         /// bad configuration ([`RopeConfig::check`]: odd or zero dimension, …).
         pub fn new(cfg: RopeConfig, rotary_dim: usize) -> Result<Self> {
             cfg.check(rotary_dim)?;
-            let mut inv = vec![0.0; rotary_dim / 2];
+            let mut inv = filled_vec("rope: rotary dimension", rotary_dim / 2, 0.0f64)?;
             cfg.fill_freqs(rotary_dim, &mut inv);
             Ok(Self {
                 cfg,
@@ -658,7 +683,7 @@ mod dynamic {
                 what: "rope table: max_pos",
                 reason: "max_pos · rotary dimension overflows usize",
             })?;
-            let (mut c, mut s) = (vec![T::ZERO; len], vec![T::ZERO; len]);
+            let (mut c, mut s) = (zeros_vec("rope table", len)?, zeros_vec("rope table", len)?);
             for (p, (cr, sr)) in c
                 .chunks_exact_mut(self.r)
                 .zip(s.chunks_exact_mut(self.r))
@@ -739,6 +764,19 @@ mod dynamic {
         /// Rotates every head of every row of `x` `(N, heads·D)`, row `i` at
         /// position `start + i`.
         pub fn rotate_rows(&self, start: usize, x: MatMut<'_, T>, heads: usize) -> Result<()> {
+            if let Some((_, _, max)) = &self.table
+                && self.beyond == BeyondTable::Error
+                && x.rows() > 0
+            {
+                let last = row_position(start, x.rows() - 1)?;
+                if last >= *max {
+                    return Err(Error::OutOfRange {
+                        what: "rope table: position",
+                        index: last,
+                        len: *max,
+                    });
+                }
+            }
             let mut buf = vec![T::ZERO; 2 * self.r];
             let layout = self.cfg.layout;
             for_each_row(self.r, start, x, heads, |pos, row, d| {

@@ -53,6 +53,17 @@ use crate::error::{Error, Result};
 use crate::mat::MatMut;
 use crate::real::Real;
 
+/// Rows `start .. start + n` must be representable positions.
+fn check_rows(start: usize, n: usize) -> Result<()> {
+    if n > 0 && start.checked_add(n - 1).is_none() {
+        return Err(Error::InvalidParameter {
+            what: "sinusoidal: position",
+            reason: "start + rows overflows usize",
+        });
+    }
+    Ok(())
+}
+
 /// Column layout of a sinusoidal table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SinusoidalLayout {
@@ -133,17 +144,26 @@ impl Sinusoidal {
         }
     }
 
-    /// The exact-as-`f64` value at position `pos`, column `col` of width `d`
-    /// (0 for the halves layout's padding column and past the width).
-    pub fn value(&self, pos: usize, col: usize, d: usize) -> f64 {
+    /// The value at position `pos`, column `col` of width `d`, in `f64` (0
+    /// for the halves layout's padding column); `Err` as [`check`](Self::check)
+    /// or for `col ≥ d`.
+    pub fn value(&self, pos: usize, col: usize, d: usize) -> Result<f64> {
+        self.check(d)?;
+        if col >= d {
+            return Err(Error::OutOfRange {
+                what: "sinusoidal: column",
+                index: col,
+                len: d,
+            });
+        }
         for i in 0..self.pairs(d) {
             let (s, c) = self.columns(i, d);
             if col == s || Some(col) == c {
                 let (sn, cs) = libm::sincos(pos as f64 * self.freq(i, d));
-                return if col == s { sn } else { cs };
+                return Ok(if col == s { sn } else { cs });
             }
         }
-        0.0
+        Ok(0.0)
     }
 
     /// Calls `f(row, column, value)` for rows `0..n` at positions `start ..`.
@@ -158,10 +178,7 @@ impl Sinusoidal {
         if n == 0 || d == 0 {
             return Ok(());
         }
-        start.checked_add(n - 1).ok_or(Error::InvalidParameter {
-            what: "sinusoidal: position",
-            reason: "start + rows overflows usize",
-        })?;
+        check_rows(start, n)?;
         for i in 0..self.pairs(d) {
             let f_i = self.freq(i, d);
             let (sc, cc) = self.columns(i, d);
@@ -199,6 +216,7 @@ impl Sinusoidal {
     pub fn table_views<T: Real>(&self, start: usize, mut out: MatMut<'_, T>) -> Result<()> {
         let (n, d) = (out.rows(), out.cols());
         self.check(d)?;
+        check_rows(start, n)?;
         if self.layout == SinusoidalLayout::Halves && d % 2 == 1 {
             for r in 0..n {
                 if let Some(v) = out.row_mut(r).and_then(|row| row.last_mut()) {

@@ -31,6 +31,10 @@ n_iter i64 (1), params f64 [K, max_iter, tol as given to KMeans].
                            assignment cluster 2 is empty and scikit-learn relocates it
                            (see below); max_iter 300, tol 1e-4.
   kmeans/given_k5_maxiter2 K = 5, init = x[[0, 30, 60, 90, 120]], max_iter 2, tol 1e-4.
+  kmeans/tiny_donor   x = [[0], [1], [50]], init [[0.5], [1000], [95]]: a relocation that
+                      empties its donor cluster; step_centers after one
+                      lloyd_iter_chunked_dense call, and the full fit (centers, labels,
+                      inertia, n_iter).
   kmeans/iris_best         KMeans(3, init="k-means++", n_init=10, random_state=0):
                            inertia, centers, labels, and note (text): its inertia to
                            four decimals (the crate's documented figure is 78.8514).
@@ -264,6 +268,32 @@ put("linreg/coef", lin.coef_)
 put("linreg/intercept", f64(lin.intercept_))
 put("linreg/train_mse", f64(mse))
 REPORT.append(f"linreg: intercept {lin.intercept_!r}, train_mse {mse!r}")
+
+# ---------------------------------------------------------------- k-means, relocation corner
+# Three points on a line, x = 0, 1, 50, from centres 0.5, 1000, 95: the middle
+# centre is empty after the first assignment and takes x = 50, which empties
+# the third cluster in turn; scikit-learn then places that one at the centre
+# of the most populous cluster. One iteration through the library's own
+# lloyd_iter_chunked_dense, and the whole fit.
+from sklearn.cluster._k_means_lloyd import lloyd_iter_chunked_dense  # noqa: E402
+
+TX = np.array([[0.0], [1.0], [50.0]])
+TINIT = np.array([[0.5], [1000.0], [95.0]])
+cnew = np.zeros_like(TINIT)
+wic = np.zeros(3)
+tlabels = np.full(3, -1, dtype=np.int32)
+shift = np.zeros(3)
+lloyd_iter_chunked_dense(TX, np.ones(3), TINIT.copy(), cnew, wic, tlabels, shift, 1, True)
+put("kmeans/tiny_donor/x", TX)
+put("kmeans/tiny_donor/init", TINIT)
+put("kmeans/tiny_donor/step_centers", cnew.copy())
+tkm = KMeans(n_clusters=3, init=TINIT, n_init=1, max_iter=300, tol=1e-4, algorithm="lloyd").fit(TX)
+put("kmeans/tiny_donor/centers", tkm.cluster_centers_)
+put("kmeans/tiny_donor/labels", tkm.labels_.astype(np.int64))
+put("kmeans/tiny_donor/inertia", f64(tkm.inertia_))
+put("kmeans/tiny_donor/n_iter", i64(tkm.n_iter_))
+REPORT.append(f"kmeans/tiny_donor: one step {cnew.ravel().tolist()}, fit {tkm.cluster_centers_.ravel().tolist()} "
+              f"in {tkm.n_iter_} iterations")
 
 # ---------------------------------------------------------------- write
 here = os.path.dirname(os.path.abspath(__file__))
