@@ -569,7 +569,9 @@ crate::simd_default!(kmeans_lloyd_step_views => kmeans_lloyd_step_views_with<T: 
 /// assigns every point of `x` `(N, D)` to its nearest centre of `centers`
 /// `(K, D)` (labels into `labels`, `N`), relocates empty clusters, and moves
 /// the centres to their means. Returns `Σ‖c_new − c_old‖²`. `scratch`:
-/// [`kmeans_scratch_len`]`(N, K, D)`.
+/// [`kmeans_scratch_len`]`(N, K, D)`. This is the inner loop, so it does
+/// not scan the data for NaN (a NaN point makes its centre NaN; nothing
+/// panics); [`kmeans_views_with`] checks the data once per fit.
 pub fn kmeans_lloyd_step_views_with<B: Backend, T: Real>(
     x: MatRef<'_, T>,
     mut centers: MatMut<'_, T>,
@@ -592,8 +594,6 @@ pub fn kmeans_lloyd_step_views_with<B: Backend, T: Real>(
         });
     }
     check_len("k-means: labels", n, labels.len())?;
-    check_finite_rows("k-means: points", x)?;
-    check_finite_rows("k-means: centers", centers.as_ref())?;
     let mut bufs = split_scratch(scratch, n, k, d, labels)?;
     for c in 0..k {
         bufs.cur[c * d..(c + 1) * d].copy_from_slice(centers.row_mut_or_empty(c));

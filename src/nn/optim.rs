@@ -326,7 +326,7 @@ pub fn clip_grad_norm<T: Real>(grads: &mut [&mut [T]], max_norm: T) -> Result<T>
             ss += v * v;
         }
     }
-    let total = ss.sqrt();
+    let total: f64 = libm::sqrt(ss);
     if !total.is_finite() {
         return Err(Error::NaN {
             what: "clip_grad_norm: gradient norm",

@@ -30,6 +30,11 @@ use constml::ml::{
     KMeans, KMeansInit, KMeansScratch, LinearRegression, SgdConfig, SgdRule, kmeans_online_update,
     least_squares_views,
 };
+use constml::nn::{
+    Activation, Adam, CrossEntropy, Param, Sgd, activation_backward_with, activation_forward_with,
+    bce_with_logits, clip_grad_norm, cross_entropy, dropout_backward, dropout_forward, embedding,
+    embedding_backward, linear_backward_with, mse_loss, softmax_backward_views_with,
+};
 use constml::norm::{
     BatchNorm, BatchNormState, LayerNorm, NormStats, RmsNorm, layer_norm_backward_views_with,
     rms_norm_backward_views_with,
@@ -78,6 +83,7 @@ fn run<B: Backend>(seed: f32) -> Result<f32> {
         + mpt_calls::<B>(seed)?
         + position_calls::<B>(seed)?
         + norm_ml_calls::<B>(seed)?
+        + nn_calls::<B>(seed)?
         + decode_calls::<B>(seed)?)
 }
 
@@ -603,6 +609,114 @@ fn norm_ml_calls<B: Backend>(seed: f32) -> Result<f32> {
     let mut counts = [1u64, 1];
     let c = kmeans_online_update(MatMut::from_array(&mut centers), &mut counts, &xs[3])?;
     Ok(r + fit.inertia + total(centers.as_flattened()) + c as f32)
+}
+
+/// Neural-network layers, losses and optimisers: a forward/backward through
+/// linear → GELU → linear → cross-entropy, the other activations, softmax
+/// backward, dropout, embedding, MSE/BCE, SGD/Adam steps and clipping.
+#[inline(never)]
+fn nn_calls<B: Backend>(seed: f32) -> Result<f32> {
+    let x: [[f32; DM]; NQ] = fill(seed, 41);
+    let mut h = [[0.0f32; D]; NQ];
+    let mut a = [[0.0f32; D]; NQ];
+    let w1: [[f32; DM]; D] = table(42);
+    let w2: [[f32; D]; 4] = table(43);
+    for i in 0..NQ {
+        constml::nn::linear_with::<B, f32, DM, D>(&w1, &[0.0; D], &x[i], &mut h[i]);
+    }
+    activation_forward_with::<B, f32>(Activation::Gelu, h.as_flattened(), a.as_flattened_mut())?;
+    let mut logits = [[0.0f32; 4]; NQ];
+    for i in 0..NQ {
+        constml::nn::linear_with::<B, f32, D, 4>(&w2, &[0.1; 4], &a[i], &mut logits[i]);
+    }
+    let mut dlogits = [[0.0f32; 4]; NQ];
+    let targets = [1usize, 3, 0];
+    let opts = CrossEntropy {
+        label_smoothing: 0.1,
+        ignore_index: Some(3),
+    };
+    let loss = cross_entropy(&logits, &targets, &opts, Some(&mut dlogits))?;
+    let (mut da, mut dw2, mut db2) = ([[0.0f32; D]; NQ], [[0.0f32; D]; 4], [0.0f32; 4]);
+    linear_backward_with::<B, f32, NQ, D, 4>(
+        &a,
+        &w2,
+        &dlogits,
+        Some(&mut da),
+        Some(&mut dw2),
+        Some(&mut db2),
+    )?;
+    let mut dh = [[0.0f32; D]; NQ];
+    activation_backward_with::<B, f32>(
+        Activation::Gelu,
+        h.as_flattened(),
+        a.as_flattened(),
+        da.as_flattened(),
+        dh.as_flattened_mut(),
+    )?;
+    let mut dw1 = [[0.0f32; DM]; D];
+    linear_backward_with::<B, f32, NQ, DM, D>(&x, &w1, &dh, None, Some(&mut dw1), None)?;
+    let mut r = loss + total(dw1.as_flattened()) + total(&db2);
+    for act in [
+        Activation::Relu,
+        Activation::Sigmoid,
+        Activation::Tanh,
+        Activation::Silu,
+        Activation::GeluTanh,
+    ] {
+        activation_forward_with::<B, f32>(act, h.as_flattened(), a.as_flattened_mut())?;
+        activation_backward_with::<B, f32>(
+            act,
+            h.as_flattened(),
+            a.as_flattened(),
+            da.as_flattened(),
+            dh.as_flattened_mut(),
+        )?;
+        r += total(dh.as_flattened());
+    }
+    let mut sm = logits;
+    for row in sm.iter_mut() {
+        B::softmax(row);
+    }
+    let mut dsm = [[0.0f32; 4]; NQ];
+    softmax_backward_views_with::<B, f32>(
+        MatRef::from_array(&sm),
+        MatRef::from_array(&dlogits),
+        MatMut::from_array(&mut dsm),
+    )?;
+    let mut rng = Xoshiro128PlusPlus::seed_from_u64(3);
+    let (mut y, mut mask) = ([0.0f32; DM], [false; DM]);
+    dropout_forward(&x[0], &mut y, &mut mask, 0.25, true, &mut rng)?;
+    let mut dx = [0.0f32; DM];
+    dropout_backward(&y, &mask, 0.25, true, &mut dx)?;
+    let mut e = [[0.0f32; DM]; 2];
+    embedding(&EMB, &[3, 7], &mut e)?;
+    let mut ge = [[0.0f32; DM]; V];
+    embedding_backward(&[3, 3], &e, &mut ge)?;
+    let mut dp = [0.0f32; DM];
+    r +=
+        mse_loss(&x[0], &x[1], Some(&mut dp))? + bce_with_logits(&x[0], &[0.5; DM], Some(&mut dp))?;
+    // Optimisers on the second layer.
+    let mut w = w2;
+    let mut st = [0.0f32; 2 * 4 * D];
+    Sgd::new(0.1)
+        .momentum(0.9)
+        .nesterov(true)
+        .step_with::<B>(&mut [Param::new(
+            w.as_flattened_mut(),
+            dw2.as_flattened(),
+            &mut st[..4 * D],
+        )])?;
+    Adam::adamw(1e-3).step(&mut [Param::new(
+        w.as_flattened_mut(),
+        dw2.as_flattened(),
+        &mut st,
+    )])?;
+    let n = clip_grad_norm(&mut [dw1.as_flattened_mut(), &mut db2[..]], 1.0)?;
+    Ok(r + n
+        + total(dsm.as_flattened())
+        + total(&dx)
+        + total(ge.as_flattened())
+        + total(w.as_flattened()))
 }
 
 /// MosaicML MPT's multi-query layer (q/k LayerNorm, clipping), without and
