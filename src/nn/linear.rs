@@ -193,3 +193,202 @@ pub fn linear_backward_with<
         db.map(|d| &mut d[..]),
     )
 }
+
+/// The parameters of a linear layer: weight `(OUT, IN)` and bias `OUT`. A
+/// `static` of this type can live in flash; an owned one is trained.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LinearParams<T, const IN: usize, const OUT: usize> {
+    /// Weight `(OUT, IN)`.
+    pub weight: [[T; IN]; OUT],
+    /// Bias.
+    pub bias: [T; OUT],
+}
+
+impl<T: Real, const IN: usize, const OUT: usize> LinearParams<T, IN, OUT> {
+    /// All zeros (a gradient accumulator, or a layer to fill).
+    pub const fn zeros() -> Self {
+        Self {
+            weight: [[T::ZERO; IN]; OUT],
+            bias: [T::ZERO; OUT],
+        }
+    }
+    /// The weight and the bias as flat slices (for an optimiser's
+    /// [`Param`](crate::nn::Param)s).
+    pub fn slices_mut(&mut self) -> (&mut [T], &mut [T]) {
+        (self.weight.as_flattened_mut(), &mut self.bias)
+    }
+    /// The weight and the bias as flat slices.
+    pub fn slices(&self) -> (&[T], &[T]) {
+        (self.weight.as_flattened(), &self.bias)
+    }
+}
+
+/// A linear layer (const face) over parameters held in any storage `S`
+/// that borrows as [`LinearParams`]: `&'static LinearParams` (weights in
+/// flash, inference) or an owned `LinearParams` (training).
+///
+/// ```
+/// use constml::nn::{Linear, LinearParams};
+/// static P: LinearParams<f32, 2, 1> = LinearParams { weight: [[2.0, -1.0]], bias: [0.5] };
+/// let layer = Linear::<f32, 2, 1>::new(&P);  // borrowed from flash
+/// let mut y = [[0.0f32]];
+/// layer.forward(&[[1.0, 1.0]], &mut y)?;
+/// assert_eq!(y, [[1.5]]);
+/// let mut grads = LinearParams::zeros();
+/// let mut dx = [[0.0f32; 2]];
+/// layer.backward(&[[1.0, 1.0]], &[[1.0]], Some(&mut dx), &mut grads)?;
+/// assert_eq!((dx, grads.weight, grads.bias), ([[2.0, -1.0]], [[1.0, 1.0]], [1.0]));
+/// # Ok::<(), constml::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Linear<
+    T,
+    const IN: usize,
+    const OUT: usize,
+    S = &'static LinearParams<T, IN, OUT>,
+    B = Simd,
+> {
+    params: S,
+    _m: core::marker::PhantomData<fn() -> (T, B)>,
+}
+
+impl<
+    T: Real,
+    const IN: usize,
+    const OUT: usize,
+    S: core::borrow::Borrow<LinearParams<T, IN, OUT>>,
+    B: Backend,
+> Linear<T, IN, OUT, S, B>
+{
+    /// Wraps parameters.
+    pub const fn new(params: S) -> Self {
+        Self {
+            params,
+            _m: core::marker::PhantomData,
+        }
+    }
+    /// The parameters.
+    pub fn params(&self) -> &LinearParams<T, IN, OUT> {
+        self.params.borrow()
+    }
+    /// Mutable parameters (owned or `&mut` storage).
+    pub fn params_mut(&mut self) -> &mut LinearParams<T, IN, OUT>
+    where
+        S: core::borrow::BorrowMut<LinearParams<T, IN, OUT>>,
+    {
+        self.params.borrow_mut()
+    }
+    /// Forward: `y = x·Wᵀ + b` for `N` rows.
+    pub fn forward<const N: usize>(&self, x: &[[T; IN]; N], y: &mut [[T; OUT]; N]) -> Result<()> {
+        let p = self.params();
+        linear_views_with::<B, T>(
+            MatRef::from_array(x),
+            MatRef::from_array(&p.weight),
+            Some(&p.bias),
+            MatMut::from_array(y),
+        )
+    }
+    /// Backward: writes `dx` (if wanted), adds `dW`, `db` into `grads`.
+    pub fn backward<const N: usize>(
+        &self,
+        x: &[[T; IN]; N],
+        dy: &[[T; OUT]; N],
+        dx: Option<&mut [[T; IN]; N]>,
+        grads: &mut LinearParams<T, IN, OUT>,
+    ) -> Result<()> {
+        linear_backward_with::<B, T, N, IN, OUT>(
+            x,
+            &self.params().weight,
+            dy,
+            dx,
+            Some(&mut grads.weight),
+            Some(&mut grads.bias),
+        )
+    }
+}
+
+#[cfg(feature = "std")]
+pub use dynamic::LinearDyn;
+
+#[cfg(feature = "std")]
+mod dynamic {
+    use std::vec::Vec;
+
+    use super::*;
+    use crate::matrix::{Matrix, zeros_vec};
+
+    /// A runtime-shaped linear layer (`std`): owned weight `(OUT, IN)`, bias,
+    /// and their accumulated gradients.
+    ///
+    /// ```
+    /// use constml::{Matrix, nn::LinearDyn};
+    /// let mut l = LinearDyn::<f32>::zeros(3, 2)?;
+    /// let x = Matrix::from_vec(4, 3, vec![1.0; 12])?;
+    /// let y = l.forward(&x)?;
+    /// let dx = l.backward(&x, &y)?;
+    /// assert_eq!((y.shape(), dx.shape()), ((4, 2), (4, 3)));
+    /// assert!(l.forward(&Matrix::zeros(4, 5)?).is_err());
+    /// # Ok::<(), constml::Error>(())
+    /// ```
+    #[derive(Clone, Debug)]
+    pub struct LinearDyn<T, B = Simd> {
+        /// Weight `(OUT, IN)`.
+        pub weight: Matrix<T>,
+        /// Bias.
+        pub bias: Vec<T>,
+        /// Accumulated `dW`.
+        pub dweight: Matrix<T>,
+        /// Accumulated `db`.
+        pub dbias: Vec<T>,
+        _b: core::marker::PhantomData<B>,
+    }
+
+    impl<T: Real, B: Backend> LinearDyn<T, B> {
+        /// A zero layer `in_features → out_features`.
+        pub fn zeros(in_features: usize, out_features: usize) -> Result<Self> {
+            Ok(Self {
+                weight: Matrix::zeros(out_features, in_features)?,
+                bias: zeros_vec("linear: bias", out_features)?,
+                dweight: Matrix::zeros(out_features, in_features)?,
+                dbias: zeros_vec("linear: bias", out_features)?,
+                _b: core::marker::PhantomData,
+            })
+        }
+        /// `y = x·Wᵀ + b`.
+        pub fn forward(&self, x: &Matrix<T>) -> Result<Matrix<T>> {
+            check_linear(
+                x.shape(),
+                self.weight.view(),
+                Some(&self.bias),
+                (x.rows(), self.weight.rows()),
+            )?;
+            let mut y = Matrix::zeros(x.rows(), self.weight.rows())?;
+            linear_views_with::<B, T>(
+                x.view(),
+                self.weight.view(),
+                Some(&self.bias),
+                y.view_mut(),
+            )?;
+            Ok(y)
+        }
+        /// Returns `dx`; adds into `dweight`, `dbias`.
+        pub fn backward(&mut self, x: &Matrix<T>, dy: &Matrix<T>) -> Result<Matrix<T>> {
+            check_linear(x.shape(), self.weight.view(), None, dy.shape())?;
+            let mut dx = Matrix::zeros(x.rows(), x.cols())?;
+            linear_backward_views_with::<B, T>(
+                x.view(),
+                self.weight.view(),
+                dy.view(),
+                Some(dx.view_mut()),
+                Some(self.dweight.view_mut()),
+                Some(&mut self.dbias),
+            )?;
+            Ok(dx)
+        }
+        /// Zeroes the accumulated gradients.
+        pub fn zero_grad(&mut self) {
+            self.dweight.as_mut_slice().fill(T::ZERO);
+            self.dbias.fill(T::ZERO);
+        }
+    }
+}

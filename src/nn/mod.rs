@@ -25,9 +25,11 @@ pub mod optim;
 pub use activation::*;
 pub use dropout::*;
 pub use embedding::*;
+#[cfg(feature = "std")]
+pub use linear::LinearDyn;
 pub use linear::{
-    linear, linear_backward_views, linear_backward_views_with, linear_backward_with, linear_views,
-    linear_views_with, linear_with,
+    Linear, LinearParams, linear, linear_backward_views, linear_backward_views_with,
+    linear_backward_with, linear_views, linear_views_with, linear_with,
 };
 pub use loss::*;
 pub use optim::*;
