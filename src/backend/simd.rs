@@ -19,6 +19,10 @@ const AB_MR: usize = 6;
 const AB_NV: usize = 4;
 /// Depth of one `A·B` pass, so that a `KC × NV·LANES` panel of B stays in L1.
 const AB_KC: usize = 128;
+/// Deepest `A·B` that takes the narrow path (B at most one vector wide).
+const NARROW_K: usize = 64;
+/// Rows of C in flight in the narrow path (independent accumulators).
+const NARROW_MR: usize = 8;
 /// Register tile of `A·Bᵀ`: `MR` rows of A × `NR` rows of B.
 const ABT_MR: usize = 4;
 const ABT_NR: usize = 4;
@@ -346,6 +350,10 @@ impl Backend for Simd {
                     }
                 }
             }
+            return;
+        }
+        if n <= T::LANES && k <= NARROW_K {
+            gemm_narrow::<T>(&a, &b, &mut c, m, n, k, acc);
             return;
         }
         let l = T::LANES;
@@ -788,4 +796,75 @@ fn rotate_pairs_block<T: Real>(v: &mut T::Block, c: &T::Block, s: &T::Block) {
     }
     let out = T::fma(T::load(&partner), T::load(&signed), T::load(v) * T::load(c));
     T::store(out, v);
+}
+
+/// `C (+)= A·B` for a B at most one vector wide (`n ≤ LANES`) and at most
+/// [`NARROW_K`] deep — e.g. points times transposed k-means centres. B's rows
+/// are padded into whole vectors on the stack once; each row of C is then
+/// `k` broadcast multiply-adds into one vector, [`NARROW_MR`] rows at a time
+/// so that the multiply-add chains overlap.
+#[allow(clippy::too_many_arguments)]
+fn gemm_narrow<T: Real>(
+    a: &MatRef<'_, T>,
+    b: &MatRef<'_, T>,
+    c: &mut MatMut<'_, T>,
+    m: usize,
+    n: usize,
+    k: usize,
+    acc: Accumulate,
+) {
+    let mut bp = [T::ZERO_BLOCK; NARROW_K];
+    for (p, blk) in bp.iter_mut().take(k).enumerate() {
+        if let Some(row) = b.row_or_empty(p).get(..n) {
+            blk.as_mut()[..n].copy_from_slice(row);
+        }
+    }
+    let bp = &bp[..k];
+    let store = |c: &mut MatMut<'_, T>, i: usize, v: T::V| {
+        let mut out = T::ZERO_BLOCK;
+        T::store(v, &mut out);
+        let ci = c.row_mut_or_empty(i);
+        let ci = ci.get_mut(..n).unwrap_or(&mut []);
+        match acc {
+            Accumulate::Overwrite => {
+                for (x, &o) in ci.iter_mut().zip(out.as_ref()) {
+                    *x = o;
+                }
+            }
+            Accumulate::Add => {
+                for (x, &o) in ci.iter_mut().zip(out.as_ref()) {
+                    *x += o;
+                }
+            }
+        }
+    };
+    let mut i0 = 0;
+    // Whole groups: a fixed trip count, so the accumulators stay in registers.
+    while i0 + NARROW_MR <= m {
+        let ar: [&[T]; NARROW_MR] =
+            core::array::from_fn(|r| a.row_or_empty(i0 + r).get(..k).unwrap_or(&[]));
+        if ar.iter().any(|r| r.len() < k) {
+            return;
+        }
+        let mut v = [T::splat(T::ZERO); NARROW_MR];
+        for (p, blk) in bp.iter().enumerate() {
+            let bv = T::load(blk);
+            for r in 0..NARROW_MR {
+                v[r] = T::fma(T::splat(ar[r][p]), bv, v[r]);
+            }
+        }
+        for (r, &vr) in v.iter().enumerate() {
+            store(c, i0 + r, vr);
+        }
+        i0 += NARROW_MR;
+    }
+    // The last rows one at a time.
+    for i in i0..m {
+        let ai = a.row_or_empty(i);
+        let mut v = T::splat(T::ZERO);
+        for (blk, &x) in bp.iter().zip(ai) {
+            v = T::fma(T::splat(x), T::load(blk), v);
+        }
+        store(c, i, v);
+    }
 }
