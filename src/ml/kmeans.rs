@@ -250,8 +250,9 @@ fn assign<B: Backend, T: Real>(
         let rows = KMEANS_CHUNK.min(n - start);
         // C·Xᵀ `(K, rows)`: a matrix product whose long side (the points) is
         // the vectorised one, whatever K and D are.
-        // Column by column: contiguous writes, strided reads, from the rows of
-        // this chunk (in bounds by the view's invariant; checked once).
+        // Eight points at a time: their rows read whole, each column written
+        // as a contiguous run of eight (the rows are in bounds by the view's
+        // invariant; the span is checked once).
         let (data, stride) = x.raw_parts();
         let span = (rows - 1) * stride + d;
         let xs = data
@@ -261,9 +262,20 @@ fn assign<B: Backend, T: Real>(
                 expected: span,
                 found: data.len().saturating_sub(start * stride),
             })?;
-        for (j, col) in bufs.xt.chunks_exact_mut(rows).take(d).enumerate() {
-            for (r, v) in col.iter_mut().enumerate() {
-                *v = xs[r * stride + j];
+        let mut r0 = 0;
+        while r0 + 8 <= rows {
+            let blk: [&[T]; 8] =
+                core::array::from_fn(|q| &xs[(r0 + q) * stride..(r0 + q) * stride + d]);
+            for (j, col) in bufs.xt.chunks_exact_mut(rows).take(d).enumerate() {
+                for (v, b) in col[r0..r0 + 8].iter_mut().zip(&blk) {
+                    *v = b[j];
+                }
+            }
+            r0 += 8;
+        }
+        for r in r0..rows {
+            for (j, &v) in xs[r * stride..r * stride + d].iter().enumerate() {
+                bufs.xt[j * rows + r] = v;
             }
         }
         let xt = MatRef::new(&bufs.xt[..d * rows], d, rows)?;
