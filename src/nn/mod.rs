@@ -8,6 +8,8 @@
 //! | [`dropout`] | dropout with a seeded generator, train/eval |
 //! | [`mod@embedding`] | gather forward, scatter-add backward |
 //! | [`loss`] | MSE, softmax cross-entropy (label smoothing, ignore index), BCE with logits |
+//! | [`conv2d`] | 2-D convolution (stride, padding, dilation, groups), direct and im2col, forward and backward |
+//! | [`pool`] | max-pool (with indices), average-pool (both divisor rules), global average pool, ceil mode |
 //! | [`optim`] | SGD (momentum, dampening, Nesterov, weight decay), Adam, AdamW, gradient clipping |
 //!
 //! Conventions: weights `(OUT, IN)` (PyTorch `nn.Linear`); a backward pass
@@ -16,13 +18,16 @@
 //! anything is written.
 
 pub mod activation;
+pub mod conv2d;
 pub mod dropout;
 pub mod embedding;
 pub mod linear;
 pub mod loss;
 pub mod optim;
+pub mod pool;
 
 pub use activation::*;
+pub use conv2d::*;
 pub use dropout::*;
 pub use embedding::*;
 #[cfg(feature = "std")]
@@ -33,3 +38,4 @@ pub use linear::{
 };
 pub use loss::*;
 pub use optim::*;
+pub use pool::*;
