@@ -195,8 +195,8 @@ impl<'a, T> MatRef<'a, T> {
         if i >= self.rows {
             return None;
         }
-        let start = i * self.stride;
-        self.data.get(start..start + self.cols)
+        let start = i.checked_mul(self.stride)?;
+        self.data.get(start..start.checked_add(self.cols)?)
     }
 
     /// The underlying buffer and the stride (element `(i, j)` at
@@ -331,8 +331,8 @@ impl<'a, T> MatMut<'a, T> {
         if i >= self.rows {
             return None;
         }
-        let start = i * self.stride;
-        self.data.get_mut(start..start + self.cols)
+        let start = i.checked_mul(self.stride)?;
+        self.data.get_mut(start..start.checked_add(self.cols)?)
     }
 
     /// Row `i`; an empty slice past the last row (see [`MatRef::row_or_empty`]).

@@ -337,7 +337,7 @@ fn batched_face_matches_per_head_calls() {
     let (lq, lk, lv, lo) = shape.lens().unwrap();
     let data = |n: usize, s: u32| -> Vec<f32> {
         (0..n)
-            .map(|i| (((i as u32 * 2654435761u32) ^ s) % 1000) as f32 / 500.0 - 1.0)
+            .map(|i| (((i as u32).wrapping_mul(2654435761u32) ^ s) % 1000) as f32 / 500.0 - 1.0)
             .collect()
     };
     let (q, k, v) = (data(lq, 1), data(lk, 2), data(lv, 3));

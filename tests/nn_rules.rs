@@ -465,5 +465,48 @@ fn dropout_statistics() {
     let kept = mask.iter().filter(|&&m| m).count() as f64 / 20_000.0;
     assert!((kept - 0.75).abs() < 0.02, "{kept}");
     assert!(y.iter().all(|&v| v == 0.0 || (v - 4.0 / 3.0).abs() < 1e-12));
-    let _ = <Simd as Backend>::NAME;
+}
+
+/// Review cases: plain SGD with weight decay in PyTorch's order (no folded
+/// factor that rounds to 1 in f32), no L2 term at zero decay (an infinite
+/// weight stays infinite), clipping that overflows the element type, and
+/// views whose row offsets would overflow.
+#[test]
+fn optimiser_and_view_corner_cases() {
+    // PyTorch's order, bit for bit, over many steps with a gradient.
+    let (lr, wd) = (3e-4f32, 2e-4f32);
+    let (mut w, mut want) = ([0.75f32], 0.75f32);
+    for t in 0..3000 {
+        let g = [0.01f32 * ((t % 7) as f32 - 3.0)];
+        Sgd::new(lr)
+            .weight_decay(wd)
+            .step(&mut [Param::new(&mut w, &g, &mut [])])
+            .unwrap();
+        want -= lr * (g[0] + wd * want);
+    }
+    assert_eq!(w[0], want);
+    let mut w = [f32::INFINITY, 1.0];
+    let mut st = [0.0f32; 4];
+    Adam::new(0.1)
+        .step(&mut [Param::new(&mut w, &[0.5, 0.5], &mut st)])
+        .unwrap();
+    assert_eq!(w[0], f32::INFINITY);
+    let mut w = [f32::INFINITY];
+    Sgd::new(0.1)
+        .momentum(0.9)
+        .step(&mut [Param::new(&mut w, &[0.5], &mut [0.0])])
+        .unwrap();
+    assert_eq!(w[0], f32::INFINITY);
+    let mut g = [3e38f32, 3e38];
+    assert!(clip_grad_norm(&mut [&mut g[..]], 1.0).is_err());
+    assert_eq!(g, [3e38, 3e38], "nothing scaled");
+    assert_eq!(Adam::<f32>::new(0.1).state_len(usize::MAX), usize::MAX);
+    // A zero-width view with a huge stride: rows are empty, nothing overflows.
+    let v = MatRef::<f32>::with_stride(&[], 3, 0, usize::MAX).unwrap();
+    assert_eq!(v.row(2), None, "its offset overflows: no row, no panic");
+    let mut y = [0.0f32; 0];
+    Simd::col_sums(v, &mut y, Accumulate::Overwrite).unwrap();
+    let mut out = [0usize; 2];
+    Simd::raw_nearest::<f32>(&[], usize::MAX, &[0.0; 3], &mut out);
+    Scalar::raw_nearest::<f32>(&[], usize::MAX, &[0.0; 3], &mut out);
 }

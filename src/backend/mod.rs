@@ -327,6 +327,9 @@ pub trait Backend:
         if acc == Accumulate::Overwrite {
             y.fill(T::ZERO);
         }
+        if a.cols() == 0 {
+            return Ok(());
+        }
         for i in 0..a.rows() {
             Self::raw_zip(y, a.row_or_empty(i), false);
         }
@@ -342,6 +345,9 @@ pub trait Backend:
                 expected: (x.len(), y.len()),
                 found: c.shape(),
             });
+        }
+        if y.is_empty() {
+            return Ok(());
         }
         for (i, &xi) in x.iter().enumerate() {
             Self::raw_axpy(alpha * xi, y, c.row_mut_or_empty(i));

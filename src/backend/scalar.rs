@@ -61,7 +61,11 @@ impl Backend for Scalar {
             let mut best = 0;
             let mut bd = T::INFINITY;
             for (c, &b) in bias.iter().enumerate() {
-                let v = b - T::TWO * m.get(c * n + r).copied().unwrap_or(T::NEG_INFINITY);
+                let at = c.checked_mul(n).and_then(|o| o.checked_add(r));
+                let v = b - T::TWO
+                    * at.and_then(|i| m.get(i))
+                        .copied()
+                        .unwrap_or(T::NEG_INFINITY);
                 if v < bd {
                     bd = v;
                     best = c;
@@ -174,6 +178,9 @@ impl Backend for Scalar {
         let m = a.cols().min(c.rows());
         let n = b.cols().min(c.cols());
         let k = a.rows().min(b.rows());
+        if n == 0 {
+            return;
+        }
         for i in 0..m {
             let ci = c.row_mut_or_empty(i).get_mut(..n).unwrap_or(&mut []);
             if acc == Accumulate::Overwrite {

@@ -203,6 +203,9 @@ pub fn softmax_backward_views_with<B: Backend, T: Real>(
     mut dx: MatMut<'_, T>,
 ) -> Result<()> {
     check3(y, dy, &dx)?;
+    if y.cols() == 0 {
+        return Ok(());
+    }
     for i in 0..y.rows() {
         let (yi, gi) = (y.row_or_empty(i), dy.row_or_empty(i));
         let s = B::raw_dot(gi, yi);
@@ -222,6 +225,9 @@ pub fn log_softmax_backward_views_with<B: Backend, T: Real>(
     mut dx: MatMut<'_, T>,
 ) -> Result<()> {
     check3(y, dy, &dx)?;
+    if y.cols() == 0 {
+        return Ok(());
+    }
     for i in 0..y.rows() {
         let (yi, gi) = (y.row_or_empty(i), dy.row_or_empty(i));
         let s = B::sum(gi);

@@ -18,6 +18,13 @@
 //!   1e−6))` with `‖g‖` the norm of all of them together
 //!   (`torch.nn.utils.clip_grad_norm_`); returns `‖g‖`.
 //!
+//! **One `step` per iteration, over every parameter.** The optimisers count
+//! steps, not per-parameter histories: SGD's first momentum buffer and Adam's
+//! bias correction use the optimiser's own step count, so call `step` once
+//! per iteration with all parameters (as `torch.optim` does with one
+//! optimiser over a network); [`Sgd::reset`] / [`Adam::reset`] start over
+//! (the caller zeroes the state buffers too).
+//!
 //! Every step checks all parameters (lengths, state sizes) and the
 //! hyper-parameters before it changes any of them; on `Err` nothing moved.
 //! NaN in a gradient propagates into its parameter (and, through the
@@ -125,6 +132,11 @@ impl<T: Real> Sgd<T> {
     pub fn steps(&self) -> u64 {
         self.steps
     }
+    /// Forgets the steps taken (the next step starts the momentum buffers
+    /// from the gradient again).
+    pub fn reset(&mut self) {
+        self.steps = 0;
+    }
     /// State elements for a parameter of `n` values: `n` with momentum, else 0.
     pub fn state_len(&self, n: usize) -> usize {
         if self.momentum > T::ZERO { n } else { 0 }
@@ -165,15 +177,23 @@ impl<T: Real> Sgd<T> {
         let first = self.steps == 0;
         for p in params.iter_mut() {
             if per == 0 {
-                // p ← p − lr·(g + λp) = p·(1 − lr·λ) − lr·g.
                 if self.weight_decay > T::ZERO {
-                    B::raw_affine(p.value, T::ONE - self.lr * self.weight_decay, T::ZERO);
+                    // p ← p − lr·(g + λp), in PyTorch's order (a folded factor
+                    // 1 − lr·λ would round to 1 in f32 for small lr·λ).
+                    for (w, &g) in p.value.iter_mut().zip(p.grad) {
+                        *w -= self.lr * (g + self.weight_decay * *w);
+                    }
+                } else {
+                    B::raw_axpy(-self.lr, p.grad, p.value);
                 }
-                B::raw_axpy(-self.lr, p.grad, p.value);
                 continue;
             }
             for ((w, &g), b) in p.value.iter_mut().zip(p.grad).zip(p.state.iter_mut()) {
-                let g = g + self.weight_decay * *w;
+                let g = if self.weight_decay > T::ZERO {
+                    g + self.weight_decay * *w
+                } else {
+                    g
+                };
                 *b = if first {
                     g
                 } else {
@@ -252,9 +272,13 @@ impl<T: Real> Adam<T> {
     pub fn steps(&self) -> u64 {
         self.steps
     }
+    /// Forgets the steps taken (`t = 0`; zero the moment buffers too).
+    pub fn reset(&mut self) {
+        self.steps = 0;
+    }
     /// State elements for a parameter of `n` values: `2n` (`m`, then `v`).
     pub fn state_len(&self, n: usize) -> usize {
-        2 * n
+        n.saturating_mul(2)
     }
 
     fn check(&self) -> Result<()> {
@@ -295,7 +319,7 @@ impl<T: Real> Adam<T> {
                 }
             }
             for (((w, &g0), mi), vi) in p.value.iter_mut().zip(p.grad).zip(m).zip(v) {
-                let g = if self.decoupled {
+                let g = if self.decoupled || self.weight_decay == T::ZERO {
                     g0
                 } else {
                     g0 + self.weight_decay * *w
@@ -330,6 +354,11 @@ pub fn clip_grad_norm<T: Real>(grads: &mut [&mut [T]], max_norm: T) -> Result<T>
     if !total.is_finite() {
         return Err(Error::NaN {
             what: "clip_grad_norm: gradient norm",
+        });
+    }
+    if !T::from_f64(total).is_finite() {
+        return Err(Error::NaN {
+            what: "clip_grad_norm: gradient norm (overflows the element type)",
         });
     }
     let coef = max_norm.as_f64() / (total + 1e-6);
