@@ -19,6 +19,10 @@ mod tiny;
 #[allow(dead_code)]
 mod mlp;
 
+#[path = "../examples/cnn_digits/cnn.rs"]
+#[allow(dead_code)]
+mod cnn;
+
 use counting::allocations_during;
 
 #[global_allocator]
@@ -81,5 +85,34 @@ fn mlp_training_step_allocates_nothing() {
         net.train_step(&x, &y, 5).expect("a partial batch");
     });
     assert_eq!(n, 0, "the training step allocated {n} times");
+    assert!(losses[2] < losses[0], "{losses:?}");
+}
+
+#[test]
+fn cnn_training_step_allocates_nothing() {
+    // The network is large (activations of a whole batch): build it on a
+    // thread with room for it, then box it.
+    let handle = std::thread::Builder::new()
+        .stack_size(16 << 20)
+        .spawn(|| {
+            let mut net: Box<cnn::Cnn> = Box::new(cnn::Cnn::new(1, 1e-3));
+            let x: Vec<f32> = (0..cnn::BATCH * cnn::IN)
+                .map(|i| ((i * 7) % 17) as f32 / 16.0)
+                .collect();
+            let y: Vec<usize> = (0..cnn::BATCH).map(|i| i % cnn::OUT).collect();
+            let mut losses = [0.0f32; 3];
+            let n = allocations_during(|| {
+                for l in losses.iter_mut() {
+                    *l = net
+                        .train_step(&x, &y, cnn::BATCH)
+                        .expect("a training step succeeds");
+                }
+                net.train_step(&x, &y, 3).expect("a partial batch");
+            });
+            (n, losses)
+        })
+        .expect("a thread");
+    let (n, losses) = handle.join().expect("the thread finishes");
+    assert_eq!(n, 0, "the CNN training step allocated {n} times");
     assert!(losses[2] < losses[0], "{losses:?}");
 }

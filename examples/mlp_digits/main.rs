@@ -18,6 +18,9 @@
 #[path = "../common/svg.rs"]
 mod svg;
 
+#[path = "../common/digits.rs"]
+mod digits;
+
 mod mlp;
 
 use std::error::Error;
@@ -25,65 +28,14 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use constml::rand_core::{Rng, SeedableRng};
+use constml::rand_core::SeedableRng;
 use mlp::{BATCH, IN, Mlp, OUT, argmax};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/digits.csv");
 const SEED: u64 = 2024;
 const EPOCHS: usize = 40;
 const DECAY_EVERY: usize = 10;
 const LR: f32 = 4e-3;
-
-/// Images scaled to [0, 1], and their labels.
-type Digits = (Vec<[f32; IN]>, Vec<usize>);
-
-fn load() -> Result<Digits, Box<dyn Error>> {
-    let text = std::fs::read_to_string(DATA).map_err(|e| format!("{DATA}: {e}"))?;
-    let mut lines = text.lines();
-    let header = lines.next().ok_or("digits.csv is empty")?;
-    if header.split(',').count() != IN + 1 {
-        return Err(format!("digits.csv: expected {} columns", IN + 1).into());
-    }
-    let (mut x, mut y) = (Vec::new(), Vec::new());
-    for (i, line) in lines.enumerate() {
-        let v: Vec<&str> = line.split(',').collect();
-        if v.len() != IN + 1 {
-            return Err(format!("digits.csv line {}: {} fields", i + 2, v.len()).into());
-        }
-        let mut img = [0.0f32; IN];
-        for (p, s) in img.iter_mut().zip(&v[..IN]) {
-            let px: f32 = s
-                .trim()
-                .parse()
-                .map_err(|_| format!("digits.csv line {}: {s:?}", i + 2))?;
-            if !(0.0..=16.0).contains(&px) {
-                return Err(format!("digits.csv line {}: pixel {px} outside 0..16", i + 2).into());
-            }
-            *p = px / 16.0;
-        }
-        let label: usize = v[IN]
-            .trim()
-            .parse()
-            .map_err(|_| format!("digits.csv line {}: label", i + 2))?;
-        if label >= OUT {
-            return Err(format!("digits.csv line {}: label {label}", i + 2).into());
-        }
-        x.push(img);
-        y.push(label);
-    }
-    if x.is_empty() {
-        return Err("digits.csv has no rows".into());
-    }
-    Ok((x, y))
-}
-
-fn shuffle(v: &mut [usize], rng: &mut Xoshiro256PlusPlus) {
-    for i in (1..v.len()).rev() {
-        let j = ((u128::from(rng.next_u64()) * (i as u128 + 1)) >> 64) as usize;
-        v.swap(i, j);
-    }
-}
 
 /// Accuracy (in %) of `mlp` on the images `idx`.
 fn accuracy(
@@ -109,18 +61,11 @@ fn accuracy(
 fn run() -> Result<(), Box<dyn Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let svg_path = PathBuf::from(args.first().map_or("target/mlp_digits.svg", String::as_str));
-    let (x, y) = load()?;
+    let (x, y) = digits::load()?;
 
     // Stratified 80/20 split: each digit's images shuffled, 80 % of each to training.
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(SEED);
-    let (mut train, mut test) = (Vec::new(), Vec::new());
-    for class in 0..OUT {
-        let mut idx: Vec<usize> = (0..y.len()).filter(|&i| y[i] == class).collect();
-        shuffle(&mut idx, &mut rng);
-        let k = (idx.len() * 4 + 2) / 5;
-        train.extend_from_slice(&idx[..k]);
-        test.extend_from_slice(&idx[k..]);
-    }
+    let (train, test) = digits::split(&y, &mut rng);
     println!(
         "digits: {} images of 8x8, {} training, {} test (stratified, seed {SEED})",
         y.len(),
@@ -144,7 +89,7 @@ fn run() -> Result<(), Box<dyn Error>> {
     for epoch in 1..=EPOCHS {
         // Step decay: the rate halves every DECAY_EVERY epochs.
         net.set_lr(LR * 0.5f32.powi(((epoch - 1) / DECAY_EVERY) as i32));
-        shuffle(&mut order, &mut rng);
+        digits::shuffle(&mut order, &mut rng);
         let mut total = 0.0f64;
         for chunk in order.chunks(BATCH) {
             for ((b, l), &i) in batch.iter_mut().zip(labels.iter_mut()).zip(chunk) {

@@ -31,9 +31,11 @@ use constml::ml::{
     least_squares_views,
 };
 use constml::nn::{
-    Activation, Adam, CrossEntropy, Param, Sgd, activation_backward_with, activation_forward_with,
-    bce_with_logits, clip_grad_norm, cross_entropy, dropout_backward, dropout_forward, embedding,
-    embedding_backward, linear_backward_with, mse_loss, softmax_backward_views_with,
+    Activation, Adam, Conv2dShape, CrossEntropy, Param, Pool2dShape, Sgd, activation_backward_with,
+    activation_forward_with, avg_pool2d_views, bce_with_logits, clip_grad_norm,
+    conv2d_backward_views_with, conv2d_im2col_views_with, conv2d_views_with, cross_entropy,
+    dropout_backward, dropout_forward, embedding, embedding_backward, linear_backward_with,
+    max_pool2d_backward_views, max_pool2d_views, mse_loss, softmax_backward_views_with,
 };
 use constml::norm::{
     BatchNorm, BatchNormState, LayerNorm, NormStats, RmsNorm, layer_norm_backward_views_with,
@@ -712,6 +714,34 @@ fn nn_calls<B: Backend>(seed: f32) -> Result<f32> {
         &mut st,
     )])?;
     let n = clip_grad_norm(&mut [dw1.as_flattened_mut(), &mut db2[..]], 1.0)?;
+    // Convolution (two groups, stride 2, padding 1) and pooling, forward and backward.
+    let cs = Conv2dShape::new(1, 2, 6, 6, 4, 3, 3)
+        .stride(2, 1)
+        .padding(1, 1)
+        .groups(2);
+    let img: [f32; 72] = core::array::from_fn(|i| (i % 7) as f32 * 0.1 * seed);
+    let cw: [f32; 36] = core::array::from_fn(|i| (i % 5) as f32 * 0.05 - 0.1);
+    let mut cy = [0.0f32; 4 * 3 * 6];
+    conv2d_views_with::<B, f32>(&img, &cs, &cw, Some(&[0.1; 4]), &mut cy)?;
+    let mut col = [0.0f32; 9 * 18];
+    conv2d_im2col_views_with::<B, f32>(&img, &cs, &cw, None, &mut cy, &mut col)?;
+    let (mut dimg, mut dcw, mut dcb) = ([0.0f32; 72], [0.0f32; 36], [0.0f32; 4]);
+    conv2d_backward_views_with::<B, f32>(
+        &img,
+        &cs,
+        &cw,
+        &cy,
+        Some(&mut dimg),
+        Some(&mut dcw),
+        Some(&mut dcb),
+    )?;
+    let ps = Pool2dShape::new(1, 4, 3, 6, 2, 2).ceil_mode(true);
+    let (mut py, mut pi) = ([0.0f32; 4 * 2 * 3], [0usize; 4 * 2 * 3]);
+    max_pool2d_views(&cy, &ps, &mut py, &mut pi)?;
+    let mut dpool = [0.0f32; 72];
+    max_pool2d_backward_views(&ps, &py, &pi, &mut dpool)?;
+    avg_pool2d_views(&cy, &ps, false, &mut py)?;
+    let r = r + total(&dimg) + total(&dcw) + total(&dcb) + total(&py) + total(&dpool);
     Ok(r + n
         + total(dsm.as_flattened())
         + total(&dx)

@@ -1,0 +1,325 @@
+//! The network of `examples/cnn_digits`: 1×8×8 → conv 3×3 (16 channels,
+//! padding 1) → ReLU → max-pool 2 → conv 3×3 (32 channels, padding 1) → ReLU
+//! → max-pool 2 → linear 128 → 10, trained with AdamW on batches of up to 32.
+//! Parameters, gradients, optimiser state and activations live in one struct
+//! of fixed size: a training step allocates nothing (a test runs it under a
+//! counting allocator). `core` only.
+
+use core::marker::PhantomData;
+
+use constml::nn::{
+    Activation, Adam, Conv2dShape, CrossEntropy, Param, Pool2dShape, activation_backward_with,
+    activation_forward_with, conv2d_backward_views_with, conv2d_views_with,
+    cross_entropy_views_with, linear_backward_views_with, linear_views_with,
+    max_pool2d_backward_views, max_pool2d_views,
+};
+use constml::{Backend, Error, MatMut, MatRef, Result, Simd};
+
+/// Pixels per image (8 × 8).
+pub const IN: usize = 64;
+/// Classes.
+pub const OUT: usize = 10;
+/// Largest batch.
+pub const BATCH: usize = 32;
+const C1: usize = 16;
+const C2: usize = 32;
+/// Features after the second pool (32 channels × 2 × 2).
+const FLAT: usize = C2 * 4;
+
+const W1: usize = C1 * 9;
+const W2: usize = C2 * C1 * 9;
+const WF: usize = OUT * FLAT;
+/// Activation sizes per image.
+const A1: usize = C1 * 64; // after conv 1 (8×8)
+const P1: usize = C1 * 16; // after pool 1 (4×4)
+const A2: usize = C2 * 16; // after conv 2 (4×4)
+
+/// Gradients of the six parameter tensors.
+type Grads = (
+    [f32; W1],
+    [f32; C1],
+    [f32; W2],
+    [f32; C2],
+    [f32; WF],
+    [f32; OUT],
+);
+/// AdamW's moments of the six parameter tensors (`m` then `v` each).
+type States = (
+    [f32; 2 * W1],
+    [f32; 2 * C1],
+    [f32; 2 * W2],
+    [f32; 2 * C2],
+    [f32; 2 * WF],
+    [f32; 2 * OUT],
+);
+
+/// Parameters, gradients, Adam state and the activations of a batch.
+pub struct Cnn<B = Simd> {
+    /// Conv 1 `(16, 1, 3, 3)` and bias.
+    pub c1w: [f32; W1],
+    pub c1b: [f32; C1],
+    /// Conv 2 `(32, 16, 3, 3)` and bias.
+    pub c2w: [f32; W2],
+    pub c2b: [f32; C2],
+    /// Linear `(10, 128)` and bias.
+    pub fw: [f32; WF],
+    pub fb: [f32; OUT],
+    g: Grads,
+    s: States,
+    h1: [f32; BATCH * A1],
+    a1: [f32; BATCH * A1],
+    m1: [f32; BATCH * P1],
+    i1: [usize; BATCH * P1],
+    h2: [f32; BATCH * A2],
+    a2: [f32; BATCH * A2],
+    m2: [f32; BATCH * FLAT],
+    i2: [usize; BATCH * FLAT],
+    logits: [f32; BATCH * OUT],
+    // Backward buffers (dlogits, dm2, da2/dh2, dm1, da1/dh1).
+    dl: [f32; BATCH * OUT],
+    dm2: [f32; BATCH * FLAT],
+    da2: [f32; BATCH * A2],
+    dh2: [f32; BATCH * A2],
+    dm1: [f32; BATCH * P1],
+    da1: [f32; BATCH * A1],
+    dh1: [f32; BATCH * A1],
+    adam: Adam<f32>,
+    _b: PhantomData<B>,
+}
+
+/// SplitMix64 draws in `[-1, 1)`.
+fn unit(state: &mut u64) -> f32 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+}
+
+fn conv1(n: usize) -> Conv2dShape {
+    Conv2dShape::new(n, 1, 8, 8, C1, 3, 3).padding(1, 1)
+}
+fn pool1(n: usize) -> Pool2dShape {
+    Pool2dShape::new(n, C1, 8, 8, 2, 2)
+}
+fn conv2(n: usize) -> Conv2dShape {
+    Conv2dShape::new(n, C1, 4, 4, C2, 3, 3).padding(1, 1)
+}
+fn pool2(n: usize) -> Pool2dShape {
+    Pool2dShape::new(n, C2, 4, 4, 2, 2)
+}
+
+impl<B: Backend> Cnn<B> {
+    /// PyTorch's default initialisation (`U(±1/√fan_in)`) from `seed`;
+    /// AdamW (decoupled decay 0.01, PyTorch's default) with rate `lr`.
+    pub fn new(seed: u64, lr: f32) -> Self {
+        let mut s = seed;
+        let mut net = Self {
+            c1w: [0.0; W1],
+            c1b: [0.0; C1],
+            c2w: [0.0; W2],
+            c2b: [0.0; C2],
+            fw: [0.0; WF],
+            fb: [0.0; OUT],
+            g: (
+                [0.0; W1], [0.0; C1], [0.0; W2], [0.0; C2], [0.0; WF], [0.0; OUT],
+            ),
+            s: (
+                [0.0; 2 * W1],
+                [0.0; 2 * C1],
+                [0.0; 2 * W2],
+                [0.0; 2 * C2],
+                [0.0; 2 * WF],
+                [0.0; 2 * OUT],
+            ),
+            h1: [0.0; BATCH * A1],
+            a1: [0.0; BATCH * A1],
+            m1: [0.0; BATCH * P1],
+            i1: [0; BATCH * P1],
+            h2: [0.0; BATCH * A2],
+            a2: [0.0; BATCH * A2],
+            m2: [0.0; BATCH * FLAT],
+            i2: [0; BATCH * FLAT],
+            logits: [0.0; BATCH * OUT],
+            dl: [0.0; BATCH * OUT],
+            dm2: [0.0; BATCH * FLAT],
+            da2: [0.0; BATCH * A2],
+            dh2: [0.0; BATCH * A2],
+            dm1: [0.0; BATCH * P1],
+            da1: [0.0; BATCH * A1],
+            dh1: [0.0; BATCH * A1],
+            adam: Adam::adamw(lr),
+            _b: PhantomData,
+        };
+        let init = |v: &mut [f32], fan_in: usize, s: &mut u64| {
+            let k = 1.0 / (fan_in as f32).sqrt();
+            for x in v {
+                *x = k * unit(s);
+            }
+        };
+        init(&mut net.c1w, 9, &mut s);
+        init(&mut net.c1b, 9, &mut s);
+        init(&mut net.c2w, C1 * 9, &mut s);
+        init(&mut net.c2b, C1 * 9, &mut s);
+        init(&mut net.fw, FLAT, &mut s);
+        init(&mut net.fb, FLAT, &mut s);
+        net
+    }
+
+    /// Sets Adam's learning rate.
+    pub fn set_lr(&mut self, lr: f32) {
+        self.adam.lr = lr;
+    }
+
+    /// Forward pass of `n ≤ BATCH` images `x` (`n·64` pixels); the logits are
+    /// the first `n·10` of [`logits`](Self::logits).
+    pub fn forward(&mut self, x: &[f32], n: usize) -> Result<()> {
+        if n == 0 || n > BATCH || x.len() < n * IN {
+            return Err(Error::InvalidParameter {
+                what: "cnn: batch",
+                reason: "1..=BATCH images",
+            });
+        }
+        let x = &x[..n * IN];
+        conv2d_views_with::<B, f32>(
+            x,
+            &conv1(n),
+            &self.c1w,
+            Some(&self.c1b),
+            &mut self.h1[..n * A1],
+        )?;
+        activation_forward_with::<B, f32>(
+            Activation::Relu,
+            &self.h1[..n * A1],
+            &mut self.a1[..n * A1],
+        )?;
+        max_pool2d_views(
+            &self.a1[..n * A1],
+            &pool1(n),
+            &mut self.m1[..n * P1],
+            &mut self.i1[..n * P1],
+        )?;
+        conv2d_views_with::<B, f32>(
+            &self.m1[..n * P1],
+            &conv2(n),
+            &self.c2w,
+            Some(&self.c2b),
+            &mut self.h2[..n * A2],
+        )?;
+        activation_forward_with::<B, f32>(
+            Activation::Relu,
+            &self.h2[..n * A2],
+            &mut self.a2[..n * A2],
+        )?;
+        max_pool2d_views(
+            &self.a2[..n * A2],
+            &pool2(n),
+            &mut self.m2[..n * FLAT],
+            &mut self.i2[..n * FLAT],
+        )?;
+        linear_views_with::<B, f32>(
+            MatRef::new(&self.m2[..n * FLAT], n, FLAT)?,
+            MatRef::new(&self.fw, OUT, FLAT)?,
+            Some(&self.fb),
+            MatMut::new(&mut self.logits[..n * OUT], n, OUT)?,
+        )
+    }
+
+    /// The logits of the last forward pass.
+    pub fn logits(&self) -> &[f32] {
+        &self.logits
+    }
+
+    /// One training step on `n` images with labels `y`; returns the loss.
+    pub fn train_step(&mut self, x: &[f32], y: &[usize], n: usize) -> Result<f32> {
+        self.forward(x, n)?;
+        let labels = y.get(..n).ok_or(Error::Empty { what: "labels" })?;
+        let loss = cross_entropy_views_with::<B, f32>(
+            MatRef::new(&self.logits[..n * OUT], n, OUT)?,
+            labels,
+            &CrossEntropy::default(),
+            Some(MatMut::new(&mut self.dl[..n * OUT], n, OUT)?),
+        )?;
+        let g = &mut self.g;
+        g.0.fill(0.0);
+        g.1.fill(0.0);
+        g.2.fill(0.0);
+        g.3.fill(0.0);
+        g.4.fill(0.0);
+        g.5.fill(0.0);
+        linear_backward_views_with::<B, f32>(
+            MatRef::new(&self.m2[..n * FLAT], n, FLAT)?,
+            MatRef::new(&self.fw, OUT, FLAT)?,
+            MatRef::new(&self.dl[..n * OUT], n, OUT)?,
+            Some(MatMut::new(&mut self.dm2[..n * FLAT], n, FLAT)?),
+            Some(MatMut::new(&mut g.4, OUT, FLAT)?),
+            Some(&mut g.5),
+        )?;
+        max_pool2d_backward_views(
+            &pool2(n),
+            &self.dm2[..n * FLAT],
+            &self.i2[..n * FLAT],
+            &mut self.da2[..n * A2],
+        )?;
+        activation_backward_with::<B, f32>(
+            Activation::Relu,
+            &self.h2[..n * A2],
+            &self.a2[..n * A2],
+            &self.da2[..n * A2],
+            &mut self.dh2[..n * A2],
+        )?;
+        conv2d_backward_views_with::<B, f32>(
+            &self.m1[..n * P1],
+            &conv2(n),
+            &self.c2w,
+            &self.dh2[..n * A2],
+            Some(&mut self.dm1[..n * P1]),
+            Some(&mut g.2),
+            Some(&mut g.3),
+        )?;
+        max_pool2d_backward_views(
+            &pool1(n),
+            &self.dm1[..n * P1],
+            &self.i1[..n * P1],
+            &mut self.da1[..n * A1],
+        )?;
+        activation_backward_with::<B, f32>(
+            Activation::Relu,
+            &self.h1[..n * A1],
+            &self.a1[..n * A1],
+            &self.da1[..n * A1],
+            &mut self.dh1[..n * A1],
+        )?;
+        conv2d_backward_views_with::<B, f32>(
+            &x[..n * IN],
+            &conv1(n),
+            &self.c1w,
+            &self.dh1[..n * A1],
+            None,
+            Some(&mut g.0),
+            Some(&mut g.1),
+        )?;
+        let s = &mut self.s;
+        self.adam.step(&mut [
+            Param::new(&mut self.c1w, &g.0, &mut s.0),
+            Param::new(&mut self.c1b, &g.1, &mut s.1),
+            Param::new(&mut self.c2w, &g.2, &mut s.2),
+            Param::new(&mut self.c2b, &g.3, &mut s.3),
+            Param::new(&mut self.fw, &g.4, &mut s.4),
+            Param::new(&mut self.fb, &g.5, &mut s.5),
+        ])?;
+        Ok(loss)
+    }
+}
+
+/// Index of the largest value (the lowest on ties).
+pub fn argmax(v: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[best] {
+            best = i;
+        }
+    }
+    best
+}
