@@ -12,8 +12,8 @@
 //!   (`wide`, register-blocked). The only place with SIMD code.
 //! * Algorithms, one folder per chapter and one file per algorithm, each
 //!   written once, generic over the element type and the backend:
-//!   [`attention`], [`position`], [`nn`], [`decode`] (and the normalisation,
-//!   classic-ML and model chapters as they arrive).
+//!   [`attention`], [`position`], [`norm`], [`ml`], [`nn`], [`decode`] (and the
+//!   model chapters as they arrive).
 //!
 //! ## Naming
 //!
@@ -46,7 +46,15 @@
 //!   `learned_add_views`, `learned_backward_views`, …), `ShawRelative`,
 //!   `T5Buckets` / `T5RelativeBias`, `Alibi` / `alibi_slopes`, `Rope` /
 //!   `RopeTable` (runtime: `LearnedPositionsDyn`, `ShawRelativeDyn`,
-//!   `RopeDyn`).
+//!   `RopeDyn`). Normalisation: `LayerNorm`, `RmsNorm`, `BatchNorm`
+//!   (views: `layer_norm_views`, `rms_norm_views`, `batch_norm_train_views`,
+//!   their `_backward_views`, `fold_batch_norm_views`; runtime: `…Dyn`).
+//!   Classic ML: `LinearRegression`, `sgd_fit_views`, `least_squares_views`,
+//!   `KMeans`, `kmeans_views`, `kmeans_online_update` (runtime:
+//!   `sgd_fit_dyn`, `least_squares_dyn`, `kmeans_dyn`). Neural networks:
+//!   `Linear`, `linear_backward_views`, `activation_forward` /
+//!   `activation_backward`, `cross_entropy`, `Sgd`, `Adam`, `conv2d_views`,
+//!   `max_pool2d_views` (runtime: `LinearDyn`).
 //!
 //! ### Naming a configuration once
 //!
