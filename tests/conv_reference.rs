@@ -404,3 +404,73 @@ fn cnn<B: Backend, T: Real>() {
 fn tiny_cnn_matches_pytorch() {
     for_each_backend_and_real!(cnn);
 }
+
+/// The const face equals the views face on a grouped, strided reference case
+/// and refuses an (OH, OW) that does not fit its parameters.
+#[test]
+fn conv2d_const_face() {
+    let case = "conv/groups2";
+    let (shape, _) = conv_shape(case);
+    assert_eq!(
+        (
+            shape.n,
+            shape.c_in,
+            shape.h,
+            shape.w,
+            shape.c_out,
+            shape.kh,
+            shape.kw
+        ),
+        (2, 4, 6, 7, 6, 3, 2)
+    );
+    let xv = load::<f32>(&format!("{case}/x"));
+    let wv = load::<f32>(&format!("{case}/weight"));
+    let bv = load::<f32>(&format!("{case}/bias"));
+    let x: [[[[f32; 7]; 6]; 4]; 2] = core::array::from_fn(|n| {
+        core::array::from_fn(|c| {
+            core::array::from_fn(|h| core::array::from_fn(|w| xv[((n * 4 + c) * 6 + h) * 7 + w]))
+        })
+    });
+    let w: [[[[f32; 2]; 3]; 2]; 6] = core::array::from_fn(|o| {
+        core::array::from_fn(|c| {
+            core::array::from_fn(|p| core::array::from_fn(|q| wv[((o * 2 + c) * 3 + p) * 2 + q]))
+        })
+    });
+    let b: [f32; 6] = core::array::from_fn(|i| bv[i]);
+    let (oh, ow) = shape.output().unwrap();
+    assert_eq!((oh, ow), (6, 3));
+    let p = Conv2dParams::new()
+        .stride(shape.stride.0, shape.stride.1)
+        .padding(shape.padding.0, shape.padding.1);
+    let mut y = [[[[0.0f32; 3]; 6]; 6]; 2];
+    conv2d_with::<constml::Simd, f32, 2, 4, 6, 7, 6, 2, 3, 2, 6, 3>(&x, &w, Some(&b), &mut y, &p)
+        .unwrap();
+    let mut yv = vec![0.0f32; 2 * 6 * 18];
+    conv2d_views(&xv, &shape, &wv, Some(&bv), &mut yv).unwrap();
+    assert_eq!(y.as_flattened().as_flattened().as_flattened(), &yv[..]);
+    let mut dx = [[[[0.0f32; 7]; 6]; 4]; 2];
+    let mut dw = [[[[0.0f32; 2]; 3]; 2]; 6];
+    conv2d_backward_with::<constml::Simd, f32, 2, 4, 6, 7, 6, 2, 3, 2, 6, 3>(
+        &x,
+        &w,
+        &y,
+        Some(&mut dx),
+        Some(&mut dw),
+        None,
+        &p,
+    )
+    .unwrap();
+    // Parameters that give another output size are an error, not a wrong result.
+    let mut y2 = [[[[0.0f32; 3]; 6]; 6]; 2];
+    assert!(
+        conv2d_with::<constml::Simd, f32, 2, 4, 6, 7, 6, 2, 3, 2, 6, 3>(
+            &x,
+            &w,
+            None,
+            &mut y2,
+            &Conv2dParams::new()
+        )
+        .is_err()
+    );
+    assert_eq!(y2, [[[[0.0; 3]; 6]; 6]; 2]);
+}

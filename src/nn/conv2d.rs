@@ -455,3 +455,189 @@ pub fn conv2d_backward_views_with<B: Backend, T: Real>(
     }
     Ok(())
 }
+
+/// Stride, padding and dilation of the const-generic face (shapes come from
+/// the array types).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Conv2dParams {
+    /// Stride `(sh, sw)`.
+    pub stride: (usize, usize),
+    /// Zero padding `(ph, pw)`.
+    pub padding: (usize, usize),
+    /// Dilation `(dh, dw)`.
+    pub dilation: (usize, usize),
+}
+
+impl Default for Conv2dParams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Conv2dParams {
+    /// Stride 1, no padding, dilation 1.
+    pub const fn new() -> Self {
+        Self {
+            stride: (1, 1),
+            padding: (0, 0),
+            dilation: (1, 1),
+        }
+    }
+    /// Sets the stride.
+    pub const fn stride(mut self, sh: usize, sw: usize) -> Self {
+        self.stride = (sh, sw);
+        self
+    }
+    /// Sets the padding.
+    pub const fn padding(mut self, ph: usize, pw: usize) -> Self {
+        self.padding = (ph, pw);
+        self
+    }
+    /// Sets the dilation.
+    pub const fn dilation(mut self, dh: usize, dw: usize) -> Self {
+        self.dilation = (dh, dw);
+        self
+    }
+}
+
+/// The [`Conv2dShape`] of the const face, checked against the array types:
+/// `groups = C_IN / CIG` (`CIG` divides `C_IN`, the groups divide `C_OUT`,
+/// `OH`, `OW ≥ 1` — compile-time assertions), `(OH, OW)` equal to the output
+/// size the parameters give (`Err` otherwise).
+#[allow(clippy::too_many_arguments)]
+fn const_shape<
+    const N: usize,
+    const C_IN: usize,
+    const H: usize,
+    const W: usize,
+    const C_OUT: usize,
+    const CIG: usize,
+    const KH: usize,
+    const KW: usize,
+    const OH: usize,
+    const OW: usize,
+>(
+    p: &Conv2dParams,
+) -> Result<Conv2dShape> {
+    const {
+        assert!(
+            CIG > 0 && C_IN.is_multiple_of(CIG),
+            "conv2d: C_IN / GROUPS must be a whole number"
+        );
+        assert!(
+            C_OUT.is_multiple_of(C_IN / CIG),
+            "conv2d: the groups must divide C_OUT"
+        );
+        assert!(
+            KH > 0 && KW > 0 && OH > 0 && OW > 0,
+            "conv2d: zero-sized kernel or output"
+        );
+    };
+    let shape = Conv2dShape::new(N, C_IN, H, W, C_OUT, KH, KW)
+        .stride(p.stride.0, p.stride.1)
+        .padding(p.padding.0, p.padding.1)
+        .dilation(p.dilation.0, p.dilation.1)
+        .groups(C_IN / CIG);
+    let out = shape.output()?;
+    if out != (OH, OW) {
+        return Err(Error::ShapeMismatch {
+            what: "conv2d: output size (OH, OW) for these parameters",
+            expected: out,
+            found: (OH, OW),
+        });
+    }
+    Ok(shape)
+}
+
+/// Const face of [`conv2d_views_with`]: `x` `(N, C_IN, H, W)`, weight
+/// `(C_OUT, CIG, KH, KW)` with `CIG = C_IN / groups`, `y` `(N, C_OUT, OH, OW)`
+/// — compute `OH`/`OW` with the `const fn` [`conv_out_len`].
+///
+/// ```
+/// use constml::nn::{conv2d_with, conv_out_len, Conv2dParams};
+/// use constml::Simd;
+/// const OH: usize = match conv_out_len(4, 3, 1, 1, 1) { Some(v) => v, None => 0 };
+/// let x = [[[[1.0f32; 4]; 4]; 2]; 1];      // N 1, C_IN 2, 4 × 4
+/// let w = [[[[0.5f32; 3]; 3]; 1]; 2];      // 2 groups: CIG = 1
+/// let mut y = [[[[0.0f32; OH]; OH]; 2]; 1];
+/// conv2d_with::<Simd, f32, 1, 2, 4, 4, 2, 1, 3, 3, OH, OH>(&x, &w, None, &mut y, &Conv2dParams::new().padding(1, 1))?;
+/// assert_eq!(y[0][0][1][1], 4.5); // a full 3 × 3 window of 0.5
+/// # Ok::<(), constml::Error>(())
+/// ```
+///
+/// A `CIG` that does not divide `C_IN` does not compile:
+///
+/// ```compile_fail,E0080
+/// use constml::nn::{conv2d_with, Conv2dParams};
+/// let x = [[[[1.0f32; 4]; 4]; 3]; 1];
+/// let w = [[[[0.5f32; 3]; 3]; 2]; 2];      // CIG 2 does not divide C_IN 3
+/// let mut y = [[[[0.0f32; 2]; 2]; 2]; 1];
+/// let _ = conv2d_with::<constml::Simd, f32, 1, 3, 4, 4, 2, 2, 3, 3, 2, 2>(&x, &w, None, &mut y, &Conv2dParams::new());
+/// ```
+#[allow(clippy::type_complexity)]
+pub fn conv2d_with<
+    B: Backend,
+    T: Real,
+    const N: usize,
+    const C_IN: usize,
+    const H: usize,
+    const W: usize,
+    const C_OUT: usize,
+    const CIG: usize,
+    const KH: usize,
+    const KW: usize,
+    const OH: usize,
+    const OW: usize,
+>(
+    x: &[[[[T; W]; H]; C_IN]; N],
+    weight: &[[[[T; KW]; KH]; CIG]; C_OUT],
+    bias: Option<&[T; C_OUT]>,
+    y: &mut [[[[T; OW]; OH]; C_OUT]; N],
+    params: &Conv2dParams,
+) -> Result<()> {
+    let shape = const_shape::<N, C_IN, H, W, C_OUT, CIG, KH, KW, OH, OW>(params)?;
+    conv2d_views_with::<B, T>(
+        x.as_flattened().as_flattened().as_flattened(),
+        &shape,
+        weight.as_flattened().as_flattened().as_flattened(),
+        bias.map(|b| &b[..]),
+        y.as_flattened_mut().as_flattened_mut().as_flattened_mut(),
+    )
+}
+
+/// Const face of [`conv2d_backward_views_with`] (shapes as in
+/// [`conv2d_with`]): writes `dx`, adds into `dweight` and `dbias`.
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
+pub fn conv2d_backward_with<
+    B: Backend,
+    T: Real,
+    const N: usize,
+    const C_IN: usize,
+    const H: usize,
+    const W: usize,
+    const C_OUT: usize,
+    const CIG: usize,
+    const KH: usize,
+    const KW: usize,
+    const OH: usize,
+    const OW: usize,
+>(
+    x: &[[[[T; W]; H]; C_IN]; N],
+    weight: &[[[[T; KW]; KH]; CIG]; C_OUT],
+    dy: &[[[[T; OW]; OH]; C_OUT]; N],
+    dx: Option<&mut [[[[T; W]; H]; C_IN]; N]>,
+    dweight: Option<&mut [[[[T; KW]; KH]; CIG]; C_OUT]>,
+    dbias: Option<&mut [T; C_OUT]>,
+    params: &Conv2dParams,
+) -> Result<()> {
+    let shape = const_shape::<N, C_IN, H, W, C_OUT, CIG, KH, KW, OH, OW>(params)?;
+    conv2d_backward_views_with::<B, T>(
+        x.as_flattened().as_flattened().as_flattened(),
+        &shape,
+        weight.as_flattened().as_flattened().as_flattened(),
+        dy.as_flattened().as_flattened().as_flattened(),
+        dx.map(|d| d.as_flattened_mut().as_flattened_mut().as_flattened_mut()),
+        dweight.map(|d| d.as_flattened_mut().as_flattened_mut().as_flattened_mut()),
+        dbias.map(|d| &mut d[..]),
+    )
+}
