@@ -17,24 +17,16 @@
 //! summary measures each pair once more and prints µs, GB/s and the
 //! Simd/Scalar speedup (target with `-C target-cpu=native`: ≥ 6×).
 
+#[path = "common/data.rs"]
+mod data;
+
+use data::{fill, time};
+
 use std::hint::black_box;
-use std::time::Instant;
 
 use constml::attention::*;
 use constml::{Backend, MatMut, MatRef, Scalar, Simd};
 use criterion::{BenchmarkId, Criterion, Throughput};
-
-fn fill(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) as f32
-        })
-        .collect()
-}
 
 /// A full runtime-capacity cache and one query.
 struct Setup {
@@ -174,35 +166,6 @@ fn decode_kv_heads(c: &mut Criterion) {
         );
     }
     g.finish();
-}
-
-/// Median seconds per call of `f` over a few batches.
-fn time(mut f: impl FnMut()) -> f64 {
-    for _ in 0..3 {
-        f();
-    }
-    let mut iters = 1usize;
-    loop {
-        let t = Instant::now();
-        for _ in 0..iters {
-            f();
-        }
-        if t.elapsed().as_secs_f64() > 0.05 {
-            break;
-        }
-        iters *= 2;
-    }
-    let mut v: Vec<f64> = (0..7)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..iters {
-                f();
-            }
-            t.elapsed().as_secs_f64() / iters as f64
-        })
-        .collect();
-    v.sort_by(f64::total_cmp);
-    v[3]
 }
 
 /// Times one decode step on both backends and prints a summary row.

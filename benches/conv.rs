@@ -9,6 +9,11 @@
 //!   channels on 16 × 16.
 //! * `max_pool2d`: 2 × 2, stride 2, on (1, 16, 32, 32), forward and backward.
 
+#[path = "common/data.rs"]
+mod data;
+
+use data::fill;
+
 use std::hint::black_box;
 
 use constml::nn::{
@@ -17,18 +22,6 @@ use constml::nn::{
 };
 use constml::{Backend, Scalar, Simd};
 use criterion::{BenchmarkId, Criterion};
-
-fn fill(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) as f32
-        })
-        .collect()
-}
 
 fn conv<B: Backend>(c: &mut Criterion) {
     let mut g = c.benchmark_group("conv2d");

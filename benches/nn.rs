@@ -9,6 +9,11 @@
 //! * `mlp_step`: one training step of `examples/mlp_digits` (64 → 128 → 10,
 //!   batch 32: forward, cross-entropy, backward, Adam).
 
+#[path = "common/data.rs"]
+mod data;
+
+use data::fill;
+
 use std::hint::black_box;
 
 use constml::nn::{linear_backward_views_with, linear_views_with};
@@ -18,18 +23,6 @@ use criterion::{BenchmarkId, Criterion};
 #[path = "../examples/mlp_digits/mlp.rs"]
 #[allow(dead_code)]
 mod mlp;
-
-fn fill(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) as f32
-        })
-        .collect()
-}
 
 fn linear<B: Backend>(c: &mut Criterion) {
     let (n, i, o) = (64, 784, 256);

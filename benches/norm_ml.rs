@@ -17,24 +17,17 @@
 //! * `sgd_epoch`: one mini-batch SGD epoch (batch 32) on the diabetes data
 //!   (442 × 10, `examples/data/diabetes.csv`), `f64`.
 
+#[path = "common/data.rs"]
+mod data;
+
+use data::{fill, normal};
+
 use std::hint::black_box;
 
 use constml::ml::*;
 use constml::norm::*;
 use constml::{Backend, MatMut, MatRef, Scalar, Simd};
 use criterion::{BenchmarkId, Criterion};
-
-fn fill(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) as f32
-        })
-        .collect()
-}
 
 fn norms<B: Backend>(c: &mut Criterion) {
     let mut g = c.benchmark_group("norm");
@@ -176,19 +169,6 @@ fn norms<B: Backend>(c: &mut Criterion) {
         },
     );
     g.finish();
-}
-
-/// Standard normal draws (Box–Muller on `fill`'s uniforms), the distribution
-/// `benches/sklearn_lloyd.py` uses.
-fn normal(n: usize, seed: u64) -> Vec<f32> {
-    let u = fill(n + 1, seed);
-    (0..n)
-        .map(|i| {
-            let a = (0.5 + 0.5 * f64::from(u[i])).max(1e-12);
-            let b = 0.5 + 0.5 * f64::from(u[i + 1]);
-            ((-2.0 * a.ln()).sqrt() * (2.0 * std::f64::consts::PI * b).cos()) as f32
-        })
-        .collect()
 }
 
 fn kmeans<B: Backend>(c: &mut Criterion) {

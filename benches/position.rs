@@ -17,8 +17,12 @@
 //! After the criterion runs, a summary measures each case once more (median of
 //! 7 batches) and prints µs and the ratios.
 
+#[path = "common/data.rs"]
+mod data;
+
+use data::{fill, time};
+
 use std::hint::black_box;
-use std::time::Instant;
 
 use constml::attention::*;
 use constml::position::*;
@@ -29,18 +33,6 @@ const HEADS: usize = 12;
 const D: usize = 64;
 const PREFILL: usize = 256;
 const CAP: usize = 1024;
-
-fn fill(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) as f32
-        })
-        .collect()
-}
 
 /// q and k of `n` tokens at position `start`, rotated by `rot`.
 fn rope_qk(rot: &dyn Rotation<f32>, start: usize, q: &mut [f32], k: &mut [f32], n: usize) {
@@ -176,31 +168,6 @@ fn bias_step(c: &mut Criterion) {
         g.bench_function(*name, |b| b.iter(|| s.case(i)));
     }
     g.finish();
-}
-
-fn time(mut f: impl FnMut()) -> f64 {
-    let mut iters = 1u64;
-    loop {
-        let t = Instant::now();
-        for _ in 0..iters {
-            f();
-        }
-        if t.elapsed().as_secs_f64() > 0.05 {
-            break;
-        }
-        iters *= 2;
-    }
-    let mut v: Vec<f64> = (0..7)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..iters {
-                f();
-            }
-            t.elapsed().as_secs_f64() / iters as f64
-        })
-        .collect();
-    v.sort_by(f64::total_cmp);
-    v[3]
 }
 
 fn summary() {

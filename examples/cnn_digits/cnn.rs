@@ -312,14 +312,3 @@ impl<B: Backend> Cnn<B> {
         Ok(loss)
     }
 }
-
-/// Index of the largest value (the lowest on ties).
-pub fn argmax(v: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] {
-            best = i;
-        }
-    }
-    best
-}

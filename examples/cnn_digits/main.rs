@@ -27,8 +27,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use cnn::{BATCH, Cnn, IN, OUT, argmax};
+use cnn::{BATCH, Cnn, IN, OUT};
 use constml::rand_core::SeedableRng;
+use digits::argmax;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 const SEED: u64 = 2024;

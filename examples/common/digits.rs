@@ -78,3 +78,14 @@ pub fn split(y: &[usize], rng: &mut impl Rng) -> (Vec<usize>, Vec<usize>) {
     }
     (train, test)
 }
+
+/// Index of the largest value (the lowest on ties): the predicted class.
+pub fn argmax(v: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[best] {
+            best = i;
+        }
+    }
+    best
+}

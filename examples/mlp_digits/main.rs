@@ -29,7 +29,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use constml::rand_core::SeedableRng;
-use mlp::{BATCH, IN, Mlp, OUT, argmax};
+use digits::argmax;
+use mlp::{BATCH, IN, Mlp, OUT};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 const SEED: u64 = 2024;

@@ -209,14 +209,3 @@ impl<B: Backend> Mlp<B> {
         Ok(loss)
     }
 }
-
-/// Index of the largest logit (the lowest on ties).
-pub fn argmax(v: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] {
-            best = i;
-        }
-    }
-    best
-}

@@ -562,6 +562,25 @@ impl<'a, T: Real, const C: usize, B: Backend> BatchNorm<'a, T, C, B> {
         self.train(x.as_flattened(), shape, y.as_flattened_mut(), state, stats)
     }
 
+    fn eval(
+        &self,
+        x: &[T],
+        shape: BnShape,
+        y: &mut [T],
+        state: &BatchNormState<T, C>,
+    ) -> Result<()> {
+        batch_norm_eval_views_with::<B, T>(
+            x,
+            shape,
+            y,
+            self.w(),
+            self.b(),
+            self.eps,
+            &state.running_mean,
+            &state.running_var,
+        )
+    }
+
     /// Eval forward on `(N, C, L)` with the running statistics in `state`.
     pub fn forward_eval<const N: usize, const L: usize>(
         &self,
@@ -569,16 +588,7 @@ impl<'a, T: Real, const C: usize, B: Backend> BatchNorm<'a, T, C, B> {
         y: &mut [[[T; L]; C]; N],
         state: &BatchNormState<T, C>,
     ) -> Result<()> {
-        batch_norm_eval_views_with::<B, T>(
-            flat3(x),
-            BnShape::new(N, C, L),
-            flat3_mut(y),
-            self.w(),
-            self.b(),
-            self.eps,
-            &state.running_mean,
-            &state.running_var,
-        )
+        self.eval(flat3(x), BnShape::new(N, C, L), flat3_mut(y), state)
     }
 
     /// Eval forward on `(N, C)`.
@@ -588,21 +598,40 @@ impl<'a, T: Real, const C: usize, B: Backend> BatchNorm<'a, T, C, B> {
         y: &mut [[T; C]; N],
         state: &BatchNormState<T, C>,
     ) -> Result<()> {
-        batch_norm_eval_views_with::<B, T>(
+        self.eval(
             x.as_flattened(),
             BnShape::new(N, C, 1),
             y.as_flattened_mut(),
+            state,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn backward(
+        &self,
+        x: &[T],
+        shape: BnShape,
+        dy: &[T],
+        dx: &mut [T],
+        stats: Option<(&[T; C], &[T; C])>,
+        dweight: Option<&mut [T; C]>,
+        dbias: Option<&mut [T; C]>,
+    ) -> Result<()> {
+        batch_norm_backward_views_with::<B, T>(
+            x,
+            shape,
+            dy,
+            dx,
             self.w(),
-            self.b(),
             self.eps,
-            &state.running_mean,
-            &state.running_var,
+            stats.map(|(m, r)| (&m[..], &r[..])),
+            dweight.map(|d| &mut d[..]),
+            dbias.map(|d| &mut d[..]),
         )
     }
 
     /// Training backward on `(N, C, L)`: writes `dx`, adds into
     /// `dweight`/`dbias`; `stats` from the forward or `None` to recompute.
-    #[allow(clippy::too_many_arguments)]
     pub fn backward_train<const N: usize, const L: usize>(
         &self,
         x: &[[[T; L]; C]; N],
@@ -612,16 +641,15 @@ impl<'a, T: Real, const C: usize, B: Backend> BatchNorm<'a, T, C, B> {
         dweight: Option<&mut [T; C]>,
         dbias: Option<&mut [T; C]>,
     ) -> Result<()> {
-        batch_norm_backward_views_with::<B, T>(
+        let shape = BnShape::new(N, C, L);
+        self.backward(
             flat3(x),
-            BnShape::new(N, C, L),
+            shape,
             flat3(dy),
             flat3_mut(dx),
-            self.w(),
-            self.eps,
-            stats.map(|(m, r)| (&m[..], &r[..])),
-            dweight.map(|d| &mut d[..]),
-            dbias.map(|d| &mut d[..]),
+            stats,
+            dweight,
+            dbias,
         )
     }
 
@@ -635,17 +663,9 @@ impl<'a, T: Real, const C: usize, B: Backend> BatchNorm<'a, T, C, B> {
         dweight: Option<&mut [T; C]>,
         dbias: Option<&mut [T; C]>,
     ) -> Result<()> {
-        batch_norm_backward_views_with::<B, T>(
-            x.as_flattened(),
-            BnShape::new(N, C, 1),
-            dy.as_flattened(),
-            dx.as_flattened_mut(),
-            self.w(),
-            self.eps,
-            stats.map(|(m, r)| (&m[..], &r[..])),
-            dweight.map(|d| &mut d[..]),
-            dbias.map(|d| &mut d[..]),
-        )
+        let shape = BnShape::new(N, C, 1);
+        let (x, dy, dx) = (x.as_flattened(), dy.as_flattened(), dx.as_flattened_mut());
+        self.backward(x, shape, dy, dx, stats, dweight, dbias)
     }
 
     /// Folds this eval-mode BatchNorm (statistics in `state`) into the

@@ -127,23 +127,13 @@ pub fn layer_norm_views_with<B: Backend, T: Real>(
     eps: T,
     stats: Option<NormStats<'_, T>>,
 ) -> Result<()> {
-    check_eps("LayerNorm: eps", eps)?;
     check_shapes(x.shape(), y.shape(), "LayerNorm: y", weight, bias)?;
-    let mut stats = stats;
+    check_eps("LayerNorm: eps", eps)?;
     check_stats(&stats, x.rows(), true)?;
     for i in 0..x.rows() {
-        let row = y.row_mut_or_empty(i);
-        row.copy_from_slice(x.row_or_empty(i));
-        let (mean, r) = if row.is_empty() {
-            (T::ZERO, T::ZERO)
-        } else {
-            forward_row::<B, T>(row, weight, bias, eps)
-        };
-        if let Some(s) = stats.as_mut() {
-            s.set(i, mean, r);
-        }
+        y.row_mut_or_empty(i).copy_from_slice(x.row_or_empty(i));
     }
-    Ok(())
+    layer_norm_inplace_views_with::<B, T>(y, weight, bias, eps, stats)
 }
 
 /// LayerNorm forward in place on `x` `(N, C)` (see [`layer_norm_views_with`]).

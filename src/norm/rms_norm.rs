@@ -74,17 +74,11 @@ pub fn rms_norm_views_with<B: Backend, T: Real>(
     check_eps("RMSNorm: eps", eps)?;
     check_shape("RMSNorm: y", x.shape(), y.shape())?;
     opt_len("RMSNorm: weight", x.cols(), weight)?;
-    let mut stats = stats;
     check_stats(&stats, x.rows(), false)?;
     for i in 0..x.rows() {
-        let (xi, yi) = (x.row_or_empty(i), y.row_mut_or_empty(i));
-        yi.copy_from_slice(xi);
-        let r = normalise_row::<B, T>(yi, weight, eps);
-        if let Some(s) = stats.as_mut() {
-            s.set(i, T::ZERO, r);
-        }
+        y.row_mut_or_empty(i).copy_from_slice(x.row_or_empty(i));
     }
-    Ok(())
+    rms_norm_inplace_views_with::<B, T>(y, weight, eps, stats)
 }
 
 /// One row in place; returns `r` (0 for an empty row).

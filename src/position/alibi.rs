@@ -161,23 +161,14 @@ impl<'a, T: Real> Alibi<'a, T> {
         mut out: MatMut<'_, T>,
     ) -> Result<()> {
         let h = self.slopes.len();
-        if !out.rows().is_multiple_of(h) {
-            return Err(Error::InvalidParameter {
-                what: "ALiBi: out rows",
-                reason: "must be heads · NQ",
-            });
-        }
-        let nq = out.rows() / h;
-        let nk = out.cols();
-        if nq > 0 && nk > 0 {
-            query_start
-                .checked_add(nq - 1)
-                .and(key_start.checked_add(nk - 1))
-                .ok_or(Error::InvalidParameter {
-                    what: "ALiBi: positions",
-                    reason: "start + length overflows usize",
-                })?;
-        }
+        let (nq, _) = super::bias_rows(
+            "ALiBi: out",
+            h,
+            out.rows(),
+            out.cols(),
+            query_start,
+            key_start,
+        )?;
         for head in 0..h {
             for i in 0..nq {
                 if let Some(row) = out.row_mut(head * nq + i) {

@@ -32,3 +32,32 @@ pub use shaw::ShawRelative;
 pub use shaw::ShawRelativeDyn;
 pub use sinusoidal::{Sinusoidal, SinusoidalLayout};
 pub use t5::{T5Buckets, T5RelativeBias};
+
+/// Checks a per-head bias matrix `(heads·NQ, NK)` to fill for queries at
+/// `query_start ..` and keys at `key_start ..`; returns `(NQ, NK)`.
+pub(crate) fn bias_rows(
+    what: &'static str,
+    heads: usize,
+    rows: usize,
+    cols: usize,
+    query_start: usize,
+    key_start: usize,
+) -> crate::Result<(usize, usize)> {
+    if heads == 0 || !rows.is_multiple_of(heads) {
+        return Err(crate::Error::InvalidParameter {
+            what,
+            reason: "out must have heads · NQ rows",
+        });
+    }
+    let nq = rows / heads;
+    if nq > 0
+        && cols > 0
+        && (query_start.checked_add(nq - 1).is_none() || key_start.checked_add(cols - 1).is_none())
+    {
+        return Err(crate::Error::InvalidParameter {
+            what,
+            reason: "start + length overflows usize",
+        });
+    }
+    Ok((nq, cols))
+}

@@ -236,23 +236,14 @@ impl<'a, T: Real> T5RelativeBias<'a, T> {
         mut out: MatMut<'_, T>,
     ) -> Result<()> {
         let h = self.heads();
-        if !out.rows().is_multiple_of(h) {
-            return Err(Error::InvalidParameter {
-                what: "T5 bias: out rows",
-                reason: "must be heads · NQ",
-            });
-        }
-        let nq = out.rows() / h;
-        let nk = out.cols();
-        if nq > 0 && nk > 0 {
-            query_start
-                .checked_add(nq - 1)
-                .and(key_start.checked_add(nk - 1))
-                .ok_or(Error::InvalidParameter {
-                    what: "T5 bias: positions",
-                    reason: "start + length overflows usize",
-                })?;
-        }
+        let (nq, nk) = super::bias_rows(
+            "T5 bias: out",
+            h,
+            out.rows(),
+            out.cols(),
+            query_start,
+            key_start,
+        )?;
         for i in 0..nq {
             for j in 0..nk {
                 let b = self.buckets.bucket(query_start + i, key_start + j);
