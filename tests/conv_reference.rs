@@ -74,46 +74,67 @@ fn conv_cases<B: Backend, T: Real>() {
             &y2,
             &want::<T>(&format!("{case}/out")),
         );
-        let mut dx = vec![T::NAN; x.len()];
-        let mut dw = vec![T::ZERO; w.len()];
-        let mut db = vec![T::ZERO; shape.c_out];
-        conv2d_backward_views_with::<B, T>(
-            &x,
-            &shape,
-            &w,
-            &dy,
-            Some(&mut dx),
-            Some(&mut dw),
-            has_bias.then_some(&mut db[..]),
-        )
-        .unwrap();
+        let mut y3 = vec![T::NAN; ly];
+        conv2d_auto_views_with::<B, T>(&x, &shape, &w, b.as_deref(), &mut y3, &mut scratch)
+            .unwrap();
         check(
-            &format!("{what} dx"),
-            &dx,
-            &want::<T>(&format!("{case}/dx")),
+            &format!("{what} out (auto)"),
+            &y3,
+            &want::<T>(&format!("{case}/out")),
         );
-        // A weight gradient sums N·OH·OW products (144 in `big`) that cancel
-        // to small values: allow the rounding of such a sum in f32.
-        let (r, a) = ref_tol::<T>();
-        let terms = (y.len() / shape.c_out.max(1)) as f64;
-        let a = if T::BYTES == 4 {
-            a.max(terms * 1e-7)
-        } else {
-            a
-        };
-        assert_close(
-            &format!("{what} dweight"),
-            &dw,
-            &want::<T>(&format!("{case}/dweight")),
-            r,
-            a,
-        );
-        if has_bias {
-            check(
-                &format!("{what} dbias"),
-                &db,
-                &want::<T>(&format!("{case}/dbias")),
+        for path in ["direct", "im2col"] {
+            let mut dx = vec![T::NAN; x.len()];
+            let mut dw = vec![T::ZERO; w.len()];
+            let mut db = vec![T::ZERO; shape.c_out];
+            let (dxo, dwo, dbo) = (
+                Some(&mut dx[..]),
+                Some(&mut dw[..]),
+                has_bias.then_some(&mut db[..]),
             );
+            if path == "direct" {
+                conv2d_backward_views_with::<B, T>(&x, &shape, &w, &dy, dxo, dwo, dbo)
+            } else {
+                conv2d_im2col_backward_views_with::<B, T>(
+                    &x,
+                    &shape,
+                    &w,
+                    &dy,
+                    dxo,
+                    dwo,
+                    dbo,
+                    &mut scratch,
+                )
+            }
+            .unwrap();
+            let what = format!("{what} ({path})");
+            check(
+                &format!("{what} dx"),
+                &dx,
+                &want::<T>(&format!("{case}/dx")),
+            );
+            // A weight gradient sums N·OH·OW products (144 in `big`) that cancel
+            // to small values: allow the rounding of such a sum in f32.
+            let (r, a) = ref_tol::<T>();
+            let terms = (y.len() / shape.c_out.max(1)) as f64;
+            let a = if T::BYTES == 4 {
+                a.max(terms * 1e-7)
+            } else {
+                a
+            };
+            assert_close(
+                &format!("{what} dweight"),
+                &dw,
+                &want::<T>(&format!("{case}/dweight")),
+                r,
+                a,
+            );
+            if has_bias {
+                check(
+                    &format!("{what} dbias"),
+                    &db,
+                    &want::<T>(&format!("{case}/dbias")),
+                );
+            }
         }
     }
 }
@@ -277,6 +298,34 @@ fn conv_and_pool_bad_input_is_an_error() {
     assert!(conv2d_views(&x, &s, &w, Some(&[1.0, 2.0]), &mut y[..4]).is_err());
     assert!(conv2d_im2col_views(&x, &s, &w, None, &mut y[..4], &mut [0.0; 3]).is_err());
     assert!(conv2d_backward_views(&x, &s, &w, &y[..4], Some(&mut [0.0; 3]), None, None).is_err());
+    // im2col paths refuse a short scratch; the automatic choice falls back to
+    // the direct kernel instead, with the same result.
+    let mut dx16 = [0.0f32; 16];
+    assert!(
+        conv2d_im2col_backward_views(
+            &x,
+            &s,
+            &w,
+            &y[..4],
+            Some(&mut dx16),
+            None,
+            None,
+            &mut [0.0; 35]
+        )
+        .is_err()
+    );
+    let (mut ya, mut yd) = ([0.0f32; 4], [0.0f32; 4]);
+    conv2d_auto_views(&x, &s, &w, None, &mut ya, &mut []).unwrap();
+    conv2d_views(&x, &s, &w, None, &mut yd).unwrap();
+    assert_eq!(ya, yd);
+    conv2d_auto_backward_views(&x, &s, &w, &ya, Some(&mut dx16), None, None, &mut []).unwrap();
+    assert_eq!(dx16.iter().sum::<f32>(), 9.0 * ya.iter().sum::<f32>());
+    assert!(conv2d_auto_views(&x, &s.groups(2), &w, None, &mut ya, &mut [0.0; 64]).is_err());
+    assert_eq!(conv2d_im2col_scratch_len(&s), 36);
+    assert_eq!(
+        conv2d_im2col_scratch_len(&Conv2dShape::new(1, 4, 3, 3, 2, 1, 1)),
+        0
+    );
     assert_eq!(conv_out_len(5, 3, 2, 1, 1), Some(3));
     assert_eq!(conv_out_len(2, 3, 1, 0, 1), None);
     // Pools: padding over half the kernel, zero stride, bad indices.
@@ -460,6 +509,70 @@ fn conv2d_const_face() {
         &p,
     )
     .unwrap();
+    let (mut dxv, mut dwv) = (vec![0.0f32; xv.len()], vec![0.0f32; wv.len()]);
+    let yflat = y.as_flattened().as_flattened().as_flattened();
+    conv2d_backward_views(
+        &xv,
+        &shape,
+        &wv,
+        yflat,
+        Some(&mut dxv),
+        Some(&mut dwv),
+        None,
+    )
+    .unwrap();
+    assert_eq!(dx.as_flattened().as_flattened().as_flattened(), &dxv[..]);
+    assert_eq!(dw.as_flattened().as_flattened().as_flattened(), &dwv[..]);
+    // The im2col const face: a scratch sized by the const fn, same results
+    // to rounding.
+    const S: usize = im2col_len(2, 3, 2, 6, 3);
+    let mut scratch = [0.0f32; S];
+    let mut yi = [[[[0.0f32; 3]; 6]; 6]; 2];
+    conv2d_im2col_with::<constml::Simd, f32, 2, 4, 6, 7, 6, 2, 3, 2, 6, 3, S>(
+        &x,
+        &w,
+        Some(&b),
+        &mut yi,
+        &mut scratch,
+        &p,
+    )
+    .unwrap();
+    check(
+        "const im2col y",
+        yi.as_flattened().as_flattened().as_flattened(),
+        &yv,
+    );
+    let (mut dxi, mut dwi) = ([[[[0.0f32; 7]; 6]; 4]; 2], [[[[0.0f32; 2]; 3]; 2]; 6]);
+    let mut dbi = [0.0f32; 6];
+    conv2d_im2col_backward_with::<constml::Simd, f32, 2, 4, 6, 7, 6, 2, 3, 2, 6, 3, S>(
+        &x,
+        &w,
+        &y,
+        Some(&mut dxi),
+        Some(&mut dwi),
+        Some(&mut dbi),
+        &mut scratch,
+        &p,
+    )
+    .unwrap();
+    check(
+        "const im2col dx",
+        dxi.as_flattened().as_flattened().as_flattened(),
+        &dxv,
+    );
+    check(
+        "const im2col dw",
+        dwi.as_flattened().as_flattened().as_flattened(),
+        &dwv,
+    );
+    let db_want: Vec<f32> = (0..6)
+        .map(|o| {
+            (0..2)
+                .map(|n| y[n][o].as_flattened().iter().sum::<f32>())
+                .sum()
+        })
+        .collect();
+    check("const im2col db", &dbi, &db_want);
     // Parameters that give another output size are an error, not a wrong result.
     let mut y2 = [[[[0.0f32; 3]; 6]; 6]; 2];
     assert!(

@@ -213,8 +213,8 @@ impl Conv2dShape {
     }
 }
 
-/// The input columns `j` of output columns `j0..j1` for tap `q`: the range of
-/// output columns whose input column `j·s − p + q·d` lies inside `0..w`.
+/// The output columns `j0..j1` (of `out`) whose input position
+/// `j·s + off − p` lies inside `0..len`.
 #[inline]
 fn valid_cols(out: usize, len: usize, s: usize, p: usize, off: usize) -> (usize, usize) {
     // input = j·s + off − p must satisfy 0 ≤ input < len.
@@ -225,6 +225,53 @@ fn valid_cols(out: usize, len: usize, s: usize, p: usize, off: usize) -> (usize,
         0
     };
     (lo.min(hi), hi)
+}
+
+/// One kernel tap applied to one output row: output row `i`, output columns
+/// `j0..j1` read input row `ih` of channel `c` (within the group) from column
+/// `iw0` on, every `stride.1`-th element. `k = (c·KH + p)·KW + q` indexes the
+/// tap within a group's weight row (and the unrolled im2col row).
+#[derive(Clone, Copy)]
+struct Tap {
+    c: usize,
+    k: usize,
+    i: usize,
+    ih: usize,
+    iw0: usize,
+    j0: usize,
+    j1: usize,
+}
+
+/// Calls `f` for every tap and output row where the tap reads inside the
+/// image (padding contributes nothing), in the order channel, kernel row,
+/// kernel column, output row.
+#[inline]
+fn for_each_tap(s: &Conv2dShape, oh: usize, ow: usize, mut f: impl FnMut(Tap)) {
+    for c in 0..s.c_in / s.groups {
+        for p in 0..s.kh {
+            let (i0, i1) = valid_cols(oh, s.h, s.stride.0, s.padding.0, p * s.dilation.0);
+            for q in 0..s.kw {
+                let (j0, j1) = valid_cols(ow, s.w, s.stride.1, s.padding.1, q * s.dilation.1);
+                if j0 >= j1 {
+                    continue;
+                }
+                let k = (c * s.kh + p) * s.kw + q;
+                let iw0 = j0 * s.stride.1 + q * s.dilation.1 - s.padding.1;
+                for i in i0..i1 {
+                    let ih = i * s.stride.0 + p * s.dilation.0 - s.padding.0;
+                    f(Tap {
+                        c,
+                        k,
+                        i,
+                        ih,
+                        iw0,
+                        j0,
+                        j1,
+                    });
+                }
+            }
+        }
+    }
 }
 
 fn check_io<T>(
@@ -245,6 +292,29 @@ fn check_io<T>(
     Ok((oh, ow))
 }
 
+/// Checks the backward pass's gradient buffers against the shape.
+fn check_grads<T>(
+    shape: &Conv2dShape,
+    x: &[T],
+    weight: &[T],
+    dy: &[T],
+    dx: Option<&[T]>,
+    dweight: Option<&[T]>,
+    dbias: Option<&[T]>,
+) -> Result<(usize, usize)> {
+    let out = check_io::<T>(shape, x.len(), weight.len(), None, dy.len())?;
+    if let Some(d) = dx {
+        check_len("conv2d backward: dx", x.len(), d.len())?;
+    }
+    if let Some(d) = dweight {
+        check_len("conv2d backward: dweight", weight.len(), d.len())?;
+    }
+    if let Some(d) = dbias {
+        check_len("conv2d backward: dbias", shape.c_out, d.len())?;
+    }
+    Ok(out)
+}
+
 crate::simd_default!(conv2d_views => conv2d_views_with<T: Real>(x: &[T], shape: &Conv2dShape, weight: &[T], bias: Option<&[T]>, y: &mut [T]) -> Result<()>);
 
 /// Direct convolution (see the [module docs](self)); `y` is written.
@@ -258,63 +328,122 @@ pub fn conv2d_views_with<B: Backend, T: Real>(
     let (oh, ow) = check_io(shape, x.len(), weight.len(), bias, y.len())?;
     let s = shape;
     let (cig, cog) = (s.c_in / s.groups, s.c_out / s.groups);
-    let plane = oh * ow;
+    let (plane, hw, kk) = (oh * ow, s.h * s.w, cig * s.kh * s.kw);
     for n in 0..s.n {
         for o in 0..s.c_out {
             let g = o / cog.max(1);
+            let xg = &x[(n * s.c_in + g * cig) * hw..(n * s.c_in + (g + 1) * cig) * hw];
+            let wo = &weight[o * kk..(o + 1) * kk];
             let yo = &mut y[(n * s.c_out + o) * plane..(n * s.c_out + o + 1) * plane];
             yo.fill(bias.map_or(T::ZERO, |b| b[o]));
-            for c in 0..cig {
-                let ci = g * cig + c;
-                let xc = &x[(n * s.c_in + ci) * s.h * s.w..(n * s.c_in + ci + 1) * s.h * s.w];
-                let wc =
-                    &weight[((o * cig + c) * s.kh) * s.kw..((o * cig + c) * s.kh + s.kh) * s.kw];
-                for p in 0..s.kh {
-                    let (i0, i1) = valid_cols(oh, s.h, s.stride.0, s.padding.0, p * s.dilation.0);
-                    for q in 0..s.kw {
-                        let wv = wc[p * s.kw + q];
-                        let (j0, j1) =
-                            valid_cols(ow, s.w, s.stride.1, s.padding.1, q * s.dilation.1);
-                        if j0 >= j1 {
-                            continue;
-                        }
-                        for i in i0..i1 {
-                            let ih = i * s.stride.0 + p * s.dilation.0 - s.padding.0;
-                            let xrow = &xc[ih * s.w..(ih + 1) * s.w];
-                            let yrow = &mut yo[i * ow + j0..i * ow + j1];
-                            let iw0 = j0 * s.stride.1 + q * s.dilation.1 - s.padding.1;
-                            if s.stride.1 == 1 {
-                                B::raw_axpy(wv, &xrow[iw0..iw0 + (j1 - j0)], yrow);
-                            } else {
-                                for (k, yv) in yrow.iter_mut().enumerate() {
-                                    *yv += wv * xrow[iw0 + k * s.stride.1];
-                                }
-                            }
-                        }
+            for_each_tap(s, oh, ow, |t| {
+                let (wv, len) = (wo[t.k], t.j1 - t.j0);
+                let xrow = &xg[t.c * hw + t.ih * s.w..t.c * hw + (t.ih + 1) * s.w];
+                let yrow = &mut yo[t.i * ow + t.j0..t.i * ow + t.j1];
+                if s.stride.1 == 1 {
+                    B::raw_axpy(wv, &xrow[t.iw0..t.iw0 + len], yrow);
+                } else {
+                    for (yv, &xv) in yrow
+                        .iter_mut()
+                        .zip(xrow[t.iw0..].iter().step_by(s.stride.1))
+                    {
+                        *yv += wv * xv;
                     }
                 }
-            }
+            });
         }
     }
     Ok(())
 }
 
-/// Scratch elements [`conv2d_im2col_views_with`] needs: one group's unrolled
-/// receptive fields, `(C_IN/groups·KH·KW) × (OH·OW)` (0 for a bad shape).
+/// Scratch elements the im2col paths need: one group's unrolled receptive
+/// fields, `(C_IN/groups·KH·KW) × (OH·OW)` (saturating); 0 for a 1×1,
+/// stride-1, unpadded convolution (its input is already unrolled) and for a
+/// bad shape.
 pub fn conv2d_im2col_scratch_len(shape: &Conv2dShape) -> usize {
     match shape.output() {
-        Ok((oh, ow)) => (shape.c_in / shape.groups)
-            .saturating_mul(shape.kh)
-            .saturating_mul(shape.kw)
-            .saturating_mul(oh.saturating_mul(ow)),
+        Ok(_) if is_pointwise(shape) => 0,
+        Ok((oh, ow)) => im2col_len(shape.c_in / shape.groups, shape.kh, shape.kw, oh, ow),
         Err(_) => 0,
     }
 }
 
+/// [`conv2d_im2col_scratch_len`] as a `const fn` of the const face's
+/// parameters: `CIG·KH·KW·OH·OW` (saturating), for a scratch array
+/// `[T; im2col_len(CIG, KH, KW, OH, OW)]`.
+pub const fn im2col_len(cig: usize, kh: usize, kw: usize, oh: usize, ow: usize) -> usize {
+    cig.saturating_mul(kh)
+        .saturating_mul(kw)
+        .saturating_mul(oh.saturating_mul(ow))
+}
+
+/// The scratch prefix the im2col paths use, or `BufferTooSmall`.
+fn col_scratch<'s, T>(shape: &Conv2dShape, scratch: &'s mut [T]) -> Result<&'s mut [T]> {
+    let need = conv2d_im2col_scratch_len(shape);
+    let found = scratch.len();
+    scratch.get_mut(..need).ok_or(Error::BufferTooSmall {
+        what: "conv2d: im2col scratch",
+        needed: need,
+        found,
+    })
+}
+
+/// Unrolls the receptive fields of one group's input channels `xg`
+/// (`C_IN/groups` planes) into `col` `(C_IN/groups·KH·KW, OH·OW)`: row `k`
+/// holds tap `k`'s input under every output position, 0 in the padding.
+fn im2col<T: Real>(xg: &[T], s: &Conv2dShape, oh: usize, ow: usize, col: &mut [T]) {
+    let (plane, hw) = (oh * ow, s.h * s.w);
+    if s.padding != (0, 0) {
+        col.fill(T::ZERO); // without padding every entry is written below
+    }
+    for_each_tap(s, oh, ow, |t| {
+        let dst = &mut col[t.k * plane + t.i * ow + t.j0..t.k * plane + t.i * ow + t.j1];
+        let src = &xg[t.c * hw + t.ih * s.w + t.iw0..t.c * hw + (t.ih + 1) * s.w];
+        if s.stride.1 == 1 {
+            dst.copy_from_slice(&src[..dst.len()]);
+        } else {
+            for (d, &v) in dst.iter_mut().zip(src.iter().step_by(s.stride.1)) {
+                *d = v;
+            }
+        }
+    });
+}
+
+/// The adjoint of [`im2col`]: adds each unrolled entry of `col` back onto
+/// the input position it was read from, in `dxg`.
+fn col2im_add<B: Backend, T: Real>(
+    col: &[T],
+    s: &Conv2dShape,
+    oh: usize,
+    ow: usize,
+    dxg: &mut [T],
+) {
+    let (plane, hw) = (oh * ow, s.h * s.w);
+    for_each_tap(s, oh, ow, |t| {
+        let src = &col[t.k * plane + t.i * ow + t.j0..t.k * plane + t.i * ow + t.j1];
+        let dst = &mut dxg[t.c * hw + t.ih * s.w + t.iw0..t.c * hw + (t.ih + 1) * s.w];
+        if s.stride.1 == 1 {
+            B::raw_zip(&mut dst[..src.len()], src, false);
+        } else {
+            for (d, &v) in dst.iter_mut().step_by(s.stride.1).zip(src) {
+                *d += v;
+            }
+        }
+    });
+}
+
+/// A 1×1, stride-1, unpadded convolution reads its input planes as they
+/// are: the im2col matrix is the input itself.
+fn is_pointwise(s: &Conv2dShape) -> bool {
+    s.kh == 1 && s.kw == 1 && s.stride == (1, 1) && s.padding == (0, 0)
+}
+
 crate::simd_default!(conv2d_im2col_views => conv2d_im2col_views_with<T: Real>(x: &[T], shape: &Conv2dShape, weight: &[T], bias: Option<&[T]>, y: &mut [T], scratch: &mut [T]) -> Result<()>);
 
-/// Convolution by im2col + gemm, with `scratch` of
-/// [`conv2d_im2col_scratch_len`]; `y` is written.
+/// Convolution by im2col + gemm, with `scratch` of at least
+/// [`conv2d_im2col_scratch_len`] elements (none for a 1×1, stride-1,
+/// unpadded convolution, which multiplies the input directly); `y` is
+/// written.
 pub fn conv2d_im2col_views_with<B: Backend, T: Real>(
     x: &[T],
     shape: &Conv2dShape,
@@ -324,54 +453,90 @@ pub fn conv2d_im2col_views_with<B: Backend, T: Real>(
     scratch: &mut [T],
 ) -> Result<()> {
     let (oh, ow) = check_io(shape, x.len(), weight.len(), bias, y.len())?;
+    let col = col_scratch(shape, scratch)?;
     let s = shape;
     let (cig, cog) = (s.c_in / s.groups, s.c_out / s.groups);
-    let kk = cig * s.kh * s.kw;
-    let plane = oh * ow;
-    let need = kk * plane;
-    let found = scratch.len();
-    let col = scratch.get_mut(..need).ok_or(Error::BufferTooSmall {
-        what: "conv2d: im2col scratch",
-        needed: need,
-        found,
-    })?;
+    let (plane, hw, kk) = (oh * ow, s.h * s.w, cig * s.kh * s.kw);
     for n in 0..s.n {
         for g in 0..s.groups {
-            // col[(c·KH + p)·KW + q, i·OW + j] = x[n, g·cig + c, ih, iw] (0 outside).
-            for c in 0..cig {
-                let ci = g * cig + c;
-                let xc = &x[(n * s.c_in + ci) * s.h * s.w..(n * s.c_in + ci + 1) * s.h * s.w];
-                for p in 0..s.kh {
-                    for q in 0..s.kw {
-                        let row = &mut col[((c * s.kh + p) * s.kw + q) * plane
-                            ..((c * s.kh + p) * s.kw + q + 1) * plane];
-                        row.fill(T::ZERO);
-                        let (i0, i1) =
-                            valid_cols(oh, s.h, s.stride.0, s.padding.0, p * s.dilation.0);
-                        let (j0, j1) =
-                            valid_cols(ow, s.w, s.stride.1, s.padding.1, q * s.dilation.1);
-                        for i in i0..i1 {
-                            let ih = i * s.stride.0 + p * s.dilation.0 - s.padding.0;
-                            for j in j0..j1 {
-                                let iw = j * s.stride.1 + q * s.dilation.1 - s.padding.1;
-                                row[i * ow + j] = xc[ih * s.w + iw];
-                            }
-                        }
-                    }
-                }
-            }
-            let wg = MatRef::new(&weight[g * cog * kk..(g + 1) * cog * kk], cog, kk)?;
-            let cm = MatRef::new(col, kk, plane)?;
+            let xg = &x[(n * s.c_in + g * cig) * hw..(n * s.c_in + (g + 1) * cig) * hw];
             let yg = &mut y[(n * s.c_out + g * cog) * plane..(n * s.c_out + (g + 1) * cog) * plane];
-            B::raw_gemm(wg, cm, MatMut::new(yg, cog, plane)?, Accumulate::Overwrite);
-            if let Some(b) = bias {
-                for (o, yo) in yg.chunks_exact_mut(plane.max(1)).enumerate() {
-                    B::raw_affine(yo, T::ONE, b[g * cog + o]);
+            let acc = match bias {
+                Some(b) => {
+                    for (yo, &bo) in yg.chunks_exact_mut(plane).zip(&b[g * cog..]) {
+                        yo.fill(bo);
+                    }
+                    Accumulate::Add
                 }
-            }
+                None => Accumulate::Overwrite,
+            };
+            let cm = if is_pointwise(s) {
+                MatRef::new(xg, kk, plane)?
+            } else {
+                im2col(xg, s, oh, ow, col);
+                MatRef::new(col, kk, plane)?
+            };
+            let wg = MatRef::new(&weight[g * cog * kk..(g + 1) * cog * kk], cog, kk)?;
+            B::raw_gemm(wg, cm, MatMut::new(yg, cog, plane)?, acc);
         }
     }
     Ok(())
+}
+
+impl Conv2dShape {
+    /// Whether [`conv2d_auto_views_with`] takes the im2col + gemm path for
+    /// this shape (given enough scratch): when the matrix product has at
+    /// least four output channels per group to share each unrolled column
+    /// (measured in `benches/conv.rs`: below that — depthwise above all — the
+    /// direct kernel's row updates cost less than unrolling).
+    pub fn prefers_im2col(&self) -> bool {
+        self.groups > 0 && self.c_out / self.groups >= 4
+    }
+}
+
+crate::simd_default!(conv2d_auto_views => conv2d_auto_views_with<T: Real>(x: &[T], shape: &Conv2dShape, weight: &[T], bias: Option<&[T]>, y: &mut [T], scratch: &mut [T]) -> Result<()>);
+
+/// Convolution by the path that is faster for this shape: im2col + gemm when
+/// [`Conv2dShape::prefers_im2col`] and `scratch` holds
+/// [`conv2d_im2col_scratch_len`] elements, the direct kernel otherwise (so
+/// an empty `scratch` always works). Both paths agree to rounding.
+pub fn conv2d_auto_views_with<B: Backend, T: Real>(
+    x: &[T],
+    shape: &Conv2dShape,
+    weight: &[T],
+    bias: Option<&[T]>,
+    y: &mut [T],
+    scratch: &mut [T],
+) -> Result<()> {
+    if shape.prefers_im2col() && scratch.len() >= conv2d_im2col_scratch_len(shape) {
+        conv2d_im2col_views_with::<B, T>(x, shape, weight, bias, y, scratch)
+    } else {
+        conv2d_views_with::<B, T>(x, shape, weight, bias, y)
+    }
+}
+
+crate::simd_default!(conv2d_auto_backward_views => conv2d_auto_backward_views_with<T: Real>(x: &[T], shape: &Conv2dShape, weight: &[T], dy: &[T], dx: Option<&mut [T]>, dweight: Option<&mut [T]>, dbias: Option<&mut [T]>, scratch: &mut [T]) -> Result<()>);
+
+/// Convolution backward by the faster path: im2col + gemm whenever `scratch`
+/// holds [`conv2d_im2col_scratch_len`] elements (with the Simd backend it
+/// beat the direct kernel on every shape measured in `benches/conv.rs`,
+/// depthwise included), the direct kernel otherwise.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_auto_backward_views_with<B: Backend, T: Real>(
+    x: &[T],
+    shape: &Conv2dShape,
+    weight: &[T],
+    dy: &[T],
+    dx: Option<&mut [T]>,
+    dweight: Option<&mut [T]>,
+    dbias: Option<&mut [T]>,
+    scratch: &mut [T],
+) -> Result<()> {
+    if shape.output().is_ok() && scratch.len() >= conv2d_im2col_scratch_len(shape) {
+        conv2d_im2col_backward_views_with::<B, T>(x, shape, weight, dy, dx, dweight, dbias, scratch)
+    } else {
+        conv2d_backward_views_with::<B, T>(x, shape, weight, dy, dx, dweight, dbias)
+    }
 }
 
 crate::simd_default!(conv2d_backward_views => conv2d_backward_views_with<T: Real>(x: &[T], shape: &Conv2dShape, weight: &[T], dy: &[T], dx: Option<&mut [T]>, dweight: Option<&mut [T]>, dbias: Option<&mut [T]>) -> Result<()>);
@@ -389,66 +554,129 @@ pub fn conv2d_backward_views_with<B: Backend, T: Real>(
     mut dweight: Option<&mut [T]>,
     mut dbias: Option<&mut [T]>,
 ) -> Result<()> {
-    let (oh, ow) = check_io::<T>(shape, x.len(), weight.len(), None, dy.len())?;
-    if let Some(d) = &dx {
-        check_len("conv2d backward: dx", x.len(), d.len())?;
-    }
-    if let Some(d) = &dweight {
-        check_len("conv2d backward: dweight", weight.len(), d.len())?;
-    }
-    if let Some(d) = &dbias {
-        check_len("conv2d backward: dbias", shape.c_out, d.len())?;
-    }
+    let (oh, ow) = check_grads(
+        shape,
+        x,
+        weight,
+        dy,
+        dx.as_deref(),
+        dweight.as_deref(),
+        dbias.as_deref(),
+    )?;
     let s = shape;
     let (cig, cog) = (s.c_in / s.groups, s.c_out / s.groups);
-    let plane = oh * ow;
+    let (plane, hw, kk) = (oh * ow, s.h * s.w, cig * s.kh * s.kw);
     if let Some(d) = dx.as_deref_mut() {
         d.fill(T::ZERO);
     }
     for n in 0..s.n {
         for o in 0..s.c_out {
             let g = o / cog.max(1);
+            let gx = (n * s.c_in + g * cig) * hw..(n * s.c_in + (g + 1) * cig) * hw;
+            let xg = &x[gx.clone()];
             let go = &dy[(n * s.c_out + o) * plane..(n * s.c_out + o + 1) * plane];
             if let Some(db) = dbias.as_deref_mut() {
                 db[o] += B::sum(go);
             }
-            for c in 0..cig {
-                let ci = g * cig + c;
-                let xoff = (n * s.c_in + ci) * s.h * s.w;
-                let woff = ((o * cig + c) * s.kh) * s.kw;
-                for p in 0..s.kh {
-                    let (i0, i1) = valid_cols(oh, s.h, s.stride.0, s.padding.0, p * s.dilation.0);
-                    for q in 0..s.kw {
-                        let (j0, j1) =
-                            valid_cols(ow, s.w, s.stride.1, s.padding.1, q * s.dilation.1);
-                        if j0 >= j1 {
-                            continue;
-                        }
-                        let wv = weight[woff + p * s.kw + q];
-                        let mut acc = T::ZERO;
-                        for i in i0..i1 {
-                            let ih = i * s.stride.0 + p * s.dilation.0 - s.padding.0;
-                            let iw0 = j0 * s.stride.1 + q * s.dilation.1 - s.padding.1;
-                            let grow = &go[i * ow + j0..i * ow + j1];
-                            let base = xoff + ih * s.w + iw0;
-                            if s.stride.1 == 1 {
-                                acc += B::raw_dot(grow, &x[base..base + (j1 - j0)]);
-                                if let Some(d) = dx.as_deref_mut() {
-                                    B::raw_axpy(wv, grow, &mut d[base..base + (j1 - j0)]);
-                                }
-                            } else {
-                                for (k, &gv) in grow.iter().enumerate() {
-                                    acc += gv * x[base + k * s.stride.1];
-                                    if let Some(d) = dx.as_deref_mut() {
-                                        d[base + k * s.stride.1] += wv * gv;
-                                    }
-                                }
-                            }
-                        }
-                        if let Some(dw) = dweight.as_deref_mut() {
-                            dw[woff + p * s.kw + q] += acc;
+            let wo = &weight[o * kk..(o + 1) * kk];
+            let mut dxg = dx.as_deref_mut().map(|d| &mut d[gx]);
+            let mut dwo = dweight.as_deref_mut().map(|d| &mut d[o * kk..(o + 1) * kk]);
+            for_each_tap(s, oh, ow, |t| {
+                let grow = &go[t.i * ow + t.j0..t.i * ow + t.j1];
+                let base = t.c * hw + t.ih * s.w + t.iw0;
+                let end = t.c * hw + (t.ih + 1) * s.w;
+                if s.stride.1 == 1 {
+                    let xs = &xg[base..base + grow.len()];
+                    if let Some(dw) = dwo.as_deref_mut() {
+                        dw[t.k] += B::raw_dot(grow, xs);
+                    }
+                    if let Some(d) = dxg.as_deref_mut() {
+                        B::raw_axpy(wo[t.k], grow, &mut d[base..base + grow.len()]);
+                    }
+                } else {
+                    if let Some(dw) = dwo.as_deref_mut() {
+                        let xs = xg[base..end].iter().step_by(s.stride.1);
+                        dw[t.k] += grow.iter().zip(xs).fold(T::ZERO, |a, (&g, &v)| a + g * v);
+                    }
+                    if let Some(d) = dxg.as_deref_mut() {
+                        for (dv, &gv) in d[base..end].iter_mut().step_by(s.stride.1).zip(grow) {
+                            *dv += wo[t.k] * gv;
                         }
                     }
+                }
+            });
+        }
+    }
+    Ok(())
+}
+
+crate::simd_default!(conv2d_im2col_backward_views => conv2d_im2col_backward_views_with<T: Real>(x: &[T], shape: &Conv2dShape, weight: &[T], dy: &[T], dx: Option<&mut [T]>, dweight: Option<&mut [T]>, dbias: Option<&mut [T]>, scratch: &mut [T]) -> Result<()>);
+
+/// Convolution backward by im2col + gemm, with `scratch` of at least
+/// [`conv2d_im2col_scratch_len`] elements: per image and group,
+/// `dW += dY·colᵀ`, then `dcol = Wᵀ·dY` added back onto `dx` (the adjoint
+/// of the unrolling). Writes `dx`; adds into `dweight` and `dbias`; agrees
+/// with [`conv2d_backward_views_with`] to rounding.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_im2col_backward_views_with<B: Backend, T: Real>(
+    x: &[T],
+    shape: &Conv2dShape,
+    weight: &[T],
+    dy: &[T],
+    mut dx: Option<&mut [T]>,
+    mut dweight: Option<&mut [T]>,
+    mut dbias: Option<&mut [T]>,
+    scratch: &mut [T],
+) -> Result<()> {
+    let (oh, ow) = check_grads(
+        shape,
+        x,
+        weight,
+        dy,
+        dx.as_deref(),
+        dweight.as_deref(),
+        dbias.as_deref(),
+    )?;
+    let col = col_scratch(shape, scratch)?;
+    let s = shape;
+    let (cig, cog) = (s.c_in / s.groups, s.c_out / s.groups);
+    let (plane, hw, kk) = (oh * ow, s.h * s.w, cig * s.kh * s.kw);
+    if let Some(d) = dx.as_deref_mut() {
+        d.fill(T::ZERO);
+    }
+    for n in 0..s.n {
+        for g in 0..s.groups {
+            let gx = (n * s.c_in + g * cig) * hw..(n * s.c_in + (g + 1) * cig) * hw;
+            let dyg = &dy[(n * s.c_out + g * cog) * plane..(n * s.c_out + (g + 1) * cog) * plane];
+            let dyg = MatRef::new(dyg, cog, plane)?;
+            if let Some(db) = dbias.as_deref_mut() {
+                for (o, d) in db[g * cog..(g + 1) * cog].iter_mut().enumerate() {
+                    *d += B::sum(dyg.row_or_empty(o));
+                }
+            }
+            let wg = &weight[g * cog * kk..(g + 1) * cog * kk];
+            if let Some(dw) = dweight.as_deref_mut() {
+                let dwg = MatMut::new(&mut dw[g * cog * kk..(g + 1) * cog * kk], cog, kk)?;
+                let cm = if is_pointwise(s) {
+                    MatRef::new(&x[gx.clone()], kk, plane)?
+                } else {
+                    im2col(&x[gx.clone()], s, oh, ow, col);
+                    MatRef::new(col, kk, plane)?
+                };
+                B::raw_gemm_bt(dyg, cm, dwg, Accumulate::Add);
+            }
+            if let Some(d) = dx.as_deref_mut() {
+                let wg = MatRef::new(wg, cog, kk)?;
+                if is_pointwise(s) {
+                    B::raw_gemm_at(
+                        wg,
+                        dyg,
+                        MatMut::new(&mut d[gx], kk, plane)?,
+                        Accumulate::Add,
+                    );
+                } else {
+                    B::raw_gemm_at(wg, dyg, MatMut::new(col, kk, plane)?, Accumulate::Overwrite);
+                    col2im_add::<B, T>(col, s, oh, ow, &mut d[gx]);
                 }
             }
         }
@@ -639,5 +867,110 @@ pub fn conv2d_backward_with<
         dx.map(|d| d.as_flattened_mut().as_flattened_mut().as_flattened_mut()),
         dweight.map(|d| d.as_flattened_mut().as_flattened_mut().as_flattened_mut()),
         dbias.map(|d| &mut d[..]),
+    )
+}
+
+/// Const face of [`conv2d_im2col_views_with`] (shapes as in
+/// [`conv2d_with`]) with a scratch array whose length `S` is at least
+/// [`im2col_len`]`(CIG, KH, KW, OH, OW)` — a compile-time assertion.
+///
+/// ```
+/// use constml::nn::{conv2d_im2col_with, conv_out_len, im2col_len, Conv2dParams};
+/// use constml::Simd;
+/// const OH: usize = match conv_out_len(4, 3, 1, 1, 1) { Some(v) => v, None => 0 };
+/// const S: usize = im2col_len(2, 3, 3, OH, OH);
+/// let x = [[[[1.0f32; 4]; 4]; 2]; 1];
+/// let w = [[[[0.5f32; 3]; 3]; 2]; 3];
+/// let mut y = [[[[0.0f32; OH]; OH]; 3]; 1];
+/// let mut scratch = [0.0f32; S];
+/// conv2d_im2col_with::<Simd, f32, 1, 2, 4, 4, 3, 2, 3, 3, OH, OH, S>(
+///     &x, &w, Some(&[1.0; 3]), &mut y, &mut scratch, &Conv2dParams::new().padding(1, 1))?;
+/// assert_eq!(y[0][2][1][1], 10.0); // 1 + 2 channels × 9 taps × 0.5
+/// # Ok::<(), constml::Error>(())
+/// ```
+#[allow(clippy::type_complexity)]
+pub fn conv2d_im2col_with<
+    B: Backend,
+    T: Real,
+    const N: usize,
+    const C_IN: usize,
+    const H: usize,
+    const W: usize,
+    const C_OUT: usize,
+    const CIG: usize,
+    const KH: usize,
+    const KW: usize,
+    const OH: usize,
+    const OW: usize,
+    const S: usize,
+>(
+    x: &[[[[T; W]; H]; C_IN]; N],
+    weight: &[[[[T; KW]; KH]; CIG]; C_OUT],
+    bias: Option<&[T; C_OUT]>,
+    y: &mut [[[[T; OW]; OH]; C_OUT]; N],
+    scratch: &mut [T; S],
+    params: &Conv2dParams,
+) -> Result<()> {
+    const {
+        assert!(
+            S >= im2col_len(CIG, KH, KW, OH, OW),
+            "conv2d: the im2col scratch needs im2col_len(CIG, KH, KW, OH, OW) elements"
+        )
+    };
+    let shape = const_shape::<N, C_IN, H, W, C_OUT, CIG, KH, KW, OH, OW>(params)?;
+    conv2d_im2col_views_with::<B, T>(
+        x.as_flattened().as_flattened().as_flattened(),
+        &shape,
+        weight.as_flattened().as_flattened().as_flattened(),
+        bias.map(|b| &b[..]),
+        y.as_flattened_mut().as_flattened_mut().as_flattened_mut(),
+        scratch,
+    )
+}
+
+/// Const face of [`conv2d_im2col_backward_views_with`] (shapes and scratch
+/// as in [`conv2d_im2col_with`]): writes `dx`, adds into `dweight` and
+/// `dbias`.
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
+pub fn conv2d_im2col_backward_with<
+    B: Backend,
+    T: Real,
+    const N: usize,
+    const C_IN: usize,
+    const H: usize,
+    const W: usize,
+    const C_OUT: usize,
+    const CIG: usize,
+    const KH: usize,
+    const KW: usize,
+    const OH: usize,
+    const OW: usize,
+    const S: usize,
+>(
+    x: &[[[[T; W]; H]; C_IN]; N],
+    weight: &[[[[T; KW]; KH]; CIG]; C_OUT],
+    dy: &[[[[T; OW]; OH]; C_OUT]; N],
+    dx: Option<&mut [[[[T; W]; H]; C_IN]; N]>,
+    dweight: Option<&mut [[[[T; KW]; KH]; CIG]; C_OUT]>,
+    dbias: Option<&mut [T; C_OUT]>,
+    scratch: &mut [T; S],
+    params: &Conv2dParams,
+) -> Result<()> {
+    const {
+        assert!(
+            S >= im2col_len(CIG, KH, KW, OH, OW),
+            "conv2d: the im2col scratch needs im2col_len(CIG, KH, KW, OH, OW) elements"
+        )
+    };
+    let shape = const_shape::<N, C_IN, H, W, C_OUT, CIG, KH, KW, OH, OW>(params)?;
+    conv2d_im2col_backward_views_with::<B, T>(
+        x.as_flattened().as_flattened().as_flattened(),
+        &shape,
+        weight.as_flattened().as_flattened().as_flattened(),
+        dy.as_flattened().as_flattened().as_flattened(),
+        dx.map(|d| d.as_flattened_mut().as_flattened_mut().as_flattened_mut()),
+        dweight.map(|d| d.as_flattened_mut().as_flattened_mut().as_flattened_mut()),
+        dbias.map(|d| &mut d[..]),
+        scratch,
     )
 }
