@@ -587,3 +587,56 @@ fn conv2d_const_face() {
     );
     assert_eq!(y2, [[[[0.0; 3]; 6]; 6]; 2]);
 }
+
+#[cfg(feature = "std")]
+#[test]
+fn conv2d_dyn_face() {
+    for case in entry(&file(), "cases").text().split(',') {
+        let (s, has_bias) = conv_shape(case);
+        let p = Conv2dParams::new()
+            .stride(s.stride.0, s.stride.1)
+            .padding(s.padding.0, s.padding.1)
+            .dilation(s.dilation.0, s.dilation.1);
+        let mut conv =
+            Conv2dDyn::<f64>::zeros(s.c_in, s.c_out, (s.kh, s.kw), s.groups, p, has_bias).unwrap();
+        conv.weight = load::<f64>(&format!("{case}/weight"));
+        if has_bias {
+            conv.bias = Some(load::<f64>(&format!("{case}/bias")));
+        }
+        let x = load::<f64>(&format!("{case}/x"));
+        let (y, (oh, ow)) = conv.forward(&x, s.n, s.h, s.w).unwrap();
+        assert_eq!((oh, ow), s.output().unwrap());
+        check(
+            &format!("{case} dyn y"),
+            &y,
+            &want::<f64>(&format!("{case}/out")),
+        );
+        let dy = load::<f64>(&format!("{case}/dy"));
+        let dx = conv.backward(&x, s.n, s.h, s.w, &dy).unwrap();
+        check(
+            &format!("{case} dyn dx"),
+            &dx,
+            &want::<f64>(&format!("{case}/dx")),
+        );
+        check(
+            &format!("{case} dyn dw"),
+            &conv.dweight,
+            &want::<f64>(&format!("{case}/dweight")),
+        );
+        conv.zero_grad();
+        assert!(conv.dweight.iter().all(|&v| v == 0.0));
+        // A batch that does not match its stated shape is an error.
+        assert!(conv.forward(&x[1..], s.n, s.h, s.w).is_err());
+        assert!(conv.backward(&x, s.n, s.h, s.w, &dy[1..]).is_err());
+    }
+    let p = Conv2dParams::new();
+    assert!(Conv2dDyn::<f32>::zeros(3, 4, (3, 3), 2, p, true).is_err());
+    assert!(Conv2dDyn::<f32>::zeros(2, 4, (0, 3), 1, p, true).is_err());
+    assert!(Conv2dDyn::<f32>::zeros(2, 4, (3, 3), 1, p.stride(0, 1), true).is_err());
+    assert!(Conv2dDyn::<f32>::zeros(2, 4, (3, 3), 1, p.dilation(usize::MAX, 1), true).is_err());
+    let mut c = Conv2dDyn::<f32>::zeros(2, 4, (3, 3), 1, p, false).unwrap();
+    assert!(
+        c.forward(&[0.0; 8], 1, 2, 2).is_err(),
+        "image smaller than the kernel"
+    );
+}

@@ -974,3 +974,192 @@ pub fn conv2d_im2col_backward_with<
         scratch,
     )
 }
+
+#[cfg(feature = "std")]
+pub use dynamic::Conv2dDyn;
+
+#[cfg(feature = "std")]
+mod dynamic {
+    use std::vec::Vec;
+
+    use super::*;
+    use crate::Simd;
+    use crate::matrix::zeros_vec;
+
+    /// A runtime-shaped convolution layer (`std`): owned weight `(C_OUT,
+    /// C_IN/groups, KH, KW)`, optional bias, their accumulated gradients, and
+    /// the im2col scratch (grown on demand), taking the faster path per shape
+    /// ([`conv2d_auto_views_with`], [`conv2d_auto_backward_views_with`]).
+    /// Inputs are `(N, C_IN, H, W)` with `N`, `H`, `W` given per call.
+    ///
+    /// ```
+    /// use constml::nn::{Conv2dDyn, Conv2dParams};
+    /// let mut conv = Conv2dDyn::<f32>::zeros(3, 8, (3, 3), 1, Conv2dParams::new().padding(1, 1), true)?;
+    /// conv.weight.fill(0.1);
+    /// let x = vec![1.0f32; 2 * 3 * 5 * 5];
+    /// let (y, (oh, ow)) = conv.forward(&x, 2, 5, 5)?;
+    /// assert_eq!((y.len(), oh, ow), (2 * 8 * 25, 5, 5));
+    /// let dx = conv.backward(&x, 2, 5, 5, &y)?;
+    /// assert_eq!(dx.len(), x.len());
+    /// assert!(conv.forward(&x[1..], 2, 5, 5).is_err());
+    /// # Ok::<(), constml::Error>(())
+    /// ```
+    #[derive(Clone, Debug)]
+    pub struct Conv2dDyn<T, B = Simd> {
+        /// Input channels.
+        pub c_in: usize,
+        /// Output channels.
+        pub c_out: usize,
+        /// Kernel `(KH, KW)`.
+        pub kernel: (usize, usize),
+        /// Groups (divides both channel counts).
+        pub groups: usize,
+        /// Stride, padding, dilation.
+        pub params: Conv2dParams,
+        /// Weight `(C_OUT, C_IN/groups, KH, KW)`, row-major.
+        pub weight: Vec<T>,
+        /// Bias (`C_OUT`), if the layer has one.
+        pub bias: Option<Vec<T>>,
+        /// Accumulated `dW`.
+        pub dweight: Vec<T>,
+        /// Accumulated `db` (when there is a bias).
+        pub dbias: Option<Vec<T>>,
+        scratch: Vec<T>,
+        _b: core::marker::PhantomData<B>,
+    }
+
+    impl<T: Real, B: Backend> Conv2dDyn<T, B> {
+        /// A zero layer; `Err` for groups that do not divide the channels or
+        /// a zero kernel, stride or dilation.
+        pub fn zeros(
+            c_in: usize,
+            c_out: usize,
+            kernel: (usize, usize),
+            groups: usize,
+            params: Conv2dParams,
+            bias: bool,
+        ) -> Result<Self> {
+            if kernel.0 == 0 || kernel.1 == 0 {
+                return Err(Error::InvalidParameter {
+                    what: "conv2d: kernel",
+                    reason: "must be at least 1 × 1",
+                });
+            }
+            // Everything but the image size: check on an image the dilated
+            // kernel just covers.
+            let span = |k: usize, d: usize| (k - 1).saturating_mul(d).saturating_add(1);
+            let (sh, sw) = (
+                span(kernel.0, params.dilation.0),
+                span(kernel.1, params.dilation.1),
+            );
+            let fit = Self::shape_of(c_in, c_out, kernel, groups, &params, 1, sh, sw).lens()?;
+            let wlen = fit.1;
+            let b = || zeros_vec("conv2d: bias", c_out);
+            Ok(Self {
+                c_in,
+                c_out,
+                kernel,
+                groups,
+                params,
+                weight: zeros_vec("conv2d: weight", wlen)?,
+                bias: if bias { Some(b()?) } else { None },
+                dweight: zeros_vec("conv2d: weight", wlen)?,
+                dbias: if bias { Some(b()?) } else { None },
+                scratch: Vec::new(),
+                _b: core::marker::PhantomData,
+            })
+        }
+
+        #[allow(clippy::too_many_arguments)]
+        fn shape_of(
+            c_in: usize,
+            c_out: usize,
+            kernel: (usize, usize),
+            groups: usize,
+            p: &Conv2dParams,
+            n: usize,
+            h: usize,
+            w: usize,
+        ) -> Conv2dShape {
+            Conv2dShape::new(n, c_in, h, w, c_out, kernel.0, kernel.1)
+                .stride(p.stride.0, p.stride.1)
+                .padding(p.padding.0, p.padding.1)
+                .dilation(p.dilation.0, p.dilation.1)
+                .groups(groups)
+        }
+
+        /// The [`Conv2dShape`] of a batch of `n` images of `h × w`.
+        pub fn shape(&self, n: usize, h: usize, w: usize) -> Conv2dShape {
+            let (ci, co, k, g) = (self.c_in, self.c_out, self.kernel, self.groups);
+            Self::shape_of(ci, co, k, g, &self.params, n, h, w)
+        }
+
+        fn grow_scratch(&mut self, shape: &Conv2dShape) -> Result<()> {
+            let need = conv2d_im2col_scratch_len(shape);
+            if self.scratch.len() < need {
+                self.scratch = zeros_vec("conv2d: im2col scratch", need)?;
+            }
+            Ok(())
+        }
+
+        /// `y` `(N, C_OUT, OH, OW)` and `(OH, OW)`.
+        pub fn forward(
+            &mut self,
+            x: &[T],
+            n: usize,
+            h: usize,
+            w: usize,
+        ) -> Result<(Vec<T>, (usize, usize))> {
+            let shape = self.shape(n, h, w);
+            let out = check_io(&shape, x.len(), self.weight.len(), self.bias.as_deref(), {
+                let (_, _, ly) = shape.lens()?;
+                ly
+            })?;
+            self.grow_scratch(&shape)?;
+            let mut y = zeros_vec("conv2d: y", shape.lens()?.2)?;
+            conv2d_auto_views_with::<B, T>(
+                x,
+                &shape,
+                &self.weight,
+                self.bias.as_deref(),
+                &mut y,
+                &mut self.scratch,
+            )?;
+            Ok((y, out))
+        }
+
+        /// Returns `dx`; adds into `dweight` and `dbias`.
+        pub fn backward(
+            &mut self,
+            x: &[T],
+            n: usize,
+            h: usize,
+            w: usize,
+            dy: &[T],
+        ) -> Result<Vec<T>> {
+            let shape = self.shape(n, h, w);
+            check_io::<T>(&shape, x.len(), self.weight.len(), None, dy.len())?;
+            self.grow_scratch(&shape)?;
+            let mut dx = zeros_vec("conv2d: dx", x.len())?;
+            conv2d_auto_backward_views_with::<B, T>(
+                x,
+                &shape,
+                &self.weight,
+                dy,
+                Some(&mut dx),
+                Some(&mut self.dweight),
+                self.dbias.as_deref_mut(),
+                &mut self.scratch,
+            )?;
+            Ok(dx)
+        }
+
+        /// Zeroes the accumulated gradients.
+        pub fn zero_grad(&mut self) {
+            self.dweight.fill(T::ZERO);
+            if let Some(d) = self.dbias.as_mut() {
+                d.fill(T::ZERO);
+            }
+        }
+    }
+}
