@@ -640,3 +640,49 @@ fn conv2d_dyn_face() {
         "image smaller than the kernel"
     );
 }
+
+/// BatchNorm2d in eval mode after a grouped, strided convolution equals the
+/// convolution with the BatchNorm folded into its weight and bias.
+#[test]
+fn batch_norm_folds_into_conv() {
+    use constml::norm::{BnShape, batch_norm_eval_views, fold_batch_norm_views};
+    let s = Conv2dShape::new(2, 4, 7, 6, 6, 3, 3)
+        .stride(2, 1)
+        .padding(1, 1)
+        .groups(2);
+    let (lx, lw, ly) = s.lens().unwrap();
+    let (oh, ow) = s.output().unwrap();
+    let mut rng = Lcg(7);
+    let mut draw = |n: usize, lo: f64, hi: f64| -> Vec<f64> {
+        (0..n).map(|_| lo + (hi - lo) * rng.unit()).collect()
+    };
+    let (x, mut w, mut b) = (draw(lx, -1.0, 1.0), draw(lw, -0.5, 0.5), draw(6, -0.2, 0.2));
+    let (gamma, beta) = (draw(6, 0.5, 1.5), draw(6, -0.3, 0.3));
+    let (mean, var) = (draw(6, -0.5, 0.5), draw(6, 0.2, 2.0));
+    let (mut h, mut z) = (vec![0.0; ly], vec![0.0; ly]);
+    conv2d_views(&x, &s, &w, Some(&b), &mut h).unwrap();
+    batch_norm_eval_views(
+        &h,
+        BnShape::new(2, 6, oh * ow),
+        &mut z,
+        Some(&gamma),
+        Some(&beta),
+        1e-5,
+        &mean,
+        &var,
+    )
+    .unwrap();
+    fold_batch_norm_views(
+        constml::MatMut::new(&mut w, 6, lw / 6).unwrap(),
+        &mut b,
+        Some(&gamma),
+        Some(&beta),
+        1e-5,
+        &mean,
+        &var,
+    )
+    .unwrap();
+    let mut folded = vec![0.0; ly];
+    conv2d_views(&x, &s, &w, Some(&b), &mut folded).unwrap();
+    assert_close("folded conv", &folded, &z, 1e-12, 1e-12);
+}

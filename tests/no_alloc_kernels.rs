@@ -109,6 +109,16 @@ fn cnn_training_step_allocates_nothing() {
                 }
                 net.train_step(&x, &y, 3).expect("a partial batch");
             });
+            // Folding the eval-mode BatchNorms into the convolutions keeps the
+            // eval-mode logits (to rounding); a folded network refuses training.
+            let mut folded = net.clone();
+            folded.fold().expect("fold");
+            net.forward(&x, cnn::BATCH, false).expect("eval");
+            folded.forward(&x, cnn::BATCH, false).expect("folded eval");
+            for (a, b) in net.logits().iter().zip(folded.logits()) {
+                assert!((a - b).abs() <= 1e-4 * (1.0 + a.abs()), "{a} vs {b}");
+            }
+            assert!(folded.train_step(&x, &y, 1).is_err());
             (n, losses)
         })
         .expect("a thread");

@@ -1,17 +1,19 @@
 //! A small convolutional network trained from scratch on scikit-learn's
-//! 8 × 8 handwritten digits (`examples/data/digits.csv`): conv 3×3 (8) →
-//! ReLU → max-pool 2 → conv 3×3 (16) → ReLU → max-pool 2 → linear → 10,
-//! cross-entropy, Adam (rate halved every 10 epochs), batches of 32, the same
-//! seeded stratified 80/20 split as `examples/mlp_digits`. Every layer's
-//! forward and backward is constml's; the training step (`cnn.rs`) allocates
-//! nothing.
+//! 8 × 8 handwritten digits (`examples/data/digits.csv`): conv 3×3 (16) →
+//! BatchNorm2d → ReLU → max-pool 2 → conv 3×3 (32) → BatchNorm2d → ReLU →
+//! max-pool 2 → linear → 10, cross-entropy, AdamW (rate halved every 10
+//! epochs), batches of 32, the same seeded stratified 80/20 split as
+//! `examples/mlp_digits`. Every layer's forward and backward is constml's;
+//! the training step (`cnn.rs`) allocates nothing. After training, the
+//! eval-mode BatchNorms are folded into the convolutions and the folded
+//! network is checked against the unfolded one on the test set.
 //!
 //! ```text
 //! cargo run --release --example cnn_digits [-- curves.svg]
 //! ```
 //!
-//! Prints the loss and accuracies per epoch and, on its last line, the test
-//! accuracy; writes the training curves as an SVG (default
+//! Prints the loss and accuracies per epoch (BatchNorm in eval mode), the
+//! folded network's agreement and, on its last line, the test accuracy; writes the training curves as an SVG (default
 //! `target/cnn_digits.svg`).
 
 #[path = "../common/svg.rs"]
@@ -50,7 +52,7 @@ fn accuracy(
         for (b, &i) in batch.chunks_exact_mut(IN).zip(chunk) {
             b.copy_from_slice(&x[i]);
         }
-        net.forward(&batch, chunk.len())?;
+        net.forward(&batch, chunk.len(), false)?;
         for (r, &i) in chunk.iter().enumerate() {
             right += usize::from(argmax(&net.logits()[r * OUT..(r + 1) * OUT]) == y[i]);
         }
@@ -74,7 +76,7 @@ fn run() -> Result<(), Box<dyn Error>> {
         test.len()
     );
     println!(
-        "CNN conv3x3(16)-relu-pool2-conv3x3(32)-relu-pool2-linear(128->10), AdamW (decay 0.01) lr {LR} halved every {DECAY_EVERY} epochs, batch {BATCH}, {EPOCHS} epochs"
+        "CNN conv3x3(16)-bn-relu-pool2-conv3x3(32)-bn-relu-pool2-linear(128->10), AdamW (decay 0.01) lr {LR} halved every {DECAY_EVERY} epochs, batch {BATCH}, {EPOCHS} epochs"
     );
     println!(
         "{:>6} {:>10} {:>10} {:>10}",
@@ -106,6 +108,34 @@ fn run() -> Result<(), Box<dyn Error>> {
         println!("{epoch:>6} {loss:>10.4} {tr:>10.2} {te:>10.2}");
     }
     println!("({EPOCHS} epochs in {:.1} s)", t0.elapsed().as_secs_f64());
+
+    // Fold the eval-mode BatchNorms into the convolutions and compare.
+    let mut folded = net.clone();
+    folded.fold()?;
+    let (mut agree, mut max_diff) = (0usize, 0.0f32);
+    let mut batch_f = vec![0.0f32; BATCH * IN];
+    for chunk in test.chunks(BATCH) {
+        for (b, &i) in batch_f.chunks_exact_mut(IN).zip(chunk) {
+            b.copy_from_slice(&x[i]);
+        }
+        net.forward(&batch_f, chunk.len(), false)?;
+        folded.forward(&batch_f, chunk.len(), false)?;
+        for r in 0..chunk.len() {
+            let (a, b) = (
+                &net.logits()[r * OUT..(r + 1) * OUT],
+                &folded.logits()[r * OUT..(r + 1) * OUT],
+            );
+            agree += usize::from(argmax(a) == argmax(b));
+            for (u, v) in a.iter().zip(b) {
+                max_diff = max_diff.max((u - v).abs());
+            }
+        }
+    }
+    let folded_acc = accuracy(&mut folded, &x, &y, &test)?;
+    println!(
+        "BatchNorm folded into the convolutions: test accuracy {folded_acc:.2} %, same class for {agree}/{} test images, largest logit difference {max_diff:.2e}",
+        test.len()
+    );
 
     let mut plot = svg::Plot::new(
         "Digits CNN: training loss and accuracy per epoch",
