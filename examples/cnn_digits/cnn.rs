@@ -150,6 +150,15 @@ fn pool2(n: usize) -> Pool2dShape {
     Pool2dShape::new(n, C2, 4, 4, 2, 2)
 }
 
+/// A BatchNorm's `γ`, `β` and running mean, variance and batch count.
+type BnArgs<'a> = (
+    &'a [f32],
+    &'a [f32],
+    &'a mut [f32],
+    &'a mut [f32],
+    &'a mut u64,
+);
+
 /// Conv (no bias unless folded) → BatchNorm (train, eval, or skipped when
 /// folded) → ReLU, from `x` into `h` (conv), `z` (norm) and `a` (ReLU).
 #[allow(clippy::too_many_arguments)]
@@ -158,7 +167,7 @@ fn conv_bn_relu<B: Backend>(
     shape: &Conv2dShape,
     w: &[f32],
     bias: Option<&[f32]>,
-    bn: Option<(&[f32], &[f32], &mut [f32], &mut [f32], &mut u64)>,
+    bn: Option<BnArgs<'_>>,
     train: Option<(&mut [f32], &mut [f32])>,
     (h, z, a): (&mut [f32], &mut [f32], &mut [f32]),
     scratch: &mut [f32],

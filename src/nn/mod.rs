@@ -10,6 +10,7 @@
 //! | [`loss`] | MSE, softmax cross-entropy (label smoothing, ignore index), BCE with logits |
 //! | [`conv2d`] | 2-D convolution (stride, padding, dilation, groups), direct and im2col, forward and backward |
 //! | [`pool`] | max-pool (with indices), average-pool (both divisor rules), global average pool, ceil mode |
+//! | [`recurrent`] | RNN (tanh, ReLU), LSTM, GRU over sequences: forward, backpropagation through time, single step; cell equations in [`rnn`], [`lstm`], [`gru`] |
 //! | [`optim`] | SGD (momentum, dampening, Nesterov, weight decay), Adam, AdamW, gradient clipping |
 //!
 //! Conventions: weights `(OUT, IN)` (PyTorch `nn.Linear`); a backward pass
@@ -21,10 +22,14 @@ pub mod activation;
 pub mod conv2d;
 pub mod dropout;
 pub mod embedding;
+pub mod gru;
 pub mod linear;
 pub mod loss;
+pub mod lstm;
 pub mod optim;
 pub mod pool;
+pub mod recurrent;
+pub mod rnn;
 
 pub use activation::*;
 pub use conv2d::*;
@@ -39,3 +44,4 @@ pub use linear::{
 pub use loss::*;
 pub use optim::*;
 pub use pool::*;
+pub use recurrent::*;

@@ -31,11 +31,13 @@ use constml::ml::{
     least_squares_views,
 };
 use constml::nn::{
-    Activation, Adam, Conv2dShape, CrossEntropy, Param, Pool2dShape, Sgd, activation_backward_with,
-    activation_forward_with, avg_pool2d_views, bce_with_logits, clip_grad_norm,
-    conv2d_backward_views_with, conv2d_im2col_views_with, conv2d_views_with, cross_entropy,
-    dropout_backward, dropout_forward, embedding, embedding_backward, linear_backward_with,
-    max_pool2d_backward_views, max_pool2d_views, mse_loss, softmax_backward_views_with,
+    Activation, Adam, Cell, Conv2dShape, CrossEntropy, Lstm, Param, Pool2dShape, RecurrentParams,
+    RnnShape, Sgd, activation_backward_with, activation_forward_with, avg_pool2d_views,
+    bce_with_logits, clip_grad_norm, conv2d_backward_views_with, conv2d_im2col_views_with,
+    conv2d_views_with, cross_entropy, dropout_backward, dropout_forward, embedding,
+    embedding_backward, linear_backward_with, max_pool2d_backward_views, max_pool2d_views,
+    mse_loss, recurrent_backward_scratch_len, recurrent_forward_views_with,
+    recurrent_step_scratch_len, recurrent_step_views_with, softmax_backward_views_with,
 };
 use constml::norm::{
     BatchNorm, BatchNormState, LayerNorm, NormStats, RmsNorm, layer_norm_backward_views_with,
@@ -86,6 +88,7 @@ fn run<B: Backend>(seed: f32) -> Result<f32> {
         + position_calls::<B>(seed)?
         + norm_ml_calls::<B>(seed)?
         + nn_calls::<B>(seed)?
+        + recurrent_calls::<B>(seed)?
         + decode_calls::<B>(seed)?)
 }
 
@@ -747,6 +750,97 @@ fn nn_calls<B: Backend>(seed: f32) -> Result<f32> {
         + total(&dx)
         + total(ge.as_flattened())
         + total(w.as_flattened()))
+}
+
+/// Recurrent layers: an LSTM (const face) forward and backward through time
+/// with the im2col conv backward's scratch discipline, a GRU step and a ReLU
+/// RNN over views.
+#[inline(never)]
+fn recurrent_calls<B: Backend>(seed: f32) -> Result<f32> {
+    const N: usize = 2;
+    const S: usize = 3;
+    const I: usize = 4;
+    const H: usize = 5;
+    const SHAPE: RnnShape = RnnShape::new(N, S, I, H);
+    let shape = SHAPE;
+    let mut lstm = Lstm::<f32, I, H, B>::zeros(Cell::Lstm, true)?;
+    lstm.w_ih = tables::<4, H, I>(31);
+    lstm.w_hh = tables::<4, H, H>(32);
+    lstm.b_ih = Some(table::<4, H>(33));
+    let x: [[[f32; I]; S]; N] = [fill::<S, I>(seed, 34), fill::<S, I>(seed, 35)];
+    let mut out = [[[0.0f32; H]; S]; N];
+    let (mut h_n, mut c_n) = ([[0.0f32; H]; N], [[0.0f32; H]; N]);
+    let mut saved = [[[[0.0f32; H]; 6]; S]; N];
+    let mut scratch = [0.0f32; recurrent_backward_scratch_len(Cell::Lstm, &SHAPE)];
+    lstm.forward(
+        &x,
+        None,
+        None,
+        &mut out,
+        Some(&mut h_n),
+        Some(&mut c_n),
+        &mut saved,
+        &mut scratch,
+    )?;
+    let mut grads = Lstm::<f32, I, H, B>::zeros(Cell::Lstm, true)?;
+    let mut dx = [[[0.0f32; I]; S]; N];
+    let (mut dh0, mut dc0) = ([[0.0f32; H]; N], [[0.0f32; H]; N]);
+    lstm.backward(
+        &x,
+        None,
+        None,
+        &out,
+        &saved,
+        Some(&out),
+        Some(&h_n),
+        None,
+        &mut grads,
+        Some(&mut dx),
+        Some(&mut dh0),
+        Some(&mut dc0),
+        &mut scratch,
+    )?;
+    let gw = tables::<3, H, I>(36);
+    let gu = tables::<3, H, H>(37);
+    let gru = RecurrentParams::new(
+        Cell::Gru,
+        gw.as_flattened().as_flattened(),
+        gu.as_flattened().as_flattened(),
+        None,
+        None,
+    );
+    let mut h = [0.1f32 * seed; N * H];
+    let mut step = [0.0f32; recurrent_step_scratch_len(Cell::Gru, N, H)];
+    let x0 = [x[0][0], x[1][0]];
+    recurrent_step_views_with::<B, f32>(&gru, N, x0.as_flattened(), &mut h, None, &mut step)?;
+    let rw = table::<H, I>(38);
+    let ru = table::<H, H>(39);
+    let rnn = RecurrentParams::new(
+        Cell::RnnRelu,
+        rw.as_flattened(),
+        ru.as_flattened(),
+        None,
+        None,
+    );
+    let mut rout = [0.0f32; N * S * H];
+    recurrent_forward_views_with::<B, f32>(
+        &rnn,
+        &shape,
+        x.as_flattened().as_flattened(),
+        None,
+        None,
+        &mut rout,
+        None,
+        None,
+        &mut [],
+        &mut scratch,
+    )?;
+    Ok(total(out.as_flattened().as_flattened())
+        + total(dx.as_flattened().as_flattened())
+        + total(grads.w_hh.as_flattened().as_flattened())
+        + total(dc0.as_flattened())
+        + total(&h)
+        + total(&rout))
 }
 
 /// MosaicML MPT's multi-query layer (q/k LayerNorm, clipping), without and
