@@ -30,9 +30,10 @@
 //!
 //! Backward walks the steps in reverse: the gate gradients of every step are
 //! collected in the scratch ([`recurrent_backward_scratch_len`]); per step
-//! one product sends them back to the previous hidden state and one adds
-//! them into `dW_hh`; after the loop `dW_ih`, `db_ih` and `dx` each take one
-//! product over all positions. Parameter gradients **add** into caller
+//! one product sends them back to the previous hidden state; after the loop
+//! `dW_hh` takes one product per sequence (its steps against the hidden
+//! states before them), and `dW_ih`, `db_ih` and `dx` one product each over
+//! all positions. Parameter gradients **add** into caller
 //! storage ([`RecurrentGrads`]); `dx`, `dh0`, `dc0` are written.
 //!
 //! Errors: an empty batch or sequence ([`Error::Empty`]), a zero input or
@@ -184,13 +185,14 @@ pub const fn recurrent_forward_scratch_len(cell: Cell, shape: &RnnShape) -> usiz
 }
 
 /// Scratch elements of a backward pass: the gate gradients of every
-/// position and a few per-step rows, `N·S·G·H + N·G·H + 3·N·H` (saturating).
+/// position (twice for GRU, whose hidden side differs from its input side)
+/// and three per-step rows, `N·S·G·H·(1 + [GRU]) + 3·N·H` (saturating).
 pub const fn recurrent_backward_scratch_len(cell: Cell, shape: &RnnShape) -> usize {
     let nh = shape.batch.saturating_mul(shape.hidden);
-    let g = cell.gates();
+    let copies = if matches!(cell, Cell::Gru) { 2 } else { 1 };
     nh.saturating_mul(shape.seq)
-        .saturating_mul(g)
-        .saturating_add(nh.saturating_mul(g))
+        .saturating_mul(cell.gates())
+        .saturating_mul(copies)
         .saturating_add(nh.saturating_mul(3))
 }
 
@@ -505,7 +507,9 @@ pub fn recurrent_backward_views_with<B: Backend, T: Real>(
         scratch,
     )?;
     let (dpre, rest) = scratch.split_at_mut(n * s * gh);
-    let (dph, rest) = rest.split_at_mut(n * gh);
+    // GRU's hidden-side gate gradients of every position (empty otherwise:
+    // the other cells' coincide with `dpre`).
+    let (dph, rest) = rest.split_at_mut(if cell == Cell::Gru { n * s * gh } else { 0 });
     let (dh, rest) = rest.split_at_mut(n * h);
     let (dh_prev, dc) = rest.split_at_mut(n * h);
     match dh_n {
@@ -555,32 +559,41 @@ pub fn recurrent_backward_views_with<B: Backend, T: Real>(
                         hp,
                         dhb,
                         dp,
-                        &mut dph[b * gh..(b + 1) * gh],
+                        &mut dph[pos * gh..(pos + 1) * gh],
                         &mut dh_prev[b * h..(b + 1) * h],
                     )
                 }
             }
         }
-        // The hidden side's gate gradients of this step: GRU's own rows, the
-        // input side's for the others.
-        let dg = if cell == Cell::Gru {
-            MatRef::new(dph, n, gh)?
-        } else {
-            MatRef::with_stride(&dpre[t * gh..], n, gh, s * gh)?
-        };
+        // Back to the previous hidden state through W_hh, with the hidden
+        // side's gate gradients of this step.
+        let dhs = if cell == Cell::Gru { &*dph } else { &*dpre };
+        let dg = MatRef::with_stride(&dhs[t * gh..], n, gh, s * gh)?;
         B::raw_gemm(dg, w_hh, MatMut::new(dh_prev, n, h)?, Accumulate::Add);
-        let h_prev = match (t, h0) {
-            (0, None) => None,
-            (0, Some(h0)) => Some(MatRef::new(h0, n, h)?),
-            _ => Some(MatRef::with_stride(&out[(t - 1) * h..], n, h, s * h)?),
-        };
-        if let Some(hv) = h_prev {
-            B::raw_gemm_at(dg, hv, MatMut::new(grads.dw_hh, gh, h)?, Accumulate::Add);
-        }
-        if let Some(db) = grads.db_hh.as_deref_mut() {
-            B::col_sums(dg, db, Accumulate::Add)?;
-        }
         dh.copy_from_slice(dh_prev);
+    }
+    // dW_hh = Σ_t dgᵀ·h_{t−1}: per sequence one product over its steps 1.. (the
+    // previous states are `out` shifted by a row), one over the batch for step
+    // 0 when there is an initial state; db_hh = Σ dg.
+    let dhs = if cell == Cell::Gru { &*dph } else { &*dpre };
+    if s > 1 {
+        for b in 0..n {
+            let dg = MatRef::new(&dhs[(b * s + 1) * gh..(b + 1) * s * gh], s - 1, gh)?;
+            let hp = MatRef::new(&out[b * s * h..((b + 1) * s - 1) * h], s - 1, h)?;
+            B::raw_gemm_at(dg, hp, MatMut::new(grads.dw_hh, gh, h)?, Accumulate::Add);
+        }
+    }
+    if let Some(h0) = h0 {
+        let dg = MatRef::with_stride(dhs, n, gh, s * gh)?;
+        B::raw_gemm_at(
+            dg,
+            MatRef::new(h0, n, h)?,
+            MatMut::new(grads.dw_hh, gh, h)?,
+            Accumulate::Add,
+        );
+    }
+    if let Some(db) = grads.db_hh.as_deref_mut() {
+        B::col_sums(MatRef::new(dhs, n * s, gh)?, db, Accumulate::Add)?;
     }
     if let Some(d) = dh0 {
         d.copy_from_slice(dh);
