@@ -23,6 +23,10 @@ mod mlp;
 #[allow(dead_code)]
 mod cnn;
 
+#[path = "../examples/lstm_sine/model.rs"]
+#[allow(dead_code)]
+mod sine;
+
 use counting::allocations_during;
 
 #[global_allocator]
@@ -125,4 +129,34 @@ fn cnn_training_step_allocates_nothing() {
     let (n, losses) = handle.join().expect("the thread finishes");
     assert_eq!(n, 0, "the CNN training step allocated {n} times");
     assert!(losses[2] < losses[0], "{losses:?}");
+}
+
+#[test]
+fn lstm_training_step_allocates_nothing() {
+    let handle = std::thread::Builder::new()
+        .stack_size(16 << 20)
+        .spawn(|| {
+            let mut m: Box<sine::SineModel> = Box::new(sine::SineModel::new(3, 1e-2).unwrap());
+            let x: sine::Windows = core::array::from_fn(|n| {
+                core::array::from_fn(|t| [((n * sine::S + t) as f32 * 0.25).sin()])
+            });
+            let y: [f32; sine::N * sine::S] =
+                core::array::from_fn(|i| ((i + 1) as f32 * 0.25).sin());
+            let mut losses = [0.0f32; 4];
+            let n = allocations_during(|| {
+                for l in losses.iter_mut() {
+                    *l = m.train_step(&x, &y).expect("a training step succeeds");
+                }
+            });
+            // A non-finite learning rate is refused and leaves the model as it was.
+            let before = m.head_w;
+            assert!(m.set_lr(f32::NAN).is_err());
+            assert!(m.set_lr(f32::INFINITY).is_err());
+            assert_eq!(m.head_w, before);
+            (n, losses)
+        })
+        .expect("a thread");
+    let (n, losses) = handle.join().expect("the thread finishes");
+    assert_eq!(n, 0, "the LSTM training step allocated {n} times");
+    assert!(losses[3] < losses[0], "{losses:?}");
 }
