@@ -54,7 +54,12 @@
 //!   `sgd_fit_dyn`, `least_squares_dyn`, `kmeans_dyn`). Neural networks:
 //!   `Linear`, `linear_backward_views`, `activation_forward` /
 //!   `activation_backward`, `cross_entropy`, `Sgd`, `Adam`, `conv2d_views`,
-//!   `max_pool2d_views` (runtime: `LinearDyn`).
+//!   `conv2d_im2col_views` (scratch `conv2d_im2col_scratch_len`, const
+//!   `im2col_len`), `conv2d_auto_views`, `conv2d_with`, `max_pool2d_views`;
+//!   recurrent: `Lstm` / `Gru` / `Rnn` (const), `recurrent_forward_views`,
+//!   `recurrent_backward_views`, `recurrent_step_views` with
+//!   `recurrent_saved_len` and `recurrent_*_scratch_len` (runtime:
+//!   `LinearDyn`, `Conv2dDyn`, `RecurrentDyn`).
 //!
 //! ### Naming a configuration once
 //!
