@@ -326,6 +326,14 @@ fn conv_and_pool_bad_input_is_an_error() {
         conv2d_im2col_scratch_len(&Conv2dShape::new(1, 4, 3, 3, 2, 1, 1)),
         0
     );
+    // Zero channels make every buffer empty, but a plane whose size
+    // overflows is still an error, not an overflow in the kernels.
+    let huge = Conv2dShape::new(1, 0, 1 << 33, 1 << 33, 1, 1, 1).stride(1 << 33, 1 << 33);
+    assert!(huge.lens().is_err());
+    assert!(conv2d_views(&[], &huge, &[], None, &mut [0.0f32]).is_err());
+    assert!(conv2d_backward_views(&[], &huge, &[], &[0.0f32], None, None, None).is_err());
+    let huge_pool = Pool2dShape::new(0, 1, 1 << 33, 1 << 33, 1, 1);
+    assert!(max_pool2d_backward_views::<f32>(&huge_pool, &[], &[], &mut []).is_err());
     assert_eq!(conv_out_len(5, 3, 2, 1, 1), Some(3));
     assert_eq!(conv_out_len(2, 3, 1, 0, 1), None);
     // Pools: padding over half the kernel, zero stride, bad indices.

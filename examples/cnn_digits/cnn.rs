@@ -396,8 +396,15 @@ impl<B: Backend> Cnn<B> {
                 reason: "the BatchNorms are folded (an inference-only network)",
             });
         }
-        self.forward(x, n, true)?;
+        // Check the labels before the forward pass updates the running statistics.
         let labels = y.get(..n).ok_or(Error::Empty { what: "labels" })?;
+        if labels.iter().any(|&l| l >= OUT) {
+            return Err(Error::InvalidParameter {
+                what: "cnn: label",
+                reason: "must be below the class count",
+            });
+        }
+        self.forward(x, n, true)?;
         let loss = cross_entropy_views_with::<B, f32>(
             MatRef::new(&self.logits[..n * OUT], n, OUT)?,
             labels,

@@ -205,6 +205,11 @@ impl Conv2dShape {
                     reason: "sizes overflow usize",
                 })
         };
+        // The kernels also form these partial products, even when a zero
+        // batch or channel count makes the totals 0.
+        prod(&[self.h, self.w])?;
+        prod(&[oh, ow])?;
+        prod(&[self.c_in / self.groups, self.kh, self.kw])?;
         Ok((
             prod(&[self.n, self.c_in, self.h, self.w])?,
             prod(&[self.c_out, self.c_in / self.groups, self.kh, self.kw])?,
@@ -1115,7 +1120,9 @@ mod dynamic {
                 let (_, _, ly) = shape.lens()?;
                 ly
             })?;
-            self.grow_scratch(&shape)?;
+            if shape.prefers_im2col() {
+                self.grow_scratch(&shape)?;
+            }
             let mut y = zeros_vec("conv2d: y", shape.lens()?.2)?;
             conv2d_auto_views_with::<B, T>(
                 x,

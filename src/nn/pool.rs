@@ -131,8 +131,10 @@ impl Pool2dShape {
         let (oh, ow) = self.output()?;
         let planes = self.n.checked_mul(self.c);
         let f = |a: Option<usize>, b: usize, c: usize| a?.checked_mul(b)?.checked_mul(c);
-        match (f(planes, self.h, self.w), f(planes, oh, ow)) {
-            (Some(x), Some(y)) => Ok((x, y)),
+        // The kernels also form `H·W` and `OH·OW` on their own.
+        let parts = self.h.checked_mul(self.w).and(oh.checked_mul(ow));
+        match (f(planes, self.h, self.w), f(planes, oh, ow), parts) {
+            (Some(x), Some(y), Some(_)) => Ok((x, y)),
             _ => Err(Error::InvalidParameter {
                 what: "pool2d: shape",
                 reason: "sizes overflow usize",
