@@ -85,6 +85,14 @@ pub enum Error {
         /// The model's own description of the failure.
         what: &'static str,
     },
+    /// A file or byte buffer (checkpoint, tokenizer) is truncated, corrupt,
+    /// or could not be read.
+    Format {
+        /// What was being read.
+        what: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
 }
 
 impl fmt::Display for Error {
@@ -131,6 +139,7 @@ impl fmt::Display for Error {
             }
             Error::NoCandidates => write!(f, "every logit is -inf: no token can be chosen"),
             Error::Model { what } => write!(f, "model error: {what}"),
+            Error::Format { what, reason } => write!(f, "{what}: {reason}"),
         }
     }
 }

@@ -148,6 +148,7 @@ pub mod mat;
 #[cfg(feature = "std")]
 pub mod matrix;
 pub mod ml;
+pub mod models;
 pub mod nn;
 pub mod norm;
 pub mod position;

@@ -183,7 +183,8 @@ impl CacheLedger {
         (r, 2)
     }
 
-    fn truncate(&mut self, pos: usize) -> Result<()> {
+    /// Drops the positions from `pos` on.
+    pub fn truncate(&mut self, pos: usize) -> Result<()> {
         if pos < self.oldest || pos > self.next {
             return Err(Error::PositionNotHeld {
                 position: pos,
@@ -610,6 +611,131 @@ impl<T: Real, const KVH: usize, const D: usize, const CAP: usize> KvStore<T>
             values: self.values.as_flattened_mut().as_flattened_mut(),
             kv_heads: KVH,
             head_dim: D,
+            ledger: &mut self.ledger,
+        }
+    }
+}
+
+/// A KV cache over caller-provided storage with a runtime shape, for
+/// `no_std` code whose sizes are not compile-time constants (a model read
+/// from a checkpoint): `keys` and `values` hold `kv_heads · capacity ·
+/// head_dim` elements each, head-major like [`KvCache`]; the capacity is
+/// their length over `kv_heads · head_dim`. The same semantics as the other
+/// caches ([`KvStore`]).
+///
+/// The bookkeeping can be taken out ([`KvCacheView::ledger`]) and given back
+/// to a new view of the same storage ([`KvCacheView::resume`]), so that a
+/// caller that cannot keep the borrow (a model walking its layers' caches
+/// in turn) keeps the positions.
+///
+/// ```
+/// use constml::attention::{CachePolicy, KvCacheView, KvStore};
+/// let (mut k, mut v) = ([0.0f32; 2 * 4 * 8], [0.0f32; 2 * 4 * 8]); // 2 heads, 4 positions, width 8
+/// let mut c = KvCacheView::new(&mut k, &mut v, 2, 8, CachePolicy::Bounded)?;
+/// assert_eq!(c.capacity(), 4);
+/// c.append_token(&[1.0; 16], &[2.0; 16])?;
+/// let ledger = c.ledger();
+/// let c = KvCacheView::resume(&mut k, &mut v, 2, 8, ledger)?;
+/// assert_eq!(c.len(), 1);
+/// # Ok::<(), constml::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct KvCacheView<'a, T> {
+    keys: &'a mut [T],
+    values: &'a mut [T],
+    kv_heads: usize,
+    head_dim: usize,
+    ledger: CacheLedger,
+}
+
+impl<'a, T: Real> KvCacheView<'a, T> {
+    inherent_cache_queries!();
+
+    /// An empty cache over `keys` and `values`. `Err` for zero sizes, storage
+    /// of different lengths or not a whole number of positions, or no room
+    /// for one position.
+    pub fn new(
+        keys: &'a mut [T],
+        values: &'a mut [T],
+        kv_heads: usize,
+        head_dim: usize,
+        policy: CachePolicy,
+    ) -> Result<Self> {
+        let row = kv_heads.checked_mul(head_dim).unwrap_or(0);
+        if row == 0
+            || keys.len() != values.len()
+            || !keys.len().is_multiple_of(row)
+            || keys.len() < row
+        {
+            return Err(Error::InvalidParameter {
+                what: "KvCacheView::new",
+                reason: "keys and values must hold the same whole number (≥ 1) of positions of kv_heads · head_dim",
+            });
+        }
+        let capacity = keys.len() / row;
+        Ok(Self {
+            keys,
+            values,
+            kv_heads,
+            head_dim,
+            ledger: CacheLedger::new(policy, capacity),
+        })
+    }
+
+    /// A view of storage that already holds the positions `ledger` records
+    /// (taken from an earlier view of the same storage). `Err` when the
+    /// storage does not match the ledger's capacity.
+    pub fn resume(
+        keys: &'a mut [T],
+        values: &'a mut [T],
+        kv_heads: usize,
+        head_dim: usize,
+        ledger: CacheLedger,
+    ) -> Result<Self> {
+        let mut view = Self::new(keys, values, kv_heads, head_dim, ledger.policy)?;
+        if view.ledger.capacity != ledger.capacity {
+            return Err(Error::ShapeMismatch {
+                what: "KvCacheView::resume: capacity",
+                expected: (ledger.capacity, 1),
+                found: (view.ledger.capacity, 1),
+            });
+        }
+        view.ledger = ledger;
+        Ok(view)
+    }
+
+    /// The bookkeeping (policy, capacity, held positions), for
+    /// [`resume`](Self::resume).
+    pub fn ledger(&self) -> CacheLedger {
+        self.ledger
+    }
+}
+
+impl CacheLedger {
+    /// The bookkeeping of an empty cache.
+    pub const fn empty(policy: CachePolicy, capacity: usize) -> Self {
+        Self::new(policy, capacity)
+    }
+}
+
+impl<T> sealed::Sealed for KvCacheView<'_, T> {}
+
+impl<T: Real> KvStore<T> for KvCacheView<'_, T> {
+    fn raw(&self) -> RawCache<'_, T> {
+        RawCache {
+            keys: self.keys,
+            values: self.values,
+            kv_heads: self.kv_heads,
+            head_dim: self.head_dim,
+            ledger: &self.ledger,
+        }
+    }
+    fn raw_mut(&mut self) -> RawCacheMut<'_, T> {
+        RawCacheMut {
+            keys: self.keys,
+            values: self.values,
+            kv_heads: self.kv_heads,
+            head_dim: self.head_dim,
             ledger: &mut self.ledger,
         }
     }

@@ -1,0 +1,17 @@
+//! Decoder models composed from the library's pieces.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`llama`] | the Llama family decoder (llama2.c's architecture): RMSNorm, interleaved RoPE, grouped-query attention over KV caches, SwiGLU; weights borrowed, state in one caller arena |
+//! | [`llama2c`] | llama2.c's checkpoint format: header, typed little-endian decoding, weight views (`std` reader) |
+//! | [`tokenizer`] | llama2.c's tokenizer (`tokenizer.bin`): encode with byte fallback and score-ordered merges, decode, the printing filter (`std`) |
+
+pub mod llama;
+pub mod llama2c;
+#[cfg(feature = "std")]
+pub mod tokenizer;
+
+pub use llama::*;
+pub use llama2c::*;
+#[cfg(feature = "std")]
+pub use tokenizer::*;
