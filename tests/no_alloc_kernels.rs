@@ -160,3 +160,31 @@ fn lstm_training_step_allocates_nothing() {
     assert_eq!(n, 0, "the LSTM training step allocated {n} times");
     assert!(losses[3] < losses[0], "{losses:?}");
 }
+
+#[test]
+fn llama_decode_step_allocates_nothing() {
+    use constml::models::{
+        LLAMA2C_HEADER_BYTES, Llama, LlamaState, LogitRows, decode_f32_le, llama2c_config,
+        llama2c_weights,
+    };
+    // The no_std path: header, little-endian decoding into caller storage,
+    // weights viewed in place.
+    let bytes: &[u8] = include_bytes!("reference/llama/tiny_gqa.bin");
+    let cfg = llama2c_config(bytes).expect("the fixture's header parses");
+    let body = &bytes[LLAMA2C_HEADER_BYTES..];
+    let mut floats = vec![0.0f32; body.len() / 4];
+    decode_f32_le(body, &mut floats).unwrap();
+    let m = Llama::<f32>::new(cfg, llama2c_weights(&cfg, &floats).unwrap()).unwrap();
+    let mut arena = vec![0.0f32; cfg.state_len(4)];
+    let mut st = LlamaState::new(&cfg, 4, &mut arena).unwrap();
+    let n = allocations_during(|| {
+        m.forward(&[1, 300, 17, 42], &mut st, LogitRows::Last)
+            .expect("a prompt chunk");
+        for t in [5, 6, 7] {
+            m.forward(&[t], &mut st, LogitRows::Last)
+                .expect("a decode step");
+        }
+    });
+    assert_eq!(n, 0, "a Llama decode step allocated {n} times");
+    assert_eq!(st.position(), 7);
+}

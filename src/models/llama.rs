@@ -399,9 +399,9 @@ impl<'s, T: Real> LlamaState<'s, T> {
         // a pair hold its coefficient (the layout `raw_rotate_pairs` reads).
         for p in 0..cfg.seq_len {
             for i in 0..hs / 2 {
-                let f = LLAMA_ROPE_THETA.powf(-((2 * i) as f64) / hs as f64);
+                let f = libm::pow(LLAMA_ROPE_THETA, -((2 * i) as f64) / hs as f64);
                 let a = p as f64 * f;
-                let (c, s) = (T::from_f64(a.cos()), T::from_f64(a.sin()));
+                let (c, s) = (T::from_f64(libm::cos(a)), T::from_f64(libm::sin(a)));
                 cos[p * hs + 2 * i] = c;
                 cos[p * hs + 2 * i + 1] = c;
                 sin[p * hs + 2 * i] = s;

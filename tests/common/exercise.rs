@@ -30,6 +30,7 @@ use constml::ml::{
     KMeans, KMeansInit, KMeansScratch, LinearRegression, SgdConfig, SgdRule, kmeans_online_update,
     least_squares_views,
 };
+use constml::models::{Llama, LlamaConfig, LlamaState, LlamaWeights, LogitRows};
 use constml::nn::{
     Activation, Adam, Cell, Conv2dShape, CrossEntropy, Lstm, Param, Pool2dShape, RecurrentParams,
     RnnShape, Sgd, activation_backward_with, activation_forward_with, avg_pool2d_views,
@@ -89,6 +90,7 @@ fn run<B: Backend>(seed: f32) -> Result<f32> {
         + norm_ml_calls::<B>(seed)?
         + nn_calls::<B>(seed)?
         + recurrent_calls::<B>(seed)?
+        + llama_calls::<B>(seed)?
         + decode_calls::<B>(seed)?)
 }
 
@@ -841,6 +843,44 @@ fn recurrent_calls<B: Backend>(seed: f32) -> Result<f32> {
         + total(dc0.as_flattened())
         + total(&h)
         + total(&rout))
+}
+
+/// A tiny Llama (grouped-query, two layers) with `static` weights: a
+/// prompt chunk, cached decode steps and the generation loop, in a state
+/// arena sized by the `const fn`.
+#[inline(never)]
+fn llama_calls<B: Backend>(seed: f32) -> Result<f32> {
+    const CFG: LlamaConfig = LlamaConfig {
+        dim: 8,
+        hidden_dim: 16,
+        n_layers: 2,
+        n_heads: 2,
+        n_kv_heads: 1,
+        vocab_size: 16,
+        seq_len: 8,
+        shared_classifier: true,
+    };
+    static W: [[f32; 8]; CFG.weights_len() / 8] = table::<{ CFG.weights_len() / 8 }, 8>(41);
+    let m = Llama::<f32, B>::new(CFG, LlamaWeights::from_flat(&CFG, W.as_flattened())?)?;
+    let mut arena = [0.0f32; CFG.state_len(2)];
+    let mut st = LlamaState::new(&CFG, 2, &mut arena)?;
+    let t = (seed * 3.0) as usize % CFG.vocab_size;
+    m.forward(&[1, t], &mut st, LogitRows::Last)?;
+    m.forward(&[5], &mut st, LogitRows::Last)?;
+    let mut r = total(st.logits());
+    let mut emitted = 0usize;
+    m.generate(
+        &[1, t, 4],
+        6,
+        &mut st,
+        |logits| B::argmax(logits),
+        |_, next| {
+            emitted += next;
+            Ok(())
+        },
+    )?;
+    r += emitted as f32;
+    Ok(r)
 }
 
 /// MosaicML MPT's multi-query layer (q/k LayerNorm, clipping), without and
