@@ -399,6 +399,20 @@ impl Backend for Simd {
         if m == 0 || n == 0 {
             return;
         }
+        if m == 1 && k > 4 * T::LANES {
+            // A long row against many rows of B (a decode step's weight
+            // matrices): four rows of B at a time, four independent FMA chains.
+            let mut j0 = 0;
+            while j0 + 4 <= n {
+                abt_tile::<T, 1, 4>(&a, &b, &mut c, 0, j0, k, add);
+                j0 += 4;
+            }
+            while j0 < n {
+                abt_tile::<T, 1, 1>(&a, &b, &mut c, 0, j0, k, add);
+                j0 += 1;
+            }
+            return;
+        }
         if m == 1 {
             // One row (a decode step's scores, a matrix-vector product): no tiles.
             let arow = a.row_or_empty(0).get(..k).unwrap_or(&[]);
