@@ -2,15 +2,18 @@
 //!
 //! | module | what |
 //! |---|---|
+//! | [`gpt2`] | the GPT-2 family decoder (Hugging Face `GPT2LMHeadModel`): learned positions, pre-LayerNorm blocks, multi-head attention over bounded or ring KV caches, GELU (tanh) MLP, tied LM head; runtime and const-generic faces |
 //! | [`llama`] | the Llama family decoder (llama2.c's architecture): RMSNorm, interleaved RoPE, grouped-query attention over KV caches, SwiGLU; weights borrowed, state in one caller arena |
 //! | [`llama2c`] | llama2.c's checkpoint format: header, typed little-endian decoding, weight views (`std` reader) |
 //! | [`tokenizer`] | llama2.c's tokenizer (`tokenizer.bin`): encode with byte fallback and score-ordered merges, decode, the printing filter (`std`) |
 
+pub mod gpt2;
 pub mod llama;
 pub mod llama2c;
 #[cfg(feature = "std")]
 pub mod tokenizer;
 
+pub use gpt2::*;
 pub use llama::*;
 pub use llama2c::*;
 #[cfg(feature = "std")]
