@@ -656,7 +656,7 @@ impl<
                 V > 0 && CTX > 0 && E > 0 && H > 0 && L > 0,
                 "GPT-2: every size must be at least 1"
             );
-            assert!(E % H == 0, "GPT-2: H must divide E");
+            assert!(E.is_multiple_of(H), "GPT-2: H must divide E");
         };
         Ok(Self {
             inner: Gpt2::new(Self::CONFIG, weights)?,
