@@ -30,7 +30,9 @@ use constml::ml::{
     KMeans, KMeansInit, KMeansScratch, LinearRegression, SgdConfig, SgdRule, kmeans_online_update,
     least_squares_views,
 };
-use constml::models::{Llama, LlamaConfig, LlamaState, LlamaWeights, LogitRows};
+use constml::models::{
+    Gpt2Sized, Gpt2State, Gpt2Weights, Llama, LlamaConfig, LlamaState, LlamaWeights, LogitRows,
+};
 use constml::nn::{
     Activation, Adam, Cell, Conv2dShape, CrossEntropy, Lstm, Param, Pool2dShape, RecurrentParams,
     RnnShape, Sgd, activation_backward_with, activation_forward_with, avg_pool2d_views,
@@ -880,7 +882,29 @@ fn llama_calls<B: Backend>(seed: f32) -> Result<f32> {
         },
     )?;
     r += emitted as f32;
-    Ok(r)
+    // A tiny GPT-2 through its const face: static weights, a ring cache
+    // shorter than the context.
+    type TinyGpt2<B> = Gpt2Sized<'static, f32, 16, 12, 8, 2, 1, B>;
+    static G: [[f32; 8]; TinyGpt2::<Simd>::WEIGHTS_LEN / 8] =
+        table::<{ TinyGpt2::<Simd>::WEIGHTS_LEN / 8 }, 8>(43);
+    let g = TinyGpt2::<B>::new(Gpt2Weights::from_flat(
+        &TinyGpt2::<B>::CONFIG,
+        G.as_flattened(),
+    )?)?;
+    let mut garena = [0.0f32; TinyGpt2::<Simd>::CONFIG.state_len(2, 4)];
+    let mut gs = Gpt2State::new(
+        &TinyGpt2::<B>::CONFIG,
+        2,
+        4,
+        constml::attention::CachePolicy::Ring,
+        &mut garena,
+    )?;
+    g.forward(&[1, t], &mut gs, LogitRows::Last)?;
+    for step in 0..6 {
+        let next = B::argmax(gs.logits())?;
+        g.forward(&[(next + step) % 16], &mut gs, LogitRows::Last)?;
+    }
+    Ok(r + total(gs.logits()))
 }
 
 /// MosaicML MPT's multi-query layer (q/k LayerNorm, clipping), without and
