@@ -335,6 +335,29 @@ fn bad_input_is_an_error() {
     assert!(Gpt2State::new(&cfg, 1, 41, CachePolicy::Bounded, &mut c).is_err());
     assert!(Gpt2State::new(&cfg, 0, 4, CachePolicy::Bounded, &mut c).is_err());
     assert!(Gpt2State::new(&cfg, 1, 4, CachePolicy::Bounded, &mut c[..10]).is_err());
+    // Beam states of mixed shapes are refused up front; a logits buffer of
+    // the wrong length is an error before the beam's state moves.
+    {
+        use constml::decode::BeamModel;
+        let mut arenas: Vec<Vec<f32>> = (0..4).map(|_| vec![0.0f32; cfg.state_len(1, 8)]).collect();
+        let mut it = arenas.iter_mut();
+        let mut st: Vec<Gpt2State<'_, f32>> = vec![
+            Gpt2State::new(&cfg, 1, 8, CachePolicy::Bounded, it.next().unwrap()).unwrap(),
+            Gpt2State::new(&cfg, 1, 8, CachePolicy::Ring, it.next().unwrap()).unwrap(),
+        ];
+        let mut sp: Vec<Gpt2State<'_, f32>> = vec![
+            Gpt2State::new(&cfg, 1, 8, CachePolicy::Bounded, it.next().unwrap()).unwrap(),
+            Gpt2State::new(&cfg, 1, 8, CachePolicy::Bounded, it.next().unwrap()).unwrap(),
+        ];
+        assert!(Gpt2Beams::new(&m, &mut st, &mut sp).is_err());
+        let one = &mut st[..1];
+        let mut beams = Gpt2Beams::new(&m, one, &mut sp[..1]).unwrap();
+        assert!(beams.step(0, 3, 0, &mut [0.0; 5]).is_err());
+        let mut logits = vec![0.0f32; cfg.vocab_size];
+        beams.step(0, 3, 0, &mut logits).unwrap();
+        assert!(beams.step(0, 3, 5, &mut logits).is_err(), "out of order");
+        assert!(beams.reorder(&[1]).is_err());
+    }
     // Conv1D conversion with mismatched lengths.
     assert!(conv1d_to_linear(&[0.0f32; 6], 2, 4, &mut [0.0; 6]).is_err());
 }

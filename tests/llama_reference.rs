@@ -391,3 +391,54 @@ fn samplers_drive_the_model() {
         assert!(a.len() >= prompt.len() - 1, "{sampler:?}");
     }
 }
+
+/// Review cases: a run that ends inside the prompt still shows the prompt
+/// token its last position was given (as llama2.c prints it); a state of
+/// another configuration is refused before anything is reset.
+#[test]
+fn generation_edge_cases() {
+    let ckpt = Llama2cCheckpoint::from_bytes(SHARED).unwrap();
+    let cfg = *ckpt.config();
+    let m = Llama::<f32>::new(cfg, ckpt.weights().unwrap()).unwrap();
+    let mut arena = vec![0.0f32; cfg.state_len(4)];
+    let mut st = LlamaState::new(&cfg, 4, &mut arena).unwrap();
+    let prompt = [1, 10, 11, 12, 13];
+    let mut pairs = Vec::new();
+    let n = m
+        .generate(
+            &prompt,
+            3,
+            &mut st,
+            |_| Ok(5),
+            |a, b| {
+                pairs.push((a, b));
+                Ok(())
+            },
+        )
+        .unwrap();
+    assert_eq!(n, 3);
+    assert_eq!(pairs, [(1, 10), (10, 11), (11, 12)]);
+    // A BOS inside the prompt stops there.
+    pairs.clear();
+    m.generate(
+        &[1, 10, 1, 12],
+        0,
+        &mut st,
+        |_| Ok(5),
+        |a, b| {
+            pairs.push((a, b));
+            Ok(())
+        },
+    )
+    .unwrap();
+    assert_eq!(pairs, [(1, 10)]);
+    // Another model's state: an error, the state untouched.
+    let ckpt2 = Llama2cCheckpoint::from_bytes(GQA).unwrap();
+    let m2 = Llama::<f32>::new(*ckpt2.config(), ckpt2.weights().unwrap()).unwrap();
+    let before = st.position();
+    assert!(
+        m2.generate(&[1, 5], 4, &mut st, |_| Ok(5), |_, _| Ok(()))
+            .is_err()
+    );
+    assert_eq!(st.position(), before);
+}

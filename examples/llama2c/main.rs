@@ -111,7 +111,12 @@ fn run<B: Backend>(a: &Args) -> Result<(), Box<dyn Error>> {
         .into());
     }
     let chunk = prompt.len().clamp(1, 64);
-    let mut arena = vec![0.0f32; cfg.state_len(chunk)];
+    // The state's size comes from the header: reserve it fallibly.
+    let mut arena: Vec<f32> = Vec::new();
+    arena
+        .try_reserve_exact(cfg.state_len(chunk))
+        .map_err(|_| "the model's state does not fit in memory")?;
+    arena.resize(cfg.state_len(chunk), 0.0);
     let mut state = LlamaState::new(&cfg, chunk, &mut arena)?;
     let mut sampler = Sampler::new().with_temperature(a.temperature);
     if a.top_p < 1.0 {

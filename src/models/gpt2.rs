@@ -396,14 +396,19 @@ impl<'s, T: Real> Gpt2State<'s, T> {
         &self.logits[..self.logit_rows * self.cfg.vocab_size]
     }
 
+    /// Whether `other` has this state's configuration, capacity and policy.
+    pub fn same_shape(&self, other: &Gpt2State<'_, T>) -> bool {
+        self.cfg == other.cfg
+            && self.ledger.capacity() == other.ledger.capacity()
+            && self.ledger.policy() == other.ledger.policy()
+            && self.keys.len() == other.keys.len()
+    }
+
     /// Makes this state a copy of `src` (same configuration, capacity and
     /// policy): its cache contents and positions — a beam continuing from
     /// another.
     pub fn copy_from(&mut self, src: &Gpt2State<'_, T>) -> Result<()> {
-        if self.cfg != src.cfg
-            || self.ledger.capacity() != src.ledger.capacity()
-            || self.keys.len() != src.keys.len()
-        {
+        if !self.same_shape(src) {
             return Err(Error::InvalidParameter {
                 what: "Gpt2State::copy_from",
                 reason: "states of different shapes",
@@ -710,6 +715,19 @@ impl<'m, 'b, 's, T: Real, B: Backend> Gpt2Beams<'m, 'b, 's, T, B> {
                 reason: "needs at least one state and as many spares as states",
             });
         }
+        // One shape for all, so that reordering cannot fail half-way.
+        let first = &states[0];
+        if first.cfg != model.cfg
+            || !states
+                .iter()
+                .chain(spares.iter())
+                .all(|s| first.same_shape(s))
+        {
+            return Err(Error::InvalidParameter {
+                what: "Gpt2Beams",
+                reason: "every state and spare must be made for this model, with one capacity and policy",
+            });
+        }
         for s in states.iter_mut() {
             s.reset();
         }
@@ -734,8 +752,8 @@ impl<T: Real, B: Backend> crate::decode::BeamModel<T> for Gpt2Beams<'_, '_, '_, 
                 what: "Gpt2Beams: a token out of order for its beam",
             });
         }
+        check_len("Gpt2Beams: logits", self.model.cfg.vocab_size, logits.len())?;
         self.model.forward(&[token], st, LogitRows::Last)?;
-        check_len("Gpt2Beams: logits", st.logits().len(), logits.len())?;
         logits.copy_from_slice(st.logits());
         Ok(())
     }

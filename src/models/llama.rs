@@ -712,9 +712,18 @@ impl<'a, T: Real, B: Backend> Llama<'a, T, B> {
                 len: self.cfg.vocab_size,
             });
         }
+        if state.cfg != self.cfg {
+            return Err(Error::InvalidParameter {
+                what: "Llama::generate: state",
+                reason: "made for another configuration",
+            });
+        }
         state.reset();
         let fed = prompt.len().min(total);
-        for i in 1..fed {
+        // The prompt's tokens are the next tokens of positions 0 .. fed − 1,
+        // and, when the run ends inside the prompt, of position fed − 1 too.
+        let last = if fed < prompt.len() { fed + 1 } else { fed };
+        for i in 1..last {
             if prompt[i] == BOS {
                 // llama2.c stops as soon as the next token is BOS, prompt or not.
                 for c in prompt[..i].chunks(state.chunk) {

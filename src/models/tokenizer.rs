@@ -65,6 +65,7 @@ pub struct Tokenizer {
     spans: Vec<(usize, usize)>,
     scores: Vec<f32>,
     max_token_length: usize,
+    longest: usize,
     sorted: Vec<usize>,
 }
 
@@ -110,11 +111,13 @@ impl Tokenizer {
         let mut sorted: Vec<usize> = (0..vocab_size).collect();
         let piece = |i: usize| &data[spans[i].0..spans[i].0 + spans[i].1];
         sorted.sort_by(|&a, &b| piece(a).cmp(piece(b)).then(a.cmp(&b)));
+        let longest = spans.iter().map(|s| s.1).max().unwrap_or(0);
         Ok(Self {
             bytes: data[..at].to_vec(),
             spans,
             scores,
             max_token_length: max_len as usize,
+            longest,
             sorted,
         })
     }
@@ -189,7 +192,7 @@ impl Tokenizer {
                 }
             }
         }
-        let mut pair = Vec::with_capacity(2 * self.max_token_length + 8);
+        let mut pair = Vec::with_capacity(2 * self.longest);
         loop {
             let mut best: Option<(f32, usize, usize)> = None;
             for i in 0..ids.len().saturating_sub(1) {
