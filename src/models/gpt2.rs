@@ -457,32 +457,8 @@ impl<'a, T: Real, B: Backend> Gpt2<'a, T, B> {
         rows: LogitRows,
     ) -> Result<()> {
         let cfg = &self.cfg;
-        if state.cfg != *cfg {
-            return Err(Error::InvalidParameter {
-                what: "Gpt2::forward: state",
-                reason: "made for another configuration",
-            });
-        }
+        super::check_chunk(state.cfg == *cfg, tokens, state.chunk, cfg.vocab_size)?;
         let n = tokens.len();
-        if n == 0 {
-            return Err(Error::Empty {
-                what: "Gpt2::forward: tokens",
-            });
-        }
-        if n > state.chunk {
-            return Err(Error::BufferTooSmall {
-                what: "Gpt2::forward: chunk (Gpt2State::new's chunk)",
-                needed: n,
-                found: state.chunk,
-            });
-        }
-        if let Some(&t) = tokens.iter().find(|&&t| t >= cfg.vocab_size) {
-            return Err(Error::OutOfRange {
-                what: "Gpt2::forward: token id",
-                index: t,
-                len: cfg.vocab_size,
-            });
-        }
         let start = state.ledger.next();
         if start + n > cfg.n_positions {
             return Err(Error::OutOfRange {

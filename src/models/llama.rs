@@ -526,32 +526,8 @@ impl<'a, T: Real, B: Backend> Llama<'a, T, B> {
         rows: LogitRows,
     ) -> Result<()> {
         let cfg = &self.cfg;
-        if state.cfg != *cfg {
-            return Err(Error::InvalidParameter {
-                what: "Llama::forward: state",
-                reason: "made for another configuration",
-            });
-        }
+        super::check_chunk(state.cfg == *cfg, tokens, state.chunk, cfg.vocab_size)?;
         let n = tokens.len();
-        if n == 0 {
-            return Err(Error::Empty {
-                what: "Llama::forward: tokens",
-            });
-        }
-        if n > state.chunk {
-            return Err(Error::BufferTooSmall {
-                what: "Llama::forward: chunk (LlamaState::new's chunk)",
-                needed: n,
-                found: state.chunk,
-            });
-        }
-        if let Some(&t) = tokens.iter().find(|&&t| t >= cfg.vocab_size) {
-            return Err(Error::OutOfRange {
-                what: "Llama::forward: token id",
-                index: t,
-                len: cfg.vocab_size,
-            });
-        }
         let start = state.ledger.next();
         if start + n > cfg.seq_len {
             return Err(Error::CacheFull {

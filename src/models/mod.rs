@@ -18,3 +18,42 @@ pub use llama::*;
 pub use llama2c::*;
 #[cfg(feature = "std")]
 pub use tokenizer::*;
+
+use crate::error::{Error, Result};
+
+/// The checks every decoder's forward pass starts with, before it touches
+/// its state: a state made for this configuration, a chunk of 1 ..= `chunk`
+/// tokens, every id below `vocab`.
+pub(crate) fn check_chunk(
+    same_config: bool,
+    tokens: &[usize],
+    chunk: usize,
+    vocab: usize,
+) -> Result<()> {
+    if !same_config {
+        return Err(Error::InvalidParameter {
+            what: "decoder forward: state",
+            reason: "made for another configuration",
+        });
+    }
+    if tokens.is_empty() {
+        return Err(Error::Empty {
+            what: "decoder forward: tokens",
+        });
+    }
+    if tokens.len() > chunk {
+        return Err(Error::BufferTooSmall {
+            what: "decoder forward: chunk (the state's chunk size)",
+            needed: tokens.len(),
+            found: chunk,
+        });
+    }
+    if let Some(&t) = tokens.iter().find(|&&t| t >= vocab) {
+        return Err(Error::OutOfRange {
+            what: "decoder forward: token id",
+            index: t,
+            len: vocab,
+        });
+    }
+    Ok(())
+}
