@@ -556,27 +556,18 @@ impl<'a, T: Real, B: Backend> Gpt2<'a, T, B> {
             B::raw_zip(&mut st.x[..n * e], &st.out[..n * e], false);
         }
         st.ledger = ledger;
-        let first = match rows {
-            LogitRows::Last => n - 1,
-            LogitRows::All => 0,
-        };
-        let m = n - first;
-        layer_norm_views_with::<B, T>(
-            MatRef::new(&st.x[first * e..n * e], m, e)?,
-            MatMut::new(&mut st.h[..m * e], m, e)?,
-            Some(self.w.lnf_w),
-            Some(self.w.lnf_b),
-            eps,
-            None,
+        let (lnf_w, lnf_b) = (self.w.lnf_w, self.w.lnf_b);
+        st.logit_rows = super::lm_head::<B, T>(
+            rows,
+            st.x,
+            n,
+            e,
+            st.h,
+            |x, y| layer_norm_views_with::<B, T>(x, y, Some(lnf_w), Some(lnf_b), eps, None),
+            self.w.wte,
+            cfg.vocab_size,
+            st.logits,
         )?;
-        let v = cfg.vocab_size;
-        linear_views_with::<B, T>(
-            MatRef::new(&st.h[..m * e], m, e)?,
-            MatRef::new(self.w.wte, v, e)?,
-            None,
-            MatMut::new(&mut st.logits[..m * v], m, v)?,
-        )?;
-        st.logit_rows = m;
         Ok(())
     }
 }

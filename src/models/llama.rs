@@ -630,26 +630,18 @@ impl<'a, T: Real, B: Backend> Llama<'a, T, B> {
             B::raw_zip(&mut st.x[..n * d], &st.xb2[..n * d], false);
         }
         st.ledger = ledger;
-        let first = match rows {
-            LogitRows::Last => n - 1,
-            LogitRows::All => 0,
-        };
-        let m = n - first;
-        rms_norm_views_with::<B, T>(
-            MatRef::new(&st.x[first * d..n * d], m, d)?,
-            MatMut::new(&mut st.xb[..m * d], m, d)?,
-            Some(self.w.rms_final),
-            eps,
-            None,
+        let rms_final = self.w.rms_final;
+        st.logit_rows = super::lm_head::<B, T>(
+            rows,
+            st.x,
+            n,
+            d,
+            st.xb,
+            |x, y| rms_norm_views_with::<B, T>(x, y, Some(rms_final), eps, None),
+            self.w.wcls,
+            cfg.vocab_size,
+            st.logits,
         )?;
-        let v = cfg.vocab_size;
-        linear_views_with::<B, T>(
-            MatRef::new(&st.xb[..m * d], m, d)?,
-            MatRef::new(self.w.wcls, v, d)?,
-            None,
-            MatMut::new(&mut st.logits[..m * v], m, v)?,
-        )?;
-        st.logit_rows = m;
         Ok(())
     }
 

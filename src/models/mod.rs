@@ -19,7 +19,11 @@ pub use llama2c::*;
 #[cfg(feature = "std")]
 pub use tokenizer::*;
 
+use crate::backend::Backend;
 use crate::error::{Error, Result};
+use crate::mat::{MatMut, MatRef};
+use crate::nn::linear::linear_views_with;
+use crate::real::Real;
 
 /// The checks every decoder's forward pass starts with, before it touches
 /// its state: a state made for this configuration, a chunk of 1 ..= `chunk`
@@ -56,4 +60,37 @@ pub(crate) fn check_chunk(
         });
     }
     Ok(())
+}
+
+/// The end of every decoder's forward pass: the final norm of the rows
+/// `rows` asks for (of the `n` rows of `x`, width `d`) into `tmp`, then the
+/// logits `tmp·wclsᵀ` into `logits`. Returns the number of rows.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn lm_head<B: Backend, T: Real>(
+    rows: LogitRows,
+    x: &[T],
+    n: usize,
+    d: usize,
+    tmp: &mut [T],
+    norm: impl FnOnce(MatRef<'_, T>, MatMut<'_, T>) -> Result<()>,
+    wcls: &[T],
+    vocab: usize,
+    logits: &mut [T],
+) -> Result<usize> {
+    let first = match rows {
+        LogitRows::Last => n - 1,
+        LogitRows::All => 0,
+    };
+    let m = n - first;
+    norm(
+        MatRef::new(&x[first * d..n * d], m, d)?,
+        MatMut::new(&mut tmp[..m * d], m, d)?,
+    )?;
+    linear_views_with::<B, T>(
+        MatRef::new(&tmp[..m * d], m, d)?,
+        MatRef::new(wcls, vocab, d)?,
+        None,
+        MatMut::new(&mut logits[..m * vocab], m, vocab)?,
+    )?;
+    Ok(m)
 }
