@@ -59,7 +59,11 @@
 //!   recurrent: `Lstm` / `Gru` / `Rnn` (const), `recurrent_forward_views`,
 //!   `recurrent_backward_views`, `recurrent_step_views` with
 //!   `recurrent_saved_len` and `recurrent_*_scratch_len` (runtime:
-//!   `LinearDyn`, `Conv2dDyn`, `RecurrentDyn`).
+//!   `LinearDyn`, `Conv2dDyn`, `RecurrentDyn`). Models: `Llama` /
+//!   `LlamaState` (arena `LlamaConfig::state_len`), `Gpt2` / `Gpt2State`
+//!   (`Gpt2Config::state_len`), the const face `Gpt2Sized`, `Gpt2Beams`
+//!   for beam search; llama2.c's format: `llama2c_config`,
+//!   `llama2c_weights` (runtime: `Llama2cCheckpoint`, `Tokenizer`).
 //!
 //! ### Naming a configuration once
 //!
