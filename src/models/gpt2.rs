@@ -658,93 +658,36 @@ impl<
     }
 }
 
-/// A GPT-2 driven by beam search ([`BeamModel`](crate::decode::BeamModel)):
-/// one [`Gpt2State`] per beam slot, and as many spare states (same shape)
-/// that reordering copies through, so that a slot can take over the state of
-/// a slot that is itself being replaced.
-#[derive(Debug)]
-pub struct Gpt2Beams<'m, 'b, 's, T, B = Simd> {
-    model: &'m Gpt2<'m, T, B>,
-    states: &'b mut [Gpt2State<'s, T>],
-    spares: &'b mut [Gpt2State<'s, T>],
-}
-
-impl<'m, 'b, 's, T: Real, B: Backend> Gpt2Beams<'m, 'b, 's, T, B> {
-    /// Beam states and spares (at least as many; `Err` otherwise).
-    pub fn new(
-        model: &'m Gpt2<'m, T, B>,
-        states: &'b mut [Gpt2State<'s, T>],
-        spares: &'b mut [Gpt2State<'s, T>],
-    ) -> Result<Self> {
-        if spares.len() < states.len() || states.is_empty() {
-            return Err(Error::InvalidParameter {
-                what: "Gpt2Beams",
-                reason: "needs at least one state and as many spares as states",
-            });
-        }
-        // One shape for all, so that reordering cannot fail half-way.
-        let first = &states[0];
-        if first.cfg != model.cfg
-            || !states
-                .iter()
-                .chain(spares.iter())
-                .all(|s| first.same_shape(s))
-        {
-            return Err(Error::InvalidParameter {
-                what: "Gpt2Beams",
-                reason: "every state and spare must be made for this model, with one capacity and policy",
-            });
-        }
-        for s in states.iter_mut() {
-            s.reset();
-        }
-        Ok(Self {
-            model,
-            states,
-            spares,
-        })
+impl<T: Real> super::DecoderState<T> for Gpt2State<'_, T> {
+    fn position(&self) -> usize {
+        Gpt2State::position(self)
+    }
+    fn logits(&self) -> &[T] {
+        Gpt2State::logits(self)
+    }
+    fn same_shape(&self, other: &Self) -> bool {
+        Gpt2State::same_shape(self, other)
+    }
+    fn copy_from(&mut self, src: &Self) -> Result<()> {
+        Gpt2State::copy_from(self, src)
+    }
+    fn reset(&mut self) {
+        Gpt2State::reset(self)
     }
 }
 
-impl<T: Real, B: Backend> crate::decode::BeamModel<T> for Gpt2Beams<'_, '_, '_, T, B> {
-    fn step(&mut self, beam: usize, token: usize, pos: usize, logits: &mut [T]) -> Result<()> {
-        let n = self.states.len();
-        let st = self.states.get_mut(beam).ok_or(Error::OutOfRange {
-            what: "Gpt2Beams: beam",
-            index: beam,
-            len: n,
-        })?;
-        if pos != st.position() {
-            return Err(Error::Model {
-                what: "Gpt2Beams: a token out of order for its beam",
-            });
-        }
-        check_len("Gpt2Beams: logits", self.model.cfg.vocab_size, logits.len())?;
-        self.model.forward(&[token], st, LogitRows::Last)?;
-        logits.copy_from_slice(st.logits());
-        Ok(())
+impl<T: Real, B: Backend> super::Decoder<T> for Gpt2<'_, T, B> {
+    type State<'s>
+        = Gpt2State<'s, T>
+    where
+        T: 's;
+    fn vocab_size(&self) -> usize {
+        self.cfg.vocab_size
     }
-
-    fn reorder(&mut self, parents: &[usize]) -> Result<()> {
-        let n = self.states.len();
-        check_len("Gpt2Beams: parents", n, parents.len())?;
-        if let Some(&p) = parents.iter().find(|&&p| p >= n) {
-            return Err(Error::OutOfRange {
-                what: "Gpt2Beams: parent",
-                index: p,
-                len: n,
-            });
-        }
-        for (i, &p) in parents.iter().enumerate() {
-            if p != i {
-                self.spares[i].copy_from(&self.states[p])?;
-            }
-        }
-        for (i, &p) in parents.iter().enumerate() {
-            if p != i {
-                self.states[i].copy_from(&self.spares[i])?;
-            }
-        }
-        Ok(())
+    fn accepts(&self, state: &Gpt2State<'_, T>) -> bool {
+        state.cfg == self.cfg
+    }
+    fn step(&self, token: usize, state: &mut Gpt2State<'_, T>) -> Result<()> {
+        self.forward(&[token], state, LogitRows::Last)
     }
 }

@@ -442,6 +442,33 @@ impl<'s, T: Real> LlamaState<'s, T> {
         self.ledger.truncate(pos)
     }
 
+    /// Whether `other` is a state of the same configuration and chunk size.
+    pub fn same_shape(&self, other: &LlamaState<'_, T>) -> bool {
+        self.cfg == other.cfg && self.keys.len() == other.keys.len()
+    }
+
+    /// Makes this state a copy of `src` (same shape): its caches and
+    /// positions — a beam continuing from another.
+    pub fn copy_from(&mut self, src: &LlamaState<'_, T>) -> Result<()> {
+        if !self.same_shape(src) {
+            return Err(Error::InvalidParameter {
+                what: "LlamaState::copy_from",
+                reason: "states of different shapes",
+            });
+        }
+        // The caches are head-major per layer (`kv_heads × seq_len × head`)
+        // and bounded: only the first `held` slots of each head matter.
+        let (hs, cap) = (self.cfg.head_size(), self.cfg.seq_len);
+        let held = src.ledger.next() * hs;
+        for run in 0..self.cfg.n_layers * self.cfg.n_kv_heads {
+            let r = run * cap * hs..run * cap * hs + held;
+            self.keys[r.clone()].copy_from_slice(&src.keys[r.clone()]);
+            self.values[r.clone()].copy_from_slice(&src.values[r]);
+        }
+        self.ledger = src.ledger;
+        Ok(())
+    }
+
     /// Forgets every position (a new sequence).
     pub fn reset(&mut self) {
         self.ledger = CacheLedger::empty(CachePolicy::Bounded, self.cfg.seq_len);
@@ -728,5 +755,39 @@ impl<'a, T: Real, B: Backend> Llama<'a, T, B> {
             self.forward(&[token], state, LogitRows::Last)?;
         }
         Ok(state.position())
+    }
+}
+
+impl<T: Real> super::DecoderState<T> for LlamaState<'_, T> {
+    fn position(&self) -> usize {
+        LlamaState::position(self)
+    }
+    fn logits(&self) -> &[T] {
+        LlamaState::logits(self)
+    }
+    fn same_shape(&self, other: &Self) -> bool {
+        LlamaState::same_shape(self, other)
+    }
+    fn copy_from(&mut self, src: &Self) -> Result<()> {
+        LlamaState::copy_from(self, src)
+    }
+    fn reset(&mut self) {
+        LlamaState::reset(self)
+    }
+}
+
+impl<T: Real, B: Backend> super::Decoder<T> for Llama<'_, T, B> {
+    type State<'s>
+        = LlamaState<'s, T>
+    where
+        T: 's;
+    fn vocab_size(&self) -> usize {
+        self.cfg.vocab_size
+    }
+    fn accepts(&self, state: &LlamaState<'_, T>) -> bool {
+        state.cfg == self.cfg
+    }
+    fn step(&self, token: usize, state: &mut LlamaState<'_, T>) -> Result<()> {
+        self.forward(&[token], state, LogitRows::Last)
     }
 }

@@ -94,3 +94,128 @@ pub(crate) fn lm_head<B: Backend, T: Real>(
     )?;
     Ok(m)
 }
+
+/// A decoder's per-sequence state, as beam search needs it.
+pub trait DecoderState<T> {
+    /// The next position.
+    fn position(&self) -> usize;
+    /// The logits of the last step.
+    fn logits(&self) -> &[T];
+    /// Whether `other` has this state's shape (so that copying cannot fail).
+    fn same_shape(&self, other: &Self) -> bool;
+    /// Becomes a copy of `src` (same shape).
+    fn copy_from(&mut self, src: &Self) -> Result<()>;
+    /// Forgets every position.
+    fn reset(&mut self);
+}
+
+/// A decoder beam search can drive through [`Beams`]: one token at a time
+/// into a state.
+pub trait Decoder<T> {
+    /// Its state.
+    type State<'s>: DecoderState<T>
+    where
+        T: 's;
+    /// Vocabulary size.
+    fn vocab_size(&self) -> usize;
+    /// Whether `state` was made for this model.
+    fn accepts(&self, state: &Self::State<'_>) -> bool;
+    /// Feeds one token at the state's next position; its logits follow.
+    fn step(&self, token: usize, state: &mut Self::State<'_>) -> Result<()>;
+}
+
+/// A decoder driven by beam search ([`BeamModel`](crate::decode::BeamModel)):
+/// one state per beam slot, and as many spare states of the same shape that
+/// reordering copies through, so that a slot can take over the state of a
+/// slot that is itself being replaced, and reordering cannot fail half-way.
+/// [`LlamaBeams`] and [`Gpt2Beams`] name it for the two decoders.
+pub struct Beams<'m, 'b, 's, M: Decoder<T>, T: 's> {
+    model: &'m M,
+    states: &'b mut [M::State<'s>],
+    spares: &'b mut [M::State<'s>],
+}
+
+/// Beam search over a [`Llama`].
+pub type LlamaBeams<'m, 'b, 's, T, B = crate::Simd> = Beams<'m, 'b, 's, Llama<'m, T, B>, T>;
+/// Beam search over a [`Gpt2`].
+pub type Gpt2Beams<'m, 'b, 's, T, B = crate::Simd> = Beams<'m, 'b, 's, Gpt2<'m, T, B>, T>;
+
+impl<'m, 'b, 's, M: Decoder<T>, T: 's> Beams<'m, 'b, 's, M, T> {
+    /// Beam states and spares: at least one state, as many spares, all of
+    /// one shape and made for `model` (`Err` otherwise). The states are
+    /// reset.
+    pub fn new(
+        model: &'m M,
+        states: &'b mut [M::State<'s>],
+        spares: &'b mut [M::State<'s>],
+    ) -> Result<Self> {
+        let Some(first) = states.first() else {
+            return Err(Error::Empty {
+                what: "Beams: states",
+            });
+        };
+        if spares.len() < states.len()
+            || !model.accepts(first)
+            || !states
+                .iter()
+                .chain(spares.iter())
+                .all(|s| first.same_shape(s))
+        {
+            return Err(Error::InvalidParameter {
+                what: "Beams",
+                reason: "needs as many spares as states, all of one shape and made for this model",
+            });
+        }
+        for s in states.iter_mut() {
+            s.reset();
+        }
+        Ok(Self {
+            model,
+            states,
+            spares,
+        })
+    }
+}
+
+impl<'s, M: Decoder<T>, T: Real + 's> crate::decode::BeamModel<T> for Beams<'_, '_, 's, M, T> {
+    fn step(&mut self, beam: usize, token: usize, pos: usize, logits: &mut [T]) -> Result<()> {
+        let n = self.states.len();
+        let st = self.states.get_mut(beam).ok_or(Error::OutOfRange {
+            what: "Beams: beam",
+            index: beam,
+            len: n,
+        })?;
+        if pos != st.position() {
+            return Err(Error::Model {
+                what: "Beams: a token out of order for its beam",
+            });
+        }
+        crate::error::check_len("Beams: logits", self.model.vocab_size(), logits.len())?;
+        self.model.step(token, st)?;
+        logits.copy_from_slice(st.logits());
+        Ok(())
+    }
+
+    fn reorder(&mut self, parents: &[usize]) -> Result<()> {
+        let n = self.states.len();
+        crate::error::check_len("Beams: parents", n, parents.len())?;
+        if let Some(&p) = parents.iter().find(|&&p| p >= n) {
+            return Err(Error::OutOfRange {
+                what: "Beams: parent",
+                index: p,
+                len: n,
+            });
+        }
+        for (i, &p) in parents.iter().enumerate() {
+            if p != i {
+                self.spares[i].copy_from(&self.states[p])?;
+            }
+        }
+        for (i, &p) in parents.iter().enumerate() {
+            if p != i {
+                self.states[i].copy_from(&self.spares[i])?;
+            }
+        }
+        Ok(())
+    }
+}
