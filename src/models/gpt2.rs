@@ -658,36 +658,4 @@ impl<
     }
 }
 
-impl<T: Real> super::DecoderState<T> for Gpt2State<'_, T> {
-    fn position(&self) -> usize {
-        Gpt2State::position(self)
-    }
-    fn logits(&self) -> &[T] {
-        Gpt2State::logits(self)
-    }
-    fn same_shape(&self, other: &Self) -> bool {
-        Gpt2State::same_shape(self, other)
-    }
-    fn copy_from(&mut self, src: &Self) -> Result<()> {
-        Gpt2State::copy_from(self, src)
-    }
-    fn reset(&mut self) {
-        Gpt2State::reset(self)
-    }
-}
-
-impl<T: Real, B: Backend> super::Decoder<T> for Gpt2<'_, T, B> {
-    type State<'s>
-        = Gpt2State<'s, T>
-    where
-        T: 's;
-    fn vocab_size(&self) -> usize {
-        self.cfg.vocab_size
-    }
-    fn accepts(&self, state: &Gpt2State<'_, T>) -> bool {
-        state.cfg == self.cfg
-    }
-    fn step(&self, token: usize, state: &mut Gpt2State<'_, T>) -> Result<()> {
-        self.forward(&[token], state, LogitRows::Last)
-    }
-}
+super::impl_decoder!(Gpt2, Gpt2State);

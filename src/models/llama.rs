@@ -758,36 +758,4 @@ impl<'a, T: Real, B: Backend> Llama<'a, T, B> {
     }
 }
 
-impl<T: Real> super::DecoderState<T> for LlamaState<'_, T> {
-    fn position(&self) -> usize {
-        LlamaState::position(self)
-    }
-    fn logits(&self) -> &[T] {
-        LlamaState::logits(self)
-    }
-    fn same_shape(&self, other: &Self) -> bool {
-        LlamaState::same_shape(self, other)
-    }
-    fn copy_from(&mut self, src: &Self) -> Result<()> {
-        LlamaState::copy_from(self, src)
-    }
-    fn reset(&mut self) {
-        LlamaState::reset(self)
-    }
-}
-
-impl<T: Real, B: Backend> super::Decoder<T> for Llama<'_, T, B> {
-    type State<'s>
-        = LlamaState<'s, T>
-    where
-        T: 's;
-    fn vocab_size(&self) -> usize {
-        self.cfg.vocab_size
-    }
-    fn accepts(&self, state: &LlamaState<'_, T>) -> bool {
-        state.cfg == self.cfg
-    }
-    fn step(&self, token: usize, state: &mut LlamaState<'_, T>) -> Result<()> {
-        self.forward(&[token], state, LogitRows::Last)
-    }
-}
+super::impl_decoder!(Llama, LlamaState);

@@ -219,3 +219,44 @@ impl<'s, M: Decoder<T>, T: Real + 's> crate::decode::BeamModel<T> for Beams<'_, 
         Ok(())
     }
 }
+
+/// [`DecoderState`] and [`Decoder`] for a model type and its state type,
+/// both forwarding to their inherent methods.
+macro_rules! impl_decoder {
+    ($model:ident, $state:ident) => {
+        impl<T: Real> super::DecoderState<T> for $state<'_, T> {
+            fn position(&self) -> usize {
+                $state::position(self)
+            }
+            fn logits(&self) -> &[T] {
+                $state::logits(self)
+            }
+            fn same_shape(&self, other: &Self) -> bool {
+                $state::same_shape(self, other)
+            }
+            fn copy_from(&mut self, src: &Self) -> Result<()> {
+                $state::copy_from(self, src)
+            }
+            fn reset(&mut self) {
+                $state::reset(self)
+            }
+        }
+
+        impl<T: Real, B: Backend> super::Decoder<T> for $model<'_, T, B> {
+            type State<'s>
+                = $state<'s, T>
+            where
+                T: 's;
+            fn vocab_size(&self) -> usize {
+                self.cfg.vocab_size
+            }
+            fn accepts(&self, state: &$state<'_, T>) -> bool {
+                state.cfg == self.cfg
+            }
+            fn step(&self, token: usize, state: &mut $state<'_, T>) -> Result<()> {
+                self.forward(&[token], state, LogitRows::Last)
+            }
+        }
+    };
+}
+pub(crate) use impl_decoder;
