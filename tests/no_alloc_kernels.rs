@@ -1,9 +1,9 @@
-//! Proves that what the firmware smoke binary links allocates nothing: a
-//! counting global allocator wraps the system one, and the smoke binary's own
-//! code — `firmware/smoke/src/exercise.rs`, included here file for file: every
-//! kernel, the attention family and decoding, both backends — runs between two
-//! reads of this thread's counter. So does the decode step of
-//! `examples/decode_step` (which the smoke binary runs too).
+//! Proves that what the firmware links allocates nothing: a counting global
+//! allocator wraps the system one, and the code the on-target suite runs as
+//! its "every no_std entry point" test — `tests/common/exercise.rs`, included
+//! here file for file: every kernel, the attention family and decoding, both
+//! backends — runs between two reads of this thread's counter. So does the
+//! decode step of `examples/decode_step`.
 
 #[path = "common/counting.rs"]
 mod counting;

@@ -1,13 +1,12 @@
 //! One decoder step at a time, as firmware runs it: no allocation, all state
-//! in one `static`, weights in `static` tables (see `tiny.rs`, which the
-//! firmware smoke binary runs too).
+//! in one `static`, weights in `static` tables (see `tiny.rs`).
 //!
 //! `cargo run --release --example decode_step`
 //!
 //! The state lives in a `static` behind a lock that hands out `&mut State`:
 //! here `std::sync::Mutex` (its `new` is `const`); on a microcontroller a
-//! critical-section mutex or `cortex_m::singleton!`, as `firmware/smoke`
-//! does. No `static mut`, no reference to one, no `unsafe`.
+//! critical-section mutex or `cortex_m::singleton!`, as the firmware demo
+//! `firmware/src/bin/story.rs` does. No `static mut`, no reference to one, no `unsafe`.
 
 mod tiny;
 

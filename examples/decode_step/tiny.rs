@@ -1,11 +1,11 @@
 //! A tiny decoder step, allocation-free and `no_std`: embedding row → causal
 //! self-attention over a KV cache → LM head → sampler → token.
 //!
-//! Shared by `examples/decode_step` (host) and the firmware smoke binary
-//! (included with `#[path]`), so the same code runs on both. Weights are
+//! Used by `examples/decode_step` and, under a counting allocator, by
+//! `tests/no_alloc_kernels.rs`. Weights are
 //! `static` tables computed at compile time (flash on a microcontroller); the
 //! mutable state is one [`State`] with a `const fn new()`, which the caller
-//! keeps in a `static` (see the example's `main` and the smoke binary).
+//! keeps in a `static` (see the example's `main`).
 //!
 //! The weights are deterministic pseudo-random numbers: the point is the data
 //! flow and the memory plan, not the text.

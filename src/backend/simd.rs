@@ -1,4 +1,19 @@
 //! The SIMD backend: `wide` vectors, register blocking, independent accumulators.
+//!
+//! On targets without a vector unit (Cortex-M, RISC-V without V) `wide` would
+//! emulate the lanes with arrays; there [`Simd`] runs the [`Scalar`] kernels
+//! instead (on a Cortex-M4F the emulated lanes took twice the instructions per
+//! decoded token and several times the code), and the kernels below are not
+//! compiled in.
+#![cfg_attr(
+    not(any(
+        target_arch = "x86",
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_feature = "simd128"
+    )),
+    allow(dead_code, unused_imports)
+)]
 
 use super::{Accumulate, Backend, Scalar};
 use crate::mat::{MatMut, MatRef};
@@ -7,7 +22,8 @@ use crate::real::Real;
 /// The fast backend: `wide` vectors as wide as the build allows (see
 /// [`real`](crate::real)), several independent accumulators in reductions and
 /// register-blocked matrix kernels. The default wherever constml picks a backend
-/// for you.
+/// for you. On targets without a vector unit (microcontrollers) it runs the
+/// [`Scalar`] kernels, which are both smaller and faster there.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Simd;
 
@@ -42,6 +58,7 @@ fn fold<T: Real, const N: usize>(mut v: [T::V; N]) -> T::V {
     v[0]
 }
 
+crate::real::with_vector_unit! {
 impl Backend for Simd {
     const NAME: &'static str = "simd";
 
@@ -439,6 +456,74 @@ impl Backend for Simd {
         while j0 < n {
             abt_rows::<T, 1>(&a, &b, &mut c, m, j0, k, add);
             j0 += 1;
+        }
+    }
+}
+}
+
+crate::real::without_vector_unit! {
+    impl Backend for Simd {
+        const NAME: &'static str = "simd";
+
+        #[inline]
+        fn raw_dot<T: Real>(a: &[T], b: &[T]) -> T {
+            Scalar::raw_dot(a, b)
+        }
+        #[inline]
+        fn raw_axpy<T: Real>(alpha: T, x: &[T], y: &mut [T]) {
+            Scalar::raw_axpy(alpha, x, y)
+        }
+        #[inline]
+        fn raw_rotate_halves<T: Real>(lo: &mut [T], hi: &mut [T], cos: &[T], sin: &[T]) {
+            Scalar::raw_rotate_halves(lo, hi, cos, sin)
+        }
+        #[inline]
+        fn raw_rotate_pairs<T: Real>(x: &mut [T], cos: &[T], sin: &[T]) {
+            Scalar::raw_rotate_pairs(x, cos, sin)
+        }
+        #[inline]
+        fn raw_zip<T: Real>(y: &mut [T], x: &[T], mul: bool) {
+            Scalar::raw_zip(y, x, mul)
+        }
+        #[inline]
+        fn raw_nearest<T: Real>(m: &[T], n: usize, bias: &[T], out: &mut [usize]) {
+            Scalar::raw_nearest(m, n, bias, out)
+        }
+        #[inline]
+        fn raw_mul_add<T: Real>(y: &mut [T], a: &[T], b: &[T]) {
+            Scalar::raw_mul_add(y, a, b)
+        }
+        #[inline]
+        fn raw_affine<T: Real>(x: &mut [T], alpha: T, beta: T) {
+            Scalar::raw_affine(x, alpha, beta)
+        }
+        #[inline]
+        fn raw_max<T: Real>(x: &[T]) -> (T, bool) {
+            Scalar::raw_max(x)
+        }
+        #[inline]
+        fn raw_exp_sum<T: Real>(x: &mut [T], shift: T, store: bool) -> T {
+            Scalar::raw_exp_sum(x, shift, store)
+        }
+        #[inline]
+        fn raw_map<T: Real>(x: &mut [T], f: impl Fn(T) -> T, g: impl Fn(T::V) -> T::V) {
+            Scalar::raw_map(x, f, g)
+        }
+        #[inline]
+        fn sum<T: Real>(x: &[T]) -> T {
+            Scalar::sum(x)
+        }
+        #[inline]
+        fn raw_gemm<T: Real>(a: MatRef<'_, T>, b: MatRef<'_, T>, c: MatMut<'_, T>, acc: Accumulate) {
+            Scalar::raw_gemm(a, b, c, acc)
+        }
+        #[inline]
+        fn raw_gemm_at<T: Real>(a: MatRef<'_, T>, b: MatRef<'_, T>, c: MatMut<'_, T>, acc: Accumulate) {
+            Scalar::raw_gemm_at(a, b, c, acc)
+        }
+        #[inline]
+        fn raw_gemm_bt<T: Real>(a: MatRef<'_, T>, b: MatRef<'_, T>, c: MatMut<'_, T>, acc: Accumulate) {
+            Scalar::raw_gemm_bt(a, b, c, acc)
         }
     }
 }

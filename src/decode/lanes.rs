@@ -120,14 +120,15 @@ pub(crate) trait Wide<T: Real>:
     }
 }
 
-/// Calls `$f::<T, W>(args)` with `W` the lane type of `T` (`f32x16` for `f32`,
-/// `f64x8` for `f64`). The test is on a constant, so only one arm survives.
+/// Calls `$f::<T, W>(args)` with `W` the lane type of `T` ([`F32Lanes`] for
+/// `f32`, [`F64Lanes`] for `f64`). The test is on a constant, so only one arm
+/// survives.
 macro_rules! with_wide {
     ($t:ty, $f:ident ( $($a:expr),* $(,)? )) => {
         if <$t as $crate::real::Real>::BYTES == 4 {
-            $f::<$t, ::wide::f32x16>($($a),*)
+            $f::<$t, $crate::decode::lanes::F32Lanes>($($a),*)
         } else {
-            $f::<$t, ::wide::f64x8>($($a),*)
+            $f::<$t, $crate::decode::lanes::F64Lanes>($($a),*)
         }
     };
 }
@@ -197,6 +198,164 @@ macro_rules! impl_wide {
 
 impl_wide!(f32x16, f32, 16);
 impl_wide!(f64x8, f64, 8);
+
+// The lane types: `wide`'s vectors where the target has a vector unit;
+// elsewhere `wide` would emulate 16 lanes through many small inlined operations
+// (it doubled the firmware's code size), and [`ScalarLanes`] gives the same
+// bits from plain loops in far less code.
+crate::real::with_vector_unit! {
+    /// The 16 `f32` lanes of the sampling path on this target: `wide::f32x16`.
+    pub(crate) type F32Lanes = f32x16;
+    /// The 8 `f64` lanes of the sampling path on this target: `wide::f64x8`.
+    pub(crate) type F64Lanes = f64x8;
+}
+crate::real::without_vector_unit! {
+    /// The 16 `f32` lanes of the sampling path on this target: plain loops.
+    pub(crate) type F32Lanes = ScalarLanes<f32, 16>;
+    /// The 8 `f64` lanes of the sampling path on this target: plain loops.
+    pub(crate) type F64Lanes = ScalarLanes<f64, 8>;
+}
+
+/// `K` lanes held in an array and processed by plain loops, one IEEE operation
+/// per lane: the same operations in the same order as `wide`'s vectors, so the
+/// same bits on every target (the tests compare the two). Masks are lanes whose
+/// bits are all ones (true) or all zeros (false), as in `wide`.
+#[derive(Clone, Copy, Debug)]
+#[allow(dead_code)] // only the targets without a vector unit use it outside tests
+pub(crate) struct ScalarLanes<E, const K: usize>([E; K]);
+
+macro_rules! impl_scalar_lanes {
+    ($e:ty, $k:expr) => {
+        impl Add for ScalarLanes<$e, $k> {
+            type Output = Self;
+            #[inline]
+            fn add(self, o: Self) -> Self {
+                Self(core::array::from_fn(|j| self.0[j] + o.0[j]))
+            }
+        }
+        impl Sub for ScalarLanes<$e, $k> {
+            type Output = Self;
+            #[inline]
+            fn sub(self, o: Self) -> Self {
+                Self(core::array::from_fn(|j| self.0[j] - o.0[j]))
+            }
+        }
+        impl Mul for ScalarLanes<$e, $k> {
+            type Output = Self;
+            #[inline]
+            fn mul(self, o: Self) -> Self {
+                Self(core::array::from_fn(|j| self.0[j] * o.0[j]))
+            }
+        }
+        impl Div for ScalarLanes<$e, $k> {
+            type Output = Self;
+            #[inline]
+            fn div(self, o: Self) -> Self {
+                Self(core::array::from_fn(|j| self.0[j] / o.0[j]))
+            }
+        }
+        impl BitAnd for ScalarLanes<$e, $k> {
+            type Output = Self;
+            #[inline]
+            fn bitand(self, o: Self) -> Self {
+                Self(core::array::from_fn(|j| {
+                    <$e>::from_bits(self.0[j].to_bits() & o.0[j].to_bits())
+                }))
+            }
+        }
+        impl BitOr for ScalarLanes<$e, $k> {
+            type Output = Self;
+            #[inline]
+            fn bitor(self, o: Self) -> Self {
+                Self(core::array::from_fn(|j| {
+                    <$e>::from_bits(self.0[j].to_bits() | o.0[j].to_bits())
+                }))
+            }
+        }
+
+        impl ScalarLanes<$e, $k> {
+            /// A mask lane: all ones if `b`.
+            #[inline]
+            fn mask(b: bool) -> $e {
+                <$e>::from_bits(if b { !0 } else { 0 })
+            }
+            #[inline]
+            fn cmp(self, o: Self, f: impl Fn($e, $e) -> bool) -> Self {
+                Self(core::array::from_fn(|j| Self::mask(f(self.0[j], o.0[j]))))
+            }
+        }
+
+        impl<T: Real> Wide<T> for ScalarLanes<$e, $k> {
+            const K: usize = $k;
+            type Chunk = [T; $k];
+
+            #[inline]
+            fn split(s: &[T]) -> (&[[T; $k]], &[T]) {
+                s.as_chunks::<$k>()
+            }
+            #[inline]
+            fn split_mut(s: &mut [T]) -> (&mut [[T; $k]], &mut [T]) {
+                s.as_chunks_mut::<$k>()
+            }
+            #[inline]
+            fn splat(x: T) -> Self {
+                Self([x.as_f64() as $e; $k])
+            }
+            #[inline]
+            fn chunk_of(x: T) -> [T; $k] {
+                [x; $k]
+            }
+            #[inline]
+            fn load(c: &[T; $k]) -> Self {
+                Self(c.map(|x| x.as_f64() as $e))
+            }
+            #[inline]
+            fn lanes(self) -> [T; $k] {
+                self.0.map(|x| T::from_f64(x as f64))
+            }
+            #[inline]
+            fn gt(self, o: Self) -> Self {
+                self.cmp(o, |a, b| a > b)
+            }
+            #[inline]
+            fn ge(self, o: Self) -> Self {
+                self.cmp(o, |a, b| a >= b)
+            }
+            #[inline]
+            fn eq(self, o: Self) -> Self {
+                self.cmp(o, |a, b| a == b)
+            }
+            #[inline]
+            fn ne(self, o: Self) -> Self {
+                self.cmp(o, |a, b| a != b)
+            }
+            #[inline]
+            fn select(m: Self, a: Self, b: Self) -> Self {
+                Self(core::array::from_fn(|j| {
+                    let mb = m.0[j].to_bits();
+                    <$e>::from_bits((a.0[j].to_bits() & mb) | (b.0[j].to_bits() & !mb))
+                }))
+            }
+            #[inline]
+            fn bits(m: Self) -> u32 {
+                let mut bits = 0u32;
+                for (j, &x) in m.0.iter().enumerate() {
+                    if x.is_sign_negative() {
+                        bits |= 1 << j;
+                    }
+                }
+                bits
+            }
+            #[inline]
+            fn exp(self) -> Self {
+                Self(self.0.map(super::repro::repro_exp))
+            }
+        }
+    };
+}
+
+impl_scalar_lanes!(f32, 16);
+impl_scalar_lanes!(f64, 8);
 
 /// Calls `f(base, chunk)` for every chunk of `K` elements of `s` in order
 /// (`base` = the index of its first element), the last one padded with `pad`.
@@ -415,6 +574,68 @@ mod tests {
                 p = (0..h).map(|j| p[j] + p[j + h]).collect();
             }
             assert_eq!(sum::<f64, f64x8>(&vd).to_bits(), p[0].to_bits(), "n {n}");
+        }
+    }
+
+    /// Everything a kernel can observe of lane type `W` on `v`: sums, exp,
+    /// masks, selects, bits, max and tree reductions, chunk by chunk.
+    fn observe<T: Real, W: Wide<T>>(v: &[T]) -> Vec<u64> {
+        // IEEE leaves a NaN result's sign and payload open (hardware differs
+        // in which operand's NaN it passes on), so NaNs compare as one value.
+        let bits = |x: T| if x.is_nan() { 1 } else { x.as_f64().to_bits() };
+        let mut out = Vec::from([bits(sum::<T, W>(v))]);
+        let mut e = v.to_vec();
+        map::<T, W>(&mut e, T::ZERO, |_, c| c.exp() * c - c);
+        out.extend(e.iter().map(|&x| bits(x)));
+        let th = super::super::select::Cand {
+            key: T::from_f64(1.5),
+            id: 40,
+        };
+        each::<T, W>(v, T::NEG_INFINITY, |base, c| {
+            let m = not_after::<T, W>(c, th, base);
+            let sel = W::select(m, c, W::splat(T::from_f64(-2.0)));
+            out.push(W::bits(m) as u64);
+            out.push(W::bits(c.ne(c)) as u64);
+            out.push(W::bits(c.ge(W::splat(T::from_f64(0.5)))) as u64);
+            out.extend(sel.lanes().as_ref().iter().map(|&x| bits(x)));
+            out.extend((c & m).lanes().as_ref().iter().map(|&x| bits(x)));
+            out.push(bits(c.max_lane()));
+            out.push(bits((c / W::splat(T::from_f64(3.0))).tree()));
+        });
+        out
+    }
+
+    /// The scalar lanes (used on targets without a vector unit) compute the
+    /// same bits as `wide`'s vectors, on values with ties, NaN, infinities and
+    /// a tail.
+    #[test]
+    fn scalar_lanes_equal_wide_lanes() {
+        let mut x = 0x9e37_79b9u32;
+        for n in [0usize, 1, 7, 16, 17, 33, 300] {
+            let v: Vec<f32> = (0..n)
+                .map(|i| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    match i % 29 {
+                        3 => f32::NAN,
+                        5 => f32::NEG_INFINITY,
+                        7 => f32::INFINITY,
+                        _ => ((x % 2001) as f32 - 1000.0) / 37.0,
+                    }
+                })
+                .collect();
+            assert_eq!(
+                observe::<f32, f32x16>(&v),
+                observe::<f32, ScalarLanes<f32, 16>>(&v),
+                "f32, n {n}"
+            );
+            let vd: Vec<f64> = v.iter().map(|&a| a as f64 * 1.000_000_1).collect();
+            let (a, b) = (
+                observe::<f64, f64x8>(&vd),
+                observe::<f64, ScalarLanes<f64, 8>>(&vd),
+            );
+            assert_eq!(a, b, "f64, n {n}");
         }
     }
 

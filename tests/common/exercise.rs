@@ -1,10 +1,11 @@
-//! The code the firmware smoke binary runs: the public no_std entry points of
+//! Every public no_std entry point of
 //! constml (kernels, attention, decoding) for `f32`, on both backends where the
 //! API takes one (the `*_with::<B>` forms; the plain forms are their `Simd`
 //! wrappers).
 //!
-//! Shared, file for file, by the smoke binary `firmware/smoke` (included with
-//! `#[path]`, so the generic code is instantiated and must link for the MCU) and
+//! Shared, file for file, by the on-target suite `firmware/src/bin/tests.rs`
+//! (included with `#[path]`, so the generic code is instantiated and must link
+//! and run on the M4F and RISC-V machines under QEMU) and
 //! by the host test `tests/no_alloc_kernels.rs`, which runs it under a counting
 //! allocator: the test proves that exactly what the firmware links allocates
 //! nothing. Hence pure `core`: no allocation, no `std`, no `unwrap` (every
