@@ -448,6 +448,42 @@ impl_real!(
     vexp_f64
 );
 
+/// Items kept only on targets with a vector unit that `wide` uses (SSE2 on x86,
+/// NEON on aarch64, simd128 on wasm). Elsewhere — Cortex-M, RISC-V without V —
+/// `wide` emulates its lanes with arrays through many small inlined operations,
+/// which on a Cortex-M4F measured twice the instructions and several times the
+/// code of plain loops; those targets get the items of
+/// [`without_vector_unit!`] instead.
+macro_rules! with_vector_unit {
+    ($($item:item)*) => {
+        $(
+            #[cfg(any(
+                target_arch = "x86",
+                target_arch = "x86_64",
+                target_arch = "aarch64",
+                target_feature = "simd128"
+            ))]
+            $item
+        )*
+    };
+}
+
+/// Items kept only on targets without a vector unit (see [`with_vector_unit!`]).
+macro_rules! without_vector_unit {
+    ($($item:item)*) => {
+        $(
+            #[cfg(not(any(
+                target_arch = "x86",
+                target_arch = "x86_64",
+                target_arch = "aarch64",
+                target_feature = "simd128"
+            )))]
+            $item
+        )*
+    };
+}
+pub(crate) use {with_vector_unit, without_vector_unit};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -510,39 +546,3 @@ mod tests {
         assert_eq!(f64::vexp(f64::splat(f64::NEG_INFINITY)).to_array()[0], 0.0);
     }
 }
-
-/// Items kept only on targets with a vector unit that `wide` uses (SSE2 on x86,
-/// NEON on aarch64, simd128 on wasm). Elsewhere — Cortex-M, RISC-V without V —
-/// `wide` emulates its lanes with arrays through many small inlined operations,
-/// which on a Cortex-M4F measured twice the instructions and several times the
-/// code of plain loops; those targets get the items of
-/// [`without_vector_unit!`] instead.
-macro_rules! with_vector_unit {
-    ($($item:item)*) => {
-        $(
-            #[cfg(any(
-                target_arch = "x86",
-                target_arch = "x86_64",
-                target_arch = "aarch64",
-                target_feature = "simd128"
-            ))]
-            $item
-        )*
-    };
-}
-
-/// Items kept only on targets without a vector unit (see [`with_vector_unit!`]).
-macro_rules! without_vector_unit {
-    ($($item:item)*) => {
-        $(
-            #[cfg(not(any(
-                target_arch = "x86",
-                target_arch = "x86_64",
-                target_arch = "aarch64",
-                target_feature = "simd128"
-            )))]
-            $item
-        )*
-    };
-}
-pub(crate) use {with_vector_unit, without_vector_unit};

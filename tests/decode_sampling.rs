@@ -20,7 +20,7 @@
 mod pins;
 
 use constml::Real;
-use constml::decode::{Sampler, SamplerScratch};
+use constml::decode::SamplerScratch;
 use pins::*;
 use rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro128PlusPlus;
@@ -70,7 +70,7 @@ fn fixed_seeds_give_fixed_tokens_f64() {
 #[cfg(feature = "std")]
 mod big {
     use super::*;
-    use constml::decode::SamplerScratchDyn;
+    use constml::decode::{Sampler, SamplerScratchDyn};
 
     const BIG: usize = 50_257;
 
