@@ -125,6 +125,19 @@ pub trait Backend:
     /// `Σ x[i]`.
     fn sum<T: Real>(x: &[T]) -> T;
 
+    #[doc(hidden)]
+    /// `Σ w[i]·x[i]` over the common prefix, exact in `i32`: `w` holds int8
+    /// values as their bytes (two's complement), `x` int8 values. The integer
+    /// core of the Q8_0 kernels ([`models::quant`](crate::models::quant));
+    /// exact, so every backend gives the same value. Callers keep the length at
+    /// most 2^17 (no `i32` overflow: 127² · 2^17 < 2^31).
+    fn raw_i8_dot(w: &[u8], x: &[i8]) -> i32 {
+        w.iter()
+            .zip(x)
+            .map(|(&a, &b)| (a as i8 as i32) * (b as i32))
+            .sum()
+    }
+
     // ------------------------------------------------------------- checked kernels
 
     /// Dot product `Σ a[i]·b[i]`; the lengths must match.

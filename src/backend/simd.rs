@@ -274,6 +274,23 @@ impl Backend for Simd {
     }
 
     #[inline]
+    fn raw_i8_dot(w: &[u8], x: &[i8]) -> i32 {
+        // 32 products at a time: sign-extend to i16 lanes, multiply and add
+        // adjacent pairs into i32 lanes (pmaddwd on x86, smull/sadalp-like on
+        // NEON). Exact: the same value as the scalar loop in any order.
+        let n = w.len().min(x.len());
+        let (wc, wt) = w[..n].as_chunks::<32>();
+        let (xc, xt) = x[..n].as_chunks::<32>();
+        let mut acc = wide::i32x16::splat(0);
+        for (a, b) in wc.iter().zip(xc) {
+            let a = wide::i16x32::from_i8x32(wide::i8x32::new(a.map(|v| v as i8)));
+            let b = wide::i16x32::from_i8x32(wide::i8x32::new(*b));
+            acc += a.dot(b);
+        }
+        acc.reduce_add() + Scalar::raw_i8_dot(wt, xt)
+    }
+
+    #[inline]
     fn sum<T: Real>(x: &[T]) -> T {
         let (xb, xt) = T::blocks(x);
         let mut acc = [T::splat(T::ZERO); 4];
@@ -512,6 +529,10 @@ crate::real::without_vector_unit! {
         #[inline]
         fn sum<T: Real>(x: &[T]) -> T {
             Scalar::sum(x)
+        }
+        #[inline]
+        fn raw_i8_dot(w: &[u8], x: &[i8]) -> i32 {
+            Scalar::raw_i8_dot(w, x)
         }
         #[inline]
         fn raw_gemm<T: Real>(a: MatRef<'_, T>, b: MatRef<'_, T>, c: MatMut<'_, T>, acc: Accumulate) {

@@ -557,14 +557,15 @@ impl<'a, T: Real, B: Backend> Gpt2<'a, T, B> {
         }
         st.ledger = ledger;
         let (lnf_w, lnf_b) = (self.w.lnf_w, self.w.lnf_b);
-        st.logit_rows = super::lm_head::<B, T>(
+        let wte = MatRef::new(self.w.wte, cfg.vocab_size, e)?;
+        st.logit_rows = super::lm_head::<T>(
             rows,
             st.x,
             n,
             e,
             st.h,
             |x, y| layer_norm_views_with::<B, T>(x, y, Some(lnf_w), Some(lnf_b), eps, None),
-            self.w.wte,
+            |h, logits| linear_views_with::<B, T>(h, wte, None, logits),
             cfg.vocab_size,
             st.logits,
         )?;

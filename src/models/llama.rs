@@ -30,9 +30,10 @@
 
 use core::marker::PhantomData;
 
+use crate::attention::kv_cache::attend_then_append_with;
 use crate::attention::{
-    AttnOptions, CacheLedger, CachePolicy, KvCacheView, MhaBuffers, MhaParams, Rotation,
-    attend_cache_scratch_len, decoder_attention_views_with, gqa_scratch_len,
+    AttnOptions, CacheLedger, CachePolicy, KvCacheView, Rotation, WeightsOut,
+    attend_cache_scratch_len, gqa_scratch_len, rotate_heads,
 };
 use crate::backend::{Backend, Simd};
 use crate::error::{Error, Result, check_len};
@@ -511,6 +512,221 @@ impl<T: Real, B: Backend> Rotation<T> for TableRope<'_, T, B> {
     }
 }
 
+/// A weight matrix of a Llama layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Proj {
+    Q,
+    K,
+    V,
+    O,
+    W1,
+    W2,
+    W3,
+}
+
+/// The RMSNorm weights of a Llama model: attention and MLP `(n_layers, dim)`,
+/// final `(dim)`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LlamaNorms<'w, T> {
+    pub(crate) att: &'w [T],
+    pub(crate) ffn: &'w [T],
+    pub(crate) last: &'w [T],
+}
+
+/// What a Llama forward pass needs from its weights: f32 matrices
+/// ([`LlamaWeights`]) or Q8_0 ones ([`LlamaQ8Weights`](super::LlamaQ8Weights),
+/// with the scratch its activations are quantized into). The rest of the pass
+/// is one implementation.
+pub(crate) trait LlamaMats<'w, T: 'w> {
+    /// The RMSNorm weights.
+    fn norms(&self) -> LlamaNorms<'w, T>;
+    /// Row `token` of the embedding into `row` (`dim` values; `token` checked).
+    fn embed(&self, token: usize, row: &mut [T]) -> Result<()>;
+    /// `y = x·Wᵀ` for matrix `which` of a layer — `Some((proj, layer))` — or
+    /// for the classifier (`None`). `x` is `(n, in)`, `y` `(n, out)`.
+    fn linear<B: Backend>(
+        &mut self,
+        which: Option<(Proj, usize)>,
+        x: MatRef<'_, T>,
+        y: MatMut<'_, T>,
+    ) -> Result<()>;
+}
+
+impl<'w, T: Real> LlamaMats<'w, T> for &LlamaWeights<'w, T> {
+    fn norms(&self) -> LlamaNorms<'w, T> {
+        LlamaNorms {
+            att: self.rms_att,
+            ffn: self.rms_ffn,
+            last: self.rms_final,
+        }
+    }
+
+    fn embed(&self, token: usize, row: &mut [T]) -> Result<()> {
+        let d = row.len();
+        let src =
+            self.token_embedding
+                .get(token * d..(token + 1) * d)
+                .ok_or(Error::OutOfRange {
+                    what: "Llama: token",
+                    index: token,
+                    len: self.token_embedding.len() / d.max(1),
+                })?;
+        row.copy_from_slice(src);
+        Ok(())
+    }
+
+    fn linear<B: Backend>(
+        &mut self,
+        which: Option<(Proj, usize)>,
+        x: MatRef<'_, T>,
+        y: MatMut<'_, T>,
+    ) -> Result<()> {
+        let (rows, cols) = (y.cols(), x.cols());
+        let (w, l) = match which {
+            None => (self.wcls, 0),
+            Some((p, l)) => (
+                match p {
+                    Proj::Q => self.wq,
+                    Proj::K => self.wk,
+                    Proj::V => self.wv,
+                    Proj::O => self.wo,
+                    Proj::W1 => self.w1,
+                    Proj::W2 => self.w2,
+                    Proj::W3 => self.w3,
+                },
+                l,
+            ),
+        };
+        let size = rows * cols;
+        let w = w.get(l * size..(l + 1) * size).ok_or(Error::OutOfRange {
+            what: "Llama: layer",
+            index: l,
+            len: w.len() / size.max(1),
+        })?;
+        linear_views_with::<B, T>(x, MatRef::new(w, rows, cols)?, None, y)
+    }
+}
+
+/// The Llama forward pass over any weight storage: see [`Llama::forward`].
+pub(crate) fn llama_forward<'w, B: Backend, T: Real + 'w, M: LlamaMats<'w, T>>(
+    cfg: &LlamaConfig,
+    m: &mut M,
+    tokens: &[usize],
+    state: &mut LlamaState<'_, T>,
+    rows: LogitRows,
+) -> Result<()> {
+    super::check_chunk(state.cfg == *cfg, tokens, state.chunk, cfg.vocab_size)?;
+    let n = tokens.len();
+    let start = state.ledger.next();
+    if start + n > cfg.seq_len {
+        return Err(Error::CacheFull {
+            capacity: cfg.seq_len,
+        });
+    }
+    let (d, kv, hid, hs) = (cfg.dim, cfg.kv_dim(), cfg.hidden_dim, cfg.head_size());
+    let eps = T::from_f64(LLAMA_NORM_EPS);
+    let norms = m.norms();
+    let st = state;
+    // x = E[tokens]
+    for (row, &t) in st.x.chunks_exact_mut(d).zip(tokens) {
+        m.embed(t, row)?;
+    }
+    let rope = TableRope::<T, B> {
+        cos: st.cos,
+        sin: st.sin,
+        hs,
+        _b: PhantomData,
+    };
+    let cache_len = cfg.seq_len * kv;
+    let mut ledger = st.ledger;
+    for l in 0..cfg.n_layers {
+        rms_norm_views_with::<B, T>(
+            MatRef::new(&st.x[..n * d], n, d)?,
+            MatMut::new(&mut st.xb[..n * d], n, d)?,
+            Some(&norms.att[l * d..(l + 1) * d]),
+            eps,
+            None,
+        )?;
+        // Attention: project → rotate → attend over the cache with the chunk
+        // pending → append → output projection.
+        let mut cache = KvCacheView::resume(
+            &mut st.keys[l * cache_len..(l + 1) * cache_len],
+            &mut st.values[l * cache_len..(l + 1) * cache_len],
+            cfg.n_kv_heads,
+            hs,
+            st.ledger,
+        )?;
+        let h = MatRef::new(&st.xb[..n * d], n, d)?;
+        let mut q = MatMut::new(&mut st.q[..n * d], n, d)?;
+        let mut k = MatMut::new(&mut st.k[..n * kv], n, kv)?;
+        let mut v = MatMut::new(&mut st.v[..n * kv], n, kv)?;
+        m.linear::<B>(Some((Proj::Q, l)), h, q.reborrow())?;
+        m.linear::<B>(Some((Proj::K, l)), h, k.reborrow())?;
+        m.linear::<B>(Some((Proj::V, l)), h, v.reborrow())?;
+        rotate_heads(&rope, start, q.reborrow(), cfg.n_heads)?;
+        rotate_heads(&rope, start, k.reborrow(), cfg.n_kv_heads)?;
+        let mut ctx = MatMut::new(&mut st.ctx[..n * d], n, d)?;
+        attend_then_append_with::<B, T, _>(
+            q.as_ref(),
+            k.as_ref(),
+            v.as_ref(),
+            (cfg.n_heads, cfg.n_kv_heads),
+            &mut cache,
+            ctx.reborrow(),
+            st.scores,
+            WeightsOut::None,
+            &AttnOptions::default(),
+        )?;
+        ledger = cache.ledger();
+        m.linear::<B>(
+            Some((Proj::O, l)),
+            ctx.as_ref(),
+            MatMut::new(&mut st.xb2[..n * d], n, d)?,
+        )?;
+        B::raw_zip(&mut st.x[..n * d], &st.xb2[..n * d], false);
+        // MLP: x += W2·(silu(W1·h) ⊙ W3·h), h = RMSNorm(x).
+        rms_norm_views_with::<B, T>(
+            MatRef::new(&st.x[..n * d], n, d)?,
+            MatMut::new(&mut st.xb[..n * d], n, d)?,
+            Some(&norms.ffn[l * d..(l + 1) * d]),
+            eps,
+            None,
+        )?;
+        let h = MatRef::new(&st.xb[..n * d], n, d)?;
+        m.linear::<B>(
+            Some((Proj::W1, l)),
+            h,
+            MatMut::new(&mut st.hb[..n * hid], n, hid)?,
+        )?;
+        m.linear::<B>(
+            Some((Proj::W3, l)),
+            h,
+            MatMut::new(&mut st.hb2[..n * hid], n, hid)?,
+        )?;
+        B::silu(&mut st.hb[..n * hid]);
+        B::raw_zip(&mut st.hb[..n * hid], &st.hb2[..n * hid], true);
+        m.linear::<B>(
+            Some((Proj::W2, l)),
+            MatRef::new(&st.hb[..n * hid], n, hid)?,
+            MatMut::new(&mut st.xb2[..n * d], n, d)?,
+        )?;
+        B::raw_zip(&mut st.x[..n * d], &st.xb2[..n * d], false);
+    }
+    st.ledger = ledger;
+    st.logit_rows = super::lm_head::<T>(
+        rows,
+        st.x,
+        n,
+        d,
+        st.xb,
+        |x, y| rms_norm_views_with::<B, T>(x, y, Some(norms.last), eps, None),
+        |h, logits| m.linear::<B>(None, h, logits),
+        cfg.vocab_size,
+        st.logits,
+    )?;
+    Ok(())
+}
+
 /// A Llama model: its sizes and borrowed weights; `B` the backend.
 #[derive(Clone, Copy, Debug)]
 pub struct Llama<'a, T, B = Simd> {
@@ -552,124 +768,7 @@ impl<'a, T: Real, B: Backend> Llama<'a, T, B> {
         state: &mut LlamaState<'_, T>,
         rows: LogitRows,
     ) -> Result<()> {
-        let cfg = &self.cfg;
-        super::check_chunk(state.cfg == *cfg, tokens, state.chunk, cfg.vocab_size)?;
-        let n = tokens.len();
-        let start = state.ledger.next();
-        if start + n > cfg.seq_len {
-            return Err(Error::CacheFull {
-                capacity: cfg.seq_len,
-            });
-        }
-        let (d, kv, hid, hs) = (cfg.dim, cfg.kv_dim(), cfg.hidden_dim, cfg.head_size());
-        let eps = T::from_f64(LLAMA_NORM_EPS);
-        let st = state;
-        // x = E[tokens]
-        for (row, &t) in st.x.chunks_exact_mut(d).zip(tokens) {
-            row.copy_from_slice(&self.w.token_embedding[t * d..(t + 1) * d]);
-        }
-        let rope = TableRope::<T, B> {
-            cos: st.cos,
-            sin: st.sin,
-            hs,
-            _b: PhantomData,
-        };
-        let cache_len = cfg.seq_len * kv;
-        let mut ledger = st.ledger;
-        for l in 0..cfg.n_layers {
-            let x = MatRef::new(&st.x[..n * d], n, d)?;
-            rms_norm_views_with::<B, T>(
-                x,
-                MatMut::new(&mut st.xb[..n * d], n, d)?,
-                Some(&self.w.rms_att[l * d..(l + 1) * d]),
-                eps,
-                None,
-            )?;
-            let p = MhaParams {
-                heads: cfg.n_heads,
-                kv_heads: cfg.n_kv_heads,
-                w_q: MatRef::new(&self.w.wq[l * d * d..(l + 1) * d * d], d, d)?,
-                b_q: None,
-                w_k: MatRef::new(&self.w.wk[l * kv * d..(l + 1) * kv * d], kv, d)?,
-                b_k: None,
-                w_v: MatRef::new(&self.w.wv[l * kv * d..(l + 1) * kv * d], kv, d)?,
-                b_v: None,
-                w_o: MatRef::new(&self.w.wo[l * d * d..(l + 1) * d * d], d, d)?,
-                b_o: None,
-            };
-            let mut cache = KvCacheView::resume(
-                &mut st.keys[l * cache_len..(l + 1) * cache_len],
-                &mut st.values[l * cache_len..(l + 1) * cache_len],
-                cfg.n_kv_heads,
-                hs,
-                st.ledger,
-            )?;
-            let buf = MhaBuffers {
-                q: MatMut::new(&mut st.q[..n * d], n, d)?,
-                k: MatMut::new(&mut st.k[..n * kv], n, kv)?,
-                v: MatMut::new(&mut st.v[..n * kv], n, kv)?,
-                ctx: MatMut::new(&mut st.ctx[..n * d], n, d)?,
-                scores: st.scores,
-            };
-            decoder_attention_views_with::<B, T, _>(
-                &p,
-                MatRef::new(&st.xb[..n * d], n, d)?,
-                &mut cache,
-                &rope,
-                buf,
-                MatMut::new(&mut st.xb2[..n * d], n, d)?,
-                &AttnOptions::default(),
-            )?;
-            ledger = cache.ledger();
-            B::raw_zip(&mut st.x[..n * d], &st.xb2[..n * d], false);
-            // MLP: x += W2·(silu(W1·h) ⊙ W3·h), h = RMSNorm(x).
-            rms_norm_views_with::<B, T>(
-                MatRef::new(&st.x[..n * d], n, d)?,
-                MatMut::new(&mut st.xb[..n * d], n, d)?,
-                Some(&self.w.rms_ffn[l * d..(l + 1) * d]),
-                eps,
-                None,
-            )?;
-            let h = MatRef::new(&st.xb[..n * d], n, d)?;
-            let lw = |w: &'a [T], rows: usize, cols: usize| {
-                MatRef::new(&w[l * rows * cols..(l + 1) * rows * cols], rows, cols)
-            };
-            linear_views_with::<B, T>(
-                h,
-                lw(self.w.w1, hid, d)?,
-                None,
-                MatMut::new(&mut st.hb[..n * hid], n, hid)?,
-            )?;
-            linear_views_with::<B, T>(
-                h,
-                lw(self.w.w3, hid, d)?,
-                None,
-                MatMut::new(&mut st.hb2[..n * hid], n, hid)?,
-            )?;
-            B::silu(&mut st.hb[..n * hid]);
-            B::raw_zip(&mut st.hb[..n * hid], &st.hb2[..n * hid], true);
-            linear_views_with::<B, T>(
-                MatRef::new(&st.hb[..n * hid], n, hid)?,
-                lw(self.w.w2, d, hid)?,
-                None,
-                MatMut::new(&mut st.xb2[..n * d], n, d)?,
-            )?;
-            B::raw_zip(&mut st.x[..n * d], &st.xb2[..n * d], false);
-        }
-        st.ledger = ledger;
-        let rms_final = self.w.rms_final;
-        st.logit_rows = super::lm_head::<B, T>(
-            rows,
-            st.x,
-            n,
-            d,
-            st.xb,
-            |x, y| rms_norm_views_with::<B, T>(x, y, Some(rms_final), eps, None),
-            self.w.wcls,
-            cfg.vocab_size,
-            st.logits,
-        )?;
-        Ok(())
+        llama_forward::<B, T, _>(&self.cfg, &mut &self.w, tokens, state, rows)
     }
 
     /// llama2.c's generation loop. The prompt (at least one token) goes

@@ -4,25 +4,31 @@
 //! |---|---|
 //! | [`gpt2`] | the GPT-2 family decoder (Hugging Face `GPT2LMHeadModel`): learned positions, pre-LayerNorm blocks, multi-head attention over bounded or ring KV caches, GELU (tanh) MLP, tied LM head; runtime and const-generic faces |
 //! | [`llama`] | the Llama family decoder (llama2.c's architecture): RMSNorm, interleaved RoPE, grouped-query attention over KV caches, SwiGLU; weights borrowed, state in one caller arena |
-//! | [`llama2c`] | llama2.c's checkpoint format: header, typed little-endian decoding, weight views (`std` reader) |
+//! | [`llama2c_q8`] | llama2.c's version-2 (Q8_0) checkpoint: header, zero-copy weight views, the exporter (`std`) |
+//! | [`llama_q8`] | the Llama decoder with Q8_0 weights (llama2.c's `runq.c`): int8 matrices over checkpoint bytes, f32 norms, activations and cache |
+//! | [`llama2c`] | llama2.c's checkpoint format (f32): header, typed little-endian decoding, weight views (`std` reader) |
+//! | [`quant`] | Q8_0 group-wise int8 quantization: quantize, dequantize, zero-copy tensor views over checkpoint bytes, the int8 matrix–vector product |
 //! | [`tokenizer`] | llama2.c's tokenizer (`tokenizer.bin`): encode with byte fallback and score-ordered merges, decode, the printing filter (`std`) |
 
 pub mod gpt2;
 pub mod llama;
 pub mod llama2c;
+pub mod llama2c_q8;
+pub mod llama_q8;
+pub mod quant;
 #[cfg(feature = "std")]
 pub mod tokenizer;
 
 pub use gpt2::*;
 pub use llama::*;
+pub use llama_q8::*;
 pub use llama2c::*;
+pub use llama2c_q8::*;
 #[cfg(feature = "std")]
 pub use tokenizer::*;
 
-use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::mat::{MatMut, MatRef};
-use crate::nn::linear::linear_views_with;
 use crate::real::Real;
 
 /// The checks every decoder's forward pass starts with, before it touches
@@ -66,14 +72,14 @@ pub(crate) fn check_chunk(
 /// `rows` asks for (of the `n` rows of `x`, width `d`) into `tmp`, then the
 /// logits `tmp·wclsᵀ` into `logits`. Returns the number of rows.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn lm_head<B: Backend, T: Real>(
+pub(crate) fn lm_head<T: Real>(
     rows: LogitRows,
     x: &[T],
     n: usize,
     d: usize,
     tmp: &mut [T],
     norm: impl FnOnce(MatRef<'_, T>, MatMut<'_, T>) -> Result<()>,
-    wcls: &[T],
+    classifier: impl FnOnce(MatRef<'_, T>, MatMut<'_, T>) -> Result<()>,
     vocab: usize,
     logits: &mut [T],
 ) -> Result<usize> {
@@ -86,10 +92,8 @@ pub(crate) fn lm_head<B: Backend, T: Real>(
         MatRef::new(&x[first * d..n * d], m, d)?,
         MatMut::new(&mut tmp[..m * d], m, d)?,
     )?;
-    linear_views_with::<B, T>(
+    classifier(
         MatRef::new(&tmp[..m * d], m, d)?,
-        MatRef::new(wcls, vocab, d)?,
-        None,
         MatMut::new(&mut logits[..m * vocab], m, vocab)?,
     )?;
     Ok(m)
