@@ -172,7 +172,13 @@ pub const fn llama_q8_scratch_len(cfg: &LlamaConfig, group_size: usize) -> (usiz
     } else {
         cfg.hidden_dim
     };
-    (n, if group_size == 0 { 0 } else { n / group_size })
+    (
+        n,
+        match n.checked_div(group_size) {
+            Some(g) => g,
+            None => 0,
+        },
+    )
 }
 
 /// A Llama model with Q8_0 weights; `B` the backend of every kernel.
