@@ -12,17 +12,24 @@
 //! * `llama15m/read_weights`: a plain pass over the same weight bytes (sum of
 //!   every `f32`, 16 independent accumulators): the memory-bound floor a
 //!   decode step that streams each weight once can approach.
+//! * `llama15m/decode_q8/{scalar,simd}`: the same step with the weights in
+//!   Q8_0 (group size 32, quantized by `llama2c_q8_export`, as llama2.c's
+//!   `runq.c` runs them).
 //!
 //! After criterion, the bench prints tokens per second for both backends and
-//! the fraction of the plain read's bandwidth a Simd step reaches (medians
-//! of batches, same run).
+//! both weight formats, Q8_0 over f32, and the fraction of the plain read's
+//! bandwidth a Simd step reaches (medians of batches, same run).
 
 #[path = "common/data.rs"]
 mod data;
 
 use std::hint::black_box;
 
-use constml::models::{Llama, LlamaConfig, LlamaState, LlamaWeights, LogitRows};
+use constml::models::quant::Q8Scratch;
+use constml::models::{
+    Llama, Llama2cQ8Checkpoint, LlamaConfig, LlamaQ8, LlamaState, LlamaWeights, LogitRows,
+    llama_q8_scratch_len, llama2c_q8_export,
+};
 use constml::{Backend, Scalar, Simd};
 use criterion::{BenchmarkId, Criterion};
 
@@ -70,6 +77,49 @@ fn step<B: Backend>(m: &Llama<'_, f32, B>, st: &mut LlamaState<'_, f32>) {
     st.truncate(START).unwrap();
 }
 
+/// Q8_0 group size of the bench (llama2.c's export backs 64 off to 32 for
+/// dim 288).
+const GS: usize = 32;
+
+/// The Q8_0 model's state after the same prompt, and one decode step.
+struct Q8Run<'a, 's, B> {
+    m: LlamaQ8<'a, B>,
+    st: LlamaState<'s, f32>,
+    q: Vec<i8>,
+    s: Vec<f32>,
+}
+
+impl<'a, 's, B: Backend> Q8Run<'a, 's, B> {
+    fn new(m: LlamaQ8<'a, B>, arena: &'s mut [f32]) -> Self {
+        let (nq, ns) = llama_q8_scratch_len(&CFG, GS);
+        let mut r = Q8Run {
+            m,
+            st: LlamaState::new(&CFG, START, arena).unwrap(),
+            q: vec![0; nq],
+            s: vec![0.0; ns],
+        };
+        let prompt: Vec<usize> = (0..START).map(|i| (i * 7919) % CFG.vocab_size).collect();
+        let mut sc = Q8Scratch {
+            q: &mut r.q,
+            s: &mut r.s,
+        };
+        r.m.forward(&prompt, &mut r.st, &mut sc, LogitRows::Last)
+            .unwrap();
+        r
+    }
+
+    fn step(&mut self) {
+        let mut sc = Q8Scratch {
+            q: &mut self.q,
+            s: &mut self.s,
+        };
+        self.m
+            .forward(black_box(&[17]), &mut self.st, &mut sc, LogitRows::Last)
+            .unwrap();
+        self.st.truncate(START).unwrap();
+    }
+}
+
 fn main() {
     let mut c = Criterion::default().configure_from_args();
     let w = weights();
@@ -89,9 +139,31 @@ fn main() {
         b.iter(|| step(&scalar, &mut s2))
     });
     g.bench_function("read_weights", |b| b.iter(|| sum16(black_box(&w))));
+    let qbytes = llama2c_q8_export(&CFG, &lw, GS).unwrap();
+    let qckpt = Llama2cQ8Checkpoint::from_vec(qbytes).unwrap();
+    let (mut a3, mut a4) = (
+        vec![0.0f32; CFG.state_len(START)],
+        vec![0.0f32; CFG.state_len(START)],
+    );
+    let mut q_simd = Q8Run::new(
+        LlamaQ8::<Simd>::new(CFG, qckpt.weights().unwrap()).unwrap(),
+        &mut a3,
+    );
+    let mut q_scalar = Q8Run::new(
+        LlamaQ8::<Scalar>::new(CFG, qckpt.weights().unwrap()).unwrap(),
+        &mut a4,
+    );
+    g.bench_function(BenchmarkId::new("decode_q8", "simd"), |b| {
+        b.iter(|| q_simd.step())
+    });
+    g.bench_function(BenchmarkId::new("decode_q8", "scalar"), |b| {
+        b.iter(|| q_scalar.step())
+    });
     g.finish();
     let t_simd = data::time(|| step(&simd, &mut s1));
     let t_scalar = data::time(|| step(&scalar, &mut s2));
+    let t_q_simd = data::time(|| q_simd.step());
+    let t_q_scalar = data::time(|| q_scalar.step());
     let t_read = data::time(|| {
         black_box(sum16(black_box(&w)));
     });
@@ -111,6 +183,19 @@ fn main() {
         1.0 / t_scalar,
         t_scalar * 1e3,
         t_scalar / t_simd
+    );
+    println!(
+        "Q8_0 Simd   {:>8.1} tok/s  ({:.2} ms/step, {:.1} MB of weights)   Q8_0/f32 {:.2}x",
+        1.0 / t_q_simd,
+        t_q_simd * 1e3,
+        qckpt.bytes().len() as f64 / 1e6,
+        t_simd / t_q_simd
+    );
+    println!(
+        "Q8_0 Scalar {:>8.1} tok/s  ({:.2} ms/step)   Simd/Scalar {:.2}x",
+        1.0 / t_q_scalar,
+        t_q_scalar * 1e3,
+        t_q_scalar / t_q_simd
     );
     println!(
         "plain read of the weights: {:.2} ms ({:.1} GB/s); a Simd step reaches {:.0} % of it",

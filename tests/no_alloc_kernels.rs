@@ -188,3 +188,41 @@ fn llama_decode_step_allocates_nothing() {
     assert_eq!(n, 0, "a Llama decode step allocated {n} times");
     assert_eq!(st.position(), 7);
 }
+
+#[test]
+fn q8_llama_load_and_decode_allocate_nothing() {
+    use constml::models::quant::Q8Scratch;
+    use constml::models::{
+        LlamaQ8, LlamaState, LogitRows, llama_q8_scratch_len, llama2c_q8_norms_len,
+        llama2c_q8_weights,
+    };
+    // The no_std path: the version-2 file's bytes viewed in place, the norms
+    // decoded into caller storage, the activation scratch caller-owned.
+    let bytes: &[u8] = include_bytes!("reference/llama/tiny_gqa_q80.bin");
+    let mut norms = vec![0.0f32; 4096];
+    let mut arena = vec![0.0f32; 1 << 16];
+    let (mut sq, mut ss) = (vec![0i8; 1024], vec![0.0f32; 1024]);
+    let mut last = 0.0;
+    let n = allocations_during(|| {
+        let (cfg, w) = llama2c_q8_weights(bytes, &mut norms).expect("the fixture loads");
+        assert!(llama2c_q8_norms_len(&cfg) <= 4096 && cfg.state_len(4) <= 1 << 16);
+        let (nq, ns) = llama_q8_scratch_len(&cfg, w.group_size);
+        assert!(nq <= 1024 && ns <= 1024);
+        let m = LlamaQ8::<constml::Simd>::new(cfg, w).expect("shapes fit");
+        let mut st = LlamaState::new(&cfg, 4, &mut arena).expect("arena fits");
+        let mut scratch = Q8Scratch {
+            q: &mut sq,
+            s: &mut ss,
+        };
+        m.forward(&[1, 300, 17, 42], &mut st, &mut scratch, LogitRows::Last)
+            .expect("a prompt chunk");
+        for t in [5, 6, 7] {
+            m.forward(&[t], &mut st, &mut scratch, LogitRows::Last)
+                .expect("a decode step");
+        }
+        assert_eq!(st.position(), 7);
+        last = st.logits()[0];
+    });
+    assert_eq!(n, 0, "a Q8_0 Llama load and decode allocated {n} times");
+    assert!(last.is_finite());
+}
