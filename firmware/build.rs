@@ -49,14 +49,13 @@ const KEEP: &[Keep] = &[
     ("story.bin", &[], &["story/prompt_ids", "story/greedy_ids"]),
 ];
 
-/// The entries of a CMLREF01 file whose names pass `keep`, as a CMLREF01 file
-/// (format in tests/reference/refvec.py).
-fn subset(b: &[u8], keep: impl Fn(&str) -> bool) -> Vec<u8> {
+/// The entries of a CMLREF01 file (format in tests/reference/refvec.py):
+/// `(name, the whole record, its data)`.
+fn entries(b: &[u8]) -> Vec<(&str, &[u8], &[u8])> {
     assert_eq!(&b[..8], b"CMLREF01", "not a reference file");
     let u32_at = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap()) as usize;
-    let count = u32_at(8);
-    let (mut at, mut kept, mut body) = (12, 0u32, Vec::new());
-    for _ in 0..count {
+    let (mut at, mut out) = (12, Vec::new());
+    for _ in 0..u32_at(8) {
         let start = at;
         let nl = u16::from_le_bytes([b[at], b[at + 1]]) as usize;
         let name = std::str::from_utf8(&b[at + 2..at + 2 + nl]).unwrap();
@@ -73,16 +72,83 @@ fn subset(b: &[u8], keep: impl Fn(&str) -> bool) -> Vec<u8> {
             n *= u32_at(at);
             at += 4;
         }
+        let data = at;
         at += n * size;
-        if keep(name) {
-            body.extend_from_slice(&b[start..at]);
-            kept += 1;
-        }
+        out.push((name, &b[start..at], &b[data..at]));
     }
-    let mut out = b"CMLREF01".to_vec();
-    out.extend_from_slice(&kept.to_le_bytes());
-    out.extend_from_slice(&body);
     out
+}
+
+/// The entries of a CMLREF01 file whose names pass `keep`, as a CMLREF01 file.
+fn subset(b: &[u8], keep: impl Fn(&str) -> bool) -> Vec<u8> {
+    let kept: Vec<&[u8]> = entries(b)
+        .into_iter()
+        .filter(|(name, _, _)| keep(name))
+        .map(|(_, record, _)| record)
+        .collect();
+    let mut out = b"CMLREF01".to_vec();
+    out.extend_from_slice(&(kept.len() as u32).to_le_bytes());
+    for r in kept {
+        out.extend_from_slice(r);
+    }
+    out
+}
+
+/// Quantizes the story model (examples/story/model.bin) to llama2.c's Q8_0
+/// format with constml's exporter, and decodes it greedily on the host from the
+/// reference prompt: `story_q80.bin` and `story_q8_greedy.bin` (the token ids
+/// as little-endian u16) in OUT_DIR, for the `story_q8` demo, which checks that
+/// the microcontroller picks the host's tokens.
+fn story_q8(out: &std::path::Path) {
+    use constml::models::quant::Q8Scratch;
+    use constml::models::{
+        Llama2cCheckpoint, Llama2cQ8Checkpoint, LlamaQ8, LlamaState, LogitRows,
+        llama_q8_scratch_len, llama2c_q8_export,
+    };
+    println!("cargo:rerun-if-changed=../examples/story/model.bin");
+    let ckpt = Llama2cCheckpoint::read("../examples/story/model.bin").expect("the story model");
+    let cfg = *ckpt.config();
+    // llama2.c's export.py default (64), halved until it divides dim (96).
+    let mut gs = 64;
+    while !cfg.dim.is_multiple_of(gs) {
+        gs /= 2;
+    }
+    let bytes = llama2c_q8_export(&cfg, &ckpt.weights().expect("views"), gs).expect("quantizes");
+    fs::write(out.join("story_q80.bin"), &bytes).expect("write story_q80.bin");
+    let q = Llama2cQ8Checkpoint::from_vec(bytes).expect("reads back");
+    let m = LlamaQ8::<constml::Scalar>::new(cfg, q.weights().expect("views")).expect("fits");
+    let refs = std::fs::read("../tests/reference/story.bin").expect("story.bin");
+    // prompt_ids and the length of the greedy run from the reference file.
+    let find = |name: &str| -> Vec<i64> {
+        let (_, _, data) = *entries(&refs).iter().find(|e| e.0 == name).expect("entry");
+        data.chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    };
+    let prompt: Vec<usize> = find("story/prompt_ids")
+        .iter()
+        .map(|&v| v as usize)
+        .collect();
+    let total = find("story/greedy_ids").len();
+    let mut arena = vec![0.0f32; cfg.state_len(prompt.len())];
+    let mut st = LlamaState::new(&cfg, prompt.len(), &mut arena).expect("state");
+    let (nq, ns) = llama_q8_scratch_len(&cfg, gs);
+    let (mut sq, mut ss) = (vec![0i8; nq], vec![0.0f32; ns]);
+    let mut sc = Q8Scratch {
+        q: &mut sq,
+        s: &mut ss,
+    };
+    m.forward(&prompt, &mut st, &mut sc, LogitRows::Last)
+        .expect("prefill");
+    let mut seq = prompt.clone();
+    while seq.len() < total {
+        let t = constml::decode::greedy_dyn(st.logits()).expect("logits");
+        seq.push(t);
+        m.forward(&[t], &mut st, &mut sc, LogitRows::Last)
+            .expect("step");
+    }
+    let ids: Vec<u8> = seq.iter().flat_map(|&t| (t as u16).to_le_bytes()).collect();
+    fs::write(out.join("story_q8_greedy.bin"), ids).expect("write the greedy ids");
 }
 
 fn main() {
@@ -100,6 +166,9 @@ fn main() {
         println!("cargo::rustc-cfg=small_target");
     }
     fs::write(out.join("memory.x"), map).expect("write memory.x");
+    if target == "thumbv7em-none-eabihf" {
+        story_q8(&out);
+    }
     let small = target == "thumbv6m-none-eabi";
     for (file, every, large) in KEEP {
         let bytes = fs::read(format!("../tests/reference/{file}")).expect("read a reference file");

@@ -369,3 +369,69 @@ pub const fn f32_le<const N: usize>(bytes: &[u8], skip: usize) -> [f32; N] {
     }
     out
 }
+
+// ------------------------------------------------------------------ story demos
+
+/// Text and counting helpers of the story demos (`story`, `story_q8`).
+#[cfg(all(target_arch = "arm", not(small_target)))]
+pub mod story {
+    use crate::timer;
+
+    /// The story model's vocabulary size.
+    pub const V: usize = 512;
+
+    static TOKENIZER: &[u8] = include_bytes!("../../examples/story/tokenizer.bin");
+
+    /// Token `id`'s text from llama2.c's tokenizer file (scanned; 512 pieces).
+    fn piece(id: usize) -> &'static [u8] {
+        let b = TOKENIZER;
+        let mut at = 4; // max_token_length
+        for i in 0..=id {
+            if at + 8 > b.len() {
+                return b"";
+            }
+            let len =
+                i32::from_le_bytes([b[at + 4], b[at + 5], b[at + 6], b[at + 7]]).max(0) as usize;
+            at += 8;
+            if i == id {
+                return b.get(at..at + len).unwrap_or(b"");
+            }
+            at += len;
+        }
+        b""
+    }
+
+    /// Prints token `id` as llama2.c does: `<0xHH>` pieces are raw bytes, and the
+    /// leading space of the piece after BOS is dropped.
+    pub fn show(id: usize, prev: usize) {
+        if id == 1 {
+            return; // BOS
+        }
+        let mut p = piece(id);
+        if prev == 1 && p.first() == Some(&b' ') {
+            p = &p[1..];
+        }
+        if let [b'<', b'0', b'x', h, l, b'>'] = *p {
+            let hex = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
+            let byte = hex(h) * 16 + hex(l);
+            if byte.is_ascii_graphic() || byte.is_ascii_whitespace() {
+                print!("{}", byte as char);
+            }
+            return;
+        }
+        print!("{}", core::str::from_utf8(p).unwrap_or("?"));
+    }
+
+    /// The logits as one row of `V`.
+    pub fn one_row(logits: &[f32]) -> Result<&[f32; V], constml::Error> {
+        logits.try_into().map_err(|_| constml::Error::Format {
+            what: "logits",
+            reason: "not one row of V",
+        })
+    }
+
+    /// Instructions from timer ticks (`-icount shift=0`: 40 per tick).
+    pub fn instructions(ticks: u64) -> u64 {
+        ticks * timer::INSTRUCTIONS_PER_TICK
+    }
+}

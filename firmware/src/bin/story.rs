@@ -25,6 +25,7 @@ mod refvec;
 use constml::decode::{Sampler, SamplerScratch, greedy};
 use constml::models::{Llama, LlamaConfig, LlamaState, LogitRows, llama2c_config, llama2c_weights};
 use constml::{Backend, Error, Scalar, Simd};
+use constml_firmware::story::{instructions, one_row, show};
 use constml_firmware::{print, println, timer};
 use cortex_m_rt::entry;
 use rand_core::SeedableRng;
@@ -35,7 +36,6 @@ use rand_xoshiro::Xoshiro128PlusPlus;
 const MODEL: &[u8] = include_bytes!("../../../examples/story/model.bin");
 /// The llama2.c header (7 little-endian i32).
 const HEADER: [u8; 28] = *MODEL.first_chunk::<28>().expect("a 28-byte header");
-static TOKENIZER: &[u8] = include_bytes!("../../../examples/story/tokenizer.bin");
 // The prompt and PyTorch's greedy tokens (a subset of tests/reference/story.bin
 // that build.rs writes).
 static REFERENCE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/story.bin"));
@@ -62,45 +62,6 @@ const FLOATS: usize = (MODEL.len() - 28) / 4;
 // Long but finite: 497k little-endian floats decoded by the const evaluator.
 #[allow(long_running_const_eval)]
 static WEIGHTS: [f32; FLOATS] = constml_firmware::f32_le(MODEL, 28);
-
-/// Token `id`'s text from llama2.c's tokenizer file (scanned; 512 pieces).
-fn piece(id: usize) -> &'static [u8] {
-    let b = TOKENIZER;
-    let mut at = 4; // max_token_length
-    for i in 0..=id {
-        if at + 8 > b.len() {
-            return b"";
-        }
-        let len = i32::from_le_bytes([b[at + 4], b[at + 5], b[at + 6], b[at + 7]]).max(0) as usize;
-        at += 8;
-        if i == id {
-            return b.get(at..at + len).unwrap_or(b"");
-        }
-        at += len;
-    }
-    b""
-}
-
-/// Prints token `id` as llama2.c does: `<0xHH>` pieces are raw bytes, and the
-/// leading space of the piece after BOS is dropped.
-fn show(id: usize, prev: usize) {
-    if id == 1 {
-        return; // BOS
-    }
-    let mut p = piece(id);
-    if prev == 1 && p.first() == Some(&b' ') {
-        p = &p[1..];
-    }
-    if let [b'<', b'0', b'x', h, l, b'>'] = *p {
-        let hex = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
-        let byte = hex(h) * 16 + hex(l);
-        if byte.is_ascii_graphic() || byte.is_ascii_whitespace() {
-            print!("{}", byte as char);
-        }
-        return;
-    }
-    print!("{}", core::str::from_utf8(p).unwrap_or("?"));
-}
 
 /// Greedy decoding from the reference prompt on backend `B`: whether the tokens
 /// equal PyTorch's, and the timer ticks of the prefill and of all decode steps.
@@ -149,18 +110,6 @@ fn greedy_run<B: Backend>(
         println!();
     }
     Ok((same, prefill, ticks, steps))
-}
-
-fn one_row(logits: &[f32]) -> Result<&[f32; V], Error> {
-    logits.try_into().map_err(|_| Error::Format {
-        what: "logits",
-        reason: "not one row of V",
-    })
-}
-
-/// Instructions from timer ticks (`-icount shift=0`: 40 per tick).
-fn instructions(ticks: u64) -> u64 {
-    ticks * timer::INSTRUCTIONS_PER_TICK
 }
 
 fn run(arena: &mut [f32; STATE]) -> Result<bool, Error> {
