@@ -12,6 +12,10 @@
 //!   -b scalar   use the Scalar backend (default Simd)
 //! ```
 //!
+//! The checkpoint is llama2.c's f32 export (what its `run` reads) or its
+//! version-2 Q8_0 export (what its `runq` reads; recognised by its magic): the
+//! same command runs either, the Q8_0 one with `runq`'s arithmetic.
+//!
 //! Generation follows llama2.c's `run`: the prompt is encoded with BOS and
 //! the dummy prefix, the run covers `-n` positions including the prompt and
 //! stops at BOS, and the text is printed through llama2.c's printing filter.
@@ -27,7 +31,11 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use constml::decode::{Sampler, SamplerScratchDyn};
-use constml::models::{Llama, Llama2cCheckpoint, LlamaState, Tokenizer, printable};
+use constml::models::quant::Q8Scratch;
+use constml::models::{
+    LLAMA2C_Q8_MAGIC, Llama, Llama2cCheckpoint, Llama2cQ8Checkpoint, LlamaConfig, LlamaQ8,
+    LlamaState, Tokenizer, llama_q8_scratch_len, printable,
+};
 use constml::rand_core::SeedableRng;
 use constml::{Backend, Scalar, Simd};
 use rand_xoshiro::Xoshiro128PlusPlus;
@@ -94,13 +102,46 @@ fn parse() -> Result<Args, Box<dyn Error>> {
     Ok(a)
 }
 
+/// A checkpoint of either format.
+enum Checkpoint {
+    F32(Llama2cCheckpoint),
+    Q8(Llama2cQ8Checkpoint),
+}
+
+impl Checkpoint {
+    fn read(path: &str) -> Result<Self, Box<dyn Error>> {
+        let at = |e: constml::Error| format!("{path}: {e}");
+        let mut magic = [0u8; 4];
+        std::io::Read::read_exact(&mut std::fs::File::open(path)?, &mut magic)
+            .map_err(|e| format!("{path}: {e}"))?;
+        Ok(if u32::from_le_bytes(magic) == LLAMA2C_Q8_MAGIC {
+            Checkpoint::Q8(Llama2cQ8Checkpoint::read(path).map_err(at)?)
+        } else {
+            Checkpoint::F32(Llama2cCheckpoint::read(path).map_err(at)?)
+        })
+    }
+
+    fn config(&self) -> LlamaConfig {
+        match self {
+            Checkpoint::F32(c) => *c.config(),
+            Checkpoint::Q8(c) => *c.config(),
+        }
+    }
+
+    /// Bytes of weights a decode step streams, and the format's name.
+    fn streamed(&self) -> (usize, &'static str) {
+        match self {
+            Checkpoint::F32(c) => (c.weight_bytes(), "f32"),
+            Checkpoint::Q8(c) => (c.bytes().len(), "Q8_0"),
+        }
+    }
+}
+
 fn run<B: Backend>(a: &Args) -> Result<(), Box<dyn Error>> {
-    let ckpt =
-        Llama2cCheckpoint::read(&a.checkpoint).map_err(|e| format!("{}: {e}", a.checkpoint))?;
-    let cfg = *ckpt.config();
+    let ckpt = Checkpoint::read(&a.checkpoint)?;
+    let cfg = ckpt.config();
     let tok = Tokenizer::read(&a.tokenizer, cfg.vocab_size)
         .map_err(|e| format!("{}: {e}", a.tokenizer))?;
-    let model = Llama::<f32, B>::new(cfg, ckpt.weights()?)?;
     let prompt = tok.encode(&a.prompt, true, false)?;
     if prompt.len() > cfg.seq_len {
         return Err(format!(
@@ -127,39 +168,49 @@ fn run<B: Backend>(a: &Args) -> Result<(), Box<dyn Error>> {
     let mut out = std::io::stdout().lock();
     let mut first_decode: Option<Instant> = None;
     let mut decoded = 0usize;
-    let positions = model.generate(
-        &prompt,
-        a.steps,
-        &mut state,
-        |logits| {
-            if first_decode.is_none() {
-                first_decode = Some(Instant::now());
-            } else {
-                decoded += 1;
-            }
-            sampler.sample_dyn(logits, &mut scratch, &mut rng)
-        },
-        |prev, next| {
-            let bytes = tok.decode(prev, next)?;
-            if let Some(p) = printable(bytes) {
-                out.write_all(p)
-                    .and_then(|_| out.flush())
-                    .map_err(|_| constml::Error::Model {
-                        what: "stdout closed",
-                    })?;
-            }
-            Ok(())
-        },
-    )?;
+    let pick = |logits: &[f32]| {
+        if first_decode.is_none() {
+            first_decode = Some(Instant::now());
+        } else {
+            decoded += 1;
+        }
+        sampler.sample_dyn(logits, &mut scratch, &mut rng)
+    };
+    let emit = |prev, next| {
+        let bytes = tok.decode(prev, next)?;
+        if let Some(p) = printable(bytes) {
+            out.write_all(p)
+                .and_then(|_| out.flush())
+                .map_err(|_| constml::Error::Model {
+                    what: "stdout closed",
+                })?;
+        }
+        Ok(())
+    };
+    let positions = match &ckpt {
+        Checkpoint::F32(c) => Llama::<f32, B>::new(cfg, c.weights()?)?
+            .generate(&prompt, a.steps, &mut state, pick, emit)?,
+        Checkpoint::Q8(c) => {
+            let (nq, ns) = llama_q8_scratch_len(&cfg, c.group_size());
+            let (mut q, mut s) = (vec![0i8; nq], vec![0.0f32; ns]);
+            let mut qs = Q8Scratch {
+                q: &mut q,
+                s: &mut s,
+            };
+            LlamaQ8::<B>::new(cfg, c.weights()?)?
+                .generate(&prompt, a.steps, &mut state, &mut qs, pick, emit)?
+        }
+    };
     writeln!(out)?;
     if let Some(t0) = first_decode.filter(|_| decoded > 0) {
         let secs = t0.elapsed().as_secs_f64();
         eprintln!(
-            "achieved tok/s: {:.1} ({} decode steps, {} positions, {:.1} MB of weights per step, backend {})",
+            "achieved tok/s: {:.1} ({} decode steps, {} positions, {:.1} MB of {} weights per step, backend {})",
             decoded as f64 / secs,
             decoded,
             positions,
-            ckpt.weight_bytes() as f64 / 1e6,
+            ckpt.streamed().0 as f64 / 1e6,
+            ckpt.streamed().1,
             B::NAME
         );
     }

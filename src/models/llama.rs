@@ -727,6 +727,85 @@ pub(crate) fn llama_forward<'w, B: Backend, T: Real + 'w, M: LlamaMats<'w, T>>(
     Ok(())
 }
 
+/// llama2.c's generation loop over any forward pass (`forward(chunk, state)`
+/// computes the last logits): see [`Llama::generate`].
+pub(crate) fn llama_generate<T: Real>(
+    cfg: &LlamaConfig,
+    prompt: &[usize],
+    steps: usize,
+    state: &mut LlamaState<'_, T>,
+    mut forward: impl FnMut(&[usize], &mut LlamaState<'_, T>) -> Result<()>,
+    mut pick: impl FnMut(&[T]) -> Result<usize>,
+    mut emit: impl FnMut(usize, usize) -> Result<()>,
+) -> Result<usize> {
+    const BOS: usize = 1;
+    if prompt.is_empty() {
+        return Err(Error::Empty {
+            what: "Llama::generate: prompt",
+        });
+    }
+    let total = if steps == 0 || steps > cfg.seq_len {
+        cfg.seq_len
+    } else {
+        steps
+    };
+    if let Some(&t) = prompt.iter().find(|&&t| t >= cfg.vocab_size) {
+        return Err(Error::OutOfRange {
+            what: "Llama::generate: prompt token id",
+            index: t,
+            len: cfg.vocab_size,
+        });
+    }
+    if state.cfg != *cfg {
+        return Err(Error::InvalidParameter {
+            what: "Llama::generate: state",
+            reason: "made for another configuration",
+        });
+    }
+    state.reset();
+    let fed = prompt.len().min(total);
+    // The prompt's tokens are the next tokens of positions 0 .. fed − 1,
+    // and, when the run ends inside the prompt, of position fed − 1 too.
+    let last = if fed < prompt.len() { fed + 1 } else { fed };
+    for i in 1..last {
+        if prompt[i] == BOS {
+            // llama2.c stops as soon as the next token is BOS, prompt or not.
+            for c in prompt[..i].chunks(state.chunk) {
+                forward(c, state)?;
+            }
+            return Ok(i);
+        }
+        emit(prompt[i - 1], prompt[i])?;
+    }
+    for c in prompt[..fed].chunks(state.chunk) {
+        forward(c, state)?;
+    }
+    if fed < prompt.len() {
+        return Ok(fed);
+    }
+    let mut token = prompt[fed - 1];
+    loop {
+        let next = pick(state.logits())?;
+        if next >= cfg.vocab_size {
+            return Err(Error::OutOfRange {
+                what: "Llama::generate: picked token id",
+                index: next,
+                len: cfg.vocab_size,
+            });
+        }
+        if next == BOS {
+            break;
+        }
+        emit(token, next)?;
+        token = next;
+        if state.position() >= total {
+            break;
+        }
+        forward(&[token], state)?;
+    }
+    Ok(state.position())
+}
+
 /// A Llama model: its sizes and borrowed weights; `B` the backend.
 #[derive(Clone, Copy, Debug)]
 pub struct Llama<'a, T, B = Simd> {
@@ -785,75 +864,18 @@ impl<'a, T: Real, B: Backend> Llama<'a, T, B> {
         prompt: &[usize],
         steps: usize,
         state: &mut LlamaState<'_, T>,
-        mut pick: impl FnMut(&[T]) -> Result<usize>,
-        mut emit: impl FnMut(usize, usize) -> Result<()>,
+        pick: impl FnMut(&[T]) -> Result<usize>,
+        emit: impl FnMut(usize, usize) -> Result<()>,
     ) -> Result<usize> {
-        const BOS: usize = 1;
-        if prompt.is_empty() {
-            return Err(Error::Empty {
-                what: "Llama::generate: prompt",
-            });
-        }
-        let total = if steps == 0 || steps > self.cfg.seq_len {
-            self.cfg.seq_len
-        } else {
-            steps
-        };
-        if let Some(&t) = prompt.iter().find(|&&t| t >= self.cfg.vocab_size) {
-            return Err(Error::OutOfRange {
-                what: "Llama::generate: prompt token id",
-                index: t,
-                len: self.cfg.vocab_size,
-            });
-        }
-        if state.cfg != self.cfg {
-            return Err(Error::InvalidParameter {
-                what: "Llama::generate: state",
-                reason: "made for another configuration",
-            });
-        }
-        state.reset();
-        let fed = prompt.len().min(total);
-        // The prompt's tokens are the next tokens of positions 0 .. fed − 1,
-        // and, when the run ends inside the prompt, of position fed − 1 too.
-        let last = if fed < prompt.len() { fed + 1 } else { fed };
-        for i in 1..last {
-            if prompt[i] == BOS {
-                // llama2.c stops as soon as the next token is BOS, prompt or not.
-                for c in prompt[..i].chunks(state.chunk) {
-                    self.forward(c, state, LogitRows::Last)?;
-                }
-                return Ok(i);
-            }
-            emit(prompt[i - 1], prompt[i])?;
-        }
-        for c in prompt[..fed].chunks(state.chunk) {
-            self.forward(c, state, LogitRows::Last)?;
-        }
-        if fed < prompt.len() {
-            return Ok(fed);
-        }
-        let mut token = prompt[fed - 1];
-        loop {
-            let next = pick(state.logits())?;
-            if next >= self.cfg.vocab_size {
-                return Err(Error::OutOfRange {
-                    what: "Llama::generate: picked token id",
-                    index: next,
-                    len: self.cfg.vocab_size,
-                });
-            }
-            if next == BOS {
-                break;
-            }
-            emit(token, next)?;
-            token = next;
-            if state.position() >= total {
-                break;
-            }
-            self.forward(&[token], state, LogitRows::Last)?;
-        }
-        Ok(state.position())
+        llama_generate(
+            &self.cfg,
+            prompt,
+            steps,
+            state,
+            |c, st| self.forward(c, st, LogitRows::Last),
+            pick,
+            emit,
+        )
     }
 }
 

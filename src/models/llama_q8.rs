@@ -15,7 +15,7 @@
 
 use core::marker::PhantomData;
 
-use super::llama::{LlamaMats, LlamaNorms, Proj, llama_forward};
+use super::llama::{LlamaMats, LlamaNorms, Proj, llama_forward, llama_generate};
 use super::quant::{Q8Matrix, Q8Scratch, q8_bytes, q8_linear_with};
 use super::{LlamaConfig, LlamaState, LogitRows};
 use crate::backend::{Backend, Simd};
@@ -234,6 +234,28 @@ impl<'a, B: Backend> LlamaQ8<'a, B> {
             scratch,
         };
         llama_forward::<B, f32, _>(&self.cfg, &mut m, tokens, state, rows)
+    }
+
+    /// llama2.c's generation loop, as [`Llama::generate`](super::Llama::generate)
+    /// (what `runq` runs), with `scratch` for the quantized activations.
+    pub fn generate(
+        &self,
+        prompt: &[usize],
+        steps: usize,
+        state: &mut LlamaState<'_, f32>,
+        scratch: &mut Q8Scratch<'_>,
+        pick: impl FnMut(&[f32]) -> Result<usize>,
+        emit: impl FnMut(usize, usize) -> Result<()>,
+    ) -> Result<usize> {
+        llama_generate(
+            &self.cfg,
+            prompt,
+            steps,
+            state,
+            |c, st| self.forward(c, st, scratch, LogitRows::Last),
+            pick,
+            emit,
+        )
     }
 }
 
