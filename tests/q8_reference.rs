@@ -108,6 +108,34 @@ fn rounding_modes_ties_and_zero_groups() {
 }
 
 #[test]
+fn rounding_equals_std_on_every_quarter_step_and_random_values() {
+    // Groups of 64 with max |x| = 127 (scale 1): every value k/4 in
+    // [−127, 127] (ties at every .5), then random values and scales.
+    let mut vals: Vec<f32> = (-508..=508).map(|k| k as f32 / 4.0).collect();
+    let mut r = Lcg(99);
+    vals.extend((0..20_000).map(|_| r.next() * 40.0));
+    for chunk in vals.chunks(63) {
+        let mut x = chunk.to_vec();
+        x.resize(63, 0.0);
+        x.push(127.0);
+        for (rounding, f) in [
+            (Rounding::HalfEven, f32::round_ties_even as fn(f32) -> f32),
+            (Rounding::HalfAway, f32::round as fn(f32) -> f32),
+        ] {
+            let (mut q, mut s) = ([0i8; 64], [0.0f32; 1]);
+            quantize_q8(&x, 64, rounding, &mut q, &mut s).unwrap();
+            for (i, &v) in x.iter().enumerate() {
+                assert_eq!(
+                    q[i] as f32,
+                    f(v / s[0]).clamp(-127.0, 127.0),
+                    "{rounding:?} {v}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn bad_quantization_inputs_are_errors() {
     let x = [1.0f32; 8];
     let (mut q, mut s) = ([0i8; 8], [7.0f32; 2]);

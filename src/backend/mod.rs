@@ -50,6 +50,29 @@ pub enum Accumulate {
     Add,
 }
 
+/// Group `g`'s scale from little-endian `f32` bytes (0 past the end).
+#[inline(always)]
+pub(crate) fn q8_scale(ws: &[u8], g: usize) -> f32 {
+    match ws.get(4 * g..4 * g + 4) {
+        Some(b) => f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+        None => 0.0,
+    }
+}
+
+/// The sum of 16 lanes by a halving tree: lane `j < h` becomes
+/// `lane j + lane j + h` for `h = 8, 4, 2, 1`.
+#[inline(always)]
+pub(crate) fn lane_tree(mut a: [f32; 16]) -> f32 {
+    let mut h = 8;
+    while h > 0 {
+        for j in 0..h {
+            a[j] += a[j + h];
+        }
+        h /= 2;
+    }
+    a[0]
+}
+
 /// A set of numeric kernels. Zero-sized; chosen at the call site by type.
 ///
 /// Conventions:
@@ -136,6 +159,38 @@ pub trait Backend:
             .zip(x)
             .map(|(&a, &b)| (a as i8 as i32) * (b as i32))
             .sum()
+    }
+
+    #[doc(hidden)]
+    /// One row of a Q8_0 matrix–vector product (see
+    /// [`models::quant`](crate::models::quant)): `w` the row's int8 values (as
+    /// bytes), `ws` its group scales (little-endian `f32` bytes), `x` and `xs`
+    /// the quantized activation, `gs` the group size (`w.len() = x.len()` a
+    /// multiple of `gs`, checked by the caller). In 16 lanes: element `i` of a
+    /// group belongs to lane `(i mod 32) / 2`; per group, each lane's exact
+    /// `i32` dot becomes `f32` and is added as `(dot · s_w) · s_x`; the lanes
+    /// are summed at the end by a halving tree. Every backend computes exactly
+    /// these operations, so all give the same bits.
+    fn raw_q8_dot(w: &[u8], ws: &[u8], x: &[i8], xs: &[f32], gs: usize) -> f32 {
+        let mut acc = [0.0f32; 16];
+        for (g, (wg, xg)) in w.chunks_exact(gs).zip(x.chunks_exact(gs)).enumerate() {
+            let mut p = [0i32; 16];
+            for (i, (&a, &b)) in wg.iter().zip(xg).enumerate() {
+                p[(i % 32) / 2] += a as i8 as i32 * b as i32;
+            }
+            let sw = q8_scale(ws, g);
+            for (a, &d) in acc.iter_mut().zip(&p) {
+                *a += (d as f32 * sw) * xs[g];
+            }
+        }
+        lane_tree(acc)
+    }
+
+    #[doc(hidden)]
+    /// [`raw_q8_dot`](Backend::raw_q8_dot) of four rows with one activation
+    /// (the same bits as four calls; a vector unit loads `x` once for all).
+    fn raw_q8_dot4(w: [&[u8]; 4], ws: [&[u8]; 4], x: &[i8], xs: &[f32], gs: usize) -> [f32; 4] {
+        core::array::from_fn(|i| Self::raw_q8_dot(w[i], ws[i], x, xs, gs))
     }
 
     // ------------------------------------------------------------- checked kernels

@@ -43,6 +43,18 @@ const NARROW_MR: usize = 8;
 const ABT_MR: usize = 4;
 const ABT_NR: usize = 4;
 
+/// 32 int8 values given as their bytes, sign-extended to `i16` lanes.
+#[inline(always)]
+fn widen_u8(v: [u8; 32]) -> wide::i16x32 {
+    wide::i16x32::from_i8x32(wide::u8x32::new(v).cast_signed())
+}
+
+/// 32 int8 values sign-extended to `i16` lanes.
+#[inline(always)]
+fn widen_i8(v: [i8; 32]) -> wide::i16x32 {
+    wide::i16x32::from_i8x32(wide::i8x32::new(v))
+}
+
 /// Adds the vectors pairwise down to one (a fixed tree, so the rounding does not
 /// depend on how the loop above ended).
 #[inline(always)]
@@ -283,11 +295,57 @@ impl Backend for Simd {
         let (xc, xt) = x[..n].as_chunks::<32>();
         let mut acc = wide::i32x16::splat(0);
         for (a, b) in wc.iter().zip(xc) {
-            let a = wide::i16x32::from_i8x32(wide::i8x32::new(a.map(|v| v as i8)));
-            let b = wide::i16x32::from_i8x32(wide::i8x32::new(*b));
-            acc += a.dot(b);
+            acc += widen_u8(*a).dot(widen_i8(*b));
         }
-        acc.reduce_add() + Scalar::raw_i8_dot(wt, xt)
+        acc.to_array().iter().fold(0i32, |s, &v| s.wrapping_add(v)) + Scalar::raw_i8_dot(wt, xt)
+    }
+
+    #[inline]
+    fn raw_q8_dot(w: &[u8], ws: &[u8], x: &[i8], xs: &[f32], gs: usize) -> f32 {
+        // 32 values per i16 multiply-add: lane l of the i32x16 holds the pair
+        // (2l, 2l + 1), the trait's lane assignment. Other group sizes take
+        // the portable loop, which computes the same operations.
+        if gs == 0 || !gs.is_multiple_of(32) {
+            return Scalar::raw_q8_dot(w, ws, x, xs, gs);
+        }
+        let mut acc = wide::f32x16::splat(0.0);
+        for (g, (wg, xg)) in w.chunks_exact(gs).zip(x.chunks_exact(gs)).enumerate() {
+            let (wc, _) = wg.as_chunks::<32>();
+            let (xc, _) = xg.as_chunks::<32>();
+            let mut p = wide::i32x16::splat(0);
+            for (a, b) in wc.iter().zip(xc) {
+                p += widen_u8(*a).dot(widen_i8(*b));
+            }
+            let sw = super::q8_scale(ws, g);
+            acc += (p.round_float() * wide::f32x16::splat(sw)) * wide::f32x16::splat(xs[g]);
+        }
+        super::lane_tree(acc.to_array())
+    }
+
+    #[inline]
+    fn raw_q8_dot4(w: [&[u8]; 4], ws: [&[u8]; 4], x: &[i8], xs: &[f32], gs: usize) -> [f32; 4] {
+        let n = x.len();
+        if gs == 0 || !gs.is_multiple_of(32) || w.iter().any(|r| r.len() != n) {
+            return core::array::from_fn(|i| Self::raw_q8_dot(w[i], ws[i], x, xs, gs));
+        }
+        // Each row's lanes accumulate exactly as in `raw_q8_dot`.
+        let mut acc = [wide::f32x16::splat(0.0); 4];
+        for (g, xg) in x.chunks_exact(gs).enumerate() {
+            let mut p = [wide::i32x16::splat(0); 4];
+            for (c, b) in xg.as_chunks::<32>().0.iter().enumerate() {
+                let xb = widen_i8(*b);
+                let at = g * gs + 32 * c;
+                for (pi, r) in p.iter_mut().zip(&w) {
+                    let a: &[u8; 32] = r[at..at + 32].try_into().unwrap_or(&[0; 32]);
+                    *pi += widen_u8(*a).dot(xb);
+                }
+            }
+            let sx = wide::f32x16::splat(xs[g]);
+            for ((a, pi), s) in acc.iter_mut().zip(&p).zip(&ws) {
+                *a += (pi.round_float() * wide::f32x16::splat(super::q8_scale(s, g))) * sx;
+            }
+        }
+        acc.map(|a| super::lane_tree(a.to_array()))
     }
 
     #[inline]
@@ -533,6 +591,20 @@ crate::real::without_vector_unit! {
         #[inline]
         fn raw_i8_dot(w: &[u8], x: &[i8]) -> i32 {
             Scalar::raw_i8_dot(w, x)
+        }
+        #[inline]
+        fn raw_q8_dot(w: &[u8], ws: &[u8], x: &[i8], xs: &[f32], gs: usize) -> f32 {
+            Scalar::raw_q8_dot(w, ws, x, xs, gs)
+        }
+        #[inline]
+        fn raw_q8_dot4(
+            w: [&[u8]; 4],
+            ws: [&[u8]; 4],
+            x: &[i8],
+            xs: &[f32],
+            gs: usize,
+        ) -> [f32; 4] {
+            Scalar::raw_q8_dot4(w, ws, x, xs, gs)
         }
         #[inline]
         fn raw_gemm<T: Real>(a: MatRef<'_, T>, b: MatRef<'_, T>, c: MatMut<'_, T>, acc: Accumulate) {
