@@ -237,7 +237,7 @@ fn q8_matvec_is_bit_identical_across_backends_and_matches_f64() {
                 let dot: i64 = (0..gs)
                     .map(|k| w.value(i * cols + g * gs + k) as i64 * xq[g * gs + k] as i64)
                     .sum();
-                let t = dot as f64 * w.scale(i * cols / gs + g) as f64 * xs[g] as f64;
+                let t = dot as f64 * (w.scale(i * cols / gs + g) * xs[g]) as f64;
                 want += t;
                 mag += t.abs();
             }

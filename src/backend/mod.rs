@@ -168,7 +168,7 @@ pub trait Backend:
     /// the quantized activation, `gs` the group size (`w.len() = x.len()` a
     /// multiple of `gs`, checked by the caller). In 16 lanes: element `i` of a
     /// group belongs to lane `(i mod 32) / 2`; per group, each lane's exact
-    /// `i32` dot becomes `f32` and is added as `(dot · s_w) · s_x`; the lanes
+    /// `i32` dot becomes `f32` and is added as `dot · (s_w · s_x)`; the lanes
     /// are summed at the end by a halving tree. Every backend computes exactly
     /// these operations, so all give the same bits.
     fn raw_q8_dot(w: &[u8], ws: &[u8], x: &[i8], xs: &[f32], gs: usize) -> f32 {
@@ -178,9 +178,9 @@ pub trait Backend:
             for (i, (&a, &b)) in wg.iter().zip(xg).enumerate() {
                 p[(i % 32) / 2] += a as i8 as i32 * b as i32;
             }
-            let sw = q8_scale(ws, g);
+            let sc = q8_scale(ws, g) * xs[g];
             for (a, &d) in acc.iter_mut().zip(&p) {
-                *a += (d as f32 * sw) * xs[g];
+                *a += d as f32 * sc;
             }
         }
         lane_tree(acc)

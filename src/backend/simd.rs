@@ -316,8 +316,7 @@ impl Backend for Simd {
             for (a, b) in wc.iter().zip(xc) {
                 p += widen_u8(*a).dot(widen_i8(*b));
             }
-            let sw = super::q8_scale(ws, g);
-            acc += (p.round_float() * wide::f32x16::splat(sw)) * wide::f32x16::splat(xs[g]);
+            acc += p.round_float() * wide::f32x16::splat(super::q8_scale(ws, g) * xs[g]);
         }
         super::lane_tree(acc.to_array())
     }
@@ -340,9 +339,8 @@ impl Backend for Simd {
                     *pi += widen_u8(*a).dot(xb);
                 }
             }
-            let sx = wide::f32x16::splat(xs[g]);
             for ((a, pi), s) in acc.iter_mut().zip(&p).zip(&ws) {
-                *a += (pi.round_float() * wide::f32x16::splat(super::q8_scale(s, g))) * sx;
+                *a += pi.round_float() * wide::f32x16::splat(super::q8_scale(s, g) * xs[g]);
             }
         }
         acc.map(|a| super::lane_tree(a.to_array()))

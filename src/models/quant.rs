@@ -15,7 +15,7 @@
 //! too. Each row's products are then summed in 16 lanes: element `i` of a
 //! group goes to lane `(i mod 32) / 2` (the pairs an `i16` multiply-add
 //! produces, `wide`'s `i16x32::dot`), each lane's exact `i32` group dot is
-//! scaled in `f32` as `(dot · s_w) · s_x` and added to that lane, and the 16
+//! scaled in `f32` as `dot · (s_w · s_x)` and added to that lane, and the 16
 //! lanes are summed by a halving tree at the end of the row
 //! ([`Backend::raw_q8_dot`]). Separate multiplications and additions, no fused
 //! multiply-add, one fixed order: `Scalar` and `Simd` give the same bits, on
@@ -23,7 +23,7 @@
 //! groups one after another; the two differ only by `f32` rounding (tested
 //! against a numpy implementation of `runq.c` within 1e-4, and greedy tokens
 //! equal to `runq`'s). The lanes let a vector unit keep 16 sums instead of
-//! reducing every group across lanes, which made decoding 2.5 times faster.
+//! reducing every group across lanes.
 //!
 //! [`Q8Matrix`] views a tensor over the bytes of a version-2 checkpoint — its
 //! int8 values, then its little-endian `f32` scales — with no copy: straight
