@@ -59,18 +59,64 @@ pub(crate) fn q8_scale(ws: &[u8], g: usize) -> f32 {
     }
 }
 
-/// The sum of 16 lanes by a halving tree: lane `j < h` becomes
-/// `lane j + lane j + h` for `h = 8, 4, 2, 1`.
-#[inline(always)]
-pub(crate) fn lane_tree(mut a: [f32; 16]) -> f32 {
-    let mut h = 8;
-    while h > 0 {
-        for j in 0..h {
-            a[j] += a[j + h];
+crate::real::with_vector_unit! {
+    /// The sum of 16 lanes by a halving tree: lane `j < h` becomes
+    /// `lane j + lane j + h` for `h = 8, 4, 2, 1`.
+    #[inline(always)]
+    pub(crate) fn lane_tree(mut a: [f32; 16]) -> f32 {
+        let mut h = 8;
+        while h > 0 {
+            for j in 0..h {
+                a[j] += a[j + h];
+            }
+            h /= 2;
         }
-        h /= 2;
+        a[0]
     }
-    a[0]
+
+    /// [`Backend::raw_q8_dot`]'s portable form, 16 lanes.
+    #[inline(always)]
+    pub(crate) fn q8_dot(w: &[u8], ws: &[u8], x: &[i8], xs: &[f32], gs: usize) -> f32 {
+        let mut acc = [0.0f32; 16];
+        for (g, (wg, xg)) in w.chunks_exact(gs).zip(x.chunks_exact(gs)).enumerate() {
+            // Element i of the group is lane (i mod 32) / 2: pairs within
+            // each run of 32 (a shorter last run fills the first lanes).
+            let mut p = [0i32; 16];
+            let (wc, wt) = wg.as_chunks::<32>();
+            let (xc, xt) = xg.as_chunks::<32>();
+            for (a, b) in wc.iter().zip(xc) {
+                for (l, pl) in p.iter_mut().enumerate() {
+                    *pl += a[2 * l] as i8 as i32 * b[2 * l] as i32
+                        + a[2 * l + 1] as i8 as i32 * b[2 * l + 1] as i32;
+                }
+            }
+            for (i, (&a, &b)) in wt.iter().zip(xt).enumerate() {
+                p[i / 2] += a as i8 as i32 * b as i32;
+            }
+            let sc = q8_scale(ws, g) * xs[g];
+            for (a, &d) in acc.iter_mut().zip(&p) {
+                *a += d as f32 * sc;
+            }
+        }
+        lane_tree(acc)
+    }
+}
+
+crate::real::without_vector_unit! {
+    /// [`Backend::raw_q8_dot`]'s portable form, one lane.
+    #[inline(always)]
+    pub(crate) fn q8_dot(w: &[u8], ws: &[u8], x: &[i8], xs: &[f32], gs: usize) -> f32 {
+        let mut acc = 0.0f32;
+        for (g, (wg, xg)) in w.chunks_exact(gs).zip(x.chunks_exact(gs)).enumerate() {
+            let d: i32 = wg
+                .iter()
+                .zip(xg)
+                .map(|(&a, &b)| a as i8 as i32 * b as i32)
+                .sum();
+            acc += d as f32 * (q8_scale(ws, g) * xs[g]);
+        }
+        acc
+    }
 }
 
 /// A set of numeric kernels. Zero-sized; chosen at the call site by type.
@@ -166,24 +212,17 @@ pub trait Backend:
     /// [`models::quant`](crate::models::quant)): `w` the row's int8 values (as
     /// bytes), `ws` its group scales (little-endian `f32` bytes), `x` and `xs`
     /// the quantized activation, `gs` the group size (`w.len() = x.len()` a
-    /// multiple of `gs`, checked by the caller). In 16 lanes: element `i` of a
-    /// group belongs to lane `(i mod 32) / 2`; per group, each lane's exact
-    /// `i32` dot becomes `f32` and is added as `dot · (s_w · s_x)`; the lanes
-    /// are summed at the end by a halving tree. Every backend computes exactly
-    /// these operations, so all give the same bits.
+    /// multiple of `gs`, checked by the caller). Per group, an exact `i32`
+    /// dot becomes `f32` and is added as `dot · (s_w · s_x)`. On targets with
+    /// a vector unit the row is summed in 16 lanes — element `i` of a group
+    /// belongs to lane `(i mod 32) / 2`, each lane has its own group dot and
+    /// `f32` sum, and the lanes are added at the end by a halving tree — so
+    /// that a vector unit never reduces a group across lanes; on targets
+    /// without one, in one lane (the whole group's dot, groups in order), which
+    /// costs a microcontroller far fewer instructions. Every backend computes
+    /// exactly these operations on a given target, so all give the same bits.
     fn raw_q8_dot(w: &[u8], ws: &[u8], x: &[i8], xs: &[f32], gs: usize) -> f32 {
-        let mut acc = [0.0f32; 16];
-        for (g, (wg, xg)) in w.chunks_exact(gs).zip(x.chunks_exact(gs)).enumerate() {
-            let mut p = [0i32; 16];
-            for (i, (&a, &b)) in wg.iter().zip(xg).enumerate() {
-                p[(i % 32) / 2] += a as i8 as i32 * b as i32;
-            }
-            let sc = q8_scale(ws, g) * xs[g];
-            for (a, &d) in acc.iter_mut().zip(&p) {
-                *a += d as f32 * sc;
-            }
-        }
-        lane_tree(acc)
+        q8_dot(w, ws, x, xs, gs)
     }
 
     #[doc(hidden)]

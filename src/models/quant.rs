@@ -12,18 +12,18 @@
 //! division and the product (tested: `s/2 + ulp(x)`).
 //!
 //! A matrix–vector product `y = W·x` with `W` in Q8_0 quantizes `x` per group
-//! too. Each row's products are then summed in 16 lanes: element `i` of a
-//! group goes to lane `(i mod 32) / 2` (the pairs an `i16` multiply-add
-//! produces, `wide`'s `i16x32::dot`), each lane's exact `i32` group dot is
-//! scaled in `f32` as `dot · (s_w · s_x)` and added to that lane, and the 16
-//! lanes are summed by a halving tree at the end of the row
-//! ([`Backend::raw_q8_dot`]). Separate multiplications and additions, no fused
-//! multiply-add, one fixed order: `Scalar` and `Simd` give the same bits, on
-//! every target. `runq.c` instead sums the whole group in `i32` and adds the
-//! groups one after another; the two differ only by `f32` rounding (tested
-//! against a numpy implementation of `runq.c` within 1e-4, and greedy tokens
-//! equal to `runq`'s). The lanes let a vector unit keep 16 sums instead of
-//! reducing every group across lanes.
+//! too. Each group's `i32` dot is exact; it becomes `f32` and is added as
+//! `dot · (s_w · s_x)`, separate multiplications and additions, no fused
+//! multiply-add, in one fixed order ([`Backend::raw_q8_dot`]), so `Scalar` and
+//! `Simd` give the same bits. On targets with a vector unit a row is summed
+//! in 16 lanes — element `i` of a group goes to lane `(i mod 32) / 2`, the
+//! pairs an `i16` multiply-add produces (`wide`'s `i16x32::dot`), each lane
+//! keeps its own group dots and `f32` sum, and the lanes are added by a
+//! halving tree at the end of the row — so that no group is reduced across
+//! lanes; on microcontrollers in one lane, groups in order. `runq.c` adds
+//! `((float) dot · s_w) · s_x` group after group; the orders differ only by
+//! `f32` rounding (tested against a numpy implementation of `runq.c` within
+//! 1e-4, and greedy tokens equal to `runq`'s).
 //!
 //! [`Q8Matrix`] views a tensor over the bytes of a version-2 checkpoint — its
 //! int8 values, then its little-endian `f32` scales — with no copy: straight
