@@ -47,6 +47,7 @@ const KEEP: &[Keep] = &[
     ("rnn.bin", &["rnn/lstm_init/"], &[]),
     ("llama.bin", &[], &["llama/tiny_shared/"]),
     ("story.bin", &[], &["story/prompt_ids", "story/greedy_ids"]),
+    ("q8.bin", &[], &["q8/tiny_shared/np_logits"]),
 ];
 
 /// The entries of a CMLREF01 file (format in tests/reference/refvec.py):

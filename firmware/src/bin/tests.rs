@@ -63,6 +63,8 @@ reference!(CONV, "conv.bin");
 reference!(RNN, "rnn.bin");
 #[cfg(not(small_target))]
 reference!(LLAMA, "llama.bin");
+#[cfg(not(small_target))]
+reference!(Q8, "q8.bin");
 
 /// Default tolerance against references: 1e-5 relative + 1e-6 absolute.
 const RTOL: f32 = 1e-5;
@@ -969,6 +971,74 @@ fn llama_step_on<B: Backend>() -> Outcome {
     Ok(())
 }
 
+/// The tiny Llama in Q8_0 (llama2.c's version-2 export of the fixture above,
+/// viewed in place from flash) decodes its 16 prompt tokens one at a time:
+/// every step's logits match a numpy implementation of llama2.c's `runq.c`.
+#[cfg(not(small_target))]
+fn llama_q8_step_on<B: Backend>() -> Outcome {
+    use constml::models::quant::Q8Scratch;
+    use constml::models::{LlamaQ8, LlamaState, LogitRows, llama2c_q8_weights};
+    static CKPT: &[u8] = include_bytes!("../../../tests/reference/llama/tiny_shared_q80.bin");
+    let f = parse(LLAMA)?;
+    let q = parse(Q8)?;
+    let mut norms = [0.0f32; 1024];
+    let (cfg, w) = llama2c_q8_weights(CKPT, &mut norms)?;
+    let m = LlamaQ8::<B>::new(cfg, w)?;
+    let mut arena = [0.0f32; 16_384];
+    let len = cfg.state_len(1);
+    let arena = arena
+        .get_mut(..len)
+        .ok_or(Fail::Check("state arena too small"))?;
+    let mut st = LlamaState::new(&cfg, 1, arena)?;
+    let (mut sq, mut ss) = ([0i8; 256], [0.0f32; 64]);
+    let mut scratch = Q8Scratch {
+        q: &mut sq,
+        s: &mut ss,
+    };
+    let v = cfg.vocab_size;
+    let want = entry(&q, &["q8/tiny_shared/np_logits"])?;
+    for t in 0..16 {
+        let id = int(&f, &["llama/tiny_shared/prompt_ids"], t)?;
+        m.forward(&[id], &mut st, &mut scratch, LogitRows::Last)?;
+        for (j, &g) in st.logits().iter().enumerate() {
+            let w = want.get_f32(t * v + j);
+            if (g - w).abs() > 1e-4 {
+                return Err(Fail::Value {
+                    what: "Q8_0 llama logits",
+                    index: t * v + j,
+                    got: g as f64,
+                    want: w as f64,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Q8_0 rounding as llama2.c defines it: weights half to even, activations
+/// half away from zero, the group's largest magnitude at ±127, an all-zero
+/// group with scale 0 (values chosen so that the scale is exactly 1).
+fn q8_rounding() -> Outcome {
+    use constml::models::quant::{Rounding, dequantize_q8, quantize_q8};
+    let x = [127.0f32, 2.5, -2.5, 0.5, -0.5, 3.5, 1.49, -126.5];
+    let (mut q, mut s) = ([0i8; 8], [0.0f32; 1]);
+    quantize_q8(&x, 8, Rounding::HalfEven, &mut q, &mut s)?;
+    ensure(
+        s == [1.0] && q == [127, 2, -2, 0, 0, 4, 1, -126],
+        "half to even",
+    )?;
+    quantize_q8(&x, 8, Rounding::HalfAway, &mut q, &mut s)?;
+    ensure(q == [127, 3, -3, 1, -1, 4, 1, -127], "half away from zero")?;
+    let z = [0.0f32; 8];
+    quantize_q8(&z, 4, Rounding::HalfEven, &mut q, &mut [9.0; 2])?;
+    let mut s2 = [9.0f32; 2];
+    quantize_q8(&z, 4, Rounding::HalfAway, &mut q, &mut s2)?;
+    ensure(s2 == [0.0, 0.0] && q == [0; 8], "an all-zero group")?;
+    let mut back = [1.0f32; 8];
+    dequantize_q8(&q, &s2, 4, &mut back)?;
+    ensure(back == [0.0; 8], "dequantized zeros")
+}
+
 /// Every public no_std entry point (kernels, attention, caches, decoding,
 /// position, norms, classic ML, nn, recurrent, Llama, GPT-2) on both backends
 /// returns `Ok`: the same code `tests/no_alloc_kernels.rs` runs on the host
@@ -1026,6 +1096,15 @@ fn main() -> ! {
     both!(
         "models: tiny Llama decode steps = Hugging Face",
         llama_step_on
+    );
+    run(
+        "models: Q8_0 rounding (half even / half away, zero groups)",
+        q8_rounding,
+    );
+    #[cfg(not(small_target))]
+    both!(
+        "models: tiny Llama in Q8_0 = numpy runq.c",
+        llama_q8_step_on
     );
     #[cfg(not(small_target))]
     run("every no_std entry point runs (exercise)", exercise_all);
