@@ -540,3 +540,37 @@ fn bad_decoder_inputs_are_errors() {
     let other = LlamaConfig { n_layers: 1, ..cfg };
     assert!(LlamaQ8::<Simd>::new(other, ckpt.weights().unwrap()).is_err());
 }
+
+#[test]
+fn trained_story_model_in_q8_keeps_pytorchs_greedy_tokens() {
+    // The main example's trained model, quantized here (group size 32, as
+    // export.py picks for dim 96): greedy decoding from the reference prompt
+    // gives exactly the tokens of the f32 PyTorch model.
+    static MODEL: &[u8] = include_bytes!("../examples/story/model.bin");
+    static STORY: &[u8] = include_bytes!("reference/story.bin");
+    let f = RefFile::parse(STORY).unwrap();
+    let prompt = ints(&f, "story/prompt_ids");
+    let want = ints(&f, "story/greedy_ids");
+    let ckpt = Llama2cCheckpoint::from_bytes(MODEL).unwrap();
+    let cfg = *ckpt.config();
+    let bytes = llama2c_q8_export(&cfg, &ckpt.weights().unwrap(), 32).unwrap();
+    assert!(bytes.len() * 3 < MODEL.len(), "{} vs {}", bytes.len(), MODEL.len());
+    let q = Llama2cQ8Checkpoint::from_vec(bytes).unwrap();
+    let m = LlamaQ8::<Simd>::new(cfg, q.weights().unwrap()).unwrap();
+    let (nq, ns) = llama_q8_scratch_len(&cfg, 32);
+    let (mut sq, mut ss) = (vec![0i8; nq], vec![0.0f32; ns]);
+    let mut scratch = Q8Scratch {
+        q: &mut sq,
+        s: &mut ss,
+    };
+    let mut arena = vec![0.0f32; cfg.state_len(prompt.len())];
+    let mut st = LlamaState::new(&cfg, prompt.len(), &mut arena).unwrap();
+    let mut seq = prompt.clone();
+    m.forward(&prompt, &mut st, &mut scratch, LogitRows::Last).unwrap();
+    while seq.len() < want.len() {
+        let t = constml::decode::greedy_dyn(st.logits()).unwrap();
+        seq.push(t);
+        m.forward(&[t], &mut st, &mut scratch, LogitRows::Last).unwrap();
+    }
+    assert_eq!(seq, want);
+}
