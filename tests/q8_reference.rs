@@ -235,9 +235,9 @@ fn q8_matvec_is_bit_identical_across_backends_and_matches_f64() {
             let (mut want, mut mag) = (0.0f64, 0.0f64);
             for g in 0..cols / gs {
                 let dot: i64 = (0..gs)
-                    .map(|k| w.value(i * cols + g * gs + k) as i64 * xq[g * gs + k] as i64)
+                    .map(|k| w.value(i * cols + g * gs + k).unwrap() as i64 * xq[g * gs + k] as i64)
                     .sum();
-                let t = dot as f64 * (w.scale(i * cols / gs + g) * xs[g]) as f64;
+                let t = dot as f64 * (w.scale(i * cols / gs + g).unwrap() * xs[g]) as f64;
                 want += t;
                 mag += t.abs();
             }
@@ -539,6 +539,30 @@ fn bad_decoder_inputs_are_errors() {
     // Weights for another configuration.
     let other = LlamaConfig { n_layers: 1, ..cfg };
     assert!(LlamaQ8::<Simd>::new(other, ckpt.weights().unwrap()).is_err());
+    // A weight matrix whose group size differs from the model's.
+    let mut w = ckpt.weights().unwrap();
+    w.group_size = 16;
+    assert!(LlamaQ8::<Simd>::new(cfg, w).is_err());
+    // A non-finite final norm weight: the classifier's input cannot be
+    // quantized — an error, and the state keeps its positions.
+    let mut bad = SHARED_Q.to_vec();
+    let at = 256 + (llama2c_q8_norms_len(&cfg) - 1) * 4;
+    bad[at..at + 4].copy_from_slice(&f32::INFINITY.to_le_bytes());
+    let bad = Llama2cQ8Checkpoint::from_vec(bad).unwrap();
+    let m = LlamaQ8::<Simd>::new(cfg, bad.weights().unwrap()).unwrap();
+    m.forward(&[1], &mut st, &mut scratch, LogitRows::Last)
+        .unwrap_err();
+    assert_eq!(st.position(), 0);
+    // Views answer None past their end instead of panicking.
+    let q = ckpt.weights().unwrap().wcls;
+    let (r, c) = q.shape();
+    assert!(q.value(r * c - 1).is_some() && q.value(r * c).is_none());
+    assert!(q.scale(r * c / 32 - 1).is_some() && q.scale(r * c / 32).is_none());
+    assert!(q.scale(usize::MAX).is_none());
+    // Group sizes past 65536 (the i32 dot's exactness bound).
+    let big = vec![0.0f32; 1 << 17];
+    let (mut qq, mut ss) = (vec![0i8; 1 << 17], vec![0.0f32; 1]);
+    assert!(quantize_q8(&big, 1 << 17, Rounding::HalfEven, &mut qq, &mut ss).is_err());
 }
 
 #[test]
@@ -554,7 +578,12 @@ fn trained_story_model_in_q8_keeps_pytorchs_greedy_tokens() {
     let ckpt = Llama2cCheckpoint::from_bytes(MODEL).unwrap();
     let cfg = *ckpt.config();
     let bytes = llama2c_q8_export(&cfg, &ckpt.weights().unwrap(), 32).unwrap();
-    assert!(bytes.len() * 3 < MODEL.len(), "{} vs {}", bytes.len(), MODEL.len());
+    assert!(
+        bytes.len() * 3 < MODEL.len(),
+        "{} vs {}",
+        bytes.len(),
+        MODEL.len()
+    );
     let q = Llama2cQ8Checkpoint::from_vec(bytes).unwrap();
     let m = LlamaQ8::<Simd>::new(cfg, q.weights().unwrap()).unwrap();
     let (nq, ns) = llama_q8_scratch_len(&cfg, 32);
@@ -566,11 +595,13 @@ fn trained_story_model_in_q8_keeps_pytorchs_greedy_tokens() {
     let mut arena = vec![0.0f32; cfg.state_len(prompt.len())];
     let mut st = LlamaState::new(&cfg, prompt.len(), &mut arena).unwrap();
     let mut seq = prompt.clone();
-    m.forward(&prompt, &mut st, &mut scratch, LogitRows::Last).unwrap();
+    m.forward(&prompt, &mut st, &mut scratch, LogitRows::Last)
+        .unwrap();
     while seq.len() < want.len() {
         let t = constml::decode::greedy_dyn(st.logits()).unwrap();
         seq.push(t);
-        m.forward(&[t], &mut st, &mut scratch, LogitRows::Last).unwrap();
+        m.forward(&[t], &mut st, &mut scratch, LogitRows::Last)
+            .unwrap();
     }
     assert_eq!(seq, want);
 }

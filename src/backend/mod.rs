@@ -53,8 +53,11 @@ pub enum Accumulate {
 /// Group `g`'s scale from little-endian `f32` bytes (0 past the end).
 #[inline(always)]
 pub(crate) fn q8_scale(ws: &[u8], g: usize) -> f32 {
-    match ws.get(4 * g..4 * g + 4) {
-        Some(b) => f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+    match g
+        .checked_mul(4)
+        .and_then(|at| ws.get(at..)?.first_chunk::<4>())
+    {
+        Some(b) => f32::from_le_bytes(*b),
         None => 0.0,
     }
 }
@@ -78,7 +81,11 @@ crate::real::with_vector_unit! {
     #[inline(always)]
     pub(crate) fn q8_dot(w: &[u8], ws: &[u8], x: &[i8], xs: &[f32], gs: usize) -> f32 {
         let mut acc = [0.0f32; 16];
-        for (g, (wg, xg)) in w.chunks_exact(gs).zip(x.chunks_exact(gs)).enumerate() {
+        if gs == 0 {
+            return 0.0;
+        }
+        let groups = w.chunks_exact(gs).zip(x.chunks_exact(gs)).zip(xs);
+        for (g, ((wg, xg), &sx)) in groups.enumerate() {
             // Element i of the group is lane (i mod 32) / 2: pairs within
             // each run of 32 (a shorter last run fills the first lanes).
             let mut p = [0i32; 16];
@@ -93,7 +100,7 @@ crate::real::with_vector_unit! {
             for (i, (&a, &b)) in wt.iter().zip(xt).enumerate() {
                 p[i / 2] += a as i8 as i32 * b as i32;
             }
-            let sc = q8_scale(ws, g) * xs[g];
+            let sc = q8_scale(ws, g) * sx;
             for (a, &d) in acc.iter_mut().zip(&p) {
                 *a += d as f32 * sc;
             }
@@ -107,13 +114,17 @@ crate::real::without_vector_unit! {
     #[inline(always)]
     pub(crate) fn q8_dot(w: &[u8], ws: &[u8], x: &[i8], xs: &[f32], gs: usize) -> f32 {
         let mut acc = 0.0f32;
-        for (g, (wg, xg)) in w.chunks_exact(gs).zip(x.chunks_exact(gs)).enumerate() {
+        if gs == 0 {
+            return 0.0;
+        }
+        let groups = w.chunks_exact(gs).zip(x.chunks_exact(gs)).zip(xs);
+        for (g, ((wg, xg), &sx)) in groups.enumerate() {
             let d: i32 = wg
                 .iter()
                 .zip(xg)
                 .map(|(&a, &b)| a as i8 as i32 * b as i32)
                 .sum();
-            acc += d as f32 * (q8_scale(ws, g) * xs[g]);
+            acc += d as f32 * (q8_scale(ws, g) * sx);
         }
         acc
     }
@@ -199,7 +210,7 @@ pub trait Backend:
     /// values as their bytes (two's complement), `x` int8 values. The integer
     /// core of the Q8_0 kernels ([`models::quant`](crate::models::quant));
     /// exact, so every backend gives the same value. Callers keep the length at
-    /// most 2^17 (no `i32` overflow: 127² · 2^17 < 2^31).
+    /// most 2^16 (no `i32` overflow: 128² · 2^16 = 2^30).
     fn raw_i8_dot(w: &[u8], x: &[i8]) -> i32 {
         w.iter()
             .zip(x)

@@ -297,7 +297,9 @@ impl Backend for Simd {
         for (a, b) in wc.iter().zip(xc) {
             acc += widen_u8(*a).dot(widen_i8(*b));
         }
-        acc.to_array().iter().fold(0i32, |s, &v| s.wrapping_add(v)) + Scalar::raw_i8_dot(wt, xt)
+        acc.to_array()
+            .iter()
+            .fold(Scalar::raw_i8_dot(wt, xt), |s, &v| s.wrapping_add(v))
     }
 
     #[inline]
@@ -309,14 +311,15 @@ impl Backend for Simd {
             return Scalar::raw_q8_dot(w, ws, x, xs, gs);
         }
         let mut acc = wide::f32x16::splat(0.0);
-        for (g, (wg, xg)) in w.chunks_exact(gs).zip(x.chunks_exact(gs)).enumerate() {
+        let groups = w.chunks_exact(gs).zip(x.chunks_exact(gs)).zip(xs);
+        for (g, ((wg, xg), &sx)) in groups.enumerate() {
             let (wc, _) = wg.as_chunks::<32>();
             let (xc, _) = xg.as_chunks::<32>();
             let mut p = wide::i32x16::splat(0);
             for (a, b) in wc.iter().zip(xc) {
                 p += widen_u8(*a).dot(widen_i8(*b));
             }
-            acc += p.round_float() * wide::f32x16::splat(super::q8_scale(ws, g) * xs[g]);
+            acc += p.round_float() * wide::f32x16::splat(super::q8_scale(ws, g) * sx);
         }
         super::lane_tree(acc.to_array())
     }
@@ -324,7 +327,11 @@ impl Backend for Simd {
     #[inline]
     fn raw_q8_dot4(w: [&[u8]; 4], ws: [&[u8]; 4], x: &[i8], xs: &[f32], gs: usize) -> [f32; 4] {
         let n = x.len();
-        if gs == 0 || !gs.is_multiple_of(32) || w.iter().any(|r| r.len() != n) {
+        if gs == 0
+            || !gs.is_multiple_of(32)
+            || w.iter().any(|r| r.len() != n)
+            || xs.len() < n / gs
+        {
             return core::array::from_fn(|i| Self::raw_q8_dot(w[i], ws[i], x, xs, gs));
         }
         // Each row's lanes accumulate exactly as in `raw_q8_dot`.

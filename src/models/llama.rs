@@ -712,8 +712,7 @@ pub(crate) fn llama_forward<'w, B: Backend, T: Real + 'w, M: LlamaMats<'w, T>>(
         )?;
         B::raw_zip(&mut st.x[..n * d], &st.xb2[..n * d], false);
     }
-    st.ledger = ledger;
-    st.logit_rows = super::lm_head::<T>(
+    let rows_out = super::lm_head::<T>(
         rows,
         st.x,
         n,
@@ -724,6 +723,11 @@ pub(crate) fn llama_forward<'w, B: Backend, T: Real + 'w, M: LlamaMats<'w, T>>(
         cfg.vocab_size,
         st.logits,
     )?;
+    // Committed last: an error anywhere above (a Q8_0 product can fail on a
+    // non-finite activation) leaves the positions as they were; the cache rows
+    // written past them are not held.
+    st.ledger = ledger;
+    st.logit_rows = rows_out;
     Ok(())
 }
 

@@ -95,14 +95,25 @@ pub fn llama2c_q8_header(bytes: &[u8]) -> Result<(LlamaConfig, usize)> {
     Ok((cfg, gs))
 }
 
-/// `f32` values of the RMSNorm weights: `(2·n_layers + 1)·dim`.
+/// `f32` values of the RMSNorm weights: `(2·n_layers + 1)·dim`
+/// (`usize::MAX` if that overflows).
 pub const fn llama2c_q8_norms_len(cfg: &LlamaConfig) -> usize {
-    (2 * cfg.n_layers + 1) * cfg.dim
+    let Some(l2) = cfg.n_layers.checked_mul(2) else {
+        return usize::MAX;
+    };
+    let Some(l) = l2.checked_add(1) else {
+        return usize::MAX;
+    };
+    match l.checked_mul(cfg.dim) {
+        Some(n) => n,
+        None => usize::MAX,
+    }
 }
 
-/// Total bytes of a version-2 file for `cfg` and group size `gs` (`None` on
-/// overflow).
+/// Total bytes of a version-2 file for `cfg` and group size `gs` (`None` for
+/// a configuration [`LlamaConfig::check`] rejects, or on overflow).
 pub fn llama2c_q8_len(cfg: &LlamaConfig, gs: usize) -> Option<usize> {
+    cfg.check().ok()?;
     let (d, kv, hid, l, v) = (
         cfg.dim,
         cfg.kv_dim(),

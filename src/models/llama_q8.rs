@@ -48,12 +48,18 @@ impl<'a> Q8Layers<'a> {
             what: "Q8Layers: shape",
             reason: "its size overflows usize",
         })?;
+        let total = each.checked_mul(layers).filter(|&t| t <= bytes.len());
+        if total.is_none() {
+            return Err(Error::Format {
+                what: "Q8_0 tensors",
+                reason: "the data ends before the tensors do",
+            });
+        }
         let mut rest = bytes;
         for _ in 0..layers {
             rest = Q8Matrix::split_from(rest, rows, cols, gs)?.1;
         }
         let used = bytes.len() - rest.len();
-        debug_assert_eq!(used, each * layers);
         Ok((
             Self {
                 bytes: &bytes[..used],
@@ -156,6 +162,19 @@ impl LlamaQ8Weights<'_> {
                 });
             }
         }
+        let gs = self.group_size;
+        let layers = [
+            self.wq, self.wk, self.wv, self.wo, self.w1, self.w2, self.w3,
+        ];
+        if layers.iter().any(|m| m.gs != gs)
+            || self.token_embedding.group_size() != gs
+            || self.wcls.group_size() != gs
+        {
+            return Err(Error::InvalidParameter {
+                what: "LlamaQ8: group size",
+                reason: "a matrix has another group size than `group_size`",
+            });
+        }
         check_len("LlamaQ8: rms_att", l * d, self.rms_att.len())?;
         check_len("LlamaQ8: rms_ffn", l * d, self.rms_ffn.len())?;
         check_len("LlamaQ8: rms_final", d, self.rms_final.len())?;
@@ -213,7 +232,8 @@ impl<'a, B: Backend> LlamaQ8<'a, B> {
     /// As [`Llama::forward`](super::Llama::forward), with `scratch` for the
     /// activation rows quantized on the fly (at least
     /// [`llama_q8_scratch_len`] values and scales). Errors, with the state
-    /// unchanged: those of `Llama::forward`, and a short scratch.
+    /// unchanged: those of `Llama::forward`, a short scratch, and an
+    /// activation that is not finite (it cannot be quantized).
     pub fn forward(
         &self,
         tokens: &[usize],

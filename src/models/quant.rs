@@ -60,12 +60,17 @@ pub enum Rounding {
     HalfAway,
 }
 
-/// Checks that `gs` is a valid group size for rows of `cols` values.
+/// The largest group size: a group's `i32` dot stays exact (128² · 2^16 =
+/// 2^30).
+pub const Q8_MAX_GROUP: usize = 1 << 16;
+
+/// Checks that `gs` is a valid group size for rows of `cols` values: 1 ..=
+/// [`Q8_MAX_GROUP`], dividing `cols`.
 pub fn check_group(gs: usize, cols: usize) -> Result<()> {
-    if gs == 0 {
+    if gs == 0 || gs > Q8_MAX_GROUP {
         return Err(Error::InvalidParameter {
             what: "Q8_0: group size",
-            reason: "must be at least 1",
+            reason: "must be 1 ..= 65536",
         });
     }
     if !cols.is_multiple_of(gs) {
@@ -188,7 +193,11 @@ impl<'a> Q8Matrix<'a> {
             reason: "rows × cols overflows usize",
         })?;
         check_len("Q8Matrix: values", n, q.len())?;
-        check_len("Q8Matrix: scales (bytes)", n / gs * 4, s.len())?;
+        let sb = (n / gs).checked_mul(4).ok_or(Error::InvalidParameter {
+            what: "Q8Matrix: shape",
+            reason: "its size overflows usize",
+        })?;
+        check_len("Q8Matrix: scales (bytes)", sb, s.len())?;
         for b in s.chunks_exact(4) {
             let v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
             if !(v.is_finite() && v >= 0.0) {
@@ -210,6 +219,7 @@ impl<'a> Q8Matrix<'a> {
     /// A view over bytes already checked by [`Q8Matrix::new`] (a layer of a
     /// validated [`Q8Layers`](super::Q8Layers)): the scale scan is skipped.
     pub(crate) fn prechecked(bytes: &'a [u8], rows: usize, cols: usize, gs: usize) -> Self {
+        debug_assert_eq!(q8_bytes(rows, cols, gs), Some(bytes.len()));
         let (q, s) = bytes.split_at((rows * cols).min(bytes.len()));
         Self {
             q,
@@ -254,17 +264,18 @@ impl<'a> Q8Matrix<'a> {
         self.gs
     }
 
-    /// Scale of group `g` (row-major over the whole tensor).
+    /// Scale of group `g` (row-major over the whole tensor); `None` past the
+    /// last group.
     #[inline]
-    pub fn scale(&self, g: usize) -> f32 {
-        let b = &self.s[4 * g..4 * g + 4];
-        f32::from_le_bytes([b[0], b[1], b[2], b[3]])
+    pub fn scale(&self, g: usize) -> Option<f32> {
+        let b = self.s.get(g.checked_mul(4)?..)?.first_chunk::<4>()?;
+        Some(f32::from_le_bytes(*b))
     }
 
-    /// Value `i` (row-major) as an int8.
+    /// Value `i` (row-major) as an int8; `None` past the last value.
     #[inline]
-    pub fn value(&self, i: usize) -> i8 {
-        self.q[i] as i8
+    pub fn value(&self, i: usize) -> Option<i8> {
+        self.q.get(i).map(|&b| b as i8)
     }
 
     /// Dequantizes row `r` into `out` (`cols` values): `q·s`, as `runq.c`
@@ -284,7 +295,7 @@ impl<'a> Q8Matrix<'a> {
             .zip(&self.q[base..base + self.cols])
             .enumerate()
         {
-            *o = b as i8 as f32 * self.scale((base + j) / self.gs);
+            *o = b as i8 as f32 * crate::backend::q8_scale(self.s, (base + j) / self.gs);
         }
         Ok(())
     }

@@ -4,7 +4,9 @@
 //! host; this binary keeps the quantized file in flash as it is (`&'static
 //! [u8]`: the int8 values and scales are read in place, only the 864 RMSNorm
 //! weights are decoded into RAM), decodes greedily from the same prompt and
-//! checks that it picks the host's tokens, then samples a story and reports
+//! checks that it picks the host's tokens (the host sums each row in 16 lanes,
+//! the M4F in one: equal to rounding, so a near-tie could flip a token; none
+//! does), then samples a story and reports
 //! instructions per token (`firmware/run-tests story_q8`, `-icount shift=0`).
 #![no_std]
 #![no_main]
