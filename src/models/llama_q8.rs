@@ -3,9 +3,10 @@
 //! scale per group of `GS` values ([`quant`](super::quant)); the RMSNorm
 //! weights, the activations and the KV cache stay `f32`. Each matrix product
 //! quantizes its input row on the fly (half away from zero) and sums the exact
-//! int8 group dots scaled in `f32`, as `runq.c` does; the embedding row of a
-//! token is the dequantized row `q·s`, and a tied classifier is the quantized
-//! embedding.
+//! int8 group dots scaled in `f32`, as `runq.c` does (in the fixed order
+//! [`quant`](super::quant) documents, which differs from `runq.c`'s only by
+//! rounding); the embedding row of a token is the dequantized row `q·s`, and a
+//! tied classifier is the quantized embedding.
 //!
 //! Everything else — RMSNorm, RoPE, grouped-query attention over the cache,
 //! SwiGLU, the state arena ([`LlamaState`]) — is the `f32` decoder's code
