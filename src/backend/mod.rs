@@ -84,8 +84,8 @@ crate::real::with_vector_unit! {
         if gs == 0 {
             return 0.0;
         }
-        let groups = w.chunks_exact(gs).zip(x.chunks_exact(gs)).zip(xs);
-        for (g, ((wg, xg), &sx)) in groups.enumerate() {
+        let groups = w.chunks_exact(gs).zip(x.chunks_exact(gs)).zip(xs).zip(ws.chunks_exact(4));
+        for (((wg, xg), &sx), sw) in groups {
             // Element i of the group is lane (i mod 32) / 2: pairs within
             // each run of 32 (a shorter last run fills the first lanes).
             let mut p = [0i32; 16];
@@ -100,7 +100,7 @@ crate::real::with_vector_unit! {
             for (i, (&a, &b)) in wt.iter().zip(xt).enumerate() {
                 p[i / 2] += a as i8 as i32 * b as i32;
             }
-            let sc = q8_scale(ws, g) * sx;
+            let sc = f32::from_le_bytes([sw[0], sw[1], sw[2], sw[3]]) * sx;
             for (a, &d) in acc.iter_mut().zip(&p) {
                 *a += d as f32 * sc;
             }
@@ -117,14 +117,14 @@ crate::real::without_vector_unit! {
         if gs == 0 {
             return 0.0;
         }
-        let groups = w.chunks_exact(gs).zip(x.chunks_exact(gs)).zip(xs);
-        for (g, ((wg, xg), &sx)) in groups.enumerate() {
+        let groups = w.chunks_exact(gs).zip(x.chunks_exact(gs)).zip(xs).zip(ws.chunks_exact(4));
+        for (((wg, xg), &sx), sw) in groups {
             let d: i32 = wg
                 .iter()
                 .zip(xg)
                 .map(|(&a, &b)| a as i8 as i32 * b as i32)
                 .sum();
-            acc += d as f32 * (q8_scale(ws, g) * sx);
+            acc += d as f32 * (f32::from_le_bytes([sw[0], sw[1], sw[2], sw[3]]) * sx);
         }
         acc
     }

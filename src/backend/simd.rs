@@ -311,15 +311,20 @@ impl Backend for Simd {
             return Scalar::raw_q8_dot(w, ws, x, xs, gs);
         }
         let mut acc = wide::f32x16::splat(0.0);
-        let groups = w.chunks_exact(gs).zip(x.chunks_exact(gs)).zip(xs);
-        for (g, ((wg, xg), &sx)) in groups.enumerate() {
+        let groups = w
+            .chunks_exact(gs)
+            .zip(x.chunks_exact(gs))
+            .zip(xs)
+            .zip(ws.chunks_exact(4));
+        for (((wg, xg), &sx), sw) in groups {
             let (wc, _) = wg.as_chunks::<32>();
             let (xc, _) = xg.as_chunks::<32>();
             let mut p = wide::i32x16::splat(0);
             for (a, b) in wc.iter().zip(xc) {
                 p += widen_u8(*a).dot(widen_i8(*b));
             }
-            acc += p.round_float() * wide::f32x16::splat(super::q8_scale(ws, g) * sx);
+            let sc = f32::from_le_bytes([sw[0], sw[1], sw[2], sw[3]]) * sx;
+            acc += p.round_float() * wide::f32x16::splat(sc);
         }
         super::lane_tree(acc.to_array())
     }
@@ -331,6 +336,7 @@ impl Backend for Simd {
             || !gs.is_multiple_of(32)
             || w.iter().any(|r| r.len() != n)
             || xs.len() < n / gs
+            || ws.iter().any(|s| s.len() < 4 * (n / gs))
         {
             return core::array::from_fn(|i| Self::raw_q8_dot(w[i], ws[i], x, xs, gs));
         }
