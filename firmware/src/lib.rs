@@ -142,6 +142,24 @@ pub fn run(name: &str, test: fn() -> Outcome) {
     }
 }
 
+/// Ends a footprint probe: prints the sampled token (or the error) and the
+/// peak stack; exit status 0 iff a token below `v` came out.
+#[inline(always)]
+pub fn finish_probe(token: constml::Result<usize>, v: usize) -> ! {
+    let ok = match token {
+        Ok(t) => {
+            println!("token {t}");
+            t < v
+        }
+        Err(e) => {
+            println!("error: {e}");
+            false
+        }
+    };
+    println!("peak stack {} bytes", stack_peak());
+    exit(ok)
+}
+
 /// Prints the summary line and exits: status 0 iff nothing failed.
 pub fn finish() -> ! {
     summary(0);
@@ -377,8 +395,22 @@ pub const fn f32_le<const N: usize>(bytes: &[u8], skip: usize) -> [f32; N] {
 pub mod story {
     use crate::timer;
 
+    /// The story model's shape (its llama2.c header; each demo checks the
+    /// file against it at start).
+    pub const CFG: constml::models::LlamaConfig = constml::models::LlamaConfig {
+        dim: 96,
+        hidden_dim: 256,
+        n_layers: 4,
+        n_heads: 4,
+        n_kv_heads: 4,
+        vocab_size: 512,
+        seq_len: 256,
+        shared_classifier: true,
+    };
     /// The story model's vocabulary size.
-    pub const V: usize = 512;
+    pub const V: usize = CFG.vocab_size;
+    /// The longest chunk a demo feeds at once: the reference prompt.
+    pub const CHUNK: usize = 12;
 
     static TOKENIZER: &[u8] = include_bytes!("../../examples/story/tokenizer.bin");
 

@@ -14,7 +14,6 @@ use constml::attention::{
 };
 use constml::decode::{Sampler, SamplerScratch};
 use constml::{Result, Simd, kernels};
-use constml_firmware::println;
 use rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro128PlusPlus;
 
@@ -114,16 +113,5 @@ fn main() -> ! {
     let Some(state) = state else {
         constml_firmware::exit(false)
     };
-    let ok = match step(state, core::hint::black_box(11)) {
-        Ok(t) => {
-            println!("token {t}");
-            t < V
-        }
-        Err(e) => {
-            println!("error: {e}");
-            false
-        }
-    };
-    println!("peak stack {} bytes", constml_firmware::stack_peak());
-    constml_firmware::exit(ok)
+    constml_firmware::finish_probe(step(state, core::hint::black_box(11)), V)
 }

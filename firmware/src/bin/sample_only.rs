@@ -6,7 +6,6 @@
 #![no_main]
 
 use constml::decode::{Sampler, SamplerScratch};
-use constml_firmware::println;
 use rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro128PlusPlus;
 
@@ -31,16 +30,5 @@ fn main() -> ! {
         .with_temperature(0.8)
         .with_top_k(40)
         .with_top_p(0.9);
-    let ok = match sampler.sample(&logits, &mut scratch, &mut rng) {
-        Ok(t) => {
-            println!("token {t}");
-            t < V
-        }
-        Err(e) => {
-            println!("error: {e}");
-            false
-        }
-    };
-    println!("peak stack {} bytes", constml_firmware::stack_peak());
-    constml_firmware::exit(ok)
+    constml_firmware::finish_probe(sampler.sample(&logits, &mut scratch, &mut rng), V)
 }

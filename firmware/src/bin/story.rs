@@ -23,9 +23,9 @@
 mod refvec;
 
 use constml::decode::{Sampler, SamplerScratch, greedy};
-use constml::models::{Llama, LlamaConfig, LlamaState, LogitRows, llama2c_config, llama2c_weights};
+use constml::models::{Llama, LlamaState, LogitRows, llama2c_config, llama2c_weights};
 use constml::{Backend, Error, Scalar, Simd};
-use constml_firmware::story::{instructions, one_row, show};
+use constml_firmware::story::{CFG, CHUNK, V, instructions, one_row, show};
 use constml_firmware::{print, println, timer};
 use cortex_m_rt::entry;
 use rand_core::SeedableRng;
@@ -40,20 +40,6 @@ const HEADER: [u8; 28] = *MODEL.first_chunk::<28>().expect("a 28-byte header");
 // that build.rs writes).
 static REFERENCE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/story.bin"));
 
-/// The model's shape (its llama2.c header, checked against the file at start).
-const CFG: LlamaConfig = LlamaConfig {
-    dim: 96,
-    hidden_dim: 256,
-    n_layers: 4,
-    n_heads: 4,
-    n_kv_heads: 4,
-    vocab_size: 512,
-    seq_len: 256,
-    shared_classifier: true,
-};
-const V: usize = CFG.vocab_size;
-/// The longest chunk fed at once: the reference prompt.
-const CHUNK: usize = 12;
 /// The state arena: KV cache for all 256 positions and the activations.
 const STATE: usize = CFG.state_len(CHUNK);
 /// f32 words after the 28-byte header.

@@ -14,11 +14,10 @@
 use constml::decode::{Sampler, SamplerScratch, greedy};
 use constml::models::quant::Q8Scratch;
 use constml::models::{
-    LlamaConfig, LlamaQ8, LlamaState, LogitRows, llama_q8_scratch_len, llama2c_q8_norms_len,
-    llama2c_q8_weights,
+    LlamaQ8, LlamaState, LogitRows, llama_q8_scratch_len, llama2c_q8_norms_len, llama2c_q8_weights,
 };
 use constml::{Error, Scalar};
-use constml_firmware::story::{instructions, one_row, show};
+use constml_firmware::story::{CFG, CHUNK, V, instructions, one_row, show};
 use constml_firmware::{print, println, timer};
 use cortex_m_rt::entry;
 use rand_core::SeedableRng;
@@ -31,18 +30,7 @@ const MODEL_LEN: usize = include_bytes!(concat!(env!("OUT_DIR"), "/story_q80.bin
 /// The host's greedy tokens for the reference prompt (u16 little-endian).
 static HOST_GREEDY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/story_q8_greedy.bin"));
 
-const CFG: LlamaConfig = LlamaConfig {
-    dim: 96,
-    hidden_dim: 256,
-    n_layers: 4,
-    n_heads: 4,
-    n_kv_heads: 4,
-    vocab_size: 512,
-    seq_len: 256,
-    shared_classifier: true,
-};
 const GS: usize = 32;
-const CHUNK: usize = 12;
 const STATE: usize = CFG.state_len(CHUNK);
 const NORMS: usize = llama2c_q8_norms_len(&CFG);
 const SQ: usize = llama_q8_scratch_len(&CFG, GS).0;
@@ -107,7 +95,7 @@ fn run(ram: &mut Ram) -> Result<bool, Error> {
     // 2. A sampled story from BOS, seeded.
     st.reset();
     let sampler = Sampler::new().with_temperature(0.8).with_top_p(0.9);
-    let mut ss = SamplerScratch::<f32, 512>::new();
+    let mut ss = SamplerScratch::<f32, V>::new();
     let mut rng = Xoshiro128PlusPlus::seed_from_u64(2026);
     let (mut token, mut prev) = (1usize, 1usize);
     print!("[sampling, Q8_0, seed 2026, temperature 0.8, top-p 0.9] ");

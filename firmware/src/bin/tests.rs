@@ -601,14 +601,15 @@ fn kv_ring_on<B: Backend>() -> Outcome {
 
 // ------------------------------------------------------------------ decoding
 
-/// The seeded sampler draws exactly the tokens pinned on the host (V = 256).
-fn sampler_pins_small() -> Outcome {
-    let logits = pins::pinned_logits::<f32, { pins::N_SMALL }>();
-    let mut scratch = SamplerScratch::<f32, { pins::N_SMALL }>::new();
-    for (cfg, want) in pins::pinned_configs::<f32>()
-        .iter()
-        .zip(pins::PINNED_SMALL_F32)
-    {
+/// Seeds 0..8, four draws each, for every pinned configuration over the
+/// pinned logits of vocabulary `V`: the tokens must be `want`.
+fn check_pins<T: constml::Real, const V: usize>(
+    want: &[[usize; 32]; 4],
+    what: &'static str,
+) -> Outcome {
+    let logits = pins::pinned_logits::<T, V>();
+    let mut scratch = SamplerScratch::<T, V>::new();
+    for (cfg, want) in pins::pinned_configs::<T>().iter().zip(want) {
         let mut i = 0;
         for seed in 0..8 {
             let mut rng = Xoshiro128PlusPlus::seed_from_u64(seed);
@@ -616,7 +617,7 @@ fn sampler_pins_small() -> Outcome {
                 let t = cfg.sample(&logits, &mut scratch, &mut rng)?;
                 if t != want[i] {
                     return Err(Fail::Value {
-                        what: "pinned token (V = 256)",
+                        what,
                         index: i,
                         got: t as f64,
                         want: want[i] as f64,
@@ -629,35 +630,17 @@ fn sampler_pins_small() -> Outcome {
     Ok(())
 }
 
+/// The seeded sampler draws exactly the tokens pinned on the host (V = 256).
+fn sampler_pins_small() -> Outcome {
+    check_pins::<f32, { pins::N_SMALL }>(&pins::PINNED_SMALL_F32, "pinned token (V = 256)")
+}
+
 /// The seeded sampler draws exactly the tokens pinned on the host (V = 1000,
 /// f32 and f64).
 #[cfg(not(small_target))]
 fn sampler_pins() -> Outcome {
-    fn one<T: constml::Real>(want: &[[usize; 32]; 4]) -> Outcome {
-        let logits = pins::pinned_logits::<T, { pins::N }>();
-        let mut scratch = SamplerScratch::<T, { pins::N }>::new();
-        for (cfg, want) in pins::pinned_configs::<T>().iter().zip(want) {
-            let mut i = 0;
-            for seed in 0..8 {
-                let mut rng = Xoshiro128PlusPlus::seed_from_u64(seed);
-                for _ in 0..4 {
-                    let t = cfg.sample(&logits, &mut scratch, &mut rng)?;
-                    if t != want[i] {
-                        return Err(Fail::Value {
-                            what: "pinned token (V = 1000)",
-                            index: i,
-                            got: t as f64,
-                            want: want[i] as f64,
-                        });
-                    }
-                    i += 1;
-                }
-            }
-        }
-        Ok(())
-    }
-    one::<f32>(&pins::PINNED_F32)?;
-    one::<f64>(&pins::PINNED_F64)
+    check_pins::<f32, { pins::N }>(&pins::PINNED_F32, "pinned token (V = 1000, f32)")?;
+    check_pins::<f64, { pins::N }>(&pins::PINNED_F64, "pinned token (V = 1000, f64)")
 }
 
 /// `repro_exp` and `uniform` give the host's bits.
