@@ -569,6 +569,15 @@ def git_blob_sha(data):
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
+def print_token_ids(src):
+    """run.c or runq.c patched only to also print every token id to stderr."""
+    a = "    int token = prompt_tokens[0]; // kick off with the first token in the prompt\n"
+    b = "        pos++;\n\n        // data-dependent terminating condition"
+    assert src.count(a) == 1 and src.count(b) == 1
+    src = src.replace(a, a + '    fprintf(stderr, "@tok %d\\n", token);\n')
+    return src.replace(b, '        fprintf(stderr, "@tok %d\\n", next);\n' + b)
+
+
 def build_llama2c(src_dir):
     runc = open(os.path.join(src_dir, "run.c"), "rb").read()
     blob = git_blob_sha(runc)
@@ -577,14 +586,8 @@ def build_llama2c(src_dir):
     with open(os.path.join(tmp, "run.c"), "wb") as f:
         f.write(runc)
     # Patched copy: also prints every token id of the sequence to stderr.
-    src = runc.decode("utf-8")
-    a = "    int token = prompt_tokens[0]; // kick off with the first token in the prompt\n"
-    b = "        pos++;\n\n        // data-dependent terminating condition"
-    assert src.count(a) == 1 and src.count(b) == 1
-    src = src.replace(a, a + '    fprintf(stderr, "@tok %d\\n", token);\n')
-    src = src.replace(b, '        fprintf(stderr, "@tok %d\\n", next);\n' + b)
     with open(os.path.join(tmp, "run_ids.c"), "w") as f:
-        f.write(src)
+        f.write(print_token_ids(runc.decode("utf-8")))
     with open(os.path.join(tmp, "harness.c"), "w") as f:
         f.write(HARNESS)
     for exe, c in (("run", "run.c"), ("run_ids", "run_ids.c"), ("harness", "harness.c")):

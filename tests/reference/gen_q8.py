@@ -51,7 +51,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import refvec  # noqa: E402
 from gen_llama import (BOS, FIXDIR, FIXTURES, LLAMA2C_COMMIT, encode, git_blob_sha,  # noqa: E402
-                       read_checkpoint)
+                       print_token_ids, read_checkpoint)
 
 RUNQ_BLOB_EXPECTED = "42360ae97c724d28e11ac4545e30f57b7a9c9a8e"  # runq.c at LLAMA2C_COMMIT
 PROMPTS = ["hello world", "the end", "é日本"]
@@ -192,14 +192,8 @@ def build_runq(src_dir):
     blob = git_blob_sha(src)
     assert blob == RUNQ_BLOB_EXPECTED, f"runq.c blob {blob} is not the one of llama2.c {LLAMA2C_COMMIT}"
     tmp = tempfile.mkdtemp(prefix="llama2c-runq-", dir="/tmp")
-    text = src.decode("utf-8")
-    a = "    int token = prompt_tokens[0]; // kick off with the first token in the prompt\n"
-    b = "        pos++;\n\n        // data-dependent terminating condition"
-    assert text.count(a) == 1 and text.count(b) == 1
-    text = text.replace(a, a + '    fprintf(stderr, "@tok %d\\n", token);\n')
-    text = text.replace(b, '        fprintf(stderr, "@tok %d\\n", next);\n' + b)
     with open(os.path.join(tmp, "runq_ids.c"), "w") as f:
-        f.write(text)
+        f.write(print_token_ids(src.decode("utf-8")))
     subprocess.run(["gcc", "-O2", "-o", "runq_ids", "runq_ids.c", "-lm"], cwd=tmp, check=True)
     gcc = subprocess.run(["gcc", "--version"], capture_output=True, text=True, check=True).stdout.splitlines()[0]
     return tmp, blob, gcc
