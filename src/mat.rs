@@ -189,11 +189,15 @@ impl<'a, T> MatRef<'a, T> {
         (self.rows, self.cols)
     }
 
-    /// Row `i`, or `None` past the last row.
+    /// Row `i`, or `None` past the last row. A view with no columns has
+    /// `rows` empty rows.
     #[inline]
     pub fn row(&self, i: usize) -> Option<&'a [T]> {
         if i >= self.rows {
             return None;
+        }
+        if self.cols == 0 {
+            return Some(&[]);
         }
         let start = i.checked_mul(self.stride)?;
         self.data.get(start..start.checked_add(self.cols)?)
@@ -325,11 +329,15 @@ impl<'a, T> MatMut<'a, T> {
         }
     }
 
-    /// Row `i`, or `None` past the last row.
+    /// Row `i`, or `None` past the last row. A view with no columns has
+    /// `rows` empty rows.
     #[inline]
     pub fn row_mut(&mut self, i: usize) -> Option<&mut [T]> {
         if i >= self.rows {
             return None;
+        }
+        if self.cols == 0 {
+            return Some(&mut []);
         }
         let start = i.checked_mul(self.stride)?;
         self.data.get_mut(start..start.checked_add(self.cols)?)

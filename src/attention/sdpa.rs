@@ -37,7 +37,12 @@
 //!   then masks (`−∞`), then softmax; the output is `Σ α·v` plus the Shaw value
 //!   term `Σ α·a^V`.
 //! * **NaN** in q, k or v propagates to the affected output rows (a NaN score at
-//!   a visible key makes its whole row NaN); nothing panics.
+//!   a visible key makes its whole row NaN); nothing panics. So does a score
+//!   that overflows to `+∞` (a huge scale or huge inputs): its row is NaN, as in
+//!   PyTorch; a score that overflows to `−∞` counts as masked.
+//! * **Keys and values pair up**: `k` and `v` have the same number of rows,
+//!   even when it is 0 (then their widths are free and every row is fully
+//!   masked).
 //!
 //! The attention weights live in a caller-owned scratch of `NQ·NK` elements
 //! ([`sdpa_scratch_len`]); after a call it holds the softmax weights of the (last)
@@ -218,7 +223,8 @@ pub trait RelativeKv<T> {
 /// ```
 #[derive(Clone, Copy)]
 pub struct AttnOptions<'a, T> {
-    /// Score scale; `None` = `1/√DK`.
+    /// Score scale; `None` = `1/√DK` (and 1 for `DK = 0`, where every score is
+    /// an empty sum, 0, rather than PyTorch's `0·∞ = NaN`).
     pub scale: Option<T>,
     /// Boolean `(NQ, NK)` mask.
     pub mask: BoolMask<'a>,
@@ -623,7 +629,16 @@ pub(crate) fn attend_rows_with<B: Backend, T: Real>(
         });
     }
     // Empty runs are skipped everywhere (their views may have any width, e.g.
-    // `KvSegment::empty()`).
+    // `KvSegment::empty()`), but a run's keys and values always pair up.
+    for s in segments {
+        if s.values.rows() != s.keys.rows() {
+            return Err(Error::ShapeMismatch {
+                what: "attention: values (one row per key)",
+                expected: (s.keys.rows(), s.values.cols()),
+                found: s.values.shape(),
+            });
+        }
+    }
     let mut nk = 0usize;
     for s in segments.iter().filter(|s| !s.is_empty()) {
         let n = s.keys.rows();

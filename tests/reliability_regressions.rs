@@ -1,0 +1,46 @@
+//! Regression tests for what the fuzz targets (`fuzz/`) and the property tests
+//! found (the reliability issue). Each test names the finding it pins.
+
+use constml::{MatMut, MatRef, Matrix};
+
+/// Finding 1 (fuzz target `attention`): a matrix with rows but no columns
+/// reported its rows past the first as missing: `Matrix::row(1)` of a `(3, 0)`
+/// matrix was `None` (the view's stride points past its empty buffer).
+#[test]
+fn zero_width_matrices_have_every_row() {
+    let m = Matrix::<f32>::zeros(3, 0).unwrap();
+    for i in 0..3 {
+        assert_eq!(m.row(i), Some(&[][..]), "row {i}");
+    }
+    assert_eq!(m.row(3), None);
+    let v = MatRef::<f32>::with_stride(&[], 4, 0, 7).unwrap();
+    assert_eq!(v.row(3), Some(&[][..]));
+    assert_eq!(v.row(4), None);
+    let mut buf: [f32; 0] = [];
+    let mut w = MatMut::with_stride(&mut buf, 2, 0, 5).unwrap();
+    assert_eq!(w.row_mut(1).map(|r| r.len()), Some(0));
+    assert!(w.row_mut(2).is_none());
+}
+
+/// Finding 2 (fuzz target `attention`): keys with no rows made the whole run
+/// of keys "empty", so values with rows were never checked against them:
+/// `sdpa_dyn` with k `(0, 3)` and v `(2, 1)` returned zeros instead of an error.
+#[test]
+fn values_without_matching_keys_are_an_error() {
+    use constml::Error;
+    use constml::attention::{AttnOptions, sdpa_dyn};
+    let q = Matrix::from_vec(1, 3, vec![1.0f32, 0.0, 0.0]).unwrap();
+    let k = Matrix::<f32>::zeros(0, 3).unwrap();
+    let v = Matrix::from_vec(2, 1, vec![1.0f32, 2.0]).unwrap();
+    let opts = AttnOptions::new();
+    assert!(matches!(
+        sdpa_dyn(&q, &k, &v, &opts),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    let none = Matrix::<f32>::zeros(0, 3).unwrap();
+    assert!(sdpa_dyn(&none, &k, &v, &opts).is_err());
+    // Zero keys and zero values of any width: fully masked rows, zeros.
+    let v0 = Matrix::<f32>::zeros(0, 1).unwrap();
+    let (out, w) = sdpa_dyn(&q, &k, &v0, &opts).unwrap();
+    assert_eq!((out.as_slice(), w.shape()), (&[0.0f32][..], (1, 0)));
+}
