@@ -44,3 +44,44 @@ fn values_without_matching_keys_are_an_error() {
     let (out, w) = sdpa_dyn(&q, &k, &v0, &opts).unwrap();
     assert_eq!((out.as_slice(), w.shape()), (&[0.0f32][..], (1, 0)));
 }
+
+/// Finding 3 (fuzz target `kmeans`): with more clusters than distinct points,
+/// a cluster left empty copied the most populous cluster's *unaveraged sum*
+/// when its index came first (scikit-learn 1.9.1 does the same: on this input
+/// it returns a centre at −12.95 and an inertia of 2886 for labels that are not
+/// the nearest centres). Now every fit's labels are the nearest centres and its
+/// inertia is theirs.
+#[test]
+fn kmeans_with_more_clusters_than_distinct_points_stays_consistent() {
+    use constml::ml::{KMeansConfig, KMeansInit, kmeans_dyn, kmeans_predict_views};
+    use rand_core::SeedableRng;
+    let mut x = vec![0.703125f32; 2];
+    x.extend([1.953125f32; 13]);
+    x.extend([-1.046875f32; 10]);
+    let mut init = vec![0.703125f32, 0.703125, -1.046875, -1.046875, -1.046875, -1.046875];
+    init.extend([0.703125f32; 12]);
+    let xm = Matrix::from_vec(25, 1, x.clone()).unwrap();
+    let cfg = KMeansConfig {
+        max_iter: 20,
+        ..KMeansConfig::default()
+    };
+    let mut rng = rand_xoshiro::Xoshiro128PlusPlus::seed_from_u64(0);
+    for init in [
+        KMeansInit::Given(MatRef::new(&init, 18, 1).unwrap()),
+        KMeansInit::PlusPlus,
+    ] {
+        let (c, labels, fit) = kmeans_dyn(&xm, 18, init, &cfg, &mut rng).unwrap();
+        // Every centre is a data value (a mean of equal values, up to the
+        // rounding of sum × (1/count)): no stray sums.
+        let near = |a: f32, b: f32| (a - b).abs() <= 1e-6;
+        for &v in c.as_slice() {
+            assert!([0.703125, 1.953125, -1.046875].iter().any(|&d| near(v, d)), "centre {v}");
+        }
+        let mut nearest = vec![0; 25];
+        let best = kmeans_predict_views(xm.view(), c.view(), &mut nearest).unwrap();
+        assert!(best < 1e-10 && fit.inertia < 1e-10, "{best} {}", fit.inertia);
+        for (i, &l) in labels.iter().enumerate() {
+            assert!(near(c.row(l).unwrap()[0], x[i]), "point {i} labelled {l}");
+        }
+    }
+}

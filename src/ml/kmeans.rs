@@ -14,13 +14,20 @@
 //!   farthest from their (previous) centres, the farthest first (among equal
 //!   distances the last point, as NumPy's partition leaves it), each taken
 //!   out of its old cluster's sum; nothing moves when every point sits on its
-//!   centre; a cluster still empty then takes the centre of the most
-//!   populous one (copied in index order, as scikit-learn's averaging does).
+//!   centre; a cluster still empty then takes the mean of the most populous
+//!   one. (scikit-learn copies while it averages, so an empty cluster listed
+//!   before the most populous one receives that cluster's *unaveraged sum*:
+//!   with more clusters than distinct points it returns centres that are no
+//!   cluster's mean, labels that are not the nearest centres and an inertia
+//!   that is not theirs. constml copies the mean; the fuzz target `kmeans`
+//!   checks the labels and inertia of every fit.)
 //!   With several empty clusters at once and equal distances, scikit-learn
 //!   pairs them with the far points in NumPy's partition order, which can
 //!   differ.
 //! * **Stopping**: when the labels did not change since the previous
-//!   iteration (strict convergence), or when `Σ‖c_new − c_old‖² ≤ tol ·
+//!   iteration and no cluster was empty (strict convergence; scikit-learn
+//!   looks at the labels only, and so can return labels that an empty
+//!   cluster's relocation has made stale), or when `Σ‖c_new − c_old‖² ≤ tol ·
 //!   mean_j var(X[:, j])` (scikit-learn scales `tol` by the mean feature
 //!   variance), or after `max_iter` iterations. Unless strictly converged, a
 //!   final assignment makes the labels match the returned centres.
@@ -311,7 +318,10 @@ fn assign<B: Backend, T: Real>(
 /// first; if every point sits exactly on its centre nothing moves; otherwise
 /// the `i`-th empty cluster takes the `i`-th farthest point from its
 /// (previous) centre, which leaves its old cluster's sum.
-fn relocate_empty<T: Real>(x: MatRef<'_, T>, k: usize, bufs: &mut Bufs<'_, T>) {
+///
+/// Returns whether any cluster was empty (then the labels no longer describe
+/// the partition the new centres are the means of).
+fn relocate_empty<T: Real>(x: MatRef<'_, T>, k: usize, bufs: &mut Bufs<'_, T>) -> bool {
     let (n, d) = x.shape();
     // Mark the clusters empty now (count −1), so that a cluster emptied by a
     // relocation below is not relocated in turn.
@@ -323,7 +333,7 @@ fn relocate_empty<T: Real>(x: MatRef<'_, T>, k: usize, bufs: &mut Bufs<'_, T>) {
         }
     }
     if empty == 0 {
-        return;
+        return false;
     }
     let mut far_max = T::ZERO;
     for i in 0..n {
@@ -365,6 +375,7 @@ fn relocate_empty<T: Real>(x: MatRef<'_, T>, k: usize, bufs: &mut Bufs<'_, T>) {
         bufs.counts[old] -= T::ONE;
         bufs.counts[e] = T::ONE;
     }
+    true
 }
 
 /// Assignment, relocation and the new centres (means) into `bufs.next`;
@@ -376,21 +387,28 @@ fn lloyd_update<B: Backend, T: Real>(
 ) -> Result<(bool, T)> {
     let d = x.cols();
     let changed = assign::<B, T>(x, k, bufs, true)?;
-    relocate_empty::<T>(x, k, bufs);
-    // Means; a cluster still empty takes the centre of the most populous one
-    // (the first on ties), copied in index order as scikit-learn does.
+    // An empty cluster moves centres without relabelling: not converged.
+    let changed = relocate_empty::<T>(x, k, bufs) || changed;
+    // Means; then a cluster still empty takes the mean of the most populous
+    // one (the first on ties). scikit-learn copies in the same loop as it
+    // averages, so an empty cluster listed before the biggest one gets its
+    // unaveraged sum (a centre that is no cluster's mean, with labels that do
+    // not match it); constml copies the mean.
     let mut big = 0;
     for (c, &cnt) in bufs.counts[..k].iter().enumerate() {
         if cnt > bufs.counts[big] {
             big = c;
         }
     }
-    let mut shift = T::ZERO;
     for c in 0..k {
         let cnt = bufs.counts[c];
         if cnt > T::ZERO {
             B::raw_affine(&mut bufs.next[c * d..(c + 1) * d], T::ONE / cnt, T::ZERO);
-        } else if c != big {
+        }
+    }
+    let mut shift = T::ZERO;
+    for c in 0..k {
+        if bufs.counts[c] <= T::ZERO && c != big {
             bufs.next.copy_within(big * d..(big + 1) * d, c * d);
         }
         shift += sq_dist(
