@@ -273,6 +273,7 @@ macro_rules! impl_scalar_lanes {
             }
         }
 
+        #[allow(dead_code)] // as the type: used outside tests only without a vector unit
         impl ScalarLanes<$e, $k> {
             /// A mask lane: all ones if `b`.
             #[inline]
