@@ -58,7 +58,14 @@ fn kmeans_with_more_clusters_than_distinct_points_stays_consistent() {
     let mut x = vec![0.703125f32; 2];
     x.extend([1.953125f32; 13]);
     x.extend([-1.046875f32; 10]);
-    let mut init = vec![0.703125f32, 0.703125, -1.046875, -1.046875, -1.046875, -1.046875];
+    let mut init = vec![
+        0.703125f32,
+        0.703125,
+        -1.046875,
+        -1.046875,
+        -1.046875,
+        -1.046875,
+    ];
     init.extend([0.703125f32; 12]);
     let xm = Matrix::from_vec(25, 1, x.clone()).unwrap();
     let cfg = KMeansConfig {
@@ -75,13 +82,49 @@ fn kmeans_with_more_clusters_than_distinct_points_stays_consistent() {
         // rounding of sum × (1/count)): no stray sums.
         let near = |a: f32, b: f32| (a - b).abs() <= 1e-6;
         for &v in c.as_slice() {
-            assert!([0.703125, 1.953125, -1.046875].iter().any(|&d| near(v, d)), "centre {v}");
+            assert!(
+                [0.703125, 1.953125, -1.046875].iter().any(|&d| near(v, d)),
+                "centre {v}"
+            );
         }
         let mut nearest = vec![0; 25];
         let best = kmeans_predict_views(xm.view(), c.view(), &mut nearest).unwrap();
-        assert!(best < 1e-10 && fit.inertia < 1e-10, "{best} {}", fit.inertia);
+        assert!(
+            best < 1e-10 && fit.inertia < 1e-10,
+            "{best} {}",
+            fit.inertia
+        );
         for (i, &l) in labels.iter().enumerate() {
             assert!(near(c.row(l).unwrap()[0], x[i]), "point {i} labelled {l}");
         }
     }
+}
+
+/// Finding 4 (the audit of `decode::beam`): a logits processor that wrote `+∞`
+/// into the log-probs was accepted (only NaN was checked), and beam search
+/// returned hypotheses scored `+∞`. It is now `InvalidParameter`, like a `+∞`
+/// logit from the model. (`audit_beam_processor_infinity_is_an_error` covers the
+/// const face; this is the runtime face.)
+#[test]
+fn beam_processor_infinity_is_an_error_in_the_runtime_face() {
+    use constml::decode::{BeamConfig, BeamModel, BeamScratchDyn, HypothesesDyn, beam_search_dyn};
+    use constml::{Error, Result};
+    struct Boost;
+    impl BeamModel<f32> for Boost {
+        fn step(&mut self, _: usize, _: usize, _: usize, logits: &mut [f32]) -> Result<()> {
+            logits.copy_from_slice(&[0.0, 1.0, 2.0]);
+            Ok(())
+        }
+        fn reorder(&mut self, _: &[usize]) -> Result<()> {
+            Ok(())
+        }
+        fn process(&mut self, _: usize, _: &[usize], lp: &mut [f32]) -> Result<()> {
+            lp[0] = f32::INFINITY;
+            Ok(())
+        }
+    }
+    let mut s = BeamScratchDyn::new(3, 2, 2).unwrap();
+    let mut o = HypothesesDyn::new(2, 2).unwrap();
+    let r = beam_search_dyn(&mut Boost, &[1], &BeamConfig::new(2), &mut s, &mut o);
+    assert!(matches!(r, Err(Error::InvalidParameter { .. })), "{r:?}");
 }

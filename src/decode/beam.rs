@@ -485,6 +485,14 @@ fn run<B: Backend, T: Real, M: BeamModel<T> + ?Sized>(
                         what: "beam_search: log-probs (model logits or processor output)",
                     });
                 }
+                // The model's +∞ was rejected above; a processor's would make
+                // every score +∞ (a finite running score plus +∞).
+                if s == T::INFINITY {
+                    return Err(Error::InvalidParameter {
+                        what: "beam_search: log-probs (processor output)",
+                        reason: "must not contain +inf (only -inf, to forbid a token)",
+                    });
+                }
                 if s == T::NEG_INFINITY {
                     continue;
                 }
@@ -749,8 +757,9 @@ impl<T: Real, const BEAMS: usize, const MAX_NEW: usize> Default for Hypotheses<T
 /// Errors: `num_return` outside `1..=BEAMS`, a non-finite `length_penalty`
 /// ([`Error::InvalidParameter`]); an empty prompt ([`Error::Empty`]); a prompt
 /// token or EOS id `≥ V` ([`Error::OutOfRange`]); NaN in the model's logits
-/// ([`Error::NaN`]); no candidate at all ([`Error::NoCandidates`]); any error of
-/// the model, returned unchanged.
+/// ([`Error::NaN`]); a `+∞` from the model's logits or from
+/// [`BeamModel::process`] ([`Error::InvalidParameter`]); no candidate at all
+/// ([`Error::NoCandidates`]); any error of the model, returned unchanged.
 ///
 /// ```
 /// use constml::decode::{beam_search, BeamConfig, BeamModel, BeamScratch, EarlyStopping, Hypotheses};

@@ -29,7 +29,8 @@
 //! wrong size (runtime face), a model error: a clear [`Error`](crate::Error), never
 //! a panic, never an out-of-range token. `+∞` logits (whose probability is
 //! undefined) are rejected by everything except [`greedy`], for which they simply
-//! win. Zero sizes of the const face (`V`, `BEAMS`, `MAX_NEW`) are compile-time
+//! win; in beam search that includes a `+∞` written by a logits processor
+//! ([`BeamModel::process`]). The full table is [`crate::audit`]. Zero sizes of the const face (`V`, `BEAMS`, `MAX_NEW`) are compile-time
 //! errors.
 //!
 //! # Reproducible sampling
