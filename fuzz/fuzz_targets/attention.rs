@@ -9,6 +9,8 @@
 //! and bad options are `Err`, never a panic. The batched face agrees with
 //! per-head calls.
 #![no_main]
+// Index loops mirror the formulas they check.
+#![allow(clippy::needless_range_loop)]
 
 use constml::attention::{AttnOptions, AttnShape, sdpa_batched_dyn, sdpa_dyn, sdpa_dyn_with};
 use constml::{MatRef, Matrix, Scalar};
@@ -23,7 +25,11 @@ fuzz_target!(|data: &[u8]| {
     let dv = inp.range(0, 5);
     // A mismatched shape now and then.
     let bad = inp.u8() < 20;
-    let (kr, kc) = if bad { (inp.range(0, 6), inp.range(0, 5)) } else { (nk, dk) };
+    let (kr, kc) = if bad {
+        (inp.range(0, 6), inp.range(0, 5))
+    } else {
+        (nk, dk)
+    };
     let q = inp.vec(nq * dk, |i| i.fine_f32() / 2.0);
     let k = inp.vec(kr * kc, |i| i.fine_f32() / 2.0);
     let v = inp.vec(nk * dv, |i| i.fine_f32());
@@ -98,9 +104,20 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!((out.shape(), w.shape()), ((nq, dv), (nq, nk)));
 
     // The default scale is 1/√dk, and 1 for dk = 0 (every score is 0 then).
-    let scale = scale.map_or(if dk == 0 { 1.0 } else { 1.0 / (dk as f64).sqrt() }, |s| s as f64);
+    let scale = scale.map_or(
+        if dk == 0 {
+            1.0
+        } else {
+            1.0 / (dk as f64).sqrt()
+        },
+        |s| s as f64,
+    );
     for i in 0..nq {
-        let p: i64 = if causal == 2 { (start + i) as i64 } else { nk as i64 - nq as i64 + i as i64 };
+        let p: i64 = if causal == 2 {
+            (start + i) as i64
+        } else {
+            nk as i64 - nq as i64 + i as i64
+        };
         let allowed = |j: usize| {
             let m = match mask_kind {
                 1 => mask[i * nk + j],
@@ -118,7 +135,9 @@ fuzz_target!(|data: &[u8]| {
         };
         // The library scores in f32: dot, times the scale, plus the bias.
         let raw = |j: usize| -> f64 {
-            let dot: f64 = (0..dk).map(|c| q[i * dk + c] as f64 * k[j * dk + c] as f64).sum();
+            let dot: f64 = (0..dk)
+                .map(|c| q[i * dk + c] as f64 * k[j * dk + c] as f64)
+                .sum();
             dot * scale
         };
         if (0..nk).any(|j| allowed(j) && raw(j).abs() > 1e37) {
@@ -130,8 +149,16 @@ fuzz_target!(|data: &[u8]| {
         }
         let s: Vec<f64> = (0..nk)
             .map(|j| {
-                let b = if with_bias { bias[i * nk + j] as f64 } else { 0.0 };
-                if allowed(j) { raw(j) + b } else { f64::NEG_INFINITY }
+                let b = if with_bias {
+                    bias[i * nk + j] as f64
+                } else {
+                    0.0
+                };
+                if allowed(j) {
+                    raw(j) + b
+                } else {
+                    f64::NEG_INFINITY
+                }
             })
             .collect();
         let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
@@ -139,7 +166,10 @@ fuzz_target!(|data: &[u8]| {
         let orow = out.row(i).unwrap();
         if m == f64::NEG_INFINITY {
             stat("fully masked row");
-            assert!(wrow.iter().all(|&x| x == 0.0), "masked row weights {wrow:?}");
+            assert!(
+                wrow.iter().all(|&x| x == 0.0),
+                "masked row weights {wrow:?}"
+            );
             assert!(orow.iter().all(|&x| x == 0.0), "masked row output {orow:?}");
             continue;
         }
@@ -148,19 +178,31 @@ fuzz_target!(|data: &[u8]| {
         let sum: f64 = wrow.iter().map(|&x| x as f64).sum();
         assert!((sum - 1.0).abs() < 1e-5, "weights sum to {sum}");
         // The scores' own f32 rounding moves a weight by about ε·|score|.
-        let smax = s.iter().filter(|x| x.is_finite()).fold(0.0f64, |a, x| a.max(x.abs()));
+        let smax = s
+            .iter()
+            .filter(|x| x.is_finite())
+            .fold(0.0f64, |a, x| a.max(x.abs()));
         let tol = 1e-5 + 4e-7 * smax;
         for j in 0..nk {
             assert!((0.0..=1.0).contains(&wrow[j]));
             let want = e[j] / z;
-            assert!((wrow[j] as f64 - want).abs() <= tol, "w[{i},{j}] {} vs {want}", wrow[j]);
+            assert!(
+                (wrow[j] as f64 - want).abs() <= tol,
+                "w[{i},{j}] {} vs {want}",
+                wrow[j]
+            );
         }
         for c in 0..dv {
             let col = (0..nk).map(|j| v[j * dv + c]);
-            let (lo, hi) = col.fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
+            let (lo, hi) = col.fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), x| {
+                (a.min(x), b.max(x))
+            });
             let y = orow[c];
             let want: f64 = (0..nk).map(|j| wrow[j] as f64 * v[j * dv + c] as f64).sum();
-            assert!((y as f64 - want).abs() <= 1e-5 * (1.0 + want.abs()), "out {y} vs {want}");
+            assert!(
+                (y as f64 - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                "out {y} vs {want}"
+            );
             assert!(y >= lo - 1e-5 * lo.abs().max(1.0) && y <= hi + 1e-5 * hi.abs().max(1.0));
         }
     }
@@ -170,7 +212,10 @@ fuzz_target!(|data: &[u8]| {
         assert!(close(*a as f64, *b as f64, 1e-4), "Scalar {a} vs Simd {b}");
     }
     for (a, b) in w_s.as_slice().iter().zip(w.as_slice()) {
-        assert!(close(*a as f64, *b as f64, 1e-4), "Scalar weight {a} vs Simd {b}");
+        assert!(
+            close(*a as f64, *b as f64, 1e-4),
+            "Scalar weight {a} vs Simd {b}"
+        );
     }
     stat("checked");
 
@@ -178,9 +223,24 @@ fuzz_target!(|data: &[u8]| {
     // data per head give the per-head result.
     let kvh = inp.range(1, 2);
     let heads = kvh * inp.range(1, 2);
-    let shape = AttnShape { batch: 2, heads, kv_heads: kvh, nq, nk, dk, dv };
-    let rep = |x: &[f32], n: usize| -> Vec<f32> { (0..n).flat_map(|_| x.iter().copied()).collect() };
-    let b = sdpa_batched_dyn(&rep(&q, 2 * heads), &rep(&k, 2 * kvh), &rep(&v, 2 * kvh), shape, &o);
+    let shape = AttnShape {
+        batch: 2,
+        heads,
+        kv_heads: kvh,
+        nq,
+        nk,
+        dk,
+        dv,
+    };
+    let rep =
+        |x: &[f32], n: usize| -> Vec<f32> { (0..n).flat_map(|_| x.iter().copied()).collect() };
+    let b = sdpa_batched_dyn(
+        &rep(&q, 2 * heads),
+        &rep(&k, 2 * kvh),
+        &rep(&v, 2 * kvh),
+        shape,
+        &o,
+    );
     let b = b.unwrap_or_else(|e| panic!("batched: {e:?}"));
     assert_eq!(b.len(), 2 * heads * nq * dv);
     for (x, y) in b.iter().zip(rep(out.as_slice(), 2 * heads)) {
@@ -188,7 +248,10 @@ fuzz_target!(|data: &[u8]| {
     }
     // A length that does not match the shape is an error.
     let short = sdpa_batched_dyn(&q, &k, &v, AttnShape { batch: 3, ..shape }, &o);
-    if 3 * heads * nq * dk != q.len() || 3 * kvh * nk * dk != k.len() || 3 * kvh * nk * dv != v.len() {
+    if 3 * heads * nq * dk != q.len()
+        || 3 * kvh * nk * dk != k.len()
+        || 3 * kvh * nk * dv != v.len()
+    {
         assert!(short.is_err());
     }
 });

@@ -9,6 +9,8 @@
 //! where no ranking decision of the reference is within rounding of a tie, the
 //! hypotheses and their count equal the reference's.
 #![no_main]
+// Index loops mirror the formulas they check.
+#![allow(clippy::needless_range_loop)]
 
 use constml::decode::{BeamConfig, BeamModel, BeamScratchDyn, EarlyStopping, HypothesesDyn};
 use constml::decode::{beam_search_dyn, beam_search_dyn_with};
@@ -280,7 +282,10 @@ fuzz_target!(|data: &[u8]| {
     let mut scratch = BeamScratchDyn::new(v, beams, max_new).unwrap();
     let mut out = HypothesesDyn::new(beams, max_new).unwrap();
     if std::env::var_os("FUZZ_DEBUG").is_some() {
-        eprintln!("v {v} beams {beams} max_new {max_new} prompt {:?} eos {:?} lp {lp} {stop:?} a {:?} b {:?}", case.prompt, case.eos, model.a, model.b);
+        eprintln!(
+            "v {v} beams {beams} max_new {max_new} prompt {:?} eos {:?} lp {lp} {stop:?} a {:?} b {:?}",
+            case.prompt, case.eos, model.a, model.b
+        );
     }
     let got = beam_search_dyn(&mut model, &case.prompt, &cfg, &mut scratch, &mut out);
     stat(if got.is_ok() { "ok" } else { "err" });
@@ -294,15 +299,26 @@ fuzz_target!(|data: &[u8]| {
 
     // Scalar gives the same hypotheses within rounding.
     let mut out_s = HypothesesDyn::new(beams, max_new).unwrap();
-    let got_s =
-        beam_search_dyn_with::<Scalar, f32>(&mut model, &case.prompt, &cfg, &mut scratch, &mut out_s);
+    let got_s = beam_search_dyn_with::<Scalar, f32>(
+        &mut model,
+        &case.prompt,
+        &cfg,
+        &mut scratch,
+        &mut out_s,
+    );
 
     // Each hypothesis is a valid sequence with its true score.
     for (seq, s) in &hyps {
         assert!(!seq.is_empty() && seq.len() <= max_new, "{seq:?}");
         assert!(seq.iter().all(|&t| t < v));
-        assert!(seq[..seq.len() - 1].iter().all(|t| !case.eos.contains(t)), "EOS inside {seq:?}");
-        assert!(seq.len() == max_new || case.eos.contains(seq.last().unwrap()), "{seq:?} unfinished");
+        assert!(
+            seq[..seq.len() - 1].iter().all(|t| !case.eos.contains(t)),
+            "EOS inside {seq:?}"
+        );
+        assert!(
+            seq.len() == max_new || case.eos.contains(seq.last().unwrap()),
+            "{seq:?} unfinished"
+        );
         let want = rescore(&model, &case, seq);
         assert!(same_score(*s, want, &case), "score {s} vs {want}");
     }
@@ -311,7 +327,10 @@ fuzz_target!(|data: &[u8]| {
     }
     let opt = exhaustive(&model, &case);
     if let Some((_, best)) = hyps.first() {
-        assert!(*best as f64 <= opt || same_score(*best, opt, &case), "{best} above optimum {opt}");
+        assert!(
+            *best as f64 <= opt || same_score(*best, opt, &case),
+            "{best} above optimum {opt}"
+        );
     }
 
     let (want, gap) = reference(&model, &case);

@@ -7,6 +7,8 @@
 //! centres (up to rounding ties), finite centres, and the inertia of those
 //! labels; the fit's inertia is never above that of its own starting centres.
 #![no_main]
+// Index loops mirror the formulas they check.
+#![allow(clippy::needless_range_loop)]
 
 use constml::ml::{
     KMeansConfig, KMeansInit, kmeans_dyn, kmeans_lloyd_step_views, kmeans_predict_views,
@@ -23,7 +25,13 @@ fuzz_target!(|data: &[u8]| {
     let d = inp.range(1, 4);
     let k = inp.range(0, n + 1);
     let coarse = inp.bool();
-    let mut x: Vec<f32> = inp.vec(n * d, |i| if coarse { i.small_f32() / 4.0 } else { i.fine_f32() });
+    let mut x: Vec<f32> = inp.vec(n * d, |i| {
+        if coarse {
+            i.small_f32() / 4.0
+        } else {
+            i.fine_f32()
+        }
+    });
     let poison = inp.u8() < 16;
     if poison {
         let at = inp.range(0, n * d - 1);
@@ -47,10 +55,12 @@ fuzz_target!(|data: &[u8]| {
         tol: if inp.u8() < 8 { inp.any_f32() } else { 1e-4 },
         n_init: inp.range(0, 3),
     };
-    let given: Vec<f32> = (0..k).flat_map(|_| {
-        let p = inp.range(0, n - 1);
-        x[p * d..(p + 1) * d].to_vec()
-    }).collect();
+    let given: Vec<f32> = (0..k)
+        .flat_map(|_| {
+            let p = inp.range(0, n - 1);
+            x[p * d..(p + 1) * d].to_vec()
+        })
+        .collect();
     let use_given = inp.bool();
     let init = if use_given {
         KMeansInit::Given(MatRef::new(&given, k, d).unwrap())
@@ -66,7 +76,10 @@ fuzz_target!(|data: &[u8]| {
     let cfg_ok = cfg.max_iter >= 1 && cfg.n_init >= 1 && cfg.tol.is_finite() && cfg.tol >= 0.0;
     if k == 0 || k > n || !finite || !cfg_ok {
         assert!(
-            matches!(got, Err(Error::InvalidParameter { .. } | Error::Empty { .. })),
+            matches!(
+                got,
+                Err(Error::InvalidParameter { .. } | Error::Empty { .. })
+            ),
             "k {k} n {n} finite {finite} {cfg:?}: {got:?}"
         );
         stat("rejected");
@@ -92,17 +105,31 @@ fuzz_target!(|data: &[u8]| {
     let cost: f64 = (0..n)
         .map(|i| sq(&x[i * d..(i + 1) * d], centers.row(labels[i]).unwrap()))
         .sum();
-    assert!((cost - inertia).abs() <= tol, "labels cost {cost}, nearest {inertia}");
-    assert!((fit.inertia as f64 - cost).abs() <= tol, "fit {} vs {cost}", fit.inertia);
+    assert!(
+        (cost - inertia).abs() <= tol,
+        "labels cost {cost}, nearest {inertia}"
+    );
+    assert!(
+        (fit.inertia as f64 - cost).abs() <= tol,
+        "fit {} vs {cost}",
+        fit.inertia
+    );
     if use_given {
         let mut l0 = vec![0; n];
         let start = kmeans_predict_views(xm, MatRef::new(&given, k, d).unwrap(), &mut l0).unwrap();
-        assert!(fit.inertia as f64 <= start as f64 + tol, "fit {} above its start {start}", fit.inertia);
+        assert!(
+            fit.inertia as f64 <= start as f64 + tol,
+            "fit {} above its start {start}",
+            fit.inertia
+        );
     }
 });
 
 fn sq(a: &[f32], b: &[f32]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum()
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
+        .sum()
 }
 
 /// Lloyd iterations from centres picked among the points (duplicates allowed,
@@ -118,8 +145,13 @@ fn lloyd(inp: &mut Input, x: MatRef<'_, f32>, n: usize, k: usize, d: usize, tol:
     let mut scratch = vec![0.0f32; kmeans_scratch_len(n, k, d)];
     let mut before = kmeans_predict_views(x, MatRef::new(&c, k, d).unwrap(), &mut labels).unwrap();
     for _ in 0..inp.range(1, 8) {
-        kmeans_lloyd_step_views(x, MatMut::new(&mut c, k, d).unwrap(), &mut labels, &mut scratch)
-            .unwrap();
+        kmeans_lloyd_step_views(
+            x,
+            MatMut::new(&mut c, k, d).unwrap(),
+            &mut labels,
+            &mut scratch,
+        )
+        .unwrap();
         assert!(labels.iter().all(|&l| l < k));
         assert!(c.iter().all(|v| v.is_finite()));
         let after = kmeans_predict_views(x, MatRef::new(&c, k, d).unwrap(), &mut labels).unwrap();

@@ -3,6 +3,8 @@
 //! against a `Vec`-based model of the same policy; and attention over the cache
 //! (held keys, or a pending chunk) equal to attention over the model's keys.
 #![no_main]
+// Index loops mirror the formulas they check.
+#![allow(clippy::needless_range_loop)]
 
 use constml::attention::{
     AttnOptions, CachePolicy, KvCacheDyn, KvStore, WeightsOut, attend_cache_views, reorder_beams,
@@ -67,7 +69,11 @@ fn agree(c: &KvCacheDyn<f32>, m: &Model, kvh: usize, d: usize) {
         assert!(slot < m.cap);
         assert_eq!(c.slot_position(slot), Some(*p));
         for g in 0..kvh {
-            assert_eq!(c.key(g, *p), Some(&k[g * d..(g + 1) * d]), "key {p} head {g}");
+            assert_eq!(
+                c.key(g, *p),
+                Some(&k[g * d..(g + 1) * d]),
+                "key {p} head {g}"
+            );
             assert_eq!(c.value(g, *p), Some(&v[g * d..(g + 1) * d]));
         }
     }
@@ -107,7 +113,10 @@ fn naive(
                 .iter()
                 .map(|kv| {
                     let k = &kv.1[g * d..(g + 1) * d];
-                    qh.iter().zip(k).map(|(a, b)| *a as f64 * *b as f64).sum::<f64>()
+                    qh.iter()
+                        .zip(k)
+                        .map(|(a, b)| *a as f64 * *b as f64)
+                        .sum::<f64>()
                         / (d as f64).sqrt()
                 })
                 .collect();
@@ -131,7 +140,11 @@ fuzz_target!(|data: &[u8]| {
     let cap = inp.range(1, 6);
     let ring = inp.bool();
     let nb = inp.range(1, 3);
-    let policy = if ring { CachePolicy::Ring } else { CachePolicy::Bounded };
+    let policy = if ring {
+        CachePolicy::Ring
+    } else {
+        CachePolicy::Bounded
+    };
     let mut caches: Vec<KvCacheDyn<f32>> = (0..nb)
         .map(|_| KvCacheDyn::new(kvh, d, cap, policy).unwrap())
         .collect();
@@ -255,13 +268,20 @@ fn attend(inp: &mut Input, c: &KvCacheDyn<f32>, m: &Model, kvh: usize, d: usize)
         return;
     }
     got.unwrap();
-    stat(if pending_n > 0 { "attended with pending" } else { "attended" });
+    stat(if pending_n > 0 {
+        "attended with pending"
+    } else {
+        "attended"
+    });
     let mut keys = m.held.clone();
     for (i, (k, v)) in pend.into_iter().enumerate() {
         keys.push((m.next + i, k, v));
     }
     let want = naive(&q, start, heads, kvh, d, &keys, window);
     for (g, w) in out.iter().zip(&want) {
-        assert!((*g as f64 - w).abs() <= 1e-4 * (1.0 + w.abs()), "{g} vs {w}");
+        assert!(
+            (*g as f64 - w).abs() <= 1e-4 * (1.0 + w.abs()),
+            "{g} vs {w}"
+        );
     }
 }

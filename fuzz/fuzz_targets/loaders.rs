@@ -9,13 +9,14 @@
 //! tokenizer that loads answers every id below its vocabulary (and none
 //! beyond) and encodes to ids below it.
 #![no_main]
+// Index loops mirror the formulas they check.
+#![allow(clippy::needless_range_loop)]
 
-use constml::models::{
-    LlamaState, LogitRows, Tokenizer, llama_q8_scratch_len,
-    llama2c_config, llama2c_q8_export, llama2c_q8_header, Llama, LlamaQ8, Llama2cCheckpoint,
-    Llama2cQ8Checkpoint,
-};
 use constml::models::quant::{Q8Matrix, Q8Scratch};
+use constml::models::{
+    Llama, Llama2cCheckpoint, Llama2cQ8Checkpoint, LlamaQ8, LlamaState, LogitRows, Tokenizer,
+    llama_q8_scratch_len, llama2c_config, llama2c_q8_export, llama2c_q8_header,
+};
 use constml_fuzz::{Input, stat};
 use libfuzzer_sys::fuzz_target;
 
@@ -52,7 +53,11 @@ fn f32_checkpoint(bytes: &[u8], tok: usize) {
         model
             .forward(&[tok % cfg.vocab_size], &mut state, LogitRows::Last)
             .unwrap();
-        assert!(model.forward(&[cfg.vocab_size], &mut state, LogitRows::Last).is_err());
+        assert!(
+            model
+                .forward(&[cfg.vocab_size], &mut state, LogitRows::Last)
+                .is_err()
+        );
         stat("f32 forward");
     }
     for gs in [1, 2, cfg.dim] {
@@ -79,10 +84,18 @@ fn q8_checkpoint(bytes: &[u8], tok: usize) {
         let mut state = LlamaState::new(&cfg, 1, &mut arena).unwrap();
         let (nq, ns) = llama_q8_scratch_len(&cfg, ck.group_size());
         let (mut q, mut s) = (vec![0i8; nq], vec![0.0f32; ns]);
-        let mut scratch = Q8Scratch { q: &mut q, s: &mut s };
+        let mut scratch = Q8Scratch {
+            q: &mut q,
+            s: &mut s,
+        };
         // Weights from arbitrary bytes may make activations non-finite, which
         // the on-the-fly quantization reports: Ok or that error, no panic.
-        let _ = model.forward(&[tok % cfg.vocab_size], &mut state, &mut scratch, LogitRows::Last);
+        let _ = model.forward(
+            &[tok % cfg.vocab_size],
+            &mut state,
+            &mut scratch,
+            LogitRows::Last,
+        );
         stat("q8 forward");
     }
 }
@@ -115,8 +128,8 @@ fn tokenizer(bytes: &[u8], vocab: usize) {
     // cannot merge into a byte-fallback piece, so decoding what encoding gives
     // returns the text (a dummy space in front, dropped again after BOS).
     let plain = "Once upon a time, Lily saw 3 big dogs. They ran!";
-    let bytes_ok = vocab >= 259
-        && (0..256).all(|b| t.piece(b + 3) == Some(format!("<0x{b:02X}>").as_bytes()));
+    let bytes_ok =
+        vocab >= 259 && (0..256).all(|b| t.piece(b + 3) == Some(format!("<0x{b:02X}>").as_bytes()));
     if let (true, Ok(ids)) = (bytes_ok, t.encode(plain, true, false)) {
         assert_eq!(ids.first(), Some(&1), "BOS first");
         let mut back = Vec::new();
@@ -139,7 +152,7 @@ fn q8_matrix(bytes: &[u8], shape: usize) {
     };
     stat("q8 matrix");
     assert_eq!((m.shape(), m.group_size()), ((rows, cols), gs));
-    let groups = if gs == 0 { 0 } else { rows * cols / gs };
+    let groups = (rows * cols).checked_div(gs).unwrap_or(0);
     for g in 0..groups {
         let sc = m.scale(g).expect("scale in range");
         assert!(sc.is_finite() && sc >= 0.0);

@@ -9,6 +9,8 @@
 //! mismatches are `Err` with the output untouched; `Matrix`'s products and
 //! row softmaxes agree with the kernels.
 #![no_main]
+// Index loops mirror the formulas they check.
+#![allow(clippy::needless_range_loop)]
 
 use constml::{Accumulate, Backend, MatMut, MatRef, Matrix, Scalar, Simd};
 use constml_fuzz::{Input, stat};
@@ -17,7 +19,11 @@ use libfuzzer_sys::fuzz_target;
 /// A strided `(rows, cols)` buffer: `(data, stride)` with every element set.
 fn strided(inp: &mut Input, rows: usize, cols: usize) -> (Vec<f32>, usize) {
     let stride = cols + inp.range(0, 3);
-    let len = if rows == 0 { inp.range(0, 3) } else { (rows - 1) * stride + cols + inp.range(0, 2) };
+    let len = if rows == 0 {
+        inp.range(0, 3)
+    } else {
+        (rows - 1) * stride + cols + inp.range(0, 2)
+    };
     (inp.vec(len, |i| i.small_f32()), stride)
 }
 
@@ -29,7 +35,11 @@ fuzz_target!(|data: &[u8]| {
     let mut inp = Input::new(data);
     views(&mut inp);
     let (m, k, n) = (inp.range(0, 9), inp.range(0, 9), inp.range(0, 9));
-    let mode = if inp.bool() { Accumulate::Add } else { Accumulate::Overwrite };
+    let mode = if inp.bool() {
+        Accumulate::Add
+    } else {
+        Accumulate::Overwrite
+    };
     kernels::<Simd>(&mut inp, m, k, n, mode);
     kernels::<Scalar>(&mut inp, m, k, n, mode);
     owned(&mut inp);
@@ -43,7 +53,11 @@ fn views(inp: &mut Input) {
     let got = MatRef::with_stride(&data, rows, cols, stride);
     let elements = rows > 0 && cols > 0;
     let ok = !elements || (stride >= cols && (rows - 1) * stride + cols <= len);
-    assert_eq!(got.is_ok(), ok, "({rows}, {cols}) stride {stride} over {len}");
+    assert_eq!(
+        got.is_ok(),
+        ok,
+        "({rows}, {cols}) stride {stride} over {len}"
+    );
     let Ok(v) = got else { return };
     for i in 0..rows {
         let r = v.row(i).unwrap();
@@ -53,7 +67,12 @@ fn views(inp: &mut Input) {
         }
     }
     assert!(v.row(rows).is_none());
-    let (r0, rl, c0, cl) = (inp.range(0, 8), inp.range(0, 8), inp.range(0, 8), inp.range(0, 8));
+    let (r0, rl, c0, cl) = (
+        inp.range(0, 8),
+        inp.range(0, 8),
+        inp.range(0, 8),
+        inp.range(0, 8),
+    );
     match v.row_range(r0, rl) {
         Ok(s) => {
             assert!(r0 + rl <= rows);
@@ -96,7 +115,10 @@ fn kernels<B: Backend>(inp: &mut Input, m: usize, k: usize, n: usize, mode: Accu
                 let want = want + base;
                 let tol = (k as f64 + 2.0) * 1.2e-7 * (mag + base.abs()) + 1e-30;
                 let got = c[i * sc + j] as f64;
-                assert!((got - want).abs() <= tol, "{what} ({m},{k},{n}) [{i},{j}]: {got} vs {want}");
+                assert!(
+                    (got - want).abs() <= tol,
+                    "{what} ({m},{k},{n}) [{i},{j}]: {got} vs {want}"
+                );
             }
         }
         for (idx, (x, y)) in c.iter().zip(&c0).enumerate() {
@@ -107,23 +129,51 @@ fn kernels<B: Backend>(inp: &mut Input, m: usize, k: usize, n: usize, mode: Accu
         }
     };
     let dot = |f: &dyn Fn(usize) -> (f64, f64)| -> (f64, f64) {
-        (0..k).map(f).fold((0.0, 0.0), |(s, g), (x, y)| (s + x * y, g + (x * y).abs()))
+        (0..k)
+            .map(f)
+            .fold((0.0, 0.0), |(s, g), (x, y)| (s + x * y, g + (x * y).abs()))
     };
     let mut c = c0.clone();
     B::gemm(av, bv, MatMut::with_stride(&mut c, m, n, sc).unwrap(), mode).unwrap();
-    check("gemm", &c, &|i, j| dot(&|p| (at(&a, sa, i, p), at(&b, sb, p, j))));
+    check("gemm", &c, &|i, j| {
+        dot(&|p| (at(&a, sa, i, p), at(&b, sb, p, j)))
+    });
     let mut c = c0.clone();
-    B::gemm_bt(av, btv, MatMut::with_stride(&mut c, m, n, sc).unwrap(), mode).unwrap();
-    check("gemm_bt", &c, &|i, j| dot(&|p| (at(&a, sa, i, p), at(&bt, sbt, j, p))));
+    B::gemm_bt(
+        av,
+        btv,
+        MatMut::with_stride(&mut c, m, n, sc).unwrap(),
+        mode,
+    )
+    .unwrap();
+    check("gemm_bt", &c, &|i, j| {
+        dot(&|p| (at(&a, sa, i, p), at(&bt, sbt, j, p)))
+    });
     let mut c = c0.clone();
-    B::gemm_at(atv, bv, MatMut::with_stride(&mut c, m, n, sc).unwrap(), mode).unwrap();
-    check("gemm_at", &c, &|i, j| dot(&|p| (at(&at_, sat, p, i), at(&b, sb, p, j))));
+    B::gemm_at(
+        atv,
+        bv,
+        MatMut::with_stride(&mut c, m, n, sc).unwrap(),
+        mode,
+    )
+    .unwrap();
+    check("gemm_at", &c, &|i, j| {
+        dot(&|p| (at(&at_, sat, p, i), at(&b, sb, p, j)))
+    });
 
     // Mismatched inner dimensions: Err, C untouched.
     if k > 0 {
         let short = MatRef::with_stride(&b, k - 1, n, sb).unwrap();
         let mut c = c0.clone();
-        assert!(B::gemm(av, short, MatMut::with_stride(&mut c, m, n, sc).unwrap(), mode).is_err());
+        assert!(
+            B::gemm(
+                av,
+                short,
+                MatMut::with_stride(&mut c, m, n, sc).unwrap(),
+                mode
+            )
+            .is_err()
+        );
         assert_eq!(c, c0);
     }
 
@@ -144,18 +194,29 @@ fn kernels<B: Backend>(inp: &mut Input, m: usize, k: usize, n: usize, mode: Accu
     for p in 0..k {
         let s: f64 = (0..m).map(|i| at(&a, sa, i, p)).sum();
         let base = if add { 1.0 } else { 0.0 };
-        assert!((cs[p] as f64 - s - base).abs() <= (m as f64 + 2.0) * 1.2e-7 * (8.0 * m as f64 + 1.0));
+        assert!(
+            (cs[p] as f64 - s - base).abs() <= (m as f64 + 2.0) * 1.2e-7 * (8.0 * m as f64 + 1.0)
+        );
     }
     // ger: C += α·x·yᵀ with C (k, m).
     let alpha = inp.small_f32();
     let yv: Vec<f32> = inp.vec(m, |i| i.small_f32());
     let (g0, sg) = strided(inp, k, m);
     let mut g = g0.clone();
-    B::ger(alpha, &x, &yv, MatMut::with_stride(&mut g, k, m, sg).unwrap()).unwrap();
+    B::ger(
+        alpha,
+        &x,
+        &yv,
+        MatMut::with_stride(&mut g, k, m, sg).unwrap(),
+    )
+    .unwrap();
     for p in 0..k {
         for i in 0..m {
             let want = g0[p * sg + i] as f64 + alpha as f64 * x[p] as f64 * yv[i] as f64;
-            assert!((g[p * sg + i] as f64 - want).abs() <= 1e-6 * (1.0 + want.abs()), "ger");
+            assert!(
+                (g[p * sg + i] as f64 - want).abs() <= 1e-6 * (1.0 + want.abs()),
+                "ger"
+            );
         }
     }
     stat("kernels");
@@ -170,8 +231,19 @@ fn owned(inp: &mut Input) {
     let c = a.matmul(&b).unwrap();
     assert_eq!(c.shape(), (m, n));
     let mut c2 = vec![0.0f32; m * n];
-    Simd::gemm(a.view(), b.view(), MatMut::new(&mut c2, m, n).unwrap(), Accumulate::Overwrite).unwrap();
-    assert!(c.as_slice().iter().zip(&c2).all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan())));
+    Simd::gemm(
+        a.view(),
+        b.view(),
+        MatMut::new(&mut c2, m, n).unwrap(),
+        Accumulate::Overwrite,
+    )
+    .unwrap();
+    assert!(
+        c.as_slice()
+            .iter()
+            .zip(&c2)
+            .all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
+    );
     if k != n {
         assert!(a.matmul(&a).is_err() || k == m);
     }
@@ -194,7 +266,10 @@ fn owned(inp: &mut Input) {
             assert!((sum - 1.0).abs() < 1e-5, "softmax row sums to {sum}");
             for (pv, lv) in p.iter().zip(lp) {
                 assert!(*pv >= 0.0 && *pv <= 1.0);
-                assert!(((*lv as f64).exp() - *pv as f64).abs() <= 1e-5, "{lv} vs {pv}");
+                assert!(
+                    ((*lv as f64).exp() - *pv as f64).abs() <= 1e-5,
+                    "{lv} vs {pv}"
+                );
             }
             stat("softmax row");
         }

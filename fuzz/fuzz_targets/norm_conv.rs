@@ -9,6 +9,8 @@
 //! im2col and auto paths equal an f64 cross-correlation, and the backward pass
 //! is the adjoint of the forward: ⟨dx, x⟩ = ⟨dy, y − b⟩ = ⟨dw, w⟩, dbias = Σ dy.
 #![no_main]
+// Index loops mirror the formulas they check.
+#![allow(clippy::needless_range_loop)]
 
 use constml::nn::{
     Conv2dShape, conv2d_auto_views, conv2d_backward_views, conv2d_im2col_backward_views,
@@ -46,7 +48,13 @@ fn norms(inp: &mut Input) {
     let scale = 2f32.powi(inp.range(0, 40) as i32 - 20);
     let offset = inp.small_f32() * 2f32.powi(inp.range(0, 20) as i32);
     let constant = inp.u8() < 30;
-    let x: Vec<f32> = inp.vec(n * c, |i| if constant { offset } else { offset + i.fine_f32() * scale });
+    let x: Vec<f32> = inp.vec(n * c, |i| {
+        if constant {
+            offset
+        } else {
+            offset + i.fine_f32() * scale
+        }
+    });
     let w: Option<Vec<f32>> = inp.bool().then(|| inp.vec(c, |i| i.small_f32()));
     let b: Option<Vec<f32>> = inp.bool().then(|| inp.vec(c, |i| i.small_f32()));
     let eps = eps_of(inp);
@@ -65,19 +73,37 @@ fn norms(inp: &mut Input) {
         Some(NormStats::new(&mut mean, &mut rstd)),
     );
     if !eps_ok {
-        assert!(matches!(got, Err(Error::InvalidParameter { .. })), "{got:?}");
+        assert!(
+            matches!(got, Err(Error::InvalidParameter { .. })),
+            "{got:?}"
+        );
         stat("bad eps");
         return;
     }
     got.unwrap();
     let mut y2 = x.clone();
-    layer_norm_inplace_views(MatMut::new(&mut y2, n, c).unwrap(), w.as_deref(), b.as_deref(), eps, None)
-        .unwrap();
+    layer_norm_inplace_views(
+        MatMut::new(&mut y2, n, c).unwrap(),
+        w.as_deref(),
+        b.as_deref(),
+        eps,
+        None,
+    )
+    .unwrap();
     assert_eq!(y, y2, "in place differs");
     let mut ys = vec![0.0f32; n * c];
-    layer_norm_views_with::<Scalar, f32>(xm, MatMut::new(&mut ys, n, c).unwrap(), w.as_deref(), b.as_deref(), eps, None)
-        .unwrap();
-    let wmax = w.as_ref().map_or(1.0, |w| w.iter().fold(0.0f32, |a, v| a.max(v.abs()))) as f64;
+    layer_norm_views_with::<Scalar, f32>(
+        xm,
+        MatMut::new(&mut ys, n, c).unwrap(),
+        w.as_deref(),
+        b.as_deref(),
+        eps,
+        None,
+    )
+    .unwrap();
+    let wmax = w
+        .as_ref()
+        .map_or(1.0, |w| w.iter().fold(0.0f32, |a, v| a.max(v.abs()))) as f64;
     for i in (0..n).filter(|_| c > 0) {
         let row: Vec<f64> = x[i * c..(i + 1) * c].iter().map(|&v| v as f64).collect();
         let mu = row.iter().sum::<f64>() / c as f64;
@@ -86,23 +112,46 @@ fn norms(inp: &mut Input) {
         let xmax = row.iter().fold(0.0f64, |a, v| a.max(v.abs()));
         // f32's mean carries ε·max|x| of error, magnified by r.
         let tol = 1e-4 + 2e-6 * xmax * r * wmax * (c as f64).sqrt();
-        assert!((mean[i] as f64 - mu).abs() <= 1e-5 * (1.0 + xmax), "mean {} vs {mu}", mean[i]);
+        assert!(
+            (mean[i] as f64 - mu).abs() <= 1e-5 * (1.0 + xmax),
+            "mean {} vs {mu}",
+            mean[i]
+        );
         for j in 0..c {
             let want = (row[j] - mu) * r * w.as_ref().map_or(1.0, |w| w[j] as f64)
                 + b.as_ref().map_or(0.0, |b| b[j] as f64);
             let got = y[i * c + j] as f64;
-            assert!((got - want).abs() <= tol * (1.0 + want.abs()), "LayerNorm y[{i},{j}] {got} vs {want}");
-            assert!((ys[i * c + j] as f64 - got).abs() <= tol * (1.0 + want.abs()), "Scalar vs Simd");
+            assert!(
+                (got - want).abs() <= tol * (1.0 + want.abs()),
+                "LayerNorm y[{i},{j}] {got} vs {want}"
+            );
+            assert!(
+                (ys[i * c + j] as f64 - got).abs() <= tol * (1.0 + want.abs()),
+                "Scalar vs Simd"
+            );
         }
     }
     stat("layer norm");
 
     // RMSNorm.
     let mut y = vec![f32::NAN; n * c];
-    rms_norm_views(xm, MatMut::new(&mut y, n, c).unwrap(), w.as_deref(), eps, None).unwrap();
+    rms_norm_views(
+        xm,
+        MatMut::new(&mut y, n, c).unwrap(),
+        w.as_deref(),
+        eps,
+        None,
+    )
+    .unwrap();
     let mut ys = vec![0.0f32; n * c];
-    rms_norm_views_with::<Scalar, f32>(xm, MatMut::new(&mut ys, n, c).unwrap(), w.as_deref(), eps, None)
-        .unwrap();
+    rms_norm_views_with::<Scalar, f32>(
+        xm,
+        MatMut::new(&mut ys, n, c).unwrap(),
+        w.as_deref(),
+        eps,
+        None,
+    )
+    .unwrap();
     for i in 0..n {
         let row: Vec<f64> = x[i * c..(i + 1) * c].iter().map(|&v| v as f64).collect();
         let ms = row.iter().map(|v| v * v).sum::<f64>() / c as f64;
@@ -110,15 +159,24 @@ fn norms(inp: &mut Input) {
         for j in 0..c {
             let want = row[j] * r * w.as_ref().map_or(1.0, |w| w[j] as f64);
             let got = y[i * c + j] as f64;
-            assert!((got - want).abs() <= 1e-5 * (1.0 + want.abs()) * (c as f64).sqrt(), "RMSNorm {got} vs {want}");
-            assert!((ys[i * c + j] as f64 - got).abs() <= 1e-5 * (1.0 + want.abs()) * (c as f64).sqrt());
+            assert!(
+                (got - want).abs() <= 1e-5 * (1.0 + want.abs()) * (c as f64).sqrt(),
+                "RMSNorm {got} vs {want}"
+            );
+            assert!(
+                (ys[i * c + j] as f64 - got).abs() <= 1e-5 * (1.0 + want.abs()) * (c as f64).sqrt()
+            );
         }
     }
     stat("rms norm");
 }
 
 fn batch_norm(inp: &mut Input) {
-    let shape = BnShape { n: inp.range(0, 4), c: inp.range(0, 4), l: inp.range(0, 20) };
+    let shape = BnShape {
+        n: inp.range(0, 4),
+        c: inp.range(0, 4),
+        l: inp.range(0, 20),
+    };
     let (n, c, l) = (shape.n, shape.c, shape.l);
     let x: Vec<f32> = inp.vec(n * c * l, |i| i.fine_f32());
     let w: Option<Vec<f32>> = inp.bool().then(|| inp.vec(c, |i| i.small_f32()));
@@ -139,14 +197,21 @@ fn batch_norm(inp: &mut Input) {
         b.as_deref(),
         eps,
         momentum,
-        Some(RunningStats { mean: &mut rm, var: &mut rv, batches: &mut batches }),
+        Some(RunningStats {
+            mean: &mut rm,
+            var: &mut rv,
+            batches: &mut batches,
+        }),
         None,
     );
     let eps_ok = eps.is_finite() && eps > 0.0;
     // Any finite momentum is taken (PyTorch does not check it either).
     let mom_ok = momentum.is_none_or(|m| m.is_finite());
     if !eps_ok || !mom_ok || (c > 0 && n * l <= 1) {
-        assert!(got.is_err(), "accepted eps {eps} momentum {momentum:?} shape {shape:?}");
+        assert!(
+            got.is_err(),
+            "accepted eps {eps} momentum {momentum:?} shape {shape:?}"
+        );
         assert!(rm.iter().all(|&v| v == 0.5) && rv.iter().all(|&v| v == 2.0) && batches == 3);
         stat("batch norm rejected");
         return;
@@ -159,7 +224,11 @@ fn batch_norm(inp: &mut Input) {
     let m = n * l;
     for ch in 0..c {
         let vals: Vec<f64> = (0..n)
-            .flat_map(|s| x[(s * c + ch) * l..(s * c + ch + 1) * l].iter().map(|&v| v as f64))
+            .flat_map(|s| {
+                x[(s * c + ch) * l..(s * c + ch + 1) * l]
+                    .iter()
+                    .map(|&v| v as f64)
+            })
             .collect();
         let mu = vals.iter().sum::<f64>() / m as f64;
         let ss = vals.iter().map(|v| (v - mu) * (v - mu)).sum::<f64>();
@@ -170,7 +239,11 @@ fn batch_norm(inp: &mut Input) {
                 let want = (x[i] as f64 - mu) * r * w.as_ref().map_or(1.0, |w| w[ch] as f64)
                     + b.as_ref().map_or(0.0, |b| b[ch] as f64);
                 let tol = 1e-4 * (1.0 + want.abs()) + 1e-5 * 8.0 * r;
-                assert!((y[i] as f64 - want).abs() <= tol, "BatchNorm {} vs {want}", y[i]);
+                assert!(
+                    (y[i] as f64 - want).abs() <= tol,
+                    "BatchNorm {} vs {want}",
+                    y[i]
+                );
             }
         }
         {
@@ -182,8 +255,16 @@ fn batch_norm(inp: &mut Input) {
                 continue; // a huge momentum overflows f32: propagation, not a check
             }
             let tol = 1e-5 * (1.0 + mo.abs()) * (1.0 + want_m.abs() + want_v.abs());
-            assert!((rm[ch] as f64 - want_m).abs() <= tol, "running mean {} vs {want_m}", rm[ch]);
-            assert!((rv[ch] as f64 - want_v).abs() <= 10.0 * tol, "running var {} vs {want_v}", rv[ch]);
+            assert!(
+                (rm[ch] as f64 - want_m).abs() <= tol,
+                "running mean {} vs {want_m}",
+                rm[ch]
+            );
+            assert!(
+                (rv[ch] as f64 - want_v).abs() <= 10.0 * tol,
+                "running var {} vs {want_v}",
+                rv[ch]
+            );
         }
     }
     assert_eq!(batches, 4);
@@ -218,7 +299,7 @@ fn conv(inp: &mut Input) {
         out_len(s.h, s.kh, s.stride.0, s.padding.0, s.dilation.0),
         out_len(s.w, s.kw, s.stride.1, s.padding.1, s.dilation.1),
     ) {
-        (Some(a), Some(b)) if groups > 0 && s.c_in % g == 0 => Some((a, b)),
+        (Some(a), Some(b)) if groups > 0 && s.c_in.is_multiple_of(g) => Some((a, b)),
         _ => None,
     };
     let got = shape.output();
@@ -247,12 +328,15 @@ fn conv(inp: &mut Input) {
                         let cin = grp * cig + ci;
                         for ky in 0..s.kh {
                             for kx in 0..s.kw {
-                                let iy = (oy * s.stride.0 + ky * s.dilation.0) as i64 - s.padding.0 as i64;
-                                let ix = (ox * s.stride.1 + kx * s.dilation.1) as i64 - s.padding.1 as i64;
+                                let iy = (oy * s.stride.0 + ky * s.dilation.0) as i64
+                                    - s.padding.0 as i64;
+                                let ix = (ox * s.stride.1 + kx * s.dilation.1) as i64
+                                    - s.padding.1 as i64;
                                 if iy < 0 || ix < 0 || iy >= s.h as i64 || ix >= s.w as i64 {
                                     continue;
                                 }
-                                let xv = x[((b * s.c_in + cin) * s.h + iy as usize) * s.w + ix as usize];
+                                let xv =
+                                    x[((b * s.c_in + cin) * s.h + iy as usize) * s.w + ix as usize];
                                 let wv = wt[((co * cig + ci) * s.kh + ky) * s.kw + kx];
                                 acc += xv as f64 * wv as f64;
                             }
@@ -267,7 +351,10 @@ fn conv(inp: &mut Input) {
     // Products of 1/16-grid values are exact in f32 up to about 2^20 in sum.
     let check = |y: &[f32], what: &str| {
         for (a, b) in y.iter().zip(&want) {
-            assert!((*a as f64 - b).abs() <= 1e-5 * (1.0 + b.abs()), "{what}: {a} vs {b} ({shape:?})");
+            assert!(
+                (*a as f64 - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                "{what}: {a} vs {b} ({shape:?})"
+            );
         }
     };
     let mut y = vec![f32::NAN; ylen];
@@ -288,26 +375,74 @@ fn conv(inp: &mut Input) {
     // Backward: the adjoint identities.
     let dy: Vec<f32> = inp.vec(ylen, |i| i.small_f32());
     // dx is written; dweight and dbias are accumulated into (PyTorch's .grad).
-    let (mut dx, mut dw, mut db) = (vec![f32::NAN; x.len()], vec![0.0f32; wt.len()], vec![0.0f32; s.c_out]);
+    let (mut dx, mut dw, mut db) = (
+        vec![f32::NAN; x.len()],
+        vec![0.0f32; wt.len()],
+        vec![0.0f32; s.c_out],
+    );
     let (mut dx2, mut dw2, mut db2) = (dx.clone(), dw.clone(), db.clone());
-    conv2d_backward_views(&x, &shape, &wt, &dy, Some(&mut dx), Some(&mut dw), Some(&mut db)).unwrap();
-    conv2d_im2col_backward_views(&x, &shape, &wt, &dy, Some(&mut dx2), Some(&mut dw2), Some(&mut db2), &mut scratch)
-        .unwrap();
-    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(p, q)| *p as f64 * *q as f64).sum::<f64>();
+    conv2d_backward_views(
+        &x,
+        &shape,
+        &wt,
+        &dy,
+        Some(&mut dx),
+        Some(&mut dw),
+        Some(&mut db),
+    )
+    .unwrap();
+    conv2d_im2col_backward_views(
+        &x,
+        &shape,
+        &wt,
+        &dy,
+        Some(&mut dx2),
+        Some(&mut dw2),
+        Some(&mut db2),
+        &mut scratch,
+    )
+    .unwrap();
+    let dot = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .map(|(p, q)| *p as f64 * *q as f64)
+            .sum::<f64>()
+    };
     let y_nb: Vec<f64> = (0..ylen)
-        .map(|i| want[i] - bias.as_ref().map_or(0.0, |b| b[(i / (oh * ow)) % s.c_out] as f64))
+        .map(|i| {
+            want[i]
+                - bias
+                    .as_ref()
+                    .map_or(0.0, |b| b[(i / (oh * ow)) % s.c_out] as f64)
+        })
         .collect();
     let ydy: f64 = y_nb.iter().zip(&dy).map(|(a, b)| a * *b as f64).sum();
-    let mag: f64 = 1.0 + y_nb.iter().zip(&dy).map(|(a, b)| (a * *b as f64).abs()).sum::<f64>();
+    let mag: f64 = 1.0
+        + y_nb
+            .iter()
+            .zip(&dy)
+            .map(|(a, b)| (a * *b as f64).abs())
+            .sum::<f64>();
     for (what, dxv, dwv, dbv) in [("direct", &dx, &dw, &db), ("im2col", &dx2, &dw2, &db2)] {
-        assert!((dot(dxv, &x) - ydy).abs() <= 1e-5 * mag, "{what}: <dx, x> {} vs {ydy}", dot(dxv, &x));
-        assert!((dot(dwv, &wt) - ydy).abs() <= 1e-5 * mag, "{what}: <dw, w> {} vs {ydy}", dot(dwv, &wt));
+        assert!(
+            (dot(dxv, &x) - ydy).abs() <= 1e-5 * mag,
+            "{what}: <dx, x> {} vs {ydy}",
+            dot(dxv, &x)
+        );
+        assert!(
+            (dot(dwv, &wt) - ydy).abs() <= 1e-5 * mag,
+            "{what}: <dw, w> {} vs {ydy}",
+            dot(dwv, &wt)
+        );
         for co in 0..s.c_out {
             let want_b: f64 = (0..s.n)
                 .flat_map(|b| dy[(b * s.c_out + co) * oh * ow..][..oh * ow].iter())
                 .map(|&v| v as f64)
                 .sum();
-            assert!((dbv[co] as f64 - want_b).abs() <= 1e-5 * (1.0 + want_b.abs()), "{what}: dbias");
+            assert!(
+                (dbv[co] as f64 - want_b).abs() <= 1e-5 * (1.0 + want_b.abs()),
+                "{what}: dbias"
+            );
         }
     }
     stat("conv checked");

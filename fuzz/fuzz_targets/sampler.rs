@@ -12,11 +12,13 @@
 //! probabilities, where every sum is exact, keeps exactly the set the rule
 //! names.
 #![no_main]
+// Index loops mirror the formulas they check.
+#![allow(clippy::needless_range_loop)]
 
 use constml::Error;
 use constml::decode::{
-    Sampler, SamplerScratchDyn, SelectScratchDyn, min_p_dyn, repro_exp, temperature_dyn,
-    top_k_dyn, top_p_dyn, top_p_probs_dyn,
+    Sampler, SamplerScratchDyn, SelectScratchDyn, min_p_dyn, repro_exp, temperature_dyn, top_k_dyn,
+    top_p_dyn, top_p_probs_dyn,
 };
 use constml_fuzz::{Input, ranked, softmax64};
 use libfuzzer_sys::fuzz_target;
@@ -85,7 +87,10 @@ fn check_sampler(s: &Sampler<f32>, logits: &[f32], seed: u64) {
     let token = s.sample_dyn(logits, &mut scratch, &mut rng);
 
     if !params_ok {
-        assert!(matches!(got, Err(Error::InvalidParameter { .. })), "{got:?}");
+        assert!(
+            matches!(got, Err(Error::InvalidParameter { .. })),
+            "{got:?}"
+        );
         assert!(matches!(token, Err(Error::InvalidParameter { .. })));
         assert_same(&processed, logits, "logits changed on error");
         return;
@@ -120,21 +125,38 @@ fn check_sampler(s: &Sampler<f32>, logits: &[f32], seed: u64) {
     if let Some(m) = s.min_p {
         min_p_dyn(&mut chained, m).unwrap();
     }
-    assert_same(&processed, &chained, "process_dyn differs from the chained processors");
+    assert_same(
+        &processed,
+        &chained,
+        "process_dyn differs from the chained processors",
+    );
 
     // Survivors, the drawn token.
-    let alive: Vec<usize> = (0..v).filter(|&i| processed[i] > f32::NEG_INFINITY).collect();
+    let alive: Vec<usize> = (0..v)
+        .filter(|&i| processed[i] > f32::NEG_INFINITY)
+        .collect();
     assert!(!alive.is_empty(), "no survivor");
-    assert!(token < v && processed[token] > f32::NEG_INFINITY, "drew a removed token {token}");
-    let top = alive.iter().fold(f32::NEG_INFINITY, |m, &i| m.max(processed[i]));
-    assert!(repro_exp(processed[token] - top) > 0.0, "drew a token of zero weight");
+    assert!(
+        token < v && processed[token] > f32::NEG_INFINITY,
+        "drew a removed token {token}"
+    );
+    let top = alive
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &i| m.max(processed[i]));
+    assert!(
+        repro_exp(processed[token] - top) > 0.0,
+        "drew a token of zero weight"
+    );
     let p = softmax64(&processed);
     assert!(p.iter().all(|q| q.is_finite()));
     assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-9);
 
     // Greedy: T = 0, or max / T overflowing (either way).
     let t = s.temperature.unwrap_or(1.0);
-    let scaled: Vec<f32> = logits.iter().map(|&x| if t == 1.0 { x } else { x / t }).collect();
+    let scaled: Vec<f32> = logits
+        .iter()
+        .map(|&x| if t == 1.0 { x } else { x / t })
+        .collect();
     let max = logits.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
     if t == 0.0 || !(max / t).is_finite() {
         let g = ranked(&logits.iter().map(|&x| x as f64).collect::<Vec<_>>())[0];
@@ -144,7 +166,11 @@ fn check_sampler(s: &Sampler<f32>, logits: &[f32], seed: u64) {
     }
     // Survivors keep their scaled logit.
     for &i in &alive {
-        assert_eq!(processed[i].to_bits(), scaled[i].to_bits(), "survivor {i} changed");
+        assert_eq!(
+            processed[i].to_bits(),
+            scaled[i].to_bits(),
+            "survivor {i} changed"
+        );
     }
     // Top-k: exactly the first min(k, finite) of the scaled logits' ranking.
     let keys: Vec<f64> = scaled.iter().map(|&x| x as f64).collect();

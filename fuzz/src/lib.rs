@@ -93,7 +93,13 @@ pub fn close(a: f64, b: f64, tol: f64) -> bool {
 /// are not expected here (they rank last).
 pub fn ranked(keys: &[f64]) -> Vec<usize> {
     let mut ids: Vec<usize> = (0..keys.len()).collect();
-    let key = |i: usize| if keys[i].is_nan() { f64::NEG_INFINITY } else { keys[i] };
+    let key = |i: usize| {
+        if keys[i].is_nan() {
+            f64::NEG_INFINITY
+        } else {
+            keys[i]
+        }
+    };
     ids.sort_by(|&a, &b| {
         key(b)
             .partial_cmp(&key(a))
