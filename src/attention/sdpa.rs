@@ -37,7 +37,10 @@
 //!   then masks (`−∞`), then softmax; the output is `Σ α·v` plus the Shaw value
 //!   term `Σ α·a^V`.
 //! * **NaN** in q, k or v propagates to the affected output rows (a NaN score at
-//!   a visible key makes its whole row NaN); nothing panics. So does a score
+//!   a visible key makes its whole row NaN); nothing panics. A NaN (or ∞) in
+//!   the value of a key that a row masks out still reaches that row's output
+//!   through the product `0·v` (as in PyTorch), except in a fully masked row,
+//!   which is zeros whatever the values hold. So does a score
 //!   that overflows to `+∞` (a huge scale or huge inputs): its row is NaN, as in
 //!   PyTorch; a score that overflows to `−∞` counts as masked.
 //! * **Keys and values pair up**: `k` and `v` have the same number of rows,
@@ -773,8 +776,12 @@ pub(crate) fn attend_rows_with<B: Backend, T: Real>(
         acc = Accumulate::Add;
         col += n;
     }
-    if acc == Accumulate::Overwrite {
-        for r in 0..nrows {
+    // A fully masked row has weights of zero: its output is zeros even when
+    // a value row holds NaN or ∞ (0·NaN would be NaN). `all` stops at the
+    // first non-zero weight, so rows with a visible key cost almost nothing.
+    for r in 0..nrows {
+        if acc == Accumulate::Overwrite || w.as_ref().row_or_empty(r).iter().all(|&x| x == T::ZERO)
+        {
             out.row_mut_or_empty(r).fill(T::ZERO);
         }
     }

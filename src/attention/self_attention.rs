@@ -52,11 +52,17 @@ pub trait Rotation<T> {
     /// absolute position `start + i`. The provided method calls
     /// [`rotate`](Rotation::rotate) once per head; an encoding whose
     /// coefficients depend only on the position (RoPE) overrides it to compute
-    /// them once per row.
+    /// them once per row. The positions are checked before any row is
+    /// rotated; an `Err` from [`rotate`](Rotation::rotate) itself stops the
+    /// loop with the rows before it already rotated (the provided method
+    /// cannot know in advance which positions a hook rejects).
     fn rotate_rows(&self, start: usize, mut x: MatMut<'_, T>, heads: usize) -> Result<()> {
         let d = head_width("rotate: columns", x.cols(), heads)?;
         if d == 0 {
             return Ok(());
+        }
+        if x.rows() > 0 {
+            row_position(start, x.rows() - 1)?;
         }
         for i in 0..x.rows() {
             let pos = row_position(start, i)?;

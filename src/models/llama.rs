@@ -443,7 +443,9 @@ impl<'s, T: Real> LlamaState<'s, T> {
         self.ledger.truncate(pos)
     }
 
-    /// Whether `other` is a state of the same configuration and chunk size.
+    /// Whether `other` is a state of the same configuration, so that its
+    /// caches have the same shape ([`copy_from`](Self::copy_from) copies
+    /// caches and positions only: the chunk sizes may differ).
     pub fn same_shape(&self, other: &LlamaState<'_, T>) -> bool {
         self.cfg == other.cfg && self.keys.len() == other.keys.len()
     }

@@ -277,6 +277,17 @@ mod writer {
                 reason: "must divide dim and hidden_dim",
             });
         }
+        // The norms are written as f32; the quantized tensors are checked as
+        // they are quantized. Either way a non-finite weight is an error.
+        if [w.rms_att, w.rms_ffn, w.rms_final]
+            .iter()
+            .any(|t| t.iter().any(|v| !v.is_finite()))
+        {
+            return Err(Error::InvalidParameter {
+                what: "llama2c_q8_export: RMSNorm weights",
+                reason: "must be finite",
+            });
+        }
         let total = llama2c_q8_len(cfg, gs).ok_or(Error::InvalidParameter {
             what: "llama2c_q8_export: sizes",
             reason: "the file size overflows usize",
