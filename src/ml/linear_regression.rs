@@ -377,14 +377,18 @@ pub fn least_squares_views<T: Real>(
         found,
     })?;
     // Column-major design A (p columns of n) followed by the right-hand side.
+    // Each feature column is scaled by a power of two near its largest
+    // magnitude (exact: no rounding), so that squared norms neither underflow
+    // nor overflow for data near the ends of T's range; the coefficients are
+    // scaled back at the end.
     let (a, rhs) = s.split_at_mut(n * p);
-    for i in 0..n {
-        let xi = x.row_or_empty(i);
-        for j in 0..d {
-            a[j * n + i] = xi[j];
+    for j in 0..d {
+        let sc = column_scale(x, j);
+        for i in 0..n {
+            a[j * n + i] = x.row_or_empty(i)[j] / sc;
         }
-        a[d * n + i] = T::ONE;
     }
+    a[d * n..].fill(T::ONE);
     rhs.copy_from_slice(y);
     let mut rmax = T::ZERO;
     for k in 0..p {
@@ -429,9 +433,21 @@ pub fn least_squares_views<T: Real>(
         }
         rhs[k] = v / rkk;
     }
-    w.copy_from_slice(&rhs[..d]);
+    for (j, (wj, &c)) in w.iter_mut().zip(&rhs[..d]).enumerate() {
+        *wj = c / column_scale(x, j);
+    }
     *b = rhs[d];
     Ok(())
+}
+
+/// A power of two within a factor 2 of column `j`'s largest magnitude (1 for
+/// a zero column): dividing by it is exact.
+fn column_scale<T: Real>(x: MatRef<'_, T>, j: usize) -> T {
+    let m = (0..x.rows()).fold(0.0f64, |m, i| m.max(x.row_or_empty(i)[j].as_f64().abs()));
+    if m == 0.0 || !m.is_finite() {
+        return T::ONE;
+    }
+    T::from_f64(libm::ldexp(1.0, libm::frexp(m).1))
 }
 
 fn singular() -> Error {

@@ -69,7 +69,12 @@ fn pool_out(len: usize, k: usize, s: usize, p: usize, ceil: bool) -> Option<usiz
     }
     let span = padded - k;
     let mut out = if ceil { span.div_ceil(s) } else { span / s } + 1;
-    if ceil && (out - 1) * s >= len + p {
+    // `len + p ≤ padded`: no overflow; a last start past usize is past it too.
+    if ceil
+        && (out - 1)
+            .checked_mul(s)
+            .is_none_or(|start| start >= len + p)
+    {
         out -= 1;
     }
     Some(out)
@@ -109,7 +114,8 @@ impl Pool2dShape {
     /// kernel, a window that does not fit.
     pub fn output(&self) -> Result<(usize, usize)> {
         let (kh, kw) = self.kernel;
-        if self.padding.0 * 2 > kh || self.padding.1 * 2 > kw {
+        // p·2 > k, written so that it cannot overflow.
+        if self.padding.0 > kh / 2 || self.padding.1 > kw / 2 {
             return Err(Error::InvalidParameter {
                 what: "pool2d: padding",
                 reason: "must be at most half the kernel",
@@ -145,13 +151,31 @@ impl Pool2dShape {
 
 /// The input range `[lo, hi)` of a window along one axis, clipped to the
 /// input, and the padded-extent span `end − start` (ATen's divisor factor).
+/// Computed in `i128`, where no sum or product of these `usize` values
+/// overflows (shapes near `usize::MAX` are valid if absurd); `lo, hi ≤ len`
+/// and the span `≤ k` fit back into `usize`.
 #[inline]
 fn window(o: usize, k: usize, s: usize, p: usize, len: usize) -> (usize, usize, usize) {
-    let start = (o * s) as isize - p as isize;
-    let end = (start + k as isize).min((len + p) as isize);
-    let lo = start.max(0) as usize;
-    let hi = (end.min(len as isize)).max(0) as usize;
-    (lo, hi.max(lo), (end - start).max(0) as usize)
+    let (o, k, s, p, len) = (o as i128, k as i128, s as i128, p as i128, len as i128);
+    let start = o * s - p;
+    let end = (start + k).min(len + p);
+    let lo = start.clamp(0, len);
+    let hi = end.clamp(lo, len);
+    (lo as usize, hi as usize, (end - start).clamp(0, k) as usize)
+}
+
+/// The average's divisor: the padded window (`count_include_pad`) or the
+/// input elements it covers, as `T` (a product of two spans can exceed
+/// `usize`); `None` for an empty window.
+#[inline]
+fn divisor<T: Real>(
+    include_pad: bool,
+    spans: (usize, usize),
+    rows: usize,
+    cols: usize,
+) -> Option<T> {
+    let (a, b) = if include_pad { spans } else { (rows, cols) };
+    (a > 0 && b > 0).then(|| T::from_usize(a) * T::from_usize(b))
 }
 
 /// Max-pool forward: `y` and `indices` `(N, C, OH, OW)`; each index is the
@@ -253,16 +277,8 @@ pub fn avg_pool2d_views<T: Real>(
                         s += v;
                     }
                 }
-                let div = if count_include_pad {
-                    sh * sw
-                } else {
-                    (r1 - r0) * (c1 - c0)
-                };
-                y[(pl * oh + i) * ow + j] = if div == 0 {
-                    T::ZERO
-                } else {
-                    s / T::from_usize(div)
-                };
+                let div = divisor::<T>(count_include_pad, (sh, sw), r1 - r0, c1 - c0);
+                y[(pl * oh + i) * ow + j] = div.map_or(T::ZERO, |d| s / d);
             }
         }
     }
@@ -288,15 +304,10 @@ pub fn avg_pool2d_backward_views<T: Real>(
             let (r0, r1, sh) = window(i, kh, shape.stride.0, shape.padding.0, h);
             for j in 0..ow {
                 let (c0, c1, sw) = window(j, kw, shape.stride.1, shape.padding.1, w);
-                let div = if count_include_pad {
-                    sh * sw
-                } else {
-                    (r1 - r0) * (c1 - c0)
-                };
-                if div == 0 {
+                let Some(div) = divisor::<T>(count_include_pad, (sh, sw), r1 - r0, c1 - c0) else {
                     continue;
-                }
-                let g = dy[(pl * oh + i) * ow + j] / T::from_usize(div);
+                };
+                let g = dy[(pl * oh + i) * ow + j] / div;
                 for r in r0..r1 {
                     for v in &mut dx[pl * h * w + r * w + c0..pl * h * w + r * w + c1] {
                         *v += g;
