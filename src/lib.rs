@@ -144,6 +144,7 @@ macro_rules! simd_default {
 pub(crate) use simd_default;
 
 pub mod attention;
+pub mod audit;
 pub mod backend;
 pub mod decode;
 pub mod error;

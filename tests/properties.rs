@@ -265,7 +265,8 @@ fn conv_agrees<T: Real>(s: Conv2dShape, seed: u64) {
     let ylen = s.n * s.c_out * oh * ow;
     let dy: Vec<T> = data(seed + 3, ylen, 1.0);
     let mut scratch = vec![T::ZERO; conv2d_im2col_scratch_len(&s)];
-    let fwd = |b_: &dyn Fn(&[T], &[T], &mut [T], &mut [T]), x: &[T], w: &[T]| {
+    type Conv<'f, T> = &'f dyn Fn(&[T], &[T], &mut [T], &mut [T]);
+    let fwd = |b_: Conv<'_, T>, x: &[T], w: &[T]| {
         let mut y = vec![T::ZERO; ylen];
         let mut sc = vec![T::ZERO; conv2d_im2col_scratch_len(&s)];
         b_(x, w, &mut y, &mut sc);
@@ -542,12 +543,13 @@ proptest! {
         prop_assert!((s0 - s1).abs() <= 1e-11 * d as f64, "{} vs {}", s0, s1);
     }
 
-    /// Cached decoding ≡ recomputation: a random Llama (grouped-query, f64)
+    /// Cached decoding ≡ recomputation: a random Llama (4 heads over 4, 2 or 1
+    /// kv heads; f64)
     /// fed one token at a time gives the logits of one whole chunk.
     #[test]
-    fn cached_decoding_equals_recomputation(len in 1usize..9, kv in 1usize..3, shared in any::<bool>(), seed in any::<u64>()) {
+    fn cached_decoding_equals_recomputation(len in 1usize..9, kv in prop_oneof![Just(1usize), Just(2), Just(4)], shared in any::<bool>(), seed in any::<u64>()) {
         let cfg = LlamaConfig {
-            dim: 16, hidden_dim: 24, n_layers: 2, n_heads: 4, n_kv_heads: 4 / (kv * 2).min(4).max(1),
+            dim: 16, hidden_dim: 24, n_layers: 2, n_heads: 4, n_kv_heads: kv,
             vocab_size: 11, seq_len: 12, shared_classifier: shared,
         };
         let w: Vec<f64> = data(seed, cfg.weights_len(), 0.3);
