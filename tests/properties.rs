@@ -89,6 +89,57 @@ fn abs<T: Real>(x: &[T]) -> Vec<T> {
 
 // ---------------------------------------------------------------- Scalar ≡ Simd
 
+/// The inputs of one norm comparison.
+struct NormData<'a, T> {
+    x: &'a [T],
+    w: &'a [T],
+    b: &'a [T],
+    dy: &'a [T],
+    n: usize,
+    c: usize,
+    eps: T,
+}
+
+/// LayerNorm forward and backward with backend `B`: `(y, dx, dw, db)`.
+fn layer_norm_run<B: Backend, T: Real>(d: &NormData<'_, T>) -> [Vec<T>; 4] {
+    let (n, c) = (d.n, d.c);
+    let (mut y, mut mean, mut rstd) = (vec![T::ZERO; n * c], vec![T::ZERO; n], vec![T::ZERO; n]);
+    let (mut dx, mut dw, mut db) = (vec![T::ZERO; n * c], vec![T::ZERO; c], vec![T::ZERO; c]);
+    let xm = MatRef::new(d.x, n, c).unwrap();
+    let stats = Some(NormStats::new(&mut mean, &mut rstd));
+    let ym = MatMut::new(&mut y, n, c).unwrap();
+    layer_norm_views_with::<B, T>(xm, ym, Some(d.w), Some(d.b), d.eps, stats).unwrap();
+    let (dym, dxm) = (
+        MatRef::new(d.dy, n, c).unwrap(),
+        MatMut::new(&mut dx, n, c).unwrap(),
+    );
+    let (dwo, dbo) = (Some(&mut dw[..]), Some(&mut db[..]));
+    layer_norm_backward_views_with::<B, T>(xm, dym, dxm, Some(d.w), d.eps, None, dwo, dbo).unwrap();
+    [y, dx, dw, db]
+}
+
+/// RMSNorm forward and backward with backend `B`: `(y, dx, dw)`.
+fn rms_norm_run<B: Backend, T: Real>(d: &NormData<'_, T>) -> [Vec<T>; 3] {
+    let (n, c) = (d.n, d.c);
+    let (mut y, mut dx, mut dw) = (vec![T::ZERO; n * c], vec![T::ZERO; n * c], vec![T::ZERO; c]);
+    let xm = MatRef::new(d.x, n, c).unwrap();
+    rms_norm_views_with::<B, T>(
+        xm,
+        MatMut::new(&mut y, n, c).unwrap(),
+        Some(d.w),
+        d.eps,
+        None,
+    )
+    .unwrap();
+    let (dym, dxm) = (
+        MatRef::new(d.dy, n, c).unwrap(),
+        MatMut::new(&mut dx, n, c).unwrap(),
+    );
+    rms_norm_backward_views_with::<B, T>(xm, dym, dxm, Some(d.w), d.eps, None, Some(&mut dw))
+        .unwrap();
+    [y, dx, dw]
+}
+
 /// LayerNorm and RMSNorm, forward and backward. First-order bound: the row
 /// statistics are sums of `C` terms (γ_C relative to the row's magnitude),
 /// and every output is that error times `r·|w|` plus a few roundings.
@@ -98,8 +149,6 @@ fn norms_agree<T: Real>(n: usize, c: usize, seed: u64) {
     let b: Vec<T> = data(seed + 2, c, 1.0);
     let dy: Vec<T> = data(seed + 3, n * c, 1.0);
     let eps = T::from_f64(1e-5);
-    let xm = MatRef::new(&x, n, c).unwrap();
-    let dym = MatRef::new(&dy, n, c).unwrap();
     // Row i's reciprocal deviation r (LayerNorm; RMSNorm's is smaller): the
     // mean carries γ_C·max|x| of error, which reaches the output times r·|w|
     // (|x| ≤ 3, |w| ≤ 2, |dy| ≤ 1); the backward's row sums add as much again.
@@ -115,87 +164,31 @@ fn norms_agree<T: Real>(n: usize, c: usize, seed: u64) {
     let bound = |i: usize| {
         8.0 * gamma::<T>(c + 4) * (1.0 + 3.0 * r[(i / c.max(1)).min(n.max(1) - 1)]) * 2.0 * 4.0
     };
-    let run_ln = |scalar: bool| {
-        let (mut y, mut mean, mut rstd) =
-            (vec![T::ZERO; n * c], vec![T::ZERO; n], vec![T::ZERO; n]);
-        let (mut dx, mut dw, mut db) = (vec![T::ZERO; n * c], vec![T::ZERO; c], vec![T::ZERO; c]);
-        let ym = MatMut::new(&mut y, n, c).unwrap();
-        let stats = Some(NormStats::new(&mut mean, &mut rstd));
-        let dxm = MatMut::new(&mut dx, n, c).unwrap();
-        if scalar {
-            layer_norm_views_with::<Scalar, T>(xm, ym, Some(&w), Some(&b), eps, stats).unwrap();
-            layer_norm_backward_views_with::<Scalar, T>(
-                xm,
-                dym,
-                dxm,
-                Some(&w),
-                eps,
-                None,
-                Some(&mut dw),
-                Some(&mut db),
-            )
-            .unwrap();
-        } else {
-            layer_norm_views_with::<Simd, T>(xm, ym, Some(&w), Some(&b), eps, stats).unwrap();
-            layer_norm_backward_views_with::<Simd, T>(
-                xm,
-                dym,
-                dxm,
-                Some(&w),
-                eps,
-                None,
-                Some(&mut dw),
-                Some(&mut db),
-            )
-            .unwrap();
-        }
-        (y, dx, dw, db)
+    let d = NormData {
+        x: &x,
+        w: &w,
+        b: &b,
+        dy: &dy,
+        n,
+        c,
+        eps,
     };
-    let (s, v) = (run_ln(true), run_ln(false));
+    let (s, v) = (
+        layer_norm_run::<Scalar, T>(&d),
+        layer_norm_run::<Simd, T>(&d),
+    );
     // The row statistics' error grows with the rows (n·C terms for dw, db).
     let big =
         |_: usize| 8.0 * gamma::<T>(c + 4) * (1.0 + 3.0 * rmax) * 2.0 * 4.0 * (n as f64 + 1.0);
-    within("LayerNorm y", &v.0, &s.0, bound);
-    within("LayerNorm dx", &v.1, &s.1, bound);
-    within("LayerNorm dw", &v.2, &s.2, big);
-    within("LayerNorm db", &v.3, &s.3, big);
+    within("LayerNorm y", &v[0], &s[0], bound);
+    within("LayerNorm dx", &v[1], &s[1], bound);
+    within("LayerNorm dw", &v[2], &s[2], big);
+    within("LayerNorm db", &v[3], &s[3], big);
 
-    let run_rms = |scalar: bool| {
-        let (mut y, mut dx, mut dw) =
-            (vec![T::ZERO; n * c], vec![T::ZERO; n * c], vec![T::ZERO; c]);
-        let ym = MatMut::new(&mut y, n, c).unwrap();
-        let dxm = MatMut::new(&mut dx, n, c).unwrap();
-        if scalar {
-            rms_norm_views_with::<Scalar, T>(xm, ym, Some(&w), eps, None).unwrap();
-            rms_norm_backward_views_with::<Scalar, T>(
-                xm,
-                dym,
-                dxm,
-                Some(&w),
-                eps,
-                None,
-                Some(&mut dw),
-            )
-            .unwrap();
-        } else {
-            rms_norm_views_with::<Simd, T>(xm, ym, Some(&w), eps, None).unwrap();
-            rms_norm_backward_views_with::<Simd, T>(
-                xm,
-                dym,
-                dxm,
-                Some(&w),
-                eps,
-                None,
-                Some(&mut dw),
-            )
-            .unwrap();
-        }
-        (y, dx, dw)
-    };
-    let (s, v) = (run_rms(true), run_rms(false));
-    within("RMSNorm y", &v.0, &s.0, bound);
-    within("RMSNorm dx", &v.1, &s.1, bound);
-    within("RMSNorm dw", &v.2, &s.2, big);
+    let (s, v) = (rms_norm_run::<Scalar, T>(&d), rms_norm_run::<Simd, T>(&d));
+    within("RMSNorm y", &v[0], &s[0], bound);
+    within("RMSNorm dx", &v[1], &s[1], bound);
+    within("RMSNorm dw", &v[2], &s[2], big);
 }
 
 /// Linear forward and backward: every output is a sum of products, so each
