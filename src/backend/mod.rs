@@ -307,7 +307,8 @@ pub trait Backend:
     /// Numerically stable softmax in place: `e^(x−max) / Σ e^(x−max)`.
     ///
     /// A row that is entirely −∞ (fully masked) becomes all zeros, never NaN. A NaN
-    /// anywhere makes the whole row NaN, as in PyTorch. An empty slice is left as is.
+    /// anywhere makes the whole row NaN, as in PyTorch, and so does a `+∞`
+    /// (`∞ − ∞`). An empty slice is left as is.
     #[inline]
     fn softmax<T: Real>(x: &mut [T]) {
         let (m, nan) = Self::raw_max(x);
@@ -326,7 +327,8 @@ pub trait Backend:
     /// Numerically stable log-softmax in place: `x − max − ln Σ e^(x−max)`.
     ///
     /// A row that is entirely −∞ stays −∞ (log of the all-zero row that
-    /// [`softmax`](Backend::softmax) gives), never NaN. NaN propagates to the row.
+    /// [`softmax`](Backend::softmax) gives), never NaN. NaN (or a `+∞`)
+    /// propagates to the row.
     #[inline]
     fn log_softmax<T: Real>(x: &mut [T]) {
         let (m, nan) = Self::raw_max(x);
@@ -514,14 +516,16 @@ pub trait Backend:
         Self::raw_map(x, |v| v.tanh(), T::vtanh);
     }
 
-    /// SiLU (swish) in place: `x · sigmoid(x)`.
+    /// SiLU (swish) in place: `x · sigmoid(x)`. At `−∞` the product is
+    /// `−∞·0 = NaN`, as in PyTorch (here and in both GELUs); `+∞` gives `+∞`.
     #[inline]
     fn silu<T: Real>(x: &mut [T]) {
         Self::raw_map(x, |v| v * act::sigmoid(v), |v| v * act::vsigmoid::<T>(v));
     }
 
     /// GELU, exact form, in place: `x/2 · (1 + erf(x/√2))` (PyTorch
-    /// `approximate='none'`).
+    /// `approximate='none'`). NaN at `−∞` (as PyTorch); `+∞` at `+∞`, where
+    /// PyTorch 2.x gives NaN.
     #[inline]
     fn gelu<T: Real>(x: &mut [T]) {
         Self::raw_map(x, act::gelu, act::vgelu::<T>);
