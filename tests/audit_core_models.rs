@@ -4,6 +4,9 @@
 //! or the documented NaN behaviour — with stateful calls (a model's forward
 //! pass) shown to leave their state as it was after an `Err`.
 
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
 use constml::attention::CachePolicy;
 use constml::models::quant::{
     Q8Matrix, Q8Scratch, Rounding, check_group, dequantize_q8, q8_bytes, q8_linear_with,
@@ -16,7 +19,9 @@ use constml::models::{
     llama_q8_scratch_len, llama2c_config, llama2c_floats, llama2c_q8_export, llama2c_q8_header,
     llama2c_q8_len, llama2c_q8_norms_len, llama2c_q8_weights, llama2c_weights, printable,
 };
-use constml::{Accumulate, Backend, Error, MatMut, MatRef, Matrix, Real, Scalar, Simd, kernels};
+use constml::{
+    Accumulate, Backend, Error, MatMut, MatRef, Matrix, Real, Result, Scalar, Simd, kernels,
+};
 
 static SHARED: &[u8] = include_bytes!("reference/llama/tiny_shared.bin");
 static GQA: &[u8] = include_bytes!("reference/llama/tiny_gqa.bin");
@@ -26,9 +31,40 @@ static TOKENIZER: &[u8] = include_bytes!("reference/llama/tokenizer.bin");
 const NAN: f32 = f32::NAN;
 const NEG_INF: f32 = f32::NEG_INFINITY;
 
+/// Fails unless `$e` is an `Err` matching `$pat` (and the guard, if any); an
+/// optional format string after it names the case.
+macro_rules! expect_err {
+    ($e:expr, $pat:pat $(if $cond:expr)? $(, $($ctx:tt)+)?) => {
+        match $e {
+            got => assert!(
+                matches!(got, Err($pat) $(if $cond)?),
+                "`{}` gave {:?} {}",
+                stringify!($e),
+                got.as_ref().err(),
+                String::new() $(+ &format!($($ctx)+))?
+            ),
+        }
+    };
+}
+
 /// A unique path in the temporary directory for the `read` tests.
-fn temp_path(name: &str) -> std::path::PathBuf {
+fn temp_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("constml_audit_cm_{}_{name}", std::process::id()))
+}
+
+/// `read` applied to a temporary file `name` holding `data` (removed after).
+fn read_temp<R>(name: &str, data: &[u8], read: impl FnOnce(PathBuf) -> R) -> R {
+    let p = temp_path(name);
+    std::fs::write(&p, data).unwrap();
+    let r = read(p.clone());
+    std::fs::remove_file(&p).unwrap();
+    r
+}
+
+/// A zeroed buffer that lives as long as the test binary (leaked, so that the
+/// small test states and scratches that borrow it can be returned by helpers).
+fn leaked<T: Clone>(zero: T, len: usize) -> &'static mut [T] {
+    vec![zero; len].leak()
 }
 
 // ------------------------------------------------------------------ kernels
@@ -45,21 +81,20 @@ fn kernel_products_nan<B: Backend>() {
     let wn = [[1.0f32, NAN, 3.0], [0.0, 1.0, 0.0]];
     kernels::matvec_with::<B, f32, 3, 2>(&wn, &[1.0, 1.0, 1.0], &mut y);
     assert!(y[0].is_nan() && y[1] == 1.0, "{y:?}");
-    // matmul / matmul_bt: a NaN of A spoils its row of C only.
+    // matmul / matmul_bt (B the identity): a NaN of A spoils its row of C only.
     let a = [[1.0f32, NAN], [1.0, 2.0]];
     let b = [[1.0f32, 0.0], [0.0, 1.0]];
-    let mut c = [[0.0f32; 2]; 2];
-    kernels::matmul_with::<B, f32, 2, 2, 2>(&a, &b, &mut c);
-    assert!(
-        c[0].iter().all(|v| v.is_nan()) && c[1] == [1.0, 2.0],
-        "{c:?}"
-    );
-    let mut c = [[0.0f32; 2]; 2];
-    kernels::matmul_bt_with::<B, f32, 2, 2, 2>(&a, &b, &mut c);
-    assert!(
-        c[0].iter().all(|v| v.is_nan()) && c[1] == [1.0, 2.0],
-        "{c:?}"
-    );
+    for product in [
+        kernels::matmul_with::<B, f32, 2, 2, 2>,
+        kernels::matmul_bt_with::<B, f32, 2, 2, 2>,
+    ] {
+        let mut c = [[0.0f32; 2]; 2];
+        product(&a, &b, &mut c);
+        assert!(
+            c[0].iter().all(|v| v.is_nan()) && c[1] == [1.0, 2.0],
+            "{c:?}"
+        );
+    }
     // K = 0: the product is all zeros (C overwritten).
     let mut c = [[9.0f32; 3]; 2];
     kernels::matmul_with::<B, f32, 2, 0, 3>(&[[]; 2], &[], &mut c);
@@ -121,15 +156,15 @@ fn audit_cm_kernels_softmax_nan_and_masked_rows() {
 #[test]
 fn audit_cm_kernels_argmax_reports_nan() {
     let with_nan = [1.0f32, 5.0, NAN, 2.0, 0.0, 1.0, 3.0, 4.0, 9.0];
-    assert!(matches!(kernels::argmax(&with_nan), Err(Error::NaN { .. })));
-    assert!(matches!(
+    expect_err!(kernels::argmax(&with_nan), Error::NaN { .. });
+    expect_err!(
         kernels::argmax_with::<Scalar, f32, 9>(&with_nan),
-        Err(Error::NaN { .. })
-    ));
-    assert!(matches!(
+        Error::NaN { .. }
+    );
+    expect_err!(
         kernels::argmax_with::<Simd, f64, 2>(&[f64::NAN, 1.0]),
-        Err(Error::NaN { .. })
-    ));
+        Error::NaN { .. }
+    );
     // All −∞ gives 0; ties give the lowest index.
     assert_eq!(kernels::argmax(&[NEG_INF; 5]), Ok(0));
     assert_eq!(
@@ -146,30 +181,18 @@ fn audit_cm_kernels_argmax_reports_nan() {
 
 fn backend_length_mismatches<B: Backend>() {
     let a = [1.0f32, 2.0, 3.0];
-    assert!(matches!(
+    expect_err!(
         B::dot(&a, &a[..2]),
-        Err(Error::LengthMismatch {
-            what: "dot: b",
-            expected: 3,
-            found: 2
-        })
-    ));
+        Error::LengthMismatch { what, expected: 3, found: 2 } if what == "dot: b"
+    );
     let mut y = [5.0f32; 2];
-    assert!(matches!(
-        B::axpy(2.0, &a, &mut y),
-        Err(Error::LengthMismatch {
-            what: "axpy: y",
-            ..
-        })
-    ));
-    assert!(matches!(
-        B::add(&mut y, &a),
-        Err(Error::LengthMismatch { what: "add: x", .. })
-    ));
-    assert!(matches!(
-        B::mul(&mut y, &a),
-        Err(Error::LengthMismatch { what: "mul: x", .. })
-    ));
+    for (what, r) in [
+        ("axpy: y", B::axpy(2.0, &a, &mut y)),
+        ("add: x", B::add(&mut y, &a)),
+        ("mul: x", B::mul(&mut y, &a)),
+    ] {
+        expect_err!(r, Error::LengthMismatch { what: w, .. } if w == what, "{what}");
+    }
     assert_eq!(y, [5.0; 2], "y untouched after the errors");
     // Equal lengths: NaN propagates through the arithmetic.
     assert!(B::dot(&[NAN, 1.0], &[1.0, 1.0]).unwrap().is_nan());
@@ -217,20 +240,14 @@ fn audit_cm_backend_sum_scale_edges() {
 }
 
 fn backend_max_argmax<B: Backend>() {
-    assert!(matches!(
-        B::max::<f32>(&[]),
-        Err(Error::Empty { what: "max" })
-    ));
-    assert!(matches!(B::argmax::<f64>(&[]), Err(Error::Empty { .. })));
+    expect_err!(B::max::<f32>(&[]), Error::Empty { what: "max" });
+    expect_err!(B::argmax::<f64>(&[]), Error::Empty { .. });
     for n in 1..=19 {
         for at in 0..n {
             let mut x: Vec<f32> = (0..n).map(|i| i as f32).collect();
             x[at] = NAN;
-            assert!(
-                matches!(B::max(&x), Err(Error::NaN { what: "max" })),
-                "{n} {at}"
-            );
-            assert!(matches!(B::argmax(&x), Err(Error::NaN { .. })), "{n} {at}");
+            expect_err!(B::max(&x), Error::NaN { what: "max" }, "{n} {at}");
+            expect_err!(B::argmax(&x), Error::NaN { .. }, "{n} {at}");
         }
     }
     assert_eq!(B::argmax(&[NEG_INF; 7]), Ok(0));
@@ -244,32 +261,31 @@ fn audit_cm_backend_max_argmax_empty_and_nan() {
     backend_max_argmax::<Simd>();
 }
 
+/// An in-place row function of a backend (softmax, an activation).
+type RowFn = fn(&mut [f32]);
+
 fn backend_softmax<B: Backend>() {
-    for n in 1..=19 {
-        let mut x: Vec<f32> = (0..n).map(|i| i as f32 * 0.1).collect();
-        x[n - 1] = NAN;
-        let mut y = x.clone();
-        B::softmax(&mut x);
-        assert!(x.iter().all(|v| v.is_nan()), "n = {n}");
-        B::log_softmax(&mut y);
-        assert!(y.iter().all(|v| v.is_nan()), "n = {n}");
-        let mut m = vec![NEG_INF; n];
-        B::softmax(&mut m);
-        assert!(m.iter().all(|&v| v == 0.0), "n = {n}");
-        let mut m = vec![NEG_INF; n];
-        B::log_softmax(&mut m);
-        assert!(m.iter().all(|&v| v == NEG_INF), "n = {n}");
+    let rows: [(&str, RowFn, f32); 2] = [
+        ("softmax", B::softmax, 0.0),
+        ("log_softmax", B::log_softmax, NEG_INF),
+    ];
+    for (name, f, masked) in rows {
+        // A NaN: the row is NaN; all −∞: zeros for softmax, −∞ for log_softmax.
+        for n in 1..=19 {
+            let mut x: Vec<f32> = (0..n).map(|i| i as f32 * 0.1).collect();
+            x[n - 1] = NAN;
+            f(&mut x);
+            assert!(x.iter().all(|v| v.is_nan()), "{name}: n = {n}");
+            let mut m = vec![NEG_INF; n];
+            f(&mut m);
+            assert!(m.iter().all(|&v| v == masked), "{name}: n = {n}");
+        }
+        // A +∞ element: ∞ − ∞ is NaN, so the row is NaN as well (no Err).
+        let mut x = [1.0f32, f32::INFINITY, 0.0];
+        f(&mut x);
+        assert!(x.iter().all(|v| v.is_nan()), "{name}: {x:?}");
+        f(&mut []);
     }
-    // A +∞ element: ∞ − ∞ is NaN, so the row is NaN as well (no Err).
-    let mut x = [1.0f32, f32::INFINITY, 0.0];
-    B::softmax(&mut x);
-    assert!(x.iter().all(|v| v.is_nan()), "{x:?}");
-    let mut x = [1.0f32, f32::INFINITY, 0.0];
-    B::log_softmax(&mut x);
-    assert!(x.iter().all(|v| v.is_nan()), "{x:?}");
-    let mut e: [f32; 0] = [];
-    B::softmax(&mut e);
-    B::log_softmax(&mut e);
 }
 
 #[test]
@@ -278,100 +294,56 @@ fn audit_cm_backend_softmax_rows_edges() {
     backend_softmax::<Simd>();
 }
 
+/// `gemm`, `gemm_bt` or `gemm_at` of a backend.
+type Gemm = fn(MatRef<'_, f32>, MatRef<'_, f32>, MatMut<'_, f32>, Accumulate) -> Result<()>;
+
+/// A product, its B and the shape of its C, with `X` what to expect.
+type GemmCase<'a, X> = (X, Gemm, MatRef<'a, f32>, (usize, usize));
+
 fn backend_gemm_shapes<B: Backend>() {
     let a = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]; // (2, 3)
     let a23 = MatRef::new(&a, 2, 3).unwrap();
     let a32 = MatRef::new(&a, 3, 2).unwrap();
+    // gemm: B must have a.cols rows, C must be (a.rows, b.cols); gemm_bt: B
+    // must have a.cols columns, C (a.rows, b.rows); gemm_at: B must have
+    // a.rows rows, C (a.cols, b.cols). Each case: B, then the shape of C.
+    let bad: [GemmCase<&str>; 6] = [
+        ("gemm: b", B::gemm, a23, (2, 3)),
+        ("gemm: c", B::gemm, a32, (1, 4)),
+        ("gemm_bt: b", B::gemm_bt, a32, (2, 2)),
+        ("gemm_bt: c", B::gemm_bt, a23, (2, 3)),
+        ("gemm_at: b", B::gemm_at, a32, (3, 2)),
+        ("gemm_at: c", B::gemm_at, a23, (2, 3)),
+    ];
     let mut c = [9.0f32; 6];
     for acc in [Accumulate::Overwrite, Accumulate::Add] {
-        // gemm: B must have a.cols rows, C must be (a.rows, b.cols).
-        let r = B::gemm(a23, a23, MatMut::new(&mut c, 2, 3).unwrap(), acc);
-        assert!(matches!(
-            r,
-            Err(Error::ShapeMismatch {
-                what: "gemm: b",
-                ..
-            })
-        ));
-        let r = B::gemm(a23, a32, MatMut::new(&mut c[..4], 1, 4).unwrap(), acc);
-        assert!(matches!(
-            r,
-            Err(Error::ShapeMismatch {
-                what: "gemm: c",
-                ..
-            })
-        ));
-        // gemm_bt: B must have a.cols columns, C (a.rows, b.rows).
-        let r = B::gemm_bt(a23, a32, MatMut::new(&mut c[..4], 2, 2).unwrap(), acc);
-        assert!(matches!(
-            r,
-            Err(Error::ShapeMismatch {
-                what: "gemm_bt: b",
-                ..
-            })
-        ));
-        let r = B::gemm_bt(a23, a23, MatMut::new(&mut c, 2, 3).unwrap(), acc);
-        assert!(matches!(
-            r,
-            Err(Error::ShapeMismatch {
-                what: "gemm_bt: c",
-                ..
-            })
-        ));
-        // gemm_at: B must have a.rows rows, C (a.cols, b.cols).
-        let r = B::gemm_at(a23, a32, MatMut::new(&mut c, 3, 2).unwrap(), acc);
-        assert!(matches!(
-            r,
-            Err(Error::ShapeMismatch {
-                what: "gemm_at: b",
-                ..
-            })
-        ));
-        let r = B::gemm_at(a23, a23, MatMut::new(&mut c, 2, 3).unwrap(), acc);
-        assert!(matches!(
-            r,
-            Err(Error::ShapeMismatch {
-                what: "gemm_at: c",
-                ..
-            })
-        ));
+        for (what, f, b, (rows, cols)) in bad {
+            let mc = MatMut::new(&mut c[..rows * cols], rows, cols).unwrap();
+            expect_err!(
+                f(a23, b, mc, acc),
+                Error::ShapeMismatch { what: w, .. } if w == what,
+                "{what}"
+            );
+        }
         assert_eq!(c, [9.0; 6], "C untouched after the errors");
     }
-    // Valid shapes: a NaN of A reaches its row of C.
+    // Valid shapes: a NaN of A reaches its row of C (the first), and only it.
     let n = [NAN, 0.0, 0.0, 1.0, 1.0, 1.0];
-    let mut c = [0.0f32; 4];
-    B::gemm(
-        MatRef::new(&n, 2, 3).unwrap(),
-        a32,
-        MatMut::new(&mut c, 2, 2).unwrap(),
-        Accumulate::Overwrite,
-    )
-    .unwrap();
-    assert!(
-        c[0].is_nan() && c[1].is_nan() && c[2] == 9.0 && c[3] == 12.0,
-        "{c:?}"
-    );
-    let mut c = [0.0f32; 4];
-    B::gemm_bt(
-        MatRef::new(&n, 2, 3).unwrap(),
-        a23,
-        MatMut::new(&mut c, 2, 2).unwrap(),
-        Accumulate::Overwrite,
-    )
-    .unwrap();
-    assert!(
-        c[0].is_nan() && c[1].is_nan() && c[2] == 6.0 && c[3] == 15.0,
-        "{c:?}"
-    );
-    let mut c = [0.0f32; 9];
-    B::gemm_at(
-        MatRef::new(&n, 2, 3).unwrap(),
-        a23,
-        MatMut::new(&mut c, 3, 3).unwrap(),
-        Accumulate::Overwrite,
-    )
-    .unwrap();
-    assert!(c[..3].iter().all(|v| v.is_nan()) && c[3..] == [4.0, 5.0, 6.0, 4.0, 5.0, 6.0]);
+    let n23 = MatRef::new(&n, 2, 3).unwrap();
+    let good: [GemmCase<&[f32]>; 3] = [
+        (&[9.0, 12.0], B::gemm, a32, (2, 2)),
+        (&[6.0, 15.0], B::gemm_bt, a23, (2, 2)),
+        (&[4.0, 5.0, 6.0, 4.0, 5.0, 6.0], B::gemm_at, a23, (3, 3)),
+    ];
+    for (rest, f, b, (rows, cols)) in good {
+        let mut c = vec![0.0f32; rows * cols];
+        let mc = MatMut::new(&mut c, rows, cols).unwrap();
+        f(n23, b, mc, Accumulate::Overwrite).unwrap();
+        assert!(
+            c[..cols].iter().all(|v| v.is_nan()) && c[cols..] == *rest,
+            "{c:?}"
+        );
+    }
 }
 
 #[test]
@@ -385,42 +357,26 @@ fn backend_vector_matrix<B: Backend>() {
     let a23 = MatRef::new(&a, 2, 3).unwrap();
     let mut y = [7.0f32; 2];
     for acc in [Accumulate::Overwrite, Accumulate::Add] {
-        assert!(matches!(
+        expect_err!(
             B::col_sums(a23, &mut y, acc),
-            Err(Error::LengthMismatch {
-                what: "col_sums: y",
-                expected: 3,
-                found: 2
-            })
-        ));
-        assert!(matches!(
-            B::matvec(a23, &[1.0, 1.0], &mut y, acc),
-            Err(Error::LengthMismatch {
-                what: "matvec: x",
-                ..
-            })
-        ));
+            Error::LengthMismatch { what, expected: 3, found: 2 } if what == "col_sums: y"
+        );
         let mut y3 = [7.0f32; 3];
-        assert!(matches!(
-            B::matvec(a23, &[1.0, 1.0, 1.0], &mut y3, acc),
-            Err(Error::LengthMismatch {
-                what: "matvec: y",
-                ..
-            })
-        ));
+        for (what, r) in [
+            ("matvec: x", B::matvec(a23, &[1.0, 1.0], &mut y, acc)),
+            ("matvec: y", B::matvec(a23, &[1.0, 1.0, 1.0], &mut y3, acc)),
+        ] {
+            expect_err!(r, Error::LengthMismatch { what: w, .. } if w == what, "{what}");
+        }
         assert_eq!(y3, [7.0; 3]);
     }
     assert_eq!(y, [7.0; 2]);
     let mut c = [7.0f32; 6];
-    assert!(matches!(
-        B::ger(
-            1.0,
-            &[1.0, 2.0],
-            &[1.0, 2.0],
-            MatMut::new(&mut c, 2, 3).unwrap()
-        ),
-        Err(Error::ShapeMismatch { what: "ger: c", .. })
-    ));
+    let mc = MatMut::new(&mut c, 2, 3).unwrap();
+    expect_err!(
+        B::ger(1.0, &[1.0, 2.0], &[1.0, 2.0], mc),
+        Error::ShapeMismatch { what: "ger: c", .. }
+    );
     assert_eq!(c, [7.0; 6]);
     // Valid shapes: NaN propagates.
     let mut y = [0.0f32; 2];
@@ -428,21 +384,12 @@ fn backend_vector_matrix<B: Backend>() {
     assert!(y.iter().all(|v| v.is_nan()));
     let mut s = [0.0f32; 3];
     let n = [NAN, 1.0, 1.0, 1.0, 1.0, 1.0];
-    B::col_sums(
-        MatRef::new(&n, 2, 3).unwrap(),
-        &mut s,
-        Accumulate::Overwrite,
-    )
-    .unwrap();
+    let n23 = MatRef::new(&n, 2, 3).unwrap();
+    B::col_sums(n23, &mut s, Accumulate::Overwrite).unwrap();
     assert!(s[0].is_nan() && s[1] == 2.0 && s[2] == 2.0);
     let mut c = [0.0f32; 6];
-    B::ger(
-        1.0,
-        &[1.0, NAN],
-        &[1.0, 2.0, 3.0],
-        MatMut::new(&mut c, 2, 3).unwrap(),
-    )
-    .unwrap();
+    let mc = MatMut::new(&mut c, 2, 3).unwrap();
+    B::ger(1.0, &[1.0, NAN], &[1.0, 2.0, 3.0], mc).unwrap();
     assert!(c[..3] == [1.0, 2.0, 3.0] && c[3..].iter().all(|v| v.is_nan()));
 }
 
@@ -453,8 +400,7 @@ fn audit_cm_backend_col_sums_ger_matvec_mismatches() {
 }
 
 fn backend_activations<B: Backend>() {
-    type Act = fn(&mut [f32]);
-    let acts: [(&str, Act); 6] = [
+    let acts: [(&str, RowFn); 6] = [
         ("relu", B::relu::<f32>),
         ("sigmoid", B::sigmoid::<f32>),
         ("tanh", B::tanh::<f32>),
@@ -480,16 +426,13 @@ fn backend_activations<B: Backend>() {
             }
         }
     }
-    // Limits at ±∞ where the formula has one.
-    let mut x = [NEG_INF, f32::INFINITY];
-    B::sigmoid(&mut x);
-    assert_eq!(x, [0.0, 1.0]);
-    let mut x = [NEG_INF, f32::INFINITY];
-    B::relu(&mut x);
-    assert_eq!(x, [0.0, f32::INFINITY]);
-    let mut x = [NEG_INF, f32::INFINITY];
-    B::tanh(&mut x);
-    assert_eq!(x, [-1.0, 1.0]);
+    // Limits at ±∞ where the formula has one (relu, sigmoid, tanh).
+    let limits = [[0.0, f32::INFINITY], [0.0, 1.0], [-1.0, 1.0]];
+    for ((name, f), want) in acts.iter().zip(limits) {
+        let mut x = [NEG_INF, f32::INFINITY];
+        f(&mut x);
+        assert_eq!(x, want, "{name}");
+    }
     // x·σ(x) and x·Φ(x) at −∞ are −∞·0: NaN (as the formulas give it), not
     // the limit 0; +∞ stays +∞.
     for (name, f) in &acts[3..] {
@@ -576,21 +519,10 @@ fn real_cases<T: Real>() {
         assert!(s.iter().enumerate().all(|(i, y)| i == at || *y == T::ZERO));
     }
     // vexp: e^−∞ = 0, e^+∞ = +∞; vsqrt of a negative is NaN.
-    assert!(
-        lanes_of::<T>(T::vexp(T::splat(T::NEG_INFINITY)))
-            .iter()
-            .all(|&v| v == T::ZERO)
-    );
-    assert!(
-        lanes_of::<T>(T::vexp(T::splat(T::INFINITY)))
-            .iter()
-            .all(|&v| v == T::INFINITY)
-    );
-    assert!(
-        lanes_of::<T>(T::vsqrt(T::splat(-T::ONE)))
-            .iter()
-            .all(|v| v.is_nan())
-    );
+    let all = |v: T::V, ok: fn(T) -> bool| lanes_of::<T>(v).into_iter().all(ok);
+    assert!(all(T::vexp(T::splat(T::NEG_INFINITY)), |v| v == T::ZERO));
+    assert!(all(T::vexp(T::splat(T::INFINITY)), |v| v == T::INFINITY));
+    assert!(all(T::vsqrt(T::splat(-T::ONE)), |v| v.is_nan()));
 }
 
 #[test]
@@ -611,63 +543,60 @@ fn audit_cm_mat_constructors_reject_bad_buffers() {
     let d = [0.0f32; 10];
     let mut m = [0.0f32; 10];
     // new: the buffer must hold exactly rows·cols.
-    assert!(matches!(
+    expect_err!(
         MatRef::new(&d[..5], 2, 3),
-        Err(Error::LengthMismatch {
+        Error::LengthMismatch {
             expected: 6,
             found: 5,
             ..
-        })
-    ));
-    assert!(matches!(
-        MatMut::new(&mut m, 3, 3),
-        Err(Error::LengthMismatch { .. })
-    ));
-    assert!(matches!(
+        }
+    );
+    expect_err!(MatMut::new(&mut m, 3, 3), Error::LengthMismatch { .. });
+    expect_err!(
         MatRef::new(&d, usize::MAX, 2),
-        Err(Error::BufferTooSmall {
+        Error::BufferTooSmall {
             needed: usize::MAX,
             ..
-        })
-    ));
-    assert!(matches!(
+        }
+    );
+    expect_err!(
         MatMut::new(&mut m, 2, usize::MAX),
-        Err(Error::BufferTooSmall { .. })
-    ));
+        Error::BufferTooSmall { .. }
+    );
     // with_stride: stride ≥ cols whenever there is an element.
-    assert!(matches!(
+    expect_err!(
         MatRef::with_stride(&d, 2, 3, 2),
-        Err(Error::InvalidParameter { .. })
-    ));
-    assert!(matches!(
+        Error::InvalidParameter { .. }
+    );
+    expect_err!(
         MatRef::with_stride(&d, 1, 3, 0),
-        Err(Error::InvalidParameter { .. })
-    ));
-    assert!(matches!(
+        Error::InvalidParameter { .. }
+    );
+    expect_err!(
         MatMut::with_stride(&mut m, 1, 3, 2),
-        Err(Error::InvalidParameter { .. })
-    ));
+        Error::InvalidParameter { .. }
+    );
     // ... and the buffer must reach (rows − 1)·stride + cols.
-    assert!(matches!(
+    expect_err!(
         MatRef::with_stride(&d, 3, 3, 4),
-        Err(Error::BufferTooSmall {
+        Error::BufferTooSmall {
             needed: 11,
             found: 10,
             ..
-        })
-    ));
-    assert!(matches!(
+        }
+    );
+    expect_err!(
         MatMut::with_stride(&mut m, 4, 2, 3),
-        Err(Error::BufferTooSmall { needed: 11, .. })
-    ));
+        Error::BufferTooSmall { needed: 11, .. }
+    );
     assert!(MatMut::with_stride(&mut m, 4, 1, 3).is_ok()); // reaches exactly 10
-    assert!(matches!(
+    expect_err!(
         MatRef::with_stride(&d, usize::MAX, 2, usize::MAX),
-        Err(Error::BufferTooSmall {
+        Error::BufferTooSmall {
             needed: usize::MAX,
             ..
-        })
-    ));
+        }
+    );
     // No element: any stride and buffer.
     assert!(MatRef::with_stride(&d[..0], 0, 3, 0).is_ok());
     assert!(MatRef::with_stride(&d[..0], usize::MAX, 0, 0).is_ok());
@@ -690,33 +619,30 @@ fn audit_cm_mat_ranges_and_rows_at_edges() {
     let v = MatRef::new(&d, 2, 5).unwrap();
     assert_eq!((v.rows(), v.cols(), v.stride()), (2, 5, 5));
     // col_range / row_range: a window past the end is OutOfRange (its end).
-    assert!(matches!(
+    expect_err!(
         v.col_range(3, 3),
-        Err(Error::OutOfRange {
+        Error::OutOfRange {
             what: "matrix columns",
             index: 6,
             len: 5
-        })
-    ));
-    assert!(matches!(
+        }
+    );
+    expect_err!(
         v.col_range(usize::MAX, 2),
-        Err(Error::OutOfRange {
+        Error::OutOfRange {
             index: usize::MAX,
             ..
-        })
-    ));
-    assert!(matches!(
+        }
+    );
+    expect_err!(
         v.row_range(1, 2),
-        Err(Error::OutOfRange {
+        Error::OutOfRange {
             what: "matrix rows",
             index: 3,
             len: 2
-        })
-    ));
-    assert!(matches!(
-        v.row_range(2, usize::MAX),
-        Err(Error::OutOfRange { .. })
-    ));
+        }
+    );
+    expect_err!(v.row_range(2, usize::MAX), Error::OutOfRange { .. });
     // Empty windows at the end are fine.
     assert_eq!(v.col_range(5, 0).unwrap().shape(), (2, 0));
     assert_eq!(v.row_range(2, 0).unwrap().shape(), (0, 5));
@@ -731,14 +657,14 @@ fn audit_cm_mat_ranges_and_rows_at_edges() {
     assert!(w.row_mut(2).is_none());
     assert_eq!(w.reborrow().shape(), (2, 5));
     assert_eq!(w.as_ref().row(1), Some(&d[5..]));
-    assert!(matches!(
+    expect_err!(
         w.reborrow().col_range(4, 2),
-        Err(Error::OutOfRange { index: 6, .. })
-    ));
-    assert!(matches!(
+        Error::OutOfRange { index: 6, .. }
+    );
+    expect_err!(
         w.reborrow().row_range(3, 0),
-        Err(Error::OutOfRange { index: 3, .. })
-    ));
+        Error::OutOfRange { index: 3, .. }
+    );
     let mut z = MatMut::new(&mut e[..0], 4, 0).unwrap();
     assert_eq!(z.row_mut(3).map(|r| r.len()), Some(0));
 }
@@ -747,27 +673,27 @@ fn audit_cm_mat_ranges_and_rows_at_edges() {
 
 #[test]
 fn audit_cm_matrix_construction_errors() {
-    assert!(matches!(
+    expect_err!(
         Matrix::<f32>::zeros(usize::MAX, 2),
-        Err(Error::InvalidParameter { .. })
-    ));
+        Error::InvalidParameter { .. }
+    );
     // Fits in usize, not in memory: an Err, not an abort.
-    assert!(matches!(
+    expect_err!(
         Matrix::<f32>::zeros(usize::MAX / 4, 1),
-        Err(Error::InvalidParameter { .. })
-    ));
-    assert!(matches!(
+        Error::InvalidParameter { .. }
+    );
+    expect_err!(
         Matrix::from_vec(2, 2, vec![0.0f32; 3]),
-        Err(Error::LengthMismatch {
+        Error::LengthMismatch {
             expected: 4,
             found: 3,
             ..
-        })
-    ));
-    assert!(matches!(
+        }
+    );
+    expect_err!(
         Matrix::<f32>::from_vec(usize::MAX, 2, vec![]),
-        Err(Error::BufferTooSmall { .. })
-    ));
+        Error::BufferTooSmall { .. }
+    );
     // Accessors at their edges.
     let mut m = Matrix::from_vec(2, 3, vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
     assert_eq!((m.rows(), m.cols(), m.shape()), (2, 3, (2, 3)));
@@ -788,65 +714,31 @@ fn audit_cm_matrix_construction_errors() {
 fn audit_cm_matrix_products_reject_mismatches() {
     let a = Matrix::from_vec(2, 3, vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
     let b = Matrix::from_vec(3, 2, vec![1.0f32, 0.0, 0.0, 1.0, 1.0, 1.0]).unwrap();
-    assert!(matches!(
-        a.matmul(&a),
-        Err(Error::ShapeMismatch {
-            what: "gemm: b",
-            ..
-        })
-    ));
-    assert!(matches!(
+    expect_err!(a.matmul(&a), Error::ShapeMismatch { what, .. } if what == "gemm: b");
+    expect_err!(
         a.matmul_with::<Scalar>(&a),
-        Err(Error::ShapeMismatch {
-            what: "gemm: b",
-            ..
-        })
-    ));
-    assert!(matches!(
-        a.matmul_bt(&b),
-        Err(Error::ShapeMismatch {
-            what: "gemm_bt: b",
-            ..
-        })
-    ));
-    assert!(matches!(
-        a.matmul_bt_with::<Scalar>(&b),
-        Err(Error::ShapeMismatch { .. })
-    ));
-    assert!(matches!(
+        Error::ShapeMismatch { what, .. } if what == "gemm: b"
+    );
+    expect_err!(a.matmul_bt(&b), Error::ShapeMismatch { what, .. } if what == "gemm_bt: b");
+    expect_err!(a.matmul_bt_with::<Scalar>(&b), Error::ShapeMismatch { .. });
+    expect_err!(
         a.matvec(&[1.0, 1.0]),
-        Err(Error::LengthMismatch {
-            what: "matvec: x",
-            ..
-        })
-    ));
-    assert!(matches!(
+        Error::LengthMismatch { what, .. } if what == "matvec: x"
+    );
+    expect_err!(
         a.matvec_with::<Scalar>(&[1.0; 4]),
-        Err(Error::LengthMismatch { .. })
-    ));
+        Error::LengthMismatch { .. }
+    );
     // A result too large to allocate is an Err too.
     let tall = Matrix::<f32>::zeros(usize::MAX / 4, 0).unwrap();
     let wide = Matrix::<f32>::zeros(0, 4).unwrap();
-    assert!(matches!(
-        tall.matmul(&wide),
-        Err(Error::InvalidParameter { .. })
-    ));
+    expect_err!(tall.matmul(&wide), Error::InvalidParameter { .. });
     // Valid shapes: NaN propagates.
     let n = Matrix::from_vec(1, 3, vec![NAN, 0.0, 0.0]).unwrap();
-    assert!(n.matmul(&b).unwrap().as_slice().iter().all(|v| v.is_nan()));
-    assert!(
-        n.matmul_bt(&a)
-            .unwrap()
-            .as_slice()
-            .iter()
-            .all(|v| v.is_nan())
-    );
-    assert!(
-        a.matvec(&[NAN, 1.0, 1.0])
-            .unwrap()
-            .iter()
-            .all(|v| v.is_nan())
-    );
+    let all_nan = |v: &[f32]| v.iter().all(|v| v.is_nan());
+    assert!(all_nan(n.matmul(&b).unwrap().as_slice()));
+    assert!(all_nan(n.matmul_bt(&a).unwrap().as_slice()));
+    assert!(all_nan(&a.matvec(&[NAN, 1.0, 1.0]).unwrap()));
 }
 
 #[test]
@@ -877,15 +769,44 @@ fn audit_cm_matrix_row_softmax_edges() {
     assert_eq!(z.shape(), (5, 0));
 }
 
-// ------------------------------------------------------------ llama helpers
+// ------------------------------------------------------------ model helpers
 
-fn shared() -> Llama2cCheckpoint {
-    Llama2cCheckpoint::from_bytes(SHARED).unwrap()
+/// Weights `$w` with the tensor `$field` one element short: `check` against
+/// `$cfg` names it (`$what`), and the model's constructor `$new` refuses them.
+macro_rules! short_tensor_refused {
+    ($w:expr, $field:ident, $what:literal, $cfg:expr, $new:expr) => {{
+        let mut short = $w;
+        short.$field = &short.$field[1..];
+        expect_err!(short.check(&$cfg), Error::LengthMismatch { what, .. } if what == $what);
+        expect_err!($new($cfg, short), Error::LengthMismatch { .. });
+    }};
 }
 
-/// The observable state of a Llama state: its position and logits.
-fn llama_snap(st: &LlamaState<'_, f32>) -> (usize, Vec<f32>) {
+/// The observable state of a model's state: its position and logits.
+fn snap(st: &impl DecoderState<f32>) -> (usize, Vec<f32>) {
     (st.position(), st.logits().to_vec())
+}
+
+/// The checkpoint of the shared-classifier fixture, read once.
+fn shared() -> &'static Llama2cCheckpoint {
+    static CKPT: OnceLock<Llama2cCheckpoint> = OnceLock::new();
+    CKPT.get_or_init(|| Llama2cCheckpoint::from_bytes(SHARED).unwrap())
+}
+
+/// The model of [`shared`] and its configuration.
+fn shared_model() -> (LlamaConfig, Llama<'static, f32>) {
+    let cfg = *shared().config();
+    (cfg, Llama::new(cfg, shared().weights().unwrap()).unwrap())
+}
+
+/// A fresh Llama state for `cfg` with chunks of `chunk` tokens.
+fn llama_state(cfg: &LlamaConfig, chunk: usize) -> LlamaState<'static, f32> {
+    LlamaState::new(cfg, chunk, leaked(0.0, cfg.state_len(chunk))).unwrap()
+}
+
+/// A fresh state for the configuration of the GQA fixture (another model).
+fn gqa_state() -> LlamaState<'static, f32> {
+    llama_state(Llama2cCheckpoint::from_bytes(GQA).unwrap().config(), 1)
 }
 
 fn small_llama_cfg() -> LlamaConfig {
@@ -907,99 +828,113 @@ fn small_llama_data(cfg: &LlamaConfig) -> Vec<f32> {
         .collect()
 }
 
+/// The input errors every forward pass shares, `forward` running the tokens
+/// on a state with chunks of `chunk` of a model with `vocab` tokens: no
+/// tokens, more tokens than the chunk, an id outside the vocabulary (alone,
+/// after a valid one, or the largest).
+fn check_forward_inputs(
+    chunk: usize,
+    vocab: usize,
+    mut forward: impl FnMut(&[usize], LogitRows) -> Result<()>,
+) {
+    let too_many: Vec<usize> = (1..=chunk + 1).collect();
+    expect_err!(forward(&[], LogitRows::Last), Error::Empty { .. });
+    expect_err!(
+        forward(&too_many, LogitRows::Last),
+        Error::BufferTooSmall { needed, found, .. } if (needed, found) == (chunk + 1, chunk)
+    );
+    for bad in [&[vocab][..], &[1, vocab]] {
+        expect_err!(
+            forward(bad, LogitRows::Last),
+            Error::OutOfRange { index, len, .. } if (index, len) == (vocab, vocab),
+            "{bad:?}"
+        );
+    }
+    expect_err!(
+        forward(&[usize::MAX], LogitRows::All),
+        Error::OutOfRange { .. }
+    );
+}
+
 // ------------------------------------------------------------------- models
 
 #[test]
 fn audit_cm_decoder_traits_through_llama() {
-    let ckpt = shared();
-    let cfg = *ckpt.config();
-    let m = Llama::<f32>::new(cfg, ckpt.weights().unwrap()).unwrap();
-    let mut a1 = vec![0.0f32; cfg.state_len(1)];
-    let mut a2 = vec![0.0f32; cfg.state_len(1)];
+    let (cfg, m) = shared_model();
     let other = LlamaConfig { seq_len: 32, ..cfg };
-    let mut a3 = vec![0.0f32; other.state_len(1)];
-    let mut st = LlamaState::new(&cfg, 1, &mut a1).unwrap();
-    let mut st2 = LlamaState::new(&cfg, 1, &mut a2).unwrap();
-    let mut foreign = LlamaState::new(&other, 1, &mut a3).unwrap();
+    let (mut st, mut st2) = (llama_state(&cfg, 1), llama_state(&cfg, 1));
+    let mut foreign = llama_state(&other, 1);
     assert_eq!(Decoder::vocab_size(&m), 423);
     assert!(Decoder::accepts(&m, &st) && !Decoder::accepts(&m, &foreign));
     Decoder::step(&m, 5, &mut st).unwrap();
-    let before = llama_snap(&st);
+    let before = snap(&st);
     assert_eq!(DecoderState::position(&st), 1);
     assert_eq!(DecoderState::logits(&st).len(), 423);
     // step: a token id ≥ vocab, a state of another configuration.
-    assert!(matches!(
+    expect_err!(
         Decoder::step(&m, 423, &mut st),
-        Err(Error::OutOfRange {
+        Error::OutOfRange {
             index: 423,
             len: 423,
             ..
-        })
-    ));
-    assert!(matches!(
+        }
+    );
+    expect_err!(
         Decoder::step(&m, 5, &mut foreign),
-        Err(Error::InvalidParameter { .. })
-    ));
-    assert_eq!(llama_snap(&st), before);
+        Error::InvalidParameter { .. }
+    );
+    assert_eq!(snap(&st), before);
     // copy_from: states of different shapes.
     assert!(DecoderState::same_shape(&st, &st2) && !DecoderState::same_shape(&st, &foreign));
-    assert!(matches!(
+    expect_err!(
         DecoderState::copy_from(&mut foreign, &st),
-        Err(Error::InvalidParameter { .. })
-    ));
+        Error::InvalidParameter { .. }
+    );
     assert_eq!(foreign.position(), 0);
     DecoderState::copy_from(&mut st2, &st).unwrap();
     assert_eq!(st2.position(), 1);
     // step into a full cache.
-    let mut a4 = vec![0.0f32; cfg.state_len(cfg.seq_len)];
-    let mut full = LlamaState::new(&cfg, cfg.seq_len, &mut a4).unwrap();
+    let mut full = llama_state(&cfg, cfg.seq_len);
     m.forward(&vec![3; cfg.seq_len], &mut full, LogitRows::Last)
         .unwrap();
-    let before = llama_snap(&full);
-    assert!(matches!(
+    let before = snap(&full);
+    expect_err!(
         Decoder::step(&m, 3, &mut full),
-        Err(Error::CacheFull { capacity: 64 })
-    ));
-    assert_eq!(llama_snap(&full), before);
+        Error::CacheFull { capacity: 64 }
+    );
+    assert_eq!(snap(&full), before);
     DecoderState::reset(&mut full);
     assert_eq!((DecoderState::position(&full), full.logits().len()), (0, 0));
 }
 
 #[test]
 fn audit_cm_beams_new_rejects_bad_states() {
-    let ckpt = shared();
-    let cfg = *ckpt.config();
-    let m = Llama::<f32>::new(cfg, ckpt.weights().unwrap()).unwrap();
+    let (cfg, m) = shared_model();
     let other = LlamaConfig { seq_len: 32, ..cfg };
-    let mut arenas: Vec<Vec<f32>> = (0..4).map(|_| vec![0.0f32; cfg.state_len(1)]).collect();
-    let mut states: Vec<LlamaState<'_, f32>> = arenas
-        .iter_mut()
-        .map(|a| LlamaState::new(&cfg, 1, a).unwrap())
-        .collect();
-    let mut fa = vec![0.0f32; other.state_len(1)];
-    let mut foreign = [LlamaState::new(&other, 1, &mut fa).unwrap()];
+    let mut states: Vec<_> = (0..4).map(|_| llama_state(&cfg, 1)).collect();
+    let mut foreign = [llama_state(&other, 1)];
     let (s, sp) = states.split_at_mut(2);
     // No states.
-    assert!(matches!(
+    expect_err!(
         LlamaBeams::new(&m, &mut [], &mut sp[..]),
-        Err(Error::Empty { .. })
-    ));
+        Error::Empty { .. }
+    );
     // Fewer spares than states.
-    assert!(matches!(
+    expect_err!(
         LlamaBeams::new(&m, &mut s[..], &mut sp[..1]),
-        Err(Error::InvalidParameter { .. })
-    ));
+        Error::InvalidParameter { .. }
+    );
     // A state made for another model.
-    assert!(matches!(
+    expect_err!(
         LlamaBeams::new(&m, &mut foreign[..], &mut sp[..1]),
-        Err(Error::InvalidParameter { .. })
-    ));
+        Error::InvalidParameter { .. }
+    );
     // A spare of another shape.
     let (s1, _) = s.split_at_mut(1);
-    assert!(matches!(
+    expect_err!(
         LlamaBeams::new(&m, &mut s1[..], &mut foreign[..]),
-        Err(Error::InvalidParameter { .. })
-    ));
+        Error::InvalidParameter { .. }
+    );
     assert!(LlamaBeams::new(&m, &mut s[..], &mut sp[..]).is_ok());
 }
 
@@ -1015,8 +950,25 @@ fn gpt2_data(cfg: &Gpt2Config) -> Vec<f32> {
         .collect()
 }
 
-fn gpt2_snap(st: &Gpt2State<'_, f32>) -> (usize, Vec<f32>) {
-    (st.position(), st.logits().to_vec())
+/// The GPT-2 model of [`gpt2_cfg`] (weights leaked) and its configuration.
+fn gpt2_model() -> (Gpt2Config, Gpt2<'static, f32>) {
+    let cfg = gpt2_cfg();
+    let data = gpt2_data(&cfg).leak();
+    (
+        cfg,
+        Gpt2::new(cfg, Gpt2Weights::from_flat(&cfg, data).unwrap()).unwrap(),
+    )
+}
+
+/// A fresh GPT-2 state with chunks of `chunk` and a cache of `capacity`.
+fn gpt2_state(
+    cfg: &Gpt2Config,
+    chunk: usize,
+    capacity: usize,
+    policy: CachePolicy,
+) -> Gpt2State<'static, f32> {
+    let arena = leaked(0.0, cfg.state_len(chunk, capacity));
+    Gpt2State::new(cfg, chunk, capacity, policy, arena).unwrap()
 }
 
 #[test]
@@ -1042,14 +994,12 @@ fn audit_cm_gpt2_config_and_weights_checks() {
         },
         Gpt2Config::new(usize::MAX / 2, 8, 8, 1, 2),
     ] {
-        assert!(
-            matches!(bad.check(), Err(Error::InvalidParameter { .. })),
+        expect_err!(bad.check(), Error::InvalidParameter { .. }, "{bad:?}");
+        expect_err!(
+            Gpt2Weights::<f32>::from_flat(&bad, &[]),
+            Error::InvalidParameter { .. },
             "{bad:?}"
         );
-        assert!(matches!(
-            Gpt2Weights::<f32>::from_flat(&bad, &[]),
-            Err(Error::InvalidParameter { .. })
-        ));
     }
     // The const sizes never fail: they saturate.
     let huge = Gpt2Config::new(usize::MAX, 1, 2, 1, 1);
@@ -1058,31 +1008,17 @@ fn audit_cm_gpt2_config_and_weights_checks() {
     assert_eq!(cfg.state_len(1, usize::MAX), usize::MAX);
     // from_flat: the buffer must have weights_len elements.
     let data = gpt2_data(&cfg);
-    assert!(matches!(
+    expect_err!(
         Gpt2Weights::from_flat(&cfg, &data[1..]),
-        Err(Error::LengthMismatch { .. })
-    ));
+        Error::LengthMismatch { .. }
+    );
     let w = Gpt2Weights::from_flat(&cfg, &data).unwrap();
     // check / Gpt2::new: a tensor of the wrong length.
-    let short = Gpt2Weights {
-        lnf_b: &w.lnf_b[1..],
-        ..w
-    };
-    assert!(matches!(
-        short.check(&cfg),
-        Err(Error::LengthMismatch {
-            what: "GPT-2: lnf_b",
-            ..
-        })
-    ));
-    assert!(matches!(
-        Gpt2::<f32>::new(cfg, short),
-        Err(Error::LengthMismatch { .. })
-    ));
-    assert!(matches!(
+    short_tensor_refused!(w, lnf_b, "GPT-2: lnf_b", cfg, Gpt2::<f32>::new);
+    expect_err!(
         w.check(&Gpt2Config::new(16, 8, 8, 1, 3)),
-        Err(Error::InvalidParameter { .. })
-    ));
+        Error::InvalidParameter { .. }
+    );
     let m = Gpt2::<f32>::new(cfg, w).unwrap();
     assert_eq!(*m.config(), cfg);
 }
@@ -1091,24 +1027,22 @@ fn audit_cm_gpt2_config_and_weights_checks() {
 fn audit_cm_gpt2_conv1d_to_linear_lengths() {
     let src = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]; // (IN 2, OUT 3)
     let mut dst = [0.0f32; 6];
-    assert!(matches!(
+    expect_err!(
         conv1d_to_linear(&src, usize::MAX, 2, &mut dst),
-        Err(Error::InvalidParameter { .. })
-    ));
-    assert!(matches!(
-        conv1d_to_linear(&src[..5], 2, 3, &mut dst),
-        Err(Error::LengthMismatch {
-            what: "conv1d_to_linear: src",
-            ..
-        })
-    ));
-    assert!(matches!(
-        conv1d_to_linear(&src, 2, 3, &mut dst[..5]),
-        Err(Error::LengthMismatch {
-            what: "conv1d_to_linear: dst",
-            ..
-        })
-    ));
+        Error::InvalidParameter { .. }
+    );
+    for (what, r) in [
+        (
+            "conv1d_to_linear: src",
+            conv1d_to_linear(&src[..5], 2, 3, &mut dst),
+        ),
+        (
+            "conv1d_to_linear: dst",
+            conv1d_to_linear(&src, 2, 3, &mut dst[..5]),
+        ),
+    ] {
+        expect_err!(r, Error::LengthMismatch { what: w, .. } if w == what, "{what}");
+    }
     assert_eq!(dst, [0.0; 6], "dst untouched after the errors");
     conv1d_to_linear(&src, 2, 3, &mut dst).unwrap();
     assert_eq!(dst, [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
@@ -1121,169 +1055,121 @@ fn audit_cm_gpt2_state_new_errors() {
     let cfg = gpt2_cfg();
     let need = cfg.state_len(2, 8);
     let mut arena = vec![0.0f32; need];
-    let b = CachePolicy::Bounded;
-    assert!(matches!(
-        Gpt2State::new(&Gpt2Config::new(16, 8, 8, 1, 3), 1, 8, b, &mut arena),
-        Err(Error::InvalidParameter { .. })
-    ));
-    assert!(matches!(
-        Gpt2State::new(&cfg, 0, 8, b, &mut arena),
-        Err(Error::InvalidParameter { .. })
-    ));
-    assert!(matches!(
-        Gpt2State::new(&cfg, 2, 0, CachePolicy::Ring, &mut arena),
-        Err(Error::InvalidParameter { .. })
-    ));
-    assert!(matches!(
-        Gpt2State::new(&cfg, 2, 9, b, &mut arena),
-        Err(Error::InvalidParameter {
-            what: "Gpt2State: capacity",
-            ..
-        })
-    ));
-    assert!(matches!(
-        Gpt2State::new(&cfg, usize::MAX, 8, b, &mut arena),
-        Err(Error::InvalidParameter { .. })
-    ));
-    assert!(matches!(
-        Gpt2State::new(&cfg, 1, usize::MAX, CachePolicy::Ring, &mut arena),
-        Err(Error::InvalidParameter { .. })
-    ));
-    assert!(matches!(
+    let (b, ring) = (CachePolicy::Bounded, CachePolicy::Ring);
+    let odd_heads = Gpt2Config::new(16, 8, 8, 1, 3);
+    // (configuration, chunk, capacity, policy, the `what` if checked)
+    for (c, chunk, capacity, policy, what) in [
+        (&odd_heads, 1, 8, b, None),
+        (&cfg, 0, 8, b, None),
+        (&cfg, 2, 0, ring, None),
+        (&cfg, 2, 9, b, Some("Gpt2State: capacity")),
+        (&cfg, usize::MAX, 8, b, None),
+        (&cfg, 1, usize::MAX, ring, None),
+    ] {
+        expect_err!(
+            Gpt2State::new(c, chunk, capacity, policy, &mut arena),
+            Error::InvalidParameter { what: w, .. } if what.is_none_or(|x| x == w),
+            "chunk {chunk}, capacity {capacity}, {policy:?}"
+        );
+    }
+    expect_err!(
         Gpt2State::new(&cfg, 2, 8, b, &mut arena[..need - 1]),
-        Err(Error::BufferTooSmall { needed, found, .. }) if needed == need && found == need - 1
-    ));
+        Error::BufferTooSmall { needed, found, .. } if needed == need && found == need - 1
+    );
     // A ring may be larger than n_positions.
     let mut big = vec![0.0f32; cfg.state_len(1, 20)];
-    assert!(Gpt2State::new(&cfg, 1, 20, CachePolicy::Ring, &mut big).is_ok());
+    assert!(Gpt2State::new(&cfg, 1, 20, ring, &mut big).is_ok());
     // Gpt2Sized::state: the arena must hold STATE_LEN.
     type Tiny<'a> = Gpt2Sized<'a, f32, 16, 8, 8, 2, 1>;
     let data = gpt2_data(&Tiny::CONFIG);
     let m = Tiny::new(Gpt2Weights::from_flat(&Tiny::CONFIG, &data).unwrap()).unwrap();
     let mut short = vec![0.0f32; Tiny::STATE_LEN - 1];
-    assert!(matches!(
-        m.state(&mut short),
-        Err(Error::BufferTooSmall { .. })
-    ));
+    expect_err!(m.state(&mut short), Error::BufferTooSmall { .. });
 }
 
 #[test]
 fn audit_cm_gpt2_forward_errors_leave_state_unchanged() {
-    let cfg = gpt2_cfg();
-    let data = gpt2_data(&cfg);
-    let m = Gpt2::<f32>::new(cfg, Gpt2Weights::from_flat(&cfg, &data).unwrap()).unwrap();
+    let (cfg, m) = gpt2_model();
     // Bounded cache of 4 positions (fewer than n_positions = 8), chunks of 2.
-    let mut arena = vec![0.0f32; cfg.state_len(2, 4)];
-    let mut st = Gpt2State::new(&cfg, 2, 4, CachePolicy::Bounded, &mut arena).unwrap();
+    let mut st = gpt2_state(&cfg, 2, 4, CachePolicy::Bounded);
     m.forward(&[1, 2], &mut st, LogitRows::All).unwrap();
-    let before = gpt2_snap(&st);
+    let before = snap(&st);
     assert_eq!(before.1.len(), 2 * 16);
-    assert!(matches!(
-        m.forward(&[], &mut st, LogitRows::Last),
-        Err(Error::Empty { .. })
-    ));
-    assert!(matches!(
-        m.forward(&[1, 2, 3], &mut st, LogitRows::Last),
-        Err(Error::BufferTooSmall {
-            needed: 3,
-            found: 2,
-            ..
-        })
-    ));
-    assert!(matches!(
-        m.forward(&[1, 16], &mut st, LogitRows::Last),
-        Err(Error::OutOfRange {
-            index: 16,
-            len: 16,
-            ..
-        })
-    ));
-    assert_eq!(gpt2_snap(&st), before);
+    check_forward_inputs(2, 16, |t, rows| m.forward(t, &mut st, rows));
+    assert_eq!(snap(&st), before);
     m.forward(&[3, 4], &mut st, LogitRows::Last).unwrap();
-    let before = gpt2_snap(&st);
-    assert!(matches!(
+    let before = snap(&st);
+    expect_err!(
         m.forward(&[5], &mut st, LogitRows::Last),
-        Err(Error::CacheFull { capacity: 4 })
-    ));
-    assert_eq!(gpt2_snap(&st), before);
+        Error::CacheFull { capacity: 4 }
+    );
+    assert_eq!(snap(&st), before);
     // A state of another configuration.
     let other = Gpt2Config::new(17, 8, 8, 1, 2);
-    let mut oa = vec![0.0f32; other.state_len(1, 8)];
-    let mut ost = Gpt2State::new(&other, 1, 8, CachePolicy::Bounded, &mut oa).unwrap();
-    assert!(matches!(
+    let mut ost = gpt2_state(&other, 1, 8, CachePolicy::Bounded);
+    expect_err!(
         m.forward(&[1], &mut ost, LogitRows::Last),
-        Err(Error::InvalidParameter { .. })
-    ));
+        Error::InvalidParameter { .. }
+    );
     assert_eq!(ost.position(), 0);
     // A ring cache runs past its capacity but not past n_positions.
-    let mut ra = vec![0.0f32; cfg.state_len(2, 2)];
-    let mut ring = Gpt2State::new(&cfg, 2, 2, CachePolicy::Ring, &mut ra).unwrap();
+    let mut ring = gpt2_state(&cfg, 2, 2, CachePolicy::Ring);
     for p in 0..4 {
         m.forward(&[p, p + 1], &mut ring, LogitRows::Last).unwrap();
     }
-    let before = gpt2_snap(&ring);
+    let before = snap(&ring);
     assert_eq!(before.0, 8);
-    assert!(matches!(
+    expect_err!(
         m.forward(&[1], &mut ring, LogitRows::Last),
-        Err(Error::OutOfRange {
+        Error::OutOfRange {
             index: 8,
             len: 8,
             ..
-        })
-    ));
-    assert_eq!(gpt2_snap(&ring), before);
+        }
+    );
+    assert_eq!(snap(&ring), before);
     // The const face gives the same errors.
     type Tiny<'a> = Gpt2Sized<'a, f32, 16, 8, 8, 2, 1>;
+    let data = gpt2_data(&cfg);
     let tiny = Tiny::new(Gpt2Weights::from_flat(&Tiny::CONFIG, &data).unwrap()).unwrap();
     assert_eq!(*tiny.model().config(), cfg);
     let mut ta = vec![0.0f32; Tiny::STATE_LEN];
     let mut ts = tiny.state(&mut ta).unwrap();
-    assert!(matches!(
+    expect_err!(
         tiny.forward(&[16], &mut ts, LogitRows::Last),
-        Err(Error::OutOfRange { index: 16, .. })
-    ));
-    assert!(matches!(
+        Error::OutOfRange { index: 16, .. }
+    );
+    expect_err!(
         tiny.forward(&[1, 2], &mut ts, LogitRows::Last),
-        Err(Error::BufferTooSmall { .. })
-    ));
+        Error::BufferTooSmall { .. }
+    );
     for t in 0..8 {
         tiny.forward(&[t], &mut ts, LogitRows::Last).unwrap();
     }
-    let before = gpt2_snap(&ts);
-    assert!(matches!(
+    let before = snap(&ts);
+    expect_err!(
         tiny.forward(&[1], &mut ts, LogitRows::Last),
-        Err(Error::OutOfRange { .. })
-    ));
-    assert_eq!(gpt2_snap(&ts), before);
+        Error::OutOfRange { .. }
+    );
+    assert_eq!(snap(&ts), before);
     // Gpt2Sized::new: weights of another size.
     let other_data = gpt2_data(&other);
-    assert!(matches!(
+    expect_err!(
         Tiny::new(Gpt2Weights::from_flat(&other, &other_data).unwrap()),
-        Err(Error::LengthMismatch { .. })
-    ));
+        Error::LengthMismatch { .. }
+    );
 }
 
 #[test]
 fn audit_cm_gpt2_copy_from_shape_mismatch() {
-    let cfg = gpt2_cfg();
-    let data = gpt2_data(&cfg);
-    let m = Gpt2::<f32>::new(cfg, Gpt2Weights::from_flat(&cfg, &data).unwrap()).unwrap();
-    let mut a = vec![0.0f32; cfg.state_len(1, 4)];
-    let mut b = vec![0.0f32; cfg.state_len(1, 4)];
-    let mut c = vec![0.0f32; cfg.state_len(1, 8)];
-    let mut src = Gpt2State::new(&cfg, 1, 4, CachePolicy::Bounded, &mut a).unwrap();
-    let mut ring = Gpt2State::new(&cfg, 1, 4, CachePolicy::Ring, &mut b).unwrap();
-    let mut longer = Gpt2State::new(&cfg, 1, 8, CachePolicy::Bounded, &mut c).unwrap();
+    let (cfg, m) = gpt2_model();
+    let mut src = gpt2_state(&cfg, 1, 4, CachePolicy::Bounded);
+    let mut ring = gpt2_state(&cfg, 1, 4, CachePolicy::Ring);
+    let mut longer = gpt2_state(&cfg, 1, 8, CachePolicy::Bounded);
     m.forward(&[3], &mut src, LogitRows::Last).unwrap();
     assert!(!ring.same_shape(&src) && !longer.same_shape(&src));
-    assert!(matches!(
-        ring.copy_from(&src),
-        Err(Error::InvalidParameter { .. })
-    ));
-    assert!(matches!(
-        longer.copy_from(&src),
-        Err(Error::InvalidParameter { .. })
-    ));
+    expect_err!(ring.copy_from(&src), Error::InvalidParameter { .. });
+    expect_err!(longer.copy_from(&src), Error::InvalidParameter { .. });
     assert_eq!((ring.position(), longer.position()), (0, 0));
     src.reset();
     assert_eq!((src.position(), src.logits().len()), (0, 0));
@@ -1313,10 +1199,7 @@ fn audit_cm_llama_config_checks() {
         zero(|c| (c.n_heads, c.n_kv_heads) = (4, 3)), // kv heads ∤ heads
         zero(|c| c.vocab_size = usize::MAX / 2),      // overflow
     ] {
-        assert!(
-            matches!(bad.check(), Err(Error::InvalidParameter { .. })),
-            "{bad:?}"
-        );
+        expect_err!(bad.check(), Error::InvalidParameter { .. }, "{bad:?}");
     }
     // The const sizes never fail.
     let none = zero(|c| c.n_heads = 0);
@@ -1333,65 +1216,44 @@ fn audit_cm_llama_weights_from_flat_and_parts() {
     let cfg = small_llama_cfg();
     let data = small_llama_data(&cfg);
     let bad_cfg = LlamaConfig { n_heads: 3, ..cfg };
-    assert!(matches!(
+    expect_err!(
         LlamaWeights::from_flat(&bad_cfg, &data),
-        Err(Error::InvalidParameter { .. })
-    ));
-    assert!(matches!(
+        Error::InvalidParameter { .. }
+    );
+    expect_err!(
         LlamaWeights::from_flat(&cfg, &data[1..]),
-        Err(Error::LengthMismatch { .. })
-    ));
-    assert!(matches!(
+        Error::LengthMismatch { .. }
+    );
+    expect_err!(
         LlamaWeights::from_parts(&bad_cfg, &data, None),
-        Err(Error::InvalidParameter { .. })
-    ));
-    assert!(matches!(
+        Error::InvalidParameter { .. }
+    );
+    expect_err!(
         LlamaWeights::from_parts(&cfg, &data[1..], None),
-        Err(Error::LengthMismatch { .. })
-    ));
+        Error::LengthMismatch { .. }
+    );
     // A classifier exactly when untied.
     let cls = vec![0.5f32; cfg.vocab_size * cfg.dim];
-    assert!(matches!(
-        LlamaWeights::from_parts(&cfg, &data, Some(&cls)),
-        Err(Error::InvalidParameter { .. })
-    ));
     let untied = LlamaConfig {
         shared_classifier: false,
         ..cfg
     };
-    assert!(matches!(
-        LlamaWeights::from_parts(&untied, &data, None),
-        Err(Error::InvalidParameter { .. })
-    ));
-    assert!(matches!(
+    for (c, wcls) in [(&cfg, Some(&cls[..])), (&untied, None)] {
+        expect_err!(
+            LlamaWeights::from_parts(c, &data, wcls),
+            Error::InvalidParameter { .. },
+            "{c:?}"
+        );
+    }
+    expect_err!(
         LlamaWeights::from_parts(&untied, &data, Some(&cls[1..])),
-        Err(Error::LengthMismatch {
-            what: "Llama: wcls",
-            ..
-        })
-    ));
+        Error::LengthMismatch { what, .. } if what == "Llama: wcls"
+    );
     assert!(LlamaWeights::from_parts(&untied, &data, Some(&cls)).is_ok());
     // check / Llama::new: one tensor of the wrong length.
     let w = LlamaWeights::from_flat(&cfg, &data).unwrap();
-    let short = LlamaWeights {
-        rms_final: &w.rms_final[1..],
-        ..w
-    };
-    assert!(matches!(
-        short.check(&cfg),
-        Err(Error::LengthMismatch {
-            what: "Llama: rms_final",
-            ..
-        })
-    ));
-    assert!(matches!(
-        Llama::<f32>::new(cfg, short),
-        Err(Error::LengthMismatch { .. })
-    ));
-    assert!(matches!(
-        w.check(&bad_cfg),
-        Err(Error::InvalidParameter { .. })
-    ));
+    short_tensor_refused!(w, rms_final, "Llama: rms_final", cfg, Llama::<f32>::new);
+    expect_err!(w.check(&bad_cfg), Error::InvalidParameter { .. });
     let m = Llama::<f32>::new(cfg, w).unwrap();
     assert_eq!(*m.config(), cfg);
     assert_eq!(m.weights().wq.len(), 64);
@@ -1399,46 +1261,37 @@ fn audit_cm_llama_weights_from_flat_and_parts() {
 
 #[test]
 fn audit_cm_llama_state_new_and_truncate() {
-    let ckpt = shared();
-    let cfg = *ckpt.config();
-    let m = Llama::<f32>::new(cfg, ckpt.weights().unwrap()).unwrap();
+    let (cfg, m) = shared_model();
     let need = cfg.state_len(2);
     let mut arena = vec![0.0f32; need];
-    assert!(matches!(
-        LlamaState::new(&LlamaConfig { n_heads: 3, ..cfg }, 2, &mut arena),
-        Err(Error::InvalidParameter { .. })
-    ));
-    assert!(matches!(
-        LlamaState::new(&cfg, 0, &mut arena),
-        Err(Error::InvalidParameter { .. })
-    ));
-    assert!(matches!(
-        LlamaState::new(&cfg, usize::MAX, &mut arena),
-        Err(Error::InvalidParameter { .. })
-    ));
-    assert!(matches!(
+    let odd_heads = LlamaConfig { n_heads: 3, ..cfg };
+    for (c, chunk) in [(&odd_heads, 2), (&cfg, 0), (&cfg, usize::MAX)] {
+        expect_err!(
+            LlamaState::new(c, chunk, &mut arena),
+            Error::InvalidParameter { .. },
+            "chunk {chunk}"
+        );
+    }
+    expect_err!(
         LlamaState::new(&cfg, 2, &mut arena[..need - 1]),
-        Err(Error::BufferTooSmall { needed, found, .. }) if needed == need && found == need - 1
-    ));
+        Error::BufferTooSmall { needed, found, .. } if needed == need && found == need - 1
+    );
     let mut st = LlamaState::new(&cfg, 2, &mut arena).unwrap();
     assert_eq!((st.chunk(), st.position(), st.logits().len()), (2, 0, 0));
     m.forward(&[5, 6], &mut st, LogitRows::Last).unwrap();
     m.forward(&[7, 8], &mut st, LogitRows::Last).unwrap();
-    let before = llama_snap(&st);
+    let before = snap(&st);
     // truncate: past the current position.
-    assert!(matches!(
+    expect_err!(
         st.truncate(5),
-        Err(Error::PositionNotHeld {
+        Error::PositionNotHeld {
             position: 5,
             oldest: 0,
             next: 4
-        })
-    ));
-    assert!(matches!(
-        st.truncate(usize::MAX),
-        Err(Error::PositionNotHeld { .. })
-    ));
-    assert_eq!(llama_snap(&st), before);
+        }
+    );
+    expect_err!(st.truncate(usize::MAX), Error::PositionNotHeld { .. });
+    assert_eq!(snap(&st), before);
     st.truncate(4).unwrap();
     st.truncate(2).unwrap();
     assert_eq!(st.position(), 2);
@@ -1448,48 +1301,19 @@ fn audit_cm_llama_state_new_and_truncate() {
 
 #[test]
 fn audit_cm_llama_forward_errors_leave_state_unchanged() {
-    let ckpt = shared();
-    let cfg = *ckpt.config();
-    let m = Llama::<f32>::new(cfg, ckpt.weights().unwrap()).unwrap();
-    let mut arena = vec![0.0f32; cfg.state_len(4)];
-    let mut st = LlamaState::new(&cfg, 4, &mut arena).unwrap();
+    let (cfg, m) = shared_model();
+    let mut st = llama_state(&cfg, 4);
     m.forward(&[1, 20, 30], &mut st, LogitRows::All).unwrap();
-    let before = llama_snap(&st);
+    let before = snap(&st);
     assert_eq!(before.1.len(), 3 * 423);
-    assert!(matches!(
-        m.forward(&[], &mut st, LogitRows::Last),
-        Err(Error::Empty { .. })
-    ));
-    assert!(matches!(
-        m.forward(&[1, 2, 3, 4, 5], &mut st, LogitRows::Last),
-        Err(Error::BufferTooSmall {
-            needed: 5,
-            found: 4,
-            ..
-        })
-    ));
-    assert!(matches!(
-        m.forward(&[3, 423], &mut st, LogitRows::Last),
-        Err(Error::OutOfRange {
-            index: 423,
-            len: 423,
-            ..
-        })
-    ));
-    assert!(matches!(
-        m.forward(&[usize::MAX], &mut st, LogitRows::All),
-        Err(Error::OutOfRange { .. })
-    ));
-    assert_eq!(llama_snap(&st), before);
+    check_forward_inputs(4, 423, |t, rows| m.forward(t, &mut st, rows));
+    assert_eq!(snap(&st), before);
     // A state of another configuration.
-    let other = Llama2cCheckpoint::from_bytes(GQA).unwrap();
-    let ocfg = *other.config();
-    let mut oa = vec![0.0f32; ocfg.state_len(1)];
-    let mut ost = LlamaState::new(&ocfg, 1, &mut oa).unwrap();
-    assert!(matches!(
+    let mut ost = gqa_state();
+    expect_err!(
         m.forward(&[3], &mut ost, LogitRows::Last),
-        Err(Error::InvalidParameter { .. })
-    ));
+        Error::InvalidParameter { .. }
+    );
     assert_eq!(ost.position(), 0);
     // Positions past seq_len.
     while st.position() + 4 <= cfg.seq_len {
@@ -1499,59 +1323,49 @@ fn audit_cm_llama_forward_errors_leave_state_unchanged() {
     let p = st.position();
     m.forward(&vec![13; cfg.seq_len - p], &mut st, LogitRows::Last)
         .unwrap();
-    let before = llama_snap(&st);
+    let before = snap(&st);
     assert_eq!(before.0, 64);
-    assert!(matches!(
+    expect_err!(
         m.forward(&[3], &mut st, LogitRows::Last),
-        Err(Error::CacheFull { capacity: 64 })
-    ));
-    assert_eq!(llama_snap(&st), before);
+        Error::CacheFull { capacity: 64 }
+    );
+    assert_eq!(snap(&st), before);
     st.truncate(62).unwrap();
-    assert!(matches!(
+    expect_err!(
         m.forward(&[3, 4, 5], &mut st, LogitRows::Last),
-        Err(Error::CacheFull { .. })
-    ));
+        Error::CacheFull { .. }
+    );
     assert_eq!(st.position(), 62);
 }
 
 #[test]
 fn audit_cm_llama_generate_rejects_bad_input() {
-    let ckpt = shared();
-    let cfg = *ckpt.config();
-    let m = Llama::<f32>::new(cfg, ckpt.weights().unwrap()).unwrap();
-    let mut arena = vec![0.0f32; cfg.state_len(2)];
-    let mut st = LlamaState::new(&cfg, 2, &mut arena).unwrap();
+    let (_, m) = shared_model();
+    let mut st = llama_state(m.config(), 2);
     m.forward(&[5, 6], &mut st, LogitRows::Last).unwrap();
-    let before = llama_snap(&st);
+    let before = snap(&st);
     let ok = |_: &[f32]| Ok(7usize);
     let quiet = |_: usize, _: usize| Ok(());
     // Rejected before the state is reset: the state is as it was.
-    assert!(matches!(
-        m.generate(&[], 4, &mut st, ok, quiet),
-        Err(Error::Empty { .. })
-    ));
-    assert!(matches!(
+    expect_err!(m.generate(&[], 4, &mut st, ok, quiet), Error::Empty { .. });
+    expect_err!(
         m.generate(&[5, 423], 4, &mut st, ok, quiet),
-        Err(Error::OutOfRange {
+        Error::OutOfRange {
             index: 423,
             len: 423,
             ..
-        })
-    ));
-    assert_eq!(llama_snap(&st), before);
-    let other = Llama2cCheckpoint::from_bytes(GQA).unwrap();
-    let ocfg = *other.config();
-    let mut oa = vec![0.0f32; ocfg.state_len(1)];
-    let mut ost = LlamaState::new(&ocfg, 1, &mut oa).unwrap();
-    assert!(matches!(
-        m.generate(&[5], 4, &mut ost, ok, quiet),
-        Err(Error::InvalidParameter { .. })
-    ));
+        }
+    );
+    assert_eq!(snap(&st), before);
+    expect_err!(
+        m.generate(&[5], 4, &mut gqa_state(), ok, quiet),
+        Error::InvalidParameter { .. }
+    );
     // A picked id outside the vocabulary; errors of pick and emit pass through.
-    assert!(matches!(
+    expect_err!(
         m.generate(&[5], 4, &mut st, |_| Ok(423), quiet),
-        Err(Error::OutOfRange { index: 423, .. })
-    ));
+        Error::OutOfRange { index: 423, .. }
+    );
     let fail = Error::Model { what: "test" };
     assert_eq!(
         m.generate(&[5], 4, &mut st, |_| Err(fail), quiet),
@@ -1573,23 +1387,17 @@ fn audit_cm_llama_generate_rejects_bad_input() {
 #[test]
 fn audit_cm_llama_same_shape_is_the_configuration() {
     let cfg = small_llama_cfg();
-    let mut a = vec![0.0f32; cfg.state_len(1)];
-    let mut b = vec![0.0f32; cfg.state_len(3)];
-    let one = LlamaState::new(&cfg, 1, &mut a).unwrap();
-    let mut three = LlamaState::new(&cfg, 3, &mut b).unwrap();
+    let one = llama_state(&cfg, 1);
+    let mut three = llama_state(&cfg, 3);
     assert!(one.same_shape(&three));
     assert!(three.copy_from(&one).is_ok());
     let other = LlamaConfig {
         seq_len: cfg.seq_len + 1,
         ..cfg
     };
-    let mut c = vec![0.0f32; other.state_len(1)];
-    let longer = LlamaState::new(&other, 1, &mut c).unwrap();
+    let longer = llama_state(&other, 1);
     assert!(!one.same_shape(&longer));
-    assert!(matches!(
-        three.copy_from(&longer),
-        Err(Error::InvalidParameter { .. })
-    ));
+    expect_err!(three.copy_from(&longer), Error::InvalidParameter { .. });
 }
 
 // ----------------------------------------------------------------- llama2c
@@ -1607,10 +1415,7 @@ fn audit_cm_llama2c_header_errors() {
             .unwrap()
             .shared_classifier
     );
-    assert!(matches!(
-        llama2c_config(&header(good)[..27]),
-        Err(Error::Format { .. })
-    ));
+    expect_err!(llama2c_config(&header(good)[..27]), Error::Format { .. });
     for i in 0..7 {
         for v in [0, -1, i32::MIN] {
             let mut h = good;
@@ -1618,8 +1423,9 @@ fn audit_cm_llama2c_header_errors() {
             if i == 5 && v == -1 {
                 continue; // a negative vocabulary marks an untied classifier
             }
-            assert!(
-                matches!(llama2c_config(&header(h)), Err(Error::Format { .. })),
+            expect_err!(
+                llama2c_config(&header(h)),
+                Error::Format { .. },
                 "field {i} = {v}"
             );
         }
@@ -1630,10 +1436,7 @@ fn audit_cm_llama2c_header_errors() {
         [8, 16, 1, 2, 3, 4, 4],                                // kv heads ∤ heads
         [1 << 30, 1 << 30, 1 << 30, 2, 2, i32::MAX, i32::MAX], // overflow
     ] {
-        assert!(
-            matches!(llama2c_config(&header(h)), Err(Error::Format { .. })),
-            "{h:?}"
-        );
+        expect_err!(llama2c_config(&header(h)), Error::Format { .. }, "{h:?}");
     }
     // llama2c_floats: None on overflow, never an Err.
     let cfg = llama2c_config(&header(good)).unwrap();
@@ -1650,24 +1453,24 @@ fn audit_cm_llama2c_weights_and_decode_lengths() {
     let cfg = llama2c_config(&header([8, 16, 1, 2, 2, 4, 4])).unwrap();
     let n = llama2c_floats(&cfg).unwrap();
     let floats = vec![0.25f32; n];
-    assert!(matches!(
-        llama2c_weights(&cfg, &floats[1..]),
-        Err(Error::Format { .. })
-    ));
     let mut longer = floats.clone();
     longer.push(0.0);
-    assert!(matches!(
-        llama2c_weights(&cfg, &longer),
-        Err(Error::Format { .. })
-    ));
     let huge = LlamaConfig {
         vocab_size: usize::MAX / 2,
         ..cfg
     };
-    assert!(matches!(
-        llama2c_weights(&huge, &floats),
-        Err(Error::Format { .. })
-    ));
+    for (c, data) in [
+        (&cfg, &floats[1..]),
+        (&cfg, &longer[..]),
+        (&huge, &floats[..]),
+    ] {
+        expect_err!(
+            llama2c_weights(c, data),
+            Error::Format { .. },
+            "{} floats",
+            data.len()
+        );
+    }
     // A configuration LlamaConfig::check rejects (zero heads).
     let no_heads = LlamaConfig {
         n_heads: 0,
@@ -1675,25 +1478,25 @@ fn audit_cm_llama2c_weights_and_decode_lengths() {
         ..cfg
     };
     let m = llama2c_floats(&no_heads).unwrap();
-    assert!(matches!(
+    expect_err!(
         llama2c_weights(&no_heads, &vec![0.0f32; m]),
-        Err(Error::InvalidParameter { .. })
-    ));
+        Error::InvalidParameter { .. }
+    );
     assert!(llama2c_weights(&cfg, &floats).is_ok());
     // decode_f32_le: exactly 4 bytes per value.
     let mut out = [9.0f32; 2];
-    assert!(matches!(
+    expect_err!(
         decode_f32_le(&[0u8; 7], &mut out),
-        Err(Error::LengthMismatch {
+        Error::LengthMismatch {
             expected: 8,
             found: 7,
             ..
-        })
-    ));
-    assert!(matches!(
+        }
+    );
+    expect_err!(
         decode_f32_le(&[0u8; 9], &mut out),
-        Err(Error::LengthMismatch { .. })
-    ));
+        Error::LengthMismatch { .. }
+    );
     assert_eq!(out, [9.0; 2]);
     decode_f32_le(&[0, 0, 128, 63, 0, 0, 0, 64], &mut out).unwrap();
     assert_eq!(out, [1.0, 2.0]);
@@ -1722,36 +1525,28 @@ fn audit_cm_llama2c_checkpoint_rejects_bad_files() {
         &liar[..],
         &header([8, 16, 1, 3, 3, 4, 4])[..],
     ] {
-        assert!(
-            matches!(
-                Llama2cCheckpoint::from_bytes(bad),
-                Err(Error::Format { .. })
-            ),
+        expect_err!(
+            Llama2cCheckpoint::from_bytes(bad),
+            Error::Format { .. },
             "{} bytes",
             bad.len()
         );
     }
     // read: the same checks on a file, and a file that cannot be read.
-    assert!(matches!(
+    expect_err!(
         Llama2cCheckpoint::read(temp_path("missing.bin")),
-        Err(Error::Format { .. })
-    ));
+        Error::Format { .. }
+    );
     for (name, data) in [
         ("short", &bytes[..20]),
         ("trunc", &bytes[..bytes.len() - 1]),
         ("long", &longer[..]),
         ("liar", &liar[..]),
     ] {
-        let p = temp_path(name);
-        std::fs::write(&p, data).unwrap();
-        let r = Llama2cCheckpoint::read(&p);
-        std::fs::remove_file(&p).unwrap();
-        assert!(matches!(r, Err(Error::Format { .. })), "{name}");
+        let r = read_temp(name, data, Llama2cCheckpoint::read);
+        expect_err!(r, Error::Format { .. }, "{name}");
     }
-    let p = temp_path("good.bin");
-    std::fs::write(&p, &bytes).unwrap();
-    let r = Llama2cCheckpoint::read(&p);
-    std::fs::remove_file(&p).unwrap();
+    let r = read_temp("good.bin", &bytes, Llama2cCheckpoint::read);
     assert_eq!(r.unwrap().floats(), ok.floats());
 }
 
@@ -1773,10 +1568,7 @@ fn emb_scales_at(cfg: &LlamaConfig) -> usize {
 fn audit_cm_q8_header_errors() {
     let (cfg, gs) = llama2c_q8_header(SHARED_Q8).unwrap();
     assert_eq!((cfg.dim, gs), (32, 32));
-    assert!(matches!(
-        llama2c_q8_header(&SHARED_Q8[..255]),
-        Err(Error::Format { .. })
-    ));
+    expect_err!(llama2c_q8_header(&SHARED_Q8[..255]), Error::Format { .. });
     let cases: [(&str, Mutation); 14] = [
         ("magic", |b| b[0] = b'x'),
         ("version", |b| put_i32(b, 4, 1)),
@@ -1796,10 +1588,7 @@ fn audit_cm_q8_header_errors() {
     for (name, f) in cases {
         let mut b = SHARED_Q8[..256].to_vec();
         f(&mut b);
-        assert!(
-            matches!(llama2c_q8_header(&b), Err(Error::Format { .. })),
-            "{name}"
-        );
+        expect_err!(llama2c_q8_header(&b), Error::Format { .. }, "{name}");
     }
     // The lengths never fail.
     assert_eq!(llama2c_q8_norms_len(&cfg), 5 * 32);
@@ -1839,18 +1628,14 @@ fn audit_cm_q8_weights_and_checkpoint_errors() {
         ("infinite scale", with_scale(f32::INFINITY)),
     ] {
         let mut norms = vec![0.0f32; nn];
-        assert!(
-            matches!(
-                llama2c_q8_weights(&bad, &mut norms),
-                Err(Error::Format { .. })
-            ),
+        expect_err!(
+            llama2c_q8_weights(&bad, &mut norms),
+            Error::Format { .. },
             "{name}"
         );
-        assert!(
-            matches!(
-                Llama2cQ8Checkpoint::from_vec(bad),
-                Err(Error::Format { .. })
-            ),
+        expect_err!(
+            Llama2cQ8Checkpoint::from_vec(bad),
+            Error::Format { .. },
             "{name}"
         );
     }
@@ -1858,20 +1643,17 @@ fn audit_cm_q8_weights_and_checkpoint_errors() {
     assert!(Llama2cQ8Checkpoint::from_vec(with_scale(0.0)).is_ok());
     // norms shorter than llama2c_q8_norms_len.
     let mut short = vec![0.0f32; nn - 1];
-    assert!(matches!(
+    expect_err!(
         llama2c_q8_weights(SHARED_Q8, &mut short),
-        Err(Error::BufferTooSmall { needed, .. }) if needed == nn
-    ));
+        Error::BufferTooSmall { needed, .. } if needed == nn
+    );
     // read: a missing file, then the same checks.
-    assert!(matches!(
+    expect_err!(
         Llama2cQ8Checkpoint::read(temp_path("missing_q8.bin")),
-        Err(Error::Format { .. })
-    ));
-    let p = temp_path("q8.bin");
-    std::fs::write(&p, &SHARED_Q8[..300]).unwrap();
-    let r = Llama2cQ8Checkpoint::read(&p);
-    std::fs::remove_file(&p).unwrap();
-    assert!(matches!(r, Err(Error::Format { .. })));
+        Error::Format { .. }
+    );
+    let r = read_temp("q8.bin", &SHARED_Q8[..300], Llama2cQ8Checkpoint::read);
+    expect_err!(r, Error::Format { .. });
     let ck = Llama2cQ8Checkpoint::from_vec(SHARED_Q8.to_vec()).unwrap();
     assert_eq!(
         (*ck.config(), ck.group_size(), ck.bytes().len()),
@@ -1880,45 +1662,46 @@ fn audit_cm_q8_weights_and_checkpoint_errors() {
     assert!(ck.weights().is_ok());
 }
 
+/// `llama2c_q8_export` of the small model with `data[at] = v` (when `at` is
+/// given), in groups of `gs`.
+fn export_small(at: Option<(usize, f32)>, gs: usize) -> Result<Vec<u8>> {
+    let cfg = small_llama_cfg();
+    let mut data = small_llama_data(&cfg);
+    if let Some((i, v)) = at {
+        data[i] = v;
+    }
+    llama2c_q8_export(&cfg, &LlamaWeights::from_flat(&cfg, &data).unwrap(), gs)
+}
+
 #[test]
 fn audit_cm_q8_export_errors() {
     let cfg = small_llama_cfg();
-    let data = small_llama_data(&cfg);
-    let w = LlamaWeights::from_flat(&cfg, &data).unwrap();
     for gs in [0, 3, 16 + 1, 32, 1 << 17, usize::MAX] {
-        assert!(
-            matches!(
-                llama2c_q8_export(&cfg, &w, gs),
-                Err(Error::InvalidParameter { .. })
-            ),
+        expect_err!(
+            export_small(None, gs),
+            Error::InvalidParameter { .. },
             "gs {gs}"
         );
     }
     // Weights of another configuration.
+    let data = small_llama_data(&cfg);
+    let w = LlamaWeights::from_flat(&cfg, &data).unwrap();
     let other = LlamaConfig {
         vocab_size: 5,
         ..cfg
     };
-    assert!(matches!(
+    expect_err!(
         llama2c_q8_export(&other, &w, 4),
-        Err(Error::LengthMismatch { .. })
-    ));
-    // A non-finite quantized weight.
-    let mut nan = data.clone();
-    nan[3] = f32::NAN;
-    let wn = LlamaWeights::from_flat(&cfg, &nan).unwrap();
-    assert!(matches!(
-        llama2c_q8_export(&cfg, &wn, 4),
-        Err(Error::InvalidParameter { .. })
-    ));
-    let mut inf = data.clone();
-    let last = inf.len() - 20; // inside w3
-    inf[last] = f32::NEG_INFINITY;
-    let wi = LlamaWeights::from_flat(&cfg, &inf).unwrap();
-    assert!(matches!(
-        llama2c_q8_export(&cfg, &wi, 4),
-        Err(Error::InvalidParameter { .. })
-    ));
+        Error::LengthMismatch { .. }
+    );
+    // A non-finite quantized weight: in the embedding, and inside w3.
+    for (at, v) in [(3, f32::NAN), (data.len() - 20, f32::NEG_INFINITY)] {
+        expect_err!(
+            export_small(Some((at, v)), 4),
+            Error::InvalidParameter { .. },
+            "{v} at {at}"
+        );
+    }
     let bytes = llama2c_q8_export(&cfg, &w, 4).unwrap();
     assert_eq!(Some(bytes.len()), llama2c_q8_len(&cfg, 4));
 }
@@ -1928,16 +1711,13 @@ fn audit_cm_q8_export_errors() {
 #[test]
 fn audit_cm_q8_export_rejects_non_finite_norms() {
     let cfg = small_llama_cfg();
-    let mut data = small_llama_data(&cfg);
-    // The first value after the embedding is rms_att[0].
-    data[cfg.vocab_size * cfg.dim] = f32::NAN;
-    let w = LlamaWeights::from_flat(&cfg, &data).unwrap();
-    // "`Err` for a bad group size, weights that do not fit `cfg`, or a
-    // non-finite weight."
-    assert!(matches!(
-        llama2c_q8_export(&cfg, &w, 4),
-        Err(Error::InvalidParameter { .. })
-    ));
+    // The first value after the embedding is rms_att[0]. "`Err` for a bad
+    // group size, weights that do not fit `cfg`, or a non-finite weight."
+    let rms_att0 = cfg.vocab_size * cfg.dim;
+    expect_err!(
+        export_small(Some((rms_att0, f32::NAN)), 4),
+        Error::InvalidParameter { .. }
+    );
 }
 
 // ---------------------------------------------------------------- llama_q8
@@ -1955,117 +1735,102 @@ fn two_layers() -> Vec<u8> {
 #[test]
 fn audit_cm_q8_layers_split_and_layer() {
     let b = two_layers();
-    assert!(matches!(
-        Q8Layers::split_from(&b, 2, 2, 4, 0),
-        Err(Error::InvalidParameter { .. })
-    ));
-    assert!(matches!(
-        Q8Layers::split_from(&b, 2, usize::MAX, 4, 2),
-        Err(Error::InvalidParameter { .. })
-    ));
-    assert!(matches!(
-        Q8Layers::split_from(&b, 3, 2, 4, 2),
-        Err(Error::Format { .. })
-    ));
-    assert!(matches!(
-        Q8Layers::split_from(&b[..b.len() - 1], 2, 2, 4, 2),
-        Err(Error::Format { .. })
-    ));
-    assert!(matches!(
-        Q8Layers::split_from(&b, 2, 4, 2, 4),
-        Err(Error::InvalidParameter { .. })
-    ));
     let mut neg = b.clone();
     neg[44..48].copy_from_slice(&(-0.5f32).to_le_bytes()); // layer 1's last scale
-    assert!(matches!(
-        Q8Layers::split_from(&neg, 2, 2, 4, 2),
-        Err(Error::Format { .. })
-    ));
-    let (l, rest) = Q8Layers::split_from(&b, 2, 2, 4, 2).unwrap();
+    let split = Q8Layers::split_from;
+    expect_err!(split(&b, 2, 2, 4, 0), Error::InvalidParameter { .. });
+    expect_err!(
+        split(&b, 2, usize::MAX, 4, 2),
+        Error::InvalidParameter { .. }
+    );
+    expect_err!(split(&b, 3, 2, 4, 2), Error::Format { .. });
+    expect_err!(split(&b[..b.len() - 1], 2, 2, 4, 2), Error::Format { .. });
+    expect_err!(split(&b, 2, 4, 2, 4), Error::InvalidParameter { .. });
+    expect_err!(split(&neg, 2, 2, 4, 2), Error::Format { .. });
+    let (l, rest) = split(&b, 2, 2, 4, 2).unwrap();
     assert!(rest.is_empty());
     assert_eq!(l.shape(), (2, 2, 4));
-    assert!(matches!(
+    expect_err!(
         l.layer(2),
-        Err(Error::OutOfRange {
+        Error::OutOfRange {
             index: 2,
             len: 2,
             ..
-        })
-    ));
+        }
+    );
     assert_eq!(l.layer(1).unwrap().value(7), Some(8));
-    let (none, _) = Q8Layers::split_from(&b, 0, 2, 4, 2).unwrap();
-    assert!(matches!(none.layer(0), Err(Error::OutOfRange { .. })));
+    let (none, _) = split(&b, 0, 2, 4, 2).unwrap();
+    expect_err!(none.layer(0), Error::OutOfRange { .. });
 }
 
-fn q8_model() -> (LlamaConfig, Vec<f32>) {
+/// The weights of the Q8 fixture (norms leaked) and its configuration.
+fn q8_weights() -> (LlamaConfig, LlamaQ8Weights<'static>) {
     let (cfg, _) = llama2c_q8_header(SHARED_Q8).unwrap();
-    (cfg, vec![0.0f32; llama2c_q8_norms_len(&cfg)])
+    let norms = leaked(0.0f32, llama2c_q8_norms_len(&cfg));
+    (cfg, llama2c_q8_weights(SHARED_Q8, norms).unwrap().1)
+}
+
+/// A scratch of `nq` values and `ns` scales.
+fn q8_scratch(nq: usize, ns: usize) -> Q8Scratch<'static> {
+    Q8Scratch {
+        q: leaked(0, nq),
+        s: leaked(0.0, ns),
+    }
+}
+
+/// A Q8 model, a scratch for it, and a state.
+type Q8Primed = (
+    LlamaQ8<'static>,
+    Q8Scratch<'static>,
+    LlamaState<'static, f32>,
+);
+
+/// The Q8 fixture's model, a scratch of the right size, and a state with
+/// chunks of `chunk` that has seen token 5.
+fn q8_primed(chunk: usize) -> Q8Primed {
+    let (cfg, w) = q8_weights();
+    let (nq, ns) = llama_q8_scratch_len(&cfg, w.group_size);
+    let mut sc = q8_scratch(nq, ns);
+    let mut st = llama_state(&cfg, chunk);
+    let m = LlamaQ8::new(cfg, w).unwrap();
+    m.forward(&[5], &mut st, &mut sc, LogitRows::Last).unwrap();
+    (m, sc, st)
 }
 
 #[test]
 fn audit_cm_llama_q8_weights_check() {
-    let (cfg, mut norms) = q8_model();
-    let (_, w) = llama2c_q8_weights(SHARED_Q8, &mut norms).unwrap();
+    let (cfg, w) = q8_weights();
     w.check(&cfg).unwrap();
     let bigger = LlamaConfig {
         vocab_size: 424,
         ..cfg
     };
-    assert!(matches!(
-        w.check(&bigger),
-        Err(Error::InvalidParameter {
-            what: "LlamaQ8: token_embedding",
-            ..
-        })
-    ));
     let fewer_heads = LlamaConfig {
         n_kv_heads: 2,
         ..cfg
     };
-    assert!(matches!(
-        w.check(&fewer_heads),
-        Err(Error::InvalidParameter {
-            what: "LlamaQ8: wk",
-            ..
-        })
-    ));
-    assert!(matches!(
-        w.check(&LlamaConfig { n_heads: 3, ..cfg }),
-        Err(Error::InvalidParameter {
-            what: "LlamaConfig",
-            ..
-        })
-    ));
+    let odd_heads = LlamaConfig { n_heads: 3, ..cfg };
     let other_gs = LlamaQ8Weights {
         group_size: 16,
         ..w
     };
-    assert!(matches!(
-        other_gs.check(&cfg),
-        Err(Error::InvalidParameter {
-            what: "LlamaQ8: group size",
-            ..
-        })
-    ));
-    let short = LlamaQ8Weights {
-        rms_att: &w.rms_att[1..],
-        ..w
-    };
-    assert!(matches!(
-        short.check(&cfg),
-        Err(Error::LengthMismatch {
-            what: "LlamaQ8: rms_att",
-            ..
-        })
-    ));
-    assert!(matches!(
-        LlamaQ8::<Simd>::new(cfg, short),
-        Err(Error::LengthMismatch { .. })
-    ));
-    assert!(matches!(
+    for (weights, c, what) in [
+        (w, &bigger, "LlamaQ8: token_embedding"),
+        (w, &fewer_heads, "LlamaQ8: wk"),
+        (w, &odd_heads, "LlamaConfig"),
+        (other_gs, &cfg, "LlamaQ8: group size"),
+    ] {
+        expect_err!(
+            weights.check(c),
+            Error::InvalidParameter { what: w, .. } if w == what,
+            "{what}"
+        );
+    }
+    short_tensor_refused!(w, rms_att, "LlamaQ8: rms_att", cfg, LlamaQ8::<Simd>::new);
+    expect_err!(
         LlamaQ8::<Scalar>::new(bigger, w),
-        Err(Error::InvalidParameter { .. })
-    ));
+        Error::InvalidParameter { .. }
+    );
     let m = LlamaQ8::<Simd>::new(cfg, w).unwrap();
     assert_eq!((*m.config(), m.weights().group_size), (cfg, 32));
     // The scratch lengths never fail.
@@ -2075,52 +1840,20 @@ fn audit_cm_llama_q8_weights_check() {
 
 #[test]
 fn audit_cm_llama_q8_forward_errors_leave_state_unchanged() {
-    let (cfg, mut norms) = q8_model();
-    let (_, w) = llama2c_q8_weights(SHARED_Q8, &mut norms).unwrap();
-    let m = LlamaQ8::<Simd>::new(cfg, w).unwrap();
-    let (nq, ns) = llama_q8_scratch_len(&cfg, 32);
-    let (mut q, mut s) = (vec![0i8; nq], vec![0.0f32; ns]);
-    let mut arena = vec![0.0f32; cfg.state_len(2)];
-    let mut st = LlamaState::new(&cfg, 2, &mut arena).unwrap();
-    let mut sc = Q8Scratch {
-        q: &mut q,
-        s: &mut s,
-    };
-    m.forward(&[5], &mut st, &mut sc, LogitRows::Last).unwrap();
-    let before = llama_snap(&st);
+    let (m, mut sc, mut st) = q8_primed(2);
+    let (cfg, before) = (*m.config(), snap(&st));
     // A short scratch.
-    let (mut q1, mut s1) = (vec![0i8; nq - 1], vec![0.0f32; ns]);
-    let mut short = Q8Scratch {
-        q: &mut q1,
-        s: &mut s1,
-    };
-    assert!(matches!(
-        m.forward(&[6], &mut st, &mut short, LogitRows::Last),
-        Err(Error::BufferTooSmall { .. })
-    ));
-    let (mut q2, mut s2) = (vec![0i8; nq], vec![0.0f32; ns - 1]);
-    let mut short = Q8Scratch {
-        q: &mut q2,
-        s: &mut s2,
-    };
-    assert!(matches!(
-        m.forward(&[6], &mut st, &mut short, LogitRows::Last),
-        Err(Error::BufferTooSmall { .. })
-    ));
+    let (nq, ns) = (sc.q.len(), sc.s.len());
+    for (nq, ns) in [(nq - 1, ns), (nq, ns - 1)] {
+        expect_err!(
+            m.forward(&[6], &mut st, &mut q8_scratch(nq, ns), LogitRows::Last),
+            Error::BufferTooSmall { .. },
+            "scratch ({nq}, {ns})"
+        );
+    }
     // Llama::forward's errors.
-    assert!(matches!(
-        m.forward(&[], &mut st, &mut sc, LogitRows::Last),
-        Err(Error::Empty { .. })
-    ));
-    assert!(matches!(
-        m.forward(&[1, 2, 3], &mut st, &mut sc, LogitRows::Last),
-        Err(Error::BufferTooSmall { .. })
-    ));
-    assert!(matches!(
-        m.forward(&[423], &mut st, &mut sc, LogitRows::Last),
-        Err(Error::OutOfRange { index: 423, .. })
-    ));
-    assert_eq!(llama_snap(&st), before);
+    check_forward_inputs(2, 423, |t, rows| m.forward(t, &mut st, &mut sc, rows));
+    assert_eq!(snap(&st), before);
     // An activation that is not finite (a NaN final norm weight): the error
     // comes from the classifier, after every layer ran; the state is as it was.
     let nan_norm = vec![f32::NAN; cfg.dim];
@@ -2128,85 +1861,65 @@ fn audit_cm_llama_q8_forward_errors_leave_state_unchanged() {
         cfg,
         LlamaQ8Weights {
             rms_final: &nan_norm,
-            ..w
+            ..*m.weights()
         },
     )
     .unwrap();
-    assert!(matches!(
+    expect_err!(
         bad.forward(&[8, 9], &mut st, &mut sc, LogitRows::All),
-        Err(Error::InvalidParameter { .. })
-    ));
-    assert_eq!(llama_snap(&st), before);
+        Error::InvalidParameter { .. }
+    );
+    assert_eq!(snap(&st), before);
     // ... and the next token continues as if the failed call never happened.
     m.forward(&[6], &mut st, &mut sc, LogitRows::Last).unwrap();
-    let mut fresh_arena = vec![0.0f32; cfg.state_len(2)];
-    let mut fresh = LlamaState::new(&cfg, 2, &mut fresh_arena).unwrap();
+    let mut fresh = llama_state(&cfg, 2);
     m.forward(&[5], &mut fresh, &mut sc, LogitRows::Last)
         .unwrap();
     m.forward(&[6], &mut fresh, &mut sc, LogitRows::Last)
         .unwrap();
-    assert_eq!(llama_snap(&st), llama_snap(&fresh));
+    assert_eq!(snap(&st), snap(&fresh));
     // Positions past seq_len.
-    let mut big_arena = vec![0.0f32; cfg.state_len(cfg.seq_len)];
-    let mut full = LlamaState::new(&cfg, cfg.seq_len, &mut big_arena).unwrap();
+    let mut full = llama_state(&cfg, cfg.seq_len);
     m.forward(&vec![7; cfg.seq_len], &mut full, &mut sc, LogitRows::Last)
         .unwrap();
-    let before = llama_snap(&full);
-    assert!(matches!(
+    let before = snap(&full);
+    expect_err!(
         m.forward(&[7], &mut full, &mut sc, LogitRows::Last),
-        Err(Error::CacheFull { capacity: 64 })
-    ));
-    assert_eq!(llama_snap(&full), before);
+        Error::CacheFull { capacity: 64 }
+    );
+    assert_eq!(snap(&full), before);
     // A state of another configuration.
-    let other = LlamaConfig { seq_len: 8, ..cfg };
-    let mut oa = vec![0.0f32; other.state_len(1)];
-    let mut ost = LlamaState::new(&other, 1, &mut oa).unwrap();
-    assert!(matches!(
+    let mut ost = llama_state(&LlamaConfig { seq_len: 8, ..cfg }, 1);
+    expect_err!(
         m.forward(&[7], &mut ost, &mut sc, LogitRows::Last),
-        Err(Error::InvalidParameter { .. })
-    ));
+        Error::InvalidParameter { .. }
+    );
 }
 
 #[test]
 fn audit_cm_llama_q8_generate_rejects_bad_input() {
-    let (cfg, mut norms) = q8_model();
-    let (_, w) = llama2c_q8_weights(SHARED_Q8, &mut norms).unwrap();
-    let m = LlamaQ8::<Simd>::new(cfg, w).unwrap();
-    let (nq, ns) = llama_q8_scratch_len(&cfg, 32);
-    let (mut q, mut s) = (vec![0i8; nq], vec![0.0f32; ns]);
-    let mut sc = Q8Scratch {
-        q: &mut q,
-        s: &mut s,
-    };
-    let mut arena = vec![0.0f32; cfg.state_len(1)];
-    let mut st = LlamaState::new(&cfg, 1, &mut arena).unwrap();
-    m.forward(&[5], &mut st, &mut sc, LogitRows::Last).unwrap();
-    let before = llama_snap(&st);
+    let (m, mut sc, mut st) = q8_primed(1);
+    let before = snap(&st);
     let ok = |_: &[f32]| Ok(7usize);
     let quiet = |_: usize, _: usize| Ok(());
-    assert!(matches!(
+    expect_err!(
         m.generate(&[], 3, &mut st, &mut sc, ok, quiet),
-        Err(Error::Empty { .. })
-    ));
-    assert!(matches!(
+        Error::Empty { .. }
+    );
+    expect_err!(
         m.generate(&[423], 3, &mut st, &mut sc, ok, quiet),
-        Err(Error::OutOfRange { .. })
-    ));
-    assert_eq!(llama_snap(&st), before);
-    assert!(matches!(
+        Error::OutOfRange { .. }
+    );
+    assert_eq!(snap(&st), before);
+    expect_err!(
         m.generate(&[5], 3, &mut st, &mut sc, |_| Ok(9999), quiet),
-        Err(Error::OutOfRange { index: 9999, .. })
-    ));
+        Error::OutOfRange { index: 9999, .. }
+    );
     // A short scratch fails the first forward pass.
-    let (mut q1, mut s1) = (vec![0i8; 1], vec![0.0f32; 1]);
-    let mut short = Q8Scratch {
-        q: &mut q1,
-        s: &mut s1,
-    };
-    assert!(matches!(
-        m.generate(&[5], 3, &mut st, &mut short, ok, quiet),
-        Err(Error::BufferTooSmall { .. })
-    ));
+    expect_err!(
+        m.generate(&[5], 3, &mut st, &mut q8_scratch(1, 1), ok, quiet),
+        Error::BufferTooSmall { .. }
+    );
     assert_eq!(m.generate(&[5], 3, &mut st, &mut sc, ok, quiet), Ok(3));
 }
 
@@ -2215,66 +1928,58 @@ fn audit_cm_llama_q8_generate_rejects_bad_input() {
 #[test]
 fn audit_cm_quant_group_and_quantize_errors() {
     for (gs, cols) in [(0, 4), (65537, 65537), (3, 4), (8, 4)] {
-        assert!(
-            matches!(check_group(gs, cols), Err(Error::InvalidParameter { .. })),
+        expect_err!(
+            check_group(gs, cols),
+            Error::InvalidParameter { .. },
             "{gs} {cols}"
         );
     }
     assert!(check_group(65536, 65536).is_ok() && check_group(1, 0).is_ok());
     let x = [0.5f32, -1.0, 0.25, 0.0, 2.0, 1.0, -0.5, 0.125];
     let (mut q, mut s) = ([99i8; 8], [-1.0f32; 2]);
-    let e = |r: constml::Result<()>| r.unwrap_err();
-    assert!(matches!(
-        e(quantize_q8(&x, 3, Rounding::HalfEven, &mut q, &mut s)),
+    let (even, away) = (Rounding::HalfEven, Rounding::HalfAway);
+    expect_err!(
+        quantize_q8(&x, 3, even, &mut q, &mut s),
         Error::InvalidParameter { .. }
-    ));
-    assert!(matches!(
-        e(quantize_q8(&x, 4, Rounding::HalfEven, &mut q[..7], &mut s)),
-        Error::LengthMismatch {
-            what: "quantize_q8: q",
-            ..
-        }
-    ));
-    assert!(matches!(
-        e(quantize_q8(&x, 4, Rounding::HalfAway, &mut q, &mut s[..1])),
-        Error::LengthMismatch {
-            what: "quantize_q8: s",
-            ..
-        }
-    ));
+    );
+    for (what, r) in [
+        (
+            "quantize_q8: q",
+            quantize_q8(&x, 4, even, &mut q[..7], &mut s),
+        ),
+        (
+            "quantize_q8: s",
+            quantize_q8(&x, 4, away, &mut q, &mut s[..1]),
+        ),
+    ] {
+        expect_err!(r, Error::LengthMismatch { what: w, .. } if w == what, "{what}");
+    }
     for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
         let mut y = x;
         y[6] = bad;
-        assert!(matches!(
-            e(quantize_q8(&y, 4, Rounding::HalfAway, &mut q, &mut s)),
-            Error::InvalidParameter {
-                what: "quantize_q8: x",
-                ..
-            }
-        ));
+        expect_err!(
+            quantize_q8(&y, 4, away, &mut q, &mut s),
+            Error::InvalidParameter { what, .. } if what == "quantize_q8: x",
+            "{bad}"
+        );
     }
     assert_eq!((q, s), ([99; 8], [-1.0; 2]), "nothing written after an Err");
     // dequantize_q8.
     let mut out = [7.0f32; 8];
     let qs = [1i8, 2, 3, 4, 5, 6, 7, 8];
-    assert!(matches!(
-        e(dequantize_q8(&qs, &[1.0, 1.0], 3, &mut out)),
+    expect_err!(
+        dequantize_q8(&qs, &[1.0, 1.0], 3, &mut out),
         Error::InvalidParameter { .. }
-    ));
-    assert!(matches!(
-        e(dequantize_q8(&qs, &[1.0], 4, &mut out)),
-        Error::LengthMismatch {
-            what: "dequantize_q8: s",
-            ..
-        }
-    ));
-    assert!(matches!(
-        e(dequantize_q8(&qs, &[1.0, 1.0], 4, &mut out[..7])),
-        Error::LengthMismatch {
-            what: "dequantize_q8: x",
-            ..
-        }
-    ));
+    );
+    for (what, r) in [
+        ("dequantize_q8: s", dequantize_q8(&qs, &[1.0], 4, &mut out)),
+        (
+            "dequantize_q8: x",
+            dequantize_q8(&qs, &[1.0, 1.0], 4, &mut out[..7]),
+        ),
+    ] {
+        expect_err!(r, Error::LengthMismatch { what: w, .. } if w == what, "{what}");
+    }
     assert_eq!(out, [7.0; 8]);
     // A NaN scale is not checked here: it reaches its group.
     dequantize_q8(&qs, &[f32::NAN, 1.0], 4, &mut out).unwrap();
@@ -2286,34 +1991,37 @@ fn audit_cm_quant_group_and_quantize_errors() {
     assert_eq!(q8_bytes(usize::MAX / 2, 1, 1), None);
 }
 
+/// The little-endian bytes of `scales`.
+fn scale_bytes(scales: &[f32]) -> Vec<u8> {
+    scales.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
 #[test]
 fn audit_cm_quant_matrix_views() {
     let q = [1u8, 2, 3, 4, 5, 6, 7, 0xFF]; // (2, 4), value 7 is −1
-    let scales: Vec<u8> = [0.5f32, 1.0, 2.0, 0.0]
-        .iter()
-        .flat_map(|v| v.to_le_bytes())
-        .collect();
-    assert!(matches!(
+    let scales = scale_bytes(&[0.5, 1.0, 2.0, 0.0]);
+    expect_err!(
         Q8Matrix::new(&q, &scales, 2, 4, 3),
-        Err(Error::InvalidParameter { .. })
-    ));
-    assert!(matches!(
+        Error::InvalidParameter { .. }
+    );
+    expect_err!(
         Q8Matrix::new(&q, &scales, usize::MAX, 2, 1),
-        Err(Error::InvalidParameter { .. })
-    ));
-    assert!(matches!(
+        Error::InvalidParameter { .. }
+    );
+    expect_err!(
         Q8Matrix::new(&q[..7], &scales, 2, 4, 2),
-        Err(Error::LengthMismatch { .. })
-    ));
-    assert!(matches!(
+        Error::LengthMismatch { .. }
+    );
+    expect_err!(
         Q8Matrix::new(&q, &scales[..15], 2, 4, 2),
-        Err(Error::LengthMismatch { .. })
-    ));
+        Error::LengthMismatch { .. }
+    );
     for bad in [-1.0f32, f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
         let mut s = scales.clone();
         s[8..12].copy_from_slice(&bad.to_le_bytes());
-        assert!(
-            matches!(Q8Matrix::new(&q, &s, 2, 4, 2), Err(Error::Format { .. })),
+        expect_err!(
+            Q8Matrix::new(&q, &s, 2, 4, 2),
+            Error::Format { .. },
             "{bad}"
         );
     }
@@ -2321,18 +2029,18 @@ fn audit_cm_quant_matrix_views() {
     let mut all = q.to_vec();
     all.extend(&scales);
     all.push(42);
-    assert!(matches!(
+    expect_err!(
         Q8Matrix::split_from(&all[..23], 2, 4, 2),
-        Err(Error::Format { .. })
-    ));
-    assert!(matches!(
+        Error::Format { .. }
+    );
+    expect_err!(
         Q8Matrix::split_from(&all, 2, 4, 0),
-        Err(Error::InvalidParameter { .. })
-    ));
-    assert!(matches!(
+        Error::InvalidParameter { .. }
+    );
+    expect_err!(
         Q8Matrix::split_from(&all, usize::MAX, 4, 2),
-        Err(Error::InvalidParameter { .. })
-    ));
+        Error::InvalidParameter { .. }
+    );
     let (m, rest) = Q8Matrix::split_from(&all, 2, 4, 2).unwrap();
     assert_eq!(rest, &[42]);
     assert_eq!((m.shape(), m.group_size()), ((2, 4), 2));
@@ -2344,30 +2052,31 @@ fn audit_cm_quant_matrix_views() {
     assert_eq!((m.value(7), m.value(8)), (Some(-1), None));
     // dequantize_row.
     let mut out = [9.0f32; 4];
-    assert!(matches!(
+    expect_err!(
         m.dequantize_row(2, &mut out),
-        Err(Error::OutOfRange {
+        Error::OutOfRange {
             index: 2,
             len: 2,
             ..
-        })
-    ));
-    assert!(matches!(
+        }
+    );
+    expect_err!(
         m.dequantize_row(0, &mut out[..3]),
-        Err(Error::LengthMismatch { .. })
-    ));
+        Error::LengthMismatch { .. }
+    );
     assert_eq!(out, [9.0; 4]);
     m.dequantize_row(1, &mut out).unwrap();
     assert_eq!(out, [10.0, 12.0, 0.0, 0.0]);
 }
 
+/// `q8_linear_with` of a backend.
+type Q8Linear =
+    fn(&Q8Matrix<'_>, MatRef<'_, f32>, MatMut<'_, f32>, &mut Q8Scratch<'_>) -> Result<()>;
+
 #[test]
 fn audit_cm_quant_products_errors() {
     let q = [1u8, 2, 3, 4, 5, 6, 7, 8];
-    let scales: Vec<u8> = [0.5f32, 1.0, 2.0, 0.25]
-        .iter()
-        .flat_map(|v| v.to_le_bytes())
-        .collect();
+    let scales = scale_bytes(&[0.5, 1.0, 2.0, 0.25]);
     let m = Q8Matrix::new(&q, &scales, 2, 4, 2).unwrap();
     let (xq, xs) = ([1i8, 1, 1, 1], [1.0f32, 1.0]);
     let mut y = [7.0f32; 2];
@@ -2385,70 +2094,42 @@ fn audit_cm_quant_products_errors() {
             "q8_matvec: y",
         ),
     ] {
-        assert!(
-            matches!(r, Err(Error::LengthMismatch { what: w, .. }) if w == what),
-            "{what}"
-        );
+        expect_err!(r, Error::LengthMismatch { what: w, .. } if w == what, "{what}");
     }
     assert_eq!(y, [7.0; 2]);
     // q8_linear_with: shapes, the scratch, a non-finite activation.
     let x = [1.0f32, 2.0, 3.0, 4.0, 1.0, NAN, 0.0, 0.0];
-    let (mut sq, mut ss) = ([0i8; 4], [0.0f32; 2]);
     let mut yy = [7.0f32; 4];
-    let mut scratch = Q8Scratch {
-        q: &mut sq,
-        s: &mut ss,
-    };
+    let mut scratch = q8_scratch(4, 2);
     let x23 = MatRef::new(&x[..6], 2, 3).unwrap();
-    assert!(matches!(
-        q8_linear_with::<Simd>(&m, x23, MatMut::new(&mut yy, 2, 2).unwrap(), &mut scratch),
-        Err(Error::LengthMismatch { .. })
-    ));
     let x24 = MatRef::new(&x, 2, 4).unwrap();
-    assert!(matches!(
-        q8_linear_with::<Simd>(
-            &m,
-            x24,
-            MatMut::new(&mut yy[..2], 1, 2).unwrap(),
-            &mut scratch
-        ),
-        Err(Error::ShapeMismatch { .. })
-    ));
-    let (mut sq3, mut ss3) = ([0i8; 3], [0.0f32; 2]);
-    let mut small = Q8Scratch {
-        q: &mut sq3,
-        s: &mut ss3,
-    };
-    assert!(matches!(
-        q8_linear_with::<Simd>(&m, x24, MatMut::new(&mut yy, 2, 2).unwrap(), &mut small),
-        Err(Error::BufferTooSmall {
-            needed: 4,
-            found: 3,
-            ..
-        })
-    ));
-    let (mut sq4, mut ss1) = ([0i8; 4], [0.0f32; 1]);
-    let mut small = Q8Scratch {
-        q: &mut sq4,
-        s: &mut ss1,
-    };
-    assert!(matches!(
-        q8_linear_with::<Scalar>(&m, x24, MatMut::new(&mut yy, 2, 2).unwrap(), &mut small),
-        Err(Error::BufferTooSmall {
-            needed: 2,
-            found: 1,
-            ..
-        })
-    ));
-    assert_eq!(yy, [7.0; 4]);
+    for linear in [q8_linear_with::<Simd> as Q8Linear, q8_linear_with::<Scalar>] {
+        let y22 = MatMut::new(&mut yy, 2, 2).unwrap();
+        expect_err!(
+            linear(&m, x23, y22, &mut scratch),
+            Error::LengthMismatch { .. }
+        );
+        let y12 = MatMut::new(&mut yy[..2], 1, 2).unwrap();
+        expect_err!(
+            linear(&m, x24, y12, &mut scratch),
+            Error::ShapeMismatch { .. }
+        );
+        // A scratch too small for the values, then for the scales.
+        for (nq, ns, short) in [(3, 2, (4, 3)), (4, 1, (2, 1))] {
+            let y22 = MatMut::new(&mut yy, 2, 2).unwrap();
+            expect_err!(
+                linear(&m, x24, y22, &mut q8_scratch(nq, ns)),
+                Error::BufferTooSmall { needed, found, .. } if (needed, found) == short,
+                "scratch ({nq}, {ns})"
+            );
+        }
+        assert_eq!(yy, [7.0; 4]);
+    }
     // Row 1 holds a NaN: Err, with row 0 already written.
-    assert!(matches!(
+    expect_err!(
         q8_linear_with::<Simd>(&m, x24, MatMut::new(&mut yy, 2, 2).unwrap(), &mut scratch),
-        Err(Error::InvalidParameter {
-            what: "quantize_q8: x",
-            ..
-        })
-    ));
+        Error::InvalidParameter { what, .. } if what == "quantize_q8: x"
+    );
     assert!(yy[..2] != [7.0; 2] && yy[2..] == [7.0; 2], "{yy:?}");
 }
 
@@ -2482,12 +2163,14 @@ fn tiny_vocab(space: bool) -> Vec<u8> {
 fn audit_cm_tokenizer_from_bytes_errors() {
     let good = tiny_vocab(true);
     assert_eq!(Tokenizer::from_bytes(&good, 5).unwrap().vocab_size(), 5);
-    let mut negative_max = good.clone();
-    negative_max[..4].copy_from_slice(&(-1i32).to_le_bytes());
-    let mut negative_len = good.clone();
-    negative_len[8..12].copy_from_slice(&(-5i32).to_le_bytes());
-    let mut past_end = good.clone();
-    past_end[8..12].copy_from_slice(&1000i32.to_le_bytes());
+    let with_i32 = |at: usize, v: i32| {
+        let mut b = good.clone();
+        b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+        b
+    };
+    let negative_max = with_i32(0, -1);
+    let negative_len = with_i32(8, -5);
+    let past_end = with_i32(8, 1000);
     for (name, data, vocab) in [
         ("empty", &[][..], 1),
         ("3 bytes", &good[..3], 1),
@@ -2499,76 +2182,62 @@ fn audit_cm_tokenizer_from_bytes_errors() {
         ("negative piece length", &negative_len[..], 5),
         ("piece past the end", &past_end[..], 5),
     ] {
-        assert!(
-            matches!(
-                Tokenizer::from_bytes(data, vocab),
-                Err(Error::Format { .. })
-            ),
+        expect_err!(
+            Tokenizer::from_bytes(data, vocab),
+            Error::Format { .. },
             "{name}"
         );
     }
-    assert!(matches!(
+    expect_err!(
         Tokenizer::read(temp_path("missing_tok.bin"), 423),
-        Err(Error::Format { .. })
-    ));
-    let p = temp_path("tok.bin");
-    std::fs::write(&p, &good[..20]).unwrap();
-    let r = Tokenizer::read(&p, 5);
-    std::fs::remove_file(&p).unwrap();
-    assert!(matches!(r, Err(Error::Format { .. })));
-    assert!(matches!(
+        Error::Format { .. }
+    );
+    let r = read_temp("tok.bin", &good[..20], |p| Tokenizer::read(p, 5));
+    expect_err!(r, Error::Format { .. });
+    expect_err!(
         Tokenizer::from_bytes(TOKENIZER, usize::MAX),
-        Err(Error::Format { .. })
-    ));
+        Error::Format { .. }
+    );
 }
 
 #[test]
 fn audit_cm_tokenizer_encode_decode_errors() {
     let t = Tokenizer::from_bytes(&tiny_vocab(true), 5).unwrap();
     // A byte-fallback id past the vocabulary.
-    assert!(matches!(
+    expect_err!(
         t.encode("z", true, false),
-        Err(Error::OutOfRange {
+        Error::OutOfRange {
             index: 125,
             len: 5,
             ..
-        })
-    ));
+        }
+    );
     assert_eq!(t.encode("a", true, true).unwrap(), vec![1, 3, 4, 2]);
     // No " " piece for the dummy prefix (only when the text is not empty).
     let ns = Tokenizer::from_bytes(&tiny_vocab(false), 5).unwrap();
-    assert!(matches!(
-        ns.encode("a", false, false),
-        Err(Error::Format { .. })
-    ));
+    expect_err!(ns.encode("a", false, false), Error::Format { .. });
     assert_eq!(ns.encode("", true, true).unwrap(), vec![1, 2]);
     // encode_bytes: invalid UTF-8.
-    assert!(matches!(
+    expect_err!(
         t.encode_bytes(&[b'a', 0xFF], false, false),
-        Err(Error::Format { .. })
-    ));
-    assert!(matches!(
-        ns.encode_bytes(b"a", false, false),
-        Err(Error::Format { .. })
-    ));
+        Error::Format { .. }
+    );
+    expect_err!(ns.encode_bytes(b"a", false, false), Error::Format { .. });
     // decode: an id outside the vocabulary (prev is not checked).
-    assert!(matches!(
+    expect_err!(
         t.decode(1, 5),
-        Err(Error::OutOfRange {
+        Error::OutOfRange {
             index: 5,
             len: 5,
             ..
-        })
-    ));
-    assert!(matches!(
-        t.decode(0, usize::MAX),
-        Err(Error::OutOfRange { .. })
-    ));
+        }
+    );
+    expect_err!(t.decode(0, usize::MAX), Error::OutOfRange { .. });
     assert_eq!(t.decode(usize::MAX, 4).unwrap(), b"a");
     // The fixture vocabulary: every byte has a fallback id.
     let big = Tokenizer::from_bytes(TOKENIZER, 423).unwrap();
     assert!(big.encode("\u{1F600} \u{0}", true, true).is_ok());
-    assert!(matches!(big.decode(1, 423), Err(Error::OutOfRange { .. })));
+    expect_err!(big.decode(1, 423), Error::OutOfRange { .. });
 }
 
 #[test]

@@ -44,45 +44,133 @@ fn bits(x: &[f32]) -> Vec<u32> {
     x.iter().map(|v| v.to_bits()).collect()
 }
 
-/// Logit vectors every logits-taking filter must reject, with the expected kind:
-/// 0 = NaN, 1 = +∞ (InvalidParameter), 2 = all −∞ (NoCandidates).
-fn bad_logits() -> [([f32; 4], u8); 5] {
+/// The error a bad input must give.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    /// `Error::NaN`.
+    NaN,
+    /// `Error::InvalidParameter`.
+    Invalid,
+    /// `Error::NoCandidates`.
+    NoCandidates,
+}
+
+/// Logit vectors every logits-taking filter must reject, with the expected
+/// kind (+∞ is an invalid logit, all −∞ leaves no candidate).
+fn bad_logits() -> [([f32; 4], Kind); 5] {
     [
-        ([0.0, f32::NAN, 1.0, 2.0], 0),
-        ([f32::NAN, f32::INFINITY, 1.0, 2.0], 0),
-        ([0.0, f32::INFINITY, 1.0, 2.0], 1),
-        ([NINF, f32::INFINITY, NINF, NINF], 1),
-        ([NINF; 4], 2),
+        ([0.0, f32::NAN, 1.0, 2.0], Kind::NaN),
+        ([f32::NAN, f32::INFINITY, 1.0, 2.0], Kind::NaN),
+        ([0.0, f32::INFINITY, 1.0, 2.0], Kind::Invalid),
+        ([NINF, f32::INFINITY, NINF, NINF], Kind::Invalid),
+        ([NINF; 4], Kind::NoCandidates),
     ]
 }
 
-/// Checks `r` against the kind of [`bad_logits`].
-fn check_kind<T: core::fmt::Debug>(r: Result<T>, kind: u8, ctx: &str) {
-    match kind {
-        0 => assert!(matches!(r, Err(Error::NaN { .. })), "{ctx}: {r:?}"),
-        1 => assert!(
-            matches!(r, Err(Error::InvalidParameter { .. })),
-            "{ctx}: {r:?}"
-        ),
-        _ => assert!(matches!(r, Err(Error::NoCandidates)), "{ctx}: {r:?}"),
+/// Checks `r` against `kind`.
+fn check_kind<T: core::fmt::Debug>(r: Result<T>, kind: Kind, ctx: &str) {
+    let ok = match kind {
+        Kind::NaN => matches!(r, Err(Error::NaN { .. })),
+        Kind::Invalid => matches!(r, Err(Error::InvalidParameter { .. })),
+        Kind::NoCandidates => matches!(r, Err(Error::NoCandidates)),
+    };
+    assert!(ok, "{ctx}: {r:?}, expected {kind:?}");
+}
+
+/// Weight vectors the probability-taking functions must reject, with the kind.
+fn bad_weights() -> [([f32; 4], Kind); 9] {
+    [
+        ([0.25, -0.5, 0.25, 0.5], Kind::Invalid),
+        ([0.25, NINF, 0.25, 0.5], Kind::Invalid),
+        ([0.25, f32::INFINITY, 0.25, 0.5], Kind::Invalid),
+        ([0.25, f32::NAN, 0.25, 0.5], Kind::NaN),
+        ([f32::MAX, f32::MAX, 1.0, 0.0], Kind::Invalid), // finite entries, infinite sum
+        ([0.0; 4], Kind::NoCandidates),
+        ([0.0, -0.0, 0.0, -0.0], Kind::NoCandidates),
+        // Mixed offenders: the first one in token order decides.
+        ([0.5, -1.0, f32::NAN, 0.5], Kind::Invalid),
+        ([0.5, f32::NAN, -1.0, 0.5], Kind::NaN),
+    ]
+}
+
+/// Runs a filter's const face `f` and runtime face `g` on copies of `x`:
+/// each must fail with `kind` and leave its copy bit for bit as it was.
+fn check_faces(
+    x: [f32; 4],
+    kind: Kind,
+    ctx: &str,
+    f: impl FnOnce(&mut [f32; 4]) -> Result<()>,
+    g: impl FnOnce(&mut [f32]) -> Result<()>,
+) {
+    let mut y = x;
+    check_kind(f(&mut y), kind, ctx);
+    assert_eq!(bits(&y), bits(&x), "{ctx}: {x:?} changed");
+    let mut d = x.to_vec();
+    check_kind(g(&mut d), kind, &format!("{ctx} (dyn)"));
+    assert_eq!(bits(&d), bits(&x), "{ctx} (dyn): {x:?} changed");
+}
+
+/// A bad input of a filter: the values, the error they must give with the
+/// parameter.
+type Case<P> = ([f32; 4], Kind, P);
+
+/// The cases of a filter: `x` with each parameter of `bad` (invalid), then
+/// each of the bad `vectors` with each (valid) parameter of `ok`.
+fn cases<P: Copy>(x: [f32; 4], bad: &[P], vectors: &[([f32; 4], Kind)], ok: &[P]) -> Vec<Case<P>> {
+    let bad = bad.iter().map(|&p| (x, Kind::Invalid, p));
+    let vectors = vectors
+        .iter()
+        .flat_map(|&(v, kind)| ok.iter().map(move |&p| (v, kind, p)));
+    bad.chain(vectors).collect()
+}
+
+/// Runs every case through a filter's const face `f` and runtime face `g`
+/// (see [`check_faces`]).
+fn check_filter<P: Copy + core::fmt::Debug>(
+    name: &str,
+    cases: &[Case<P>],
+    mut f: impl FnMut(&mut [f32; 4], P) -> Result<()>,
+    mut g: impl FnMut(&mut [f32], P) -> Result<()>,
+) {
+    for &(x, kind, p) in cases {
+        let ctx = format!("{name} {p:?}");
+        check_faces(x, kind, &ctx, |y| f(y, p), |d| g(d, p));
     }
 }
 
-/// Weight vectors the probability-taking functions must reject, with the kind:
-/// 0 = NaN, 1 = InvalidParameter, 2 = NoCandidates.
-fn bad_weights() -> [([f32; 4], u8); 9] {
-    [
-        ([0.25, -0.5, 0.25, 0.5], 1),
-        ([0.25, NINF, 0.25, 0.5], 1),
-        ([0.25, f32::INFINITY, 0.25, 0.5], 1),
-        ([0.25, f32::NAN, 0.25, 0.5], 0),
-        ([f32::MAX, f32::MAX, 1.0, 0.0], 1), // finite entries, infinite sum
-        ([0.0; 4], 2),
-        ([0.0, -0.0, 0.0, -0.0], 2),
-        // Mixed offenders: the first one in token order decides.
-        ([0.5, -1.0, f32::NAN, 0.5], 1),
-        ([0.5, f32::NAN, -1.0, 0.5], 0),
-    ]
+/// [`check_filter`] for a filter that takes a selection scratch.
+fn check_select_filter<P: Copy + core::fmt::Debug>(
+    name: &str,
+    cases: &[Case<P>],
+    f: impl Fn(&mut [f32; 4], P, &mut SelectScratch<f32, 4>) -> Result<()>,
+    g: impl Fn(&mut [f32], P, &mut SelectScratchDyn<f32>) -> Result<()>,
+) {
+    let mut s = SelectScratch::new();
+    let mut sd = SelectScratchDyn::new(4).unwrap();
+    check_filter(name, cases, |y, p| f(y, p, &mut s), |d, p| g(d, p, &mut sd));
+}
+
+/// The runtime face `g` of a select filter (its parameter fixed), given
+/// scratches of each size in `sizes`: an empty slice is `Empty` whatever the
+/// scratch; `x` with a scratch not of its length is `LengthMismatch`, and
+/// left alone.
+fn check_select_scratch(
+    x: [f32; 4],
+    sizes: &[usize],
+    mut g: impl FnMut(&mut [f32], &mut SelectScratchDyn<f32>) -> Result<()>,
+) {
+    let mut sd = SelectScratchDyn::<f32>::new(4).unwrap();
+    expect_err!(g(&mut [], &mut sd), Error::Empty { .. });
+    for &n in sizes {
+        let mut wrong = SelectScratchDyn::<f32>::new(n).unwrap();
+        expect_err!(g(&mut [], &mut wrong), Error::Empty { .. });
+        let mut d = x.to_vec();
+        expect_err!(
+            g(&mut d, &mut wrong),
+            Error::LengthMismatch { expected: 4, found, .. } if found == n
+        );
+        assert_eq!(bits(&d), bits(&x), "scratch of {n}");
+    }
 }
 
 // ------------------------------------------------------------------ greedy
@@ -90,9 +178,9 @@ fn bad_weights() -> [([f32; 4], u8); 9] {
 #[test]
 fn audit_greedy_bad_logits_all_faces() {
     for (x, kind) in [
-        ([0.0f32, f32::NAN, 1.0, 2.0], 0),
-        ([f32::NAN, f32::INFINITY, 1.0, 2.0], 0),
-        ([NINF; 4], 2),
+        ([0.0f32, f32::NAN, 1.0, 2.0], Kind::NaN),
+        ([f32::NAN, f32::INFINITY, 1.0, 2.0], Kind::NaN),
+        ([NINF; 4], Kind::NoCandidates),
     ] {
         check_kind(greedy(&x), kind, "greedy");
         check_kind(greedy_with::<Scalar, _, 4>(&x), kind, "greedy_with Scalar");
@@ -122,36 +210,17 @@ fn audit_greedy_bad_logits_all_faces() {
 #[test]
 fn audit_temperature_bad_inputs_leave_logits_alone() {
     let x = [1.0f32, 3.0, -2.0, 0.5];
-    for t in [-1.0f32, -1e-30, f32::NAN, f32::INFINITY, NINF] {
-        let mut y = x;
-        expect_err!(temperature(&mut y, t), Error::InvalidParameter { .. });
-        assert_eq!(bits(&y), bits(&x), "t {t}");
-        let mut d = x.to_vec();
-        expect_err!(temperature_dyn(&mut d, t), Error::InvalidParameter { .. });
-        assert_eq!(bits(&d), bits(&x), "dyn t {t}");
-    }
-    for (x, kind) in bad_logits() {
-        for t in [0.0f32, 0.5, 1.0] {
-            let mut y = x;
-            check_kind(temperature(&mut y, t), kind, "temperature");
-            assert_eq!(bits(&y), bits(&x), "untouched, t {t}");
-            let mut d = x.to_vec();
-            check_kind(temperature_dyn(&mut d, t), kind, "temperature_dyn");
-            assert_eq!(bits(&d), bits(&x));
-        }
-    }
+    let bad = [-1.0f32, -1e-30, f32::NAN, f32::INFINITY, NINF];
+    let cases = cases(x, &bad, &bad_logits(), &[0.0, 0.5, 1.0]);
+    check_filter("temperature", &cases, temperature, temperature_dyn);
     expect_err!(temperature_dyn::<f32>(&mut [], 1.0), Error::Empty { .. });
     expect_err!(temperature_dyn::<f64>(&mut [], 0.0), Error::Empty { .. });
     // The edges that are valid: 0 (greedy) and a tiny T whose max / T overflows.
-    let mut y = x;
-    temperature(&mut y, 0.0).unwrap();
-    assert_eq!(y, [NINF, 3.0, NINF, NINF]);
-    let mut y = x;
-    temperature(&mut y, -0.0).unwrap();
-    assert_eq!(y, [NINF, 3.0, NINF, NINF]);
-    let mut y = x;
-    temperature(&mut y, 1e-40).unwrap();
-    assert_eq!(y, [NINF, 3.0, NINF, NINF]);
+    for t in [0.0, -0.0, 1e-40] {
+        let mut y = x;
+        temperature(&mut y, t).unwrap();
+        assert_eq!(y, [NINF, 3.0, NINF, NINF], "t {t}");
+    }
 }
 
 // ------------------------------------------------------------------ top-k
@@ -159,43 +228,12 @@ fn audit_temperature_bad_inputs_leave_logits_alone() {
 #[test]
 fn audit_top_k_bad_inputs_leave_logits_alone() {
     let x = [1.0f32, 3.0, -2.0, 0.5];
-    let mut s = SelectScratch::<f32, 4>::new();
-    let mut sd = SelectScratchDyn::<f32>::new(4).unwrap();
-    let mut y = x;
-    expect_err!(top_k(&mut y, 0, &mut s), Error::InvalidParameter { .. });
-    assert_eq!(y, x);
-    let mut d = x.to_vec();
-    expect_err!(
-        top_k_dyn(&mut d, 0, &mut sd),
-        Error::InvalidParameter { .. }
-    );
-    assert_eq!(d, x);
-    for (x, kind) in bad_logits() {
-        let mut y = x;
-        check_kind(top_k(&mut y, 2, &mut s), kind, "top_k");
-        assert_eq!(bits(&y), bits(&x));
-        let mut d = x.to_vec();
-        check_kind(top_k_dyn(&mut d, 2, &mut sd), kind, "top_k_dyn");
-        assert_eq!(bits(&d), bits(&x));
-    }
+    let cases = cases(x, &[0], &bad_logits(), &[2]);
+    check_select_filter("top_k", &cases, top_k, top_k_dyn);
     // Runtime face: empty comes first, then the scratch size.
-    let mut sd0 = SelectScratchDyn::<f32>::new(0).unwrap();
-    expect_err!(top_k_dyn(&mut [], 1, &mut sd0), Error::Empty { .. });
-    expect_err!(top_k_dyn(&mut [], 1, &mut sd), Error::Empty { .. });
-    for n in [0usize, 3, 5] {
-        let mut wrong = SelectScratchDyn::<f32>::new(n).unwrap();
-        let mut d = x.to_vec();
-        expect_err!(
-            top_k_dyn(&mut d, 1, &mut wrong),
-            Error::LengthMismatch {
-                expected: 4,
-                found,
-                ..
-            } if found == n
-        );
-        assert_eq!(d, x);
-    }
+    check_select_scratch(x, &[0, 3, 5], |d, sd| top_k_dyn(d, 1, sd));
     // k ≥ V is not an error: everything stays.
+    let mut s = SelectScratch::<f32, 4>::new();
     for k in [4, 5, usize::MAX] {
         let mut y = x;
         top_k(&mut y, k, &mut s).unwrap();
@@ -208,9 +246,7 @@ fn audit_top_k_bad_inputs_leave_logits_alone() {
 #[test]
 fn audit_top_p_bad_inputs_leave_logits_alone() {
     let x = [1.0f32, 3.0, -2.0, 0.5];
-    let mut s = SelectScratch::<f32, 4>::new();
-    let mut sd = SelectScratchDyn::<f32>::new(4).unwrap();
-    for p in [
+    let bad = [
         -0.01f32,
         -0.0001,
         1.0001,
@@ -218,38 +254,12 @@ fn audit_top_p_bad_inputs_leave_logits_alone() {
         f32::NAN,
         f32::INFINITY,
         NINF,
-    ] {
-        let mut y = x;
-        expect_err!(top_p(&mut y, p, &mut s), Error::InvalidParameter { .. });
-        assert_eq!(y, x, "p {p}");
-        let mut d = x.to_vec();
-        expect_err!(
-            top_p_dyn(&mut d, p, &mut sd),
-            Error::InvalidParameter { .. }
-        );
-        assert_eq!(d, x, "dyn p {p}");
-    }
-    for (x, kind) in bad_logits() {
-        let mut y = x;
-        check_kind(top_p(&mut y, 0.5, &mut s), kind, "top_p");
-        assert_eq!(bits(&y), bits(&x));
-        let mut d = x.to_vec();
-        check_kind(top_p_dyn(&mut d, 0.5, &mut sd), kind, "top_p_dyn");
-        assert_eq!(bits(&d), bits(&x));
-    }
-    expect_err!(top_p_dyn(&mut [], 0.5, &mut sd), Error::Empty { .. });
-    let mut wrong = SelectScratchDyn::<f32>::new(3).unwrap();
-    let mut d = x.to_vec();
-    expect_err!(
-        top_p_dyn(&mut d, 0.5, &mut wrong),
-        Error::LengthMismatch {
-            expected: 4,
-            found: 3,
-            ..
-        }
-    );
-    assert_eq!(d, x);
+    ];
+    let cases = cases(x, &bad, &bad_logits(), &[0.5]);
+    check_select_filter("top_p", &cases, top_p, top_p_dyn);
+    check_select_scratch(x, &[3], |d, sd| top_p_dyn(d, 0.5, sd));
     // The valid edges: p = 0 keeps the top token, p = 1 keeps everything.
+    let mut s = SelectScratch::<f32, 4>::new();
     let mut y = x;
     top_p(&mut y, 0.0, &mut s).unwrap();
     assert_eq!(y, [NINF, 3.0, NINF, NINF]);
@@ -261,42 +271,10 @@ fn audit_top_p_bad_inputs_leave_logits_alone() {
 #[test]
 fn audit_top_p_probs_bad_inputs_leave_weights_alone() {
     let q = [0.25f32, 0.125, 0.5, 0.125];
-    let mut s = SelectScratch::<f32, 4>::new();
-    let mut sd = SelectScratchDyn::<f32>::new(4).unwrap();
-    for p in [-0.5f32, 1.5, f32::NAN, f32::INFINITY] {
-        let mut y = q;
-        expect_err!(
-            top_p_probs(&mut y, p, &mut s),
-            Error::InvalidParameter { .. }
-        );
-        assert_eq!(y, q);
-        let mut d = q.to_vec();
-        expect_err!(
-            top_p_probs_dyn(&mut d, p, &mut sd),
-            Error::InvalidParameter { .. }
-        );
-        assert_eq!(d, q);
-    }
-    for (w, kind) in bad_weights() {
-        let mut y = w;
-        check_kind(top_p_probs(&mut y, 0.5, &mut s), kind, "top_p_probs");
-        assert_eq!(bits(&y), bits(&w), "untouched {w:?}");
-        let mut d = w.to_vec();
-        check_kind(top_p_probs_dyn(&mut d, 0.5, &mut sd), kind, "dyn");
-        assert_eq!(bits(&d), bits(&w));
-    }
-    expect_err!(top_p_probs_dyn(&mut [], 0.5, &mut sd), Error::Empty { .. });
-    let mut wrong = SelectScratchDyn::<f32>::new(5).unwrap();
-    let mut d = q.to_vec();
-    expect_err!(
-        top_p_probs_dyn(&mut d, 0.5, &mut wrong),
-        Error::LengthMismatch {
-            expected: 4,
-            found: 5,
-            ..
-        }
-    );
-    assert_eq!(d, q);
+    let bad = [-0.5f32, 1.5, f32::NAN, f32::INFINITY];
+    let cases = cases(q, &bad, &bad_weights(), &[0.5]);
+    check_select_filter("top_p_probs", &cases, top_p_probs, top_p_probs_dyn);
+    check_select_scratch(q, &[5], |d, sd| top_p_probs_dyn(d, 0.5, sd));
 }
 
 // ------------------------------------------------------------------ min-p
@@ -304,22 +282,9 @@ fn audit_top_p_probs_bad_inputs_leave_weights_alone() {
 #[test]
 fn audit_min_p_bad_inputs_leave_logits_alone() {
     let x = [0.0f32, -1.0, -3.0, 0.0];
-    for m in [-0.01f32, 1.01, f32::NAN, f32::INFINITY, NINF] {
-        let mut y = x;
-        expect_err!(min_p(&mut y, m), Error::InvalidParameter { .. });
-        assert_eq!(y, x, "min_p {m}");
-        let mut d = x.to_vec();
-        expect_err!(min_p_dyn(&mut d, m), Error::InvalidParameter { .. });
-        assert_eq!(d, x);
-    }
-    for (x, kind) in bad_logits() {
-        let mut y = x;
-        check_kind(min_p(&mut y, 0.1), kind, "min_p");
-        assert_eq!(bits(&y), bits(&x));
-        let mut d = x.to_vec();
-        check_kind(min_p_dyn(&mut d, 0.1), kind, "min_p_dyn");
-        assert_eq!(bits(&d), bits(&x));
-    }
+    let bad = [-0.01f32, 1.01, f32::NAN, f32::INFINITY, NINF];
+    let cases = cases(x, &bad, &bad_logits(), &[0.1]);
+    check_filter("min_p", &cases, min_p, min_p_dyn);
     expect_err!(min_p_dyn::<f32>(&mut [], 0.1), Error::Empty { .. });
     // The valid edges: 0 keeps everything, 1 keeps the ties of the top.
     let mut y = x;
@@ -333,22 +298,9 @@ fn audit_min_p_bad_inputs_leave_logits_alone() {
 #[test]
 fn audit_min_p_probs_bad_inputs_leave_weights_alone() {
     let q = [0.5f32, 0.25, 0.125, 0.125];
-    for m in [-0.5f32, 1.5, f32::NAN, NINF] {
-        let mut y = q;
-        expect_err!(min_p_probs(&mut y, m), Error::InvalidParameter { .. });
-        assert_eq!(y, q);
-        let mut d = q.to_vec();
-        expect_err!(min_p_probs_dyn(&mut d, m), Error::InvalidParameter { .. });
-        assert_eq!(d, q);
-    }
-    for (w, kind) in bad_weights() {
-        let mut y = w;
-        check_kind(min_p_probs(&mut y, 0.5), kind, "min_p_probs");
-        assert_eq!(bits(&y), bits(&w), "untouched {w:?}");
-        let mut d = w.to_vec();
-        check_kind(min_p_probs_dyn(&mut d, 0.5), kind, "min_p_probs_dyn");
-        assert_eq!(bits(&d), bits(&w));
-    }
+    let bad = [-0.5f32, 1.5, f32::NAN, NINF];
+    let cases = cases(q, &bad, &bad_weights(), &[0.5]);
+    check_filter("min_p_probs", &cases, min_p_probs, min_p_probs_dyn);
     expect_err!(min_p_probs_dyn::<f32>(&mut [], 0.5), Error::Empty { .. });
 }
 
@@ -438,27 +390,33 @@ fn audit_uniform_edges() {
 
 // ------------------------------------------------------------------ select scratch
 
+/// A runtime scratch type `$s` of both element types: `new(0)` is empty,
+/// `new($n)` has length `$n`, and a size that cannot be allocated (each of
+/// `$huge`) is an error, not an abort.
+macro_rules! check_scratch_sizes {
+    ($s:ident, $n:expr, $huge:expr) => {{
+        let e = $s::<f32>::new(0).unwrap();
+        assert_eq!((e.len(), e.is_empty()), (0, true));
+        let e = $s::<f64>::new(0).unwrap();
+        assert_eq!((e.len(), e.is_empty()), (0, true));
+        let d = $s::<f32>::new($n).unwrap();
+        assert_eq!((d.len(), d.is_empty()), ($n, false));
+        let d = $s::<f64>::new($n).unwrap();
+        assert_eq!((d.len(), d.is_empty()), ($n, false));
+        for n in $huge {
+            expect_err!($s::<f32>::new(n), Error::InvalidParameter { .. });
+            expect_err!($s::<f64>::new(n), Error::InvalidParameter { .. });
+        }
+    }};
+}
+
 #[test]
 fn audit_select_scratch_sizes() {
     let s = SelectScratch::<f32, 1>::new();
     let mut one = [NINF];
     let mut s1 = s.clone();
     assert_eq!(top_k(&mut one, 1, &mut s1), Err(Error::NoCandidates));
-    let e = SelectScratchDyn::<f32>::new(0).unwrap();
-    assert_eq!(e.len(), 0);
-    assert!(e.is_empty());
-    let d = SelectScratchDyn::<f64>::new(7).unwrap();
-    assert_eq!(d.len(), 7);
-    assert!(!d.is_empty());
-    // A size that cannot be allocated is an error, not an abort.
-    expect_err!(
-        SelectScratchDyn::<f32>::new(usize::MAX),
-        Error::InvalidParameter { .. }
-    );
-    expect_err!(
-        SelectScratchDyn::<f64>::new(usize::MAX / 2),
-        Error::InvalidParameter { .. }
-    );
+    check_scratch_sizes!(SelectScratchDyn, 7, [usize::MAX, usize::MAX / 2]);
 }
 
 // ------------------------------------------------------------------ sampler
@@ -483,6 +441,32 @@ fn bad_samplers() -> Vec<Sampler<f32>> {
             .with_min_p(-1.0),
     );
     v
+}
+
+/// A valid sampler with every stage.
+fn full_sampler() -> Sampler<f32> {
+    Sampler::new()
+        .with_temperature(0.7)
+        .with_top_k(3)
+        .with_top_p(0.9)
+        .with_min_p(0.05)
+}
+
+/// Calls `check` with each bad sampler on the valid logits `x` (an invalid
+/// parameter), then with valid samplers on each vector of [`bad_logits`].
+fn sampler_cases(x: [f32; 4], mut check: impl FnMut(&Sampler<f32>, [f32; 4], Kind)) {
+    for smp in bad_samplers() {
+        check(&smp, x, Kind::Invalid);
+    }
+    for smp in [
+        Sampler::new(),
+        Sampler::new().with_temperature(0.0),
+        full_sampler(),
+    ] {
+        for (x, kind) in bad_logits() {
+            check(&smp, x, kind);
+        }
+    }
 }
 
 #[test]
@@ -547,31 +531,14 @@ fn audit_sampler_sample_bad_inputs() {
     let mut s = SamplerScratch::<f32, 4>::new();
     let mut sd = SamplerScratchDyn::<f32>::new(4).unwrap();
     let rng0 = Xoshiro128PlusPlus::seed_from_u64(11);
-    for smp in bad_samplers() {
+    sampler_cases(x, |smp, x, kind| {
         let mut rng = rng0.clone();
-        expect_err!(
-            smp.sample(&x, &mut s, &mut rng),
-            Error::InvalidParameter { .. }
-        );
-        expect_err!(
-            smp.sample_dyn(&x, &mut sd, &mut rng),
-            Error::InvalidParameter { .. }
-        );
-        assert_eq!(rng.next_u32(), rng0.clone().next_u32(), "rng used");
-    }
-    let full = Sampler::new()
-        .with_temperature(0.7f32)
-        .with_top_k(3)
-        .with_top_p(0.9)
-        .with_min_p(0.05);
-    for smp in [Sampler::new(), Sampler::new().with_temperature(0.0), full] {
-        for (x, kind) in bad_logits() {
-            let mut rng = rng0.clone();
-            check_kind(smp.sample(&x, &mut s, &mut rng), kind, "sample");
-            check_kind(smp.sample_dyn(&x, &mut sd, &mut rng), kind, "sample_dyn");
-            assert_eq!(rng.next_u32(), rng0.clone().next_u32(), "rng used");
-        }
-    }
+        check_kind(smp.sample(&x, &mut s, &mut rng), kind, "sample");
+        check_kind(smp.sample_dyn(&x, &mut sd, &mut rng), kind, "sample_dyn");
+        // No randomness is consumed before the inputs are validated.
+        assert_eq!(rng.next_u32(), rng0.clone().next_u32(), "rng used: {smp:?}");
+    });
+    let full = full_sampler();
     let mut rng = rng0.clone();
     expect_err!(full.sample_dyn(&[], &mut sd, &mut rng), Error::Empty { .. });
     // An empty slice is reported before a bad parameter.
@@ -604,32 +571,12 @@ fn audit_sampler_process_bad_inputs_leave_logits_alone() {
     let x = [1.0f32, 2.5, 0.3, 2.4];
     let mut s = SamplerScratch::<f32, 4>::new();
     let mut sd = SamplerScratchDyn::<f32>::new(4).unwrap();
-    for smp in bad_samplers() {
-        let mut y = x;
-        expect_err!(smp.process(&mut y, &mut s), Error::InvalidParameter { .. });
-        assert_eq!(bits(&y), bits(&x), "{smp:?}");
-        let mut d = x.to_vec();
-        expect_err!(
-            smp.process_dyn(&mut d, &mut sd),
-            Error::InvalidParameter { .. }
-        );
-        assert_eq!(bits(&d), bits(&x), "{smp:?}");
-    }
-    let full = Sampler::new()
-        .with_temperature(0.7f32)
-        .with_top_k(3)
-        .with_top_p(0.9)
-        .with_min_p(0.05);
-    for smp in [Sampler::new(), Sampler::new().with_temperature(0.0), full] {
-        for (x, kind) in bad_logits() {
-            let mut y = x;
-            check_kind(smp.process(&mut y, &mut s), kind, "process");
-            assert_eq!(bits(&y), bits(&x));
-            let mut d = x.to_vec();
-            check_kind(smp.process_dyn(&mut d, &mut sd), kind, "process_dyn");
-            assert_eq!(bits(&d), bits(&x));
-        }
-    }
+    sampler_cases(x, |smp, x, kind| {
+        let ctx = format!("process {smp:?}");
+        let f = |y: &mut [f32; 4]| smp.process(y, &mut s);
+        check_faces(x, kind, &ctx, f, |d| smp.process_dyn(d, &mut sd));
+    });
+    let full = full_sampler();
     expect_err!(full.process_dyn(&mut [], &mut sd), Error::Empty { .. });
     let mut wrong = SamplerScratchDyn::<f32>::new(2).unwrap();
     let mut d = x.to_vec();
@@ -649,20 +596,7 @@ fn audit_sampler_scratch_sizes() {
     let mut s = SamplerScratch::<f64, 1>::new();
     let mut rng = Xoshiro128PlusPlus::seed_from_u64(3);
     assert_eq!(Sampler::new().sample(&[-5.0f64], &mut s, &mut rng), Ok(0));
-    let e = SamplerScratchDyn::<f32>::new(0).unwrap();
-    assert_eq!(e.len(), 0);
-    assert!(e.is_empty());
-    let d = SamplerScratchDyn::<f32>::new(9).unwrap();
-    assert_eq!(d.len(), 9);
-    assert!(!d.is_empty());
-    expect_err!(
-        SamplerScratchDyn::<f32>::new(usize::MAX),
-        Error::InvalidParameter { .. }
-    );
-    expect_err!(
-        SamplerScratchDyn::<f64>::new(usize::MAX / 4),
-        Error::InvalidParameter { .. }
-    );
+    check_scratch_sizes!(SamplerScratchDyn, 9, [usize::MAX, usize::MAX / 4]);
 }
 
 // ------------------------------------------------------------------ beam search
@@ -1077,7 +1011,7 @@ fn audit_long_vocabularies_report_bad_entries() {
     let mut rng = Xoshiro128PlusPlus::seed_from_u64(1);
     for at in [0usize, 17, 37, 255, 256, N - 1] {
         let base: Vec<f32> = (0..N).map(|i| (i % 13) as f32 * 0.25).collect();
-        for (bad, kind) in [(f32::NAN, 0u8), (f32::INFINITY, 1)] {
+        for (bad, kind) in [(f32::NAN, Kind::NaN), (f32::INFINITY, Kind::Invalid)] {
             let mut x = base.clone();
             x[at] = bad;
             let mut y = x.clone();
@@ -1089,7 +1023,11 @@ fn audit_long_vocabularies_report_bad_entries() {
             check_kind(full.sample_dyn(&x, &mut smp, &mut rng), kind, "sample_dyn");
             assert_eq!(bits(&y), bits(&x), "untouched, bad entry at {at}");
         }
-        for (bad, kind) in [(f32::NAN, 0u8), (f32::INFINITY, 1), (-1e-30, 1)] {
+        for (bad, kind) in [
+            (f32::NAN, Kind::NaN),
+            (f32::INFINITY, Kind::Invalid),
+            (-1e-30, Kind::Invalid),
+        ] {
             let mut q: Vec<f32> = base.clone();
             q[at] = bad;
             let mut y = q.clone();
