@@ -3,6 +3,13 @@
 //! (or the documented NaN propagation), and stateful calls leave their state
 //! alone on `Err`. One test per row (or small group of rows) of the audit
 //! table.
+//!
+//! Most cases are tables: a valid setup, one edit per case that breaks it,
+//! and the error the case must give; [`check_cases`] runs each edit on a
+//! fresh copy and checks that the call wrote nothing.
+
+use std::fmt::Debug;
+use std::ops::Range;
 
 use constml::ml::*;
 use constml::nn::*;
@@ -11,39 +18,126 @@ use constml::rand_core::{Rng, SeedableRng};
 use constml::{Error, MatMut, MatRef, Matrix, Result, Scalar, Simd};
 use rand_xoshiro::{Xoshiro128PlusPlus, Xoshiro256PlusPlus};
 
+// ---------------------------------------------------------------- helpers
+
 /// Which error a case must give.
 type Matcher = fn(&Error) -> bool;
 
-fn is_len(e: &Error) -> bool {
-    matches!(e, Error::LengthMismatch { .. })
-}
-fn is_shape(e: &Error) -> bool {
-    matches!(e, Error::ShapeMismatch { .. })
-}
-fn is_param(e: &Error) -> bool {
-    matches!(e, Error::InvalidParameter { .. })
-}
-fn is_buf(e: &Error) -> bool {
-    matches!(e, Error::BufferTooSmall { .. })
-}
-fn is_empty(e: &Error) -> bool {
-    matches!(e, Error::Empty { .. })
-}
-fn is_range(e: &Error) -> bool {
-    matches!(e, Error::OutOfRange { .. })
-}
-fn is_nan(e: &Error) -> bool {
-    matches!(e, Error::NaN { .. })
+/// Defines `is_len` and the like: whether an error is of one variant.
+macro_rules! matchers {
+    ($($name:ident => $variant:ident),* $(,)?) => {
+        $(
+            fn $name(e: &Error) -> bool {
+                matches!(e, Error::$variant { .. })
+            }
+        )*
+    };
 }
 
-/// `$call` must return `Err` satisfying `$m`.
+matchers! {
+    is_len => LengthMismatch,
+    is_shape => ShapeMismatch,
+    is_param => InvalidParameter,
+    is_buf => BufferTooSmall,
+    is_empty => Empty,
+    is_range => OutOfRange,
+    is_nan => NaN,
+}
+
+/// `r` must be an `Err` that `m` accepts; `what` names the case.
+#[track_caller]
+fn expect_err<T>(r: Result<T>, m: Matcher, what: &str) {
+    match r {
+        Err(e) => assert!(m(&e), "{what}: wrong error {e:?}"),
+        Ok(_) => panic!("{what}: expected an error"),
+    }
+}
+
+/// `$call` must return `Err` satisfying `$m`; a trailing format names the
+/// case (else the call's text does).
 macro_rules! err {
-    ($call:expr, $m:ident) => {{
-        match $call {
-            Err(e) => assert!($m(&e), "{}: wrong error {e:?}", stringify!($call)),
-            Ok(_) => panic!("{}: expected an error", stringify!($call)),
+    ($call:expr, $m:expr) => {
+        expect_err($call, $m, stringify!($call))
+    };
+    ($call:expr, $m:expr, $($what:tt)+) => {
+        expect_err($call, $m, &format!($($what)+))
+    };
+}
+
+/// `$simd::<T>`, or `$with::<Scalar, T>` when `$scalar`, as one function
+/// pointer (`T` is `f32` unless given).
+macro_rules! pick {
+    ($scalar:expr, $simd:ident, $with:ident) => {
+        pick!($scalar, $simd, $with, f32)
+    };
+    ($scalar:expr, $simd:ident, $with:ident, $t:ty) => {
+        if $scalar {
+            $with::<Scalar, $t>
+        } else {
+            $simd::<$t>
         }
-    }};
+    };
+}
+
+/// A table case: its name, the edit that breaks a valid setup, the error.
+type Case<S> = (&'static str, fn(&mut S), Matcher);
+
+/// `edit` applied to a copy of `base` must make `run` fail as `m` says and
+/// leave `out` (what the call may write) as it was.
+#[track_caller]
+fn check_case<S: Clone, T, O: PartialEq + Debug>(
+    what: &str,
+    base: &S,
+    edit: impl FnOnce(&mut S),
+    m: Matcher,
+    run: impl FnOnce(&mut S) -> Result<T>,
+    out: impl Fn(&S) -> O,
+) {
+    let mut s = base.clone();
+    edit(&mut s);
+    let before = out(&s);
+    expect_err(run(&mut s), m, what);
+    assert_eq!(out(&s), before, "{what}: written on Err");
+}
+
+/// [`check_case`] for every case of a table, named after `label`.
+#[track_caller]
+fn check_cases<S: Clone, T, O: PartialEq + Debug>(
+    label: &str,
+    base: &S,
+    cases: &[Case<S>],
+    mut run: impl FnMut(&mut S) -> Result<T>,
+    out: impl Fn(&S) -> O,
+) {
+    for &(what, edit, m) in cases {
+        check_case(&format!("{label}: {what}"), base, edit, m, &mut run, &out);
+    }
+}
+
+/// Drops the last element (table edits return nothing).
+fn shorten<T>(v: &mut Vec<T>) {
+    v.pop();
+}
+
+/// The first `r·c` values of `v` as an `r × c` view.
+fn mr<T>(v: &[T], (r, c): (usize, usize)) -> MatRef<'_, T> {
+    MatRef::new(&v[..r * c], r, c).unwrap()
+}
+
+/// The first `r·c` values of `v` as a mutable `r × c` view.
+fn mm<T>(v: &mut [T], (r, c): (usize, usize)) -> MatMut<'_, T> {
+    MatMut::new(&mut v[..r * c], r, c).unwrap()
+}
+
+/// Whether exactly the values at `nan` are NaN, and all others finite.
+fn nan_exactly(v: &[f32], nan: Range<usize>) -> bool {
+    v.iter().enumerate().all(|(i, x)| {
+        if nan.contains(&i) {
+            x.is_nan()
+        } else {
+            x.is_finite()
+        }
+    })
 }
 
 /// Deterministic, varied values in about [−0.5, 0.5].
@@ -76,19 +170,13 @@ fn audit_activation_lengths_and_nan() {
         );
         assert!(y.iter().all(|&v| v == 7.0));
         let (yy, dy) = (vec![0.1f32; 19], vec![1.0f32; 19]);
-        let mut dx = vec![7.0f32; 19];
-        err!(
-            activation_backward(act, &x, &yy[..18], &dy, &mut dx),
-            is_len
-        );
-        err!(
-            activation_backward(act, &x, &yy, &dy[..18], &mut dx),
-            is_len
-        );
-        err!(
-            activation_backward_with::<Scalar, f32>(act, &x, &yy, &dy, &mut dx[..18]),
-            is_len
-        );
+        let mut dx = [7.0f32; 19];
+        // Lengths of y, dy and dx (the short dx through the Scalar backend).
+        for (ny, ndy, ndx) in [(18, 19, 19), (19, 18, 19), (19, 19, 18)] {
+            let bwd = pick!(ndx < 19, activation_backward, activation_backward_with);
+            let r = bwd(act, &x, &yy[..ny], &dy[..ndy], &mut dx[..ndx]);
+            err!(r, is_len, "{act:?} backward, lengths {ny}, {ndy}, {ndx}");
+        }
         assert!(dx.iter().all(|&v| v == 7.0));
         // Empty slices are valid.
         activation_forward(act, &[] as &[f32], &mut []).unwrap();
@@ -136,50 +224,20 @@ fn audit_softmax_backward_shapes_and_nan() {
         let y = vals(6, 1.0);
         let dy = vals(6, 2.0);
         let mut dx = [7.0f32; 6];
-        let yv = MatRef::new(&y, 2, 3).unwrap();
-        err!(
-            f(
-                yv,
-                MatRef::new(&dy, 3, 2).unwrap(),
-                MatMut::new(&mut dx, 2, 3).unwrap()
-            ),
-            is_shape
-        );
-        err!(
-            f(
-                yv,
-                MatRef::new(&dy, 2, 3).unwrap(),
-                MatMut::new(&mut dx, 3, 2).unwrap()
-            ),
-            is_shape
-        );
-        err!(
-            f(
-                yv,
-                MatRef::new(&dy[..4], 2, 2).unwrap(),
-                MatMut::new(&mut dx, 2, 3).unwrap()
-            ),
-            is_shape
-        );
+        let yv = mr(&y, (2, 3));
+        // Shapes of dy and dx (each the head of its buffer).
+        for (dy_at, dx_at) in [((3, 2), (2, 3)), ((2, 3), (3, 2)), ((2, 2), (2, 3))] {
+            let r = f(yv, mr(&dy, dy_at), mm(&mut dx, dx_at));
+            err!(r, is_shape, "dy {dy_at:?}, dx {dx_at:?}");
+        }
         assert_eq!(dx, [7.0; 6]);
         // Zero columns: nothing to do.
-        f(
-            MatRef::new(&[], 2, 0).unwrap(),
-            MatRef::new(&[], 2, 0).unwrap(),
-            MatMut::new(&mut [], 2, 0).unwrap(),
-        )
-        .unwrap();
+        f(mr(&[], (2, 0)), mr(&[], (2, 0)), mm(&mut [], (2, 0))).unwrap();
         // NaN in row 0 stays in row 0.
         let mut dy = vals(6, 3.0);
         dy[1] = f32::NAN;
-        f(
-            yv,
-            MatRef::new(&dy, 2, 3).unwrap(),
-            MatMut::new(&mut dx, 2, 3).unwrap(),
-        )
-        .unwrap();
-        assert!(dx[..3].iter().all(|v| v.is_nan()));
-        assert!(dx[3..].iter().all(|v| v.is_finite()));
+        f(yv, mr(&dy, (2, 3)), mm(&mut dx, (2, 3))).unwrap();
+        assert!(nan_exactly(&dx, 0..3));
     }
 }
 
@@ -212,8 +270,8 @@ fn audit_conv2d_shape_rules() {
         Conv2dShape::new(1, 2, 4, 4, 4, 0, 3),           // zero kernel
         s.dilation(3, 1),                                // dilated span 7 > 4
     ] {
-        err!(bad.output(), is_param);
-        err!(bad.lens(), is_param);
+        err!(bad.output(), is_param, "{bad:?}");
+        err!(bad.lens(), is_param, "{bad:?}");
         assert_eq!(conv2d_im2col_scratch_len(&bad), 0);
     }
     // Padding makes a large kernel fit.
@@ -221,29 +279,29 @@ fn audit_conv2d_shape_rules() {
         Conv2dShape::new(1, 2, 4, 4, 4, 5, 5).padding(1, 1).output(),
         Ok((2, 2))
     );
-    // Totals that overflow usize.
-    err!(
-        Conv2dShape::new(usize::MAX, 2, 4, 4, 4, 3, 3).lens(),
-        is_param
-    );
-    err!(
-        Conv2dShape::new(1, 1, usize::MAX, 2, 1, 1, 1).lens(),
-        is_param
-    );
-    // With no images the totals are 0, but the kernels still form H·W.
-    err!(
-        Conv2dShape::new(0, 1, usize::MAX, 2, 1, 1, 1).lens(),
-        is_param
-    );
+    // Totals that overflow usize; with no images the totals are 0, but the
+    // kernels still form H·W.
+    for bad in [
+        Conv2dShape::new(usize::MAX, 2, 4, 4, 4, 3, 3),
+        Conv2dShape::new(1, 1, usize::MAX, 2, 1, 1, 1),
+        Conv2dShape::new(0, 1, usize::MAX, 2, 1, 1, 1),
+    ] {
+        err!(bad.lens(), is_param, "{bad:?}");
+    }
     // Pure size helpers: None / saturation / 0, never a panic.
-    assert_eq!(conv_out_len(4, 3, 1, 1, 1), Some(4));
-    assert_eq!(conv_out_len(4, 5, 1, 0, 1), None);
-    assert_eq!(conv_out_len(4, 0, 1, 0, 1), None);
-    assert_eq!(conv_out_len(4, 3, 0, 0, 1), None);
-    assert_eq!(conv_out_len(4, 3, 1, 0, 0), None);
-    assert_eq!(conv_out_len(usize::MAX, 1, 1, 1, 1), None);
-    assert_eq!(conv_out_len(4, 3, 1, usize::MAX, 1), None);
-    assert_eq!(conv_out_len(4, usize::MAX, 1, 0, 2), None);
+    let outs = [
+        ((4, 3, 1, 1, 1), Some(4)),
+        ((4, 5, 1, 0, 1), None),
+        ((4, 0, 1, 0, 1), None),
+        ((4, 3, 0, 0, 1), None),
+        ((4, 3, 1, 0, 0), None),
+        ((usize::MAX, 1, 1, 1, 1), None),
+        ((4, 3, 1, usize::MAX, 1), None),
+        ((4, usize::MAX, 1, 0, 2), None),
+    ];
+    for (args @ (len, k, stride, pad, dil), want) in outs {
+        assert_eq!(conv_out_len(len, k, stride, pad, dil), want, "{args:?}");
+    }
     assert_eq!(im2col_len(usize::MAX, 2, 1, 1, 1), usize::MAX);
     assert_eq!(im2col_len(2, 3, 3, 4, 4), 288);
     assert_eq!(
@@ -322,45 +380,75 @@ impl Conv {
             _ => conv2d_auto_backward_views_with::<Scalar, f32>(x, s, w, dy, dx, dw, db, sc),
         }
     }
+    /// What a forward or backward may write (scratch aside).
+    fn outputs(&self) -> [Vec<f32>; 4] {
+        [
+            self.y.clone(),
+            self.dx.clone(),
+            self.dw.clone(),
+            self.db.clone(),
+        ]
+    }
+}
+
+/// The cases of one direction (`run` is [`Conv::fwd`] or [`Conv::bwd`]),
+/// with a short x and a long w, on all six paths; a short im2col scratch
+/// (`BufferTooSmall` on the im2col paths); no scratch at all, on which the
+/// auto paths fall back to the direct kernel.
+fn check_conv(run: fn(&mut Conv, usize) -> Result<()>, cases: &[Case<Conv>]) {
+    let mut all: Vec<Case<Conv>> = vec![
+        ("x short", |c| c.x.truncate(31), is_len),
+        ("w long", |c| c.w.push(0.0), is_len),
+    ];
+    all.extend_from_slice(cases);
+    let cases = &all;
+    for k in 0..6 {
+        check_cases(
+            &format!("path {k}"),
+            &Conv::new(),
+            cases,
+            |c| run(c, k),
+            Conv::outputs,
+        );
+    }
+    for k in [1, 4] {
+        let what = format!("path {k}: scratch short");
+        let short = |c: &mut Conv| c.scratch.truncate(287);
+        check_case(
+            &what,
+            &Conv::new(),
+            short,
+            is_buf,
+            |c| run(c, k),
+            Conv::outputs,
+        );
+    }
+    for (k, base) in [(2, 0), (5, 3)] {
+        let mut direct = Conv::new();
+        run(&mut direct, base).unwrap();
+        let mut c = Conv::new();
+        c.scratch.clear();
+        run(&mut c, k).unwrap();
+        assert_eq!(c.outputs(), direct.outputs(), "path {k}");
+    }
 }
 
 #[test]
 fn audit_conv2d_forward_bad_inputs() {
-    type Edit = fn(&mut Conv);
-    let cases: [(Edit, Matcher); 7] = [
-        (|c| c.x.truncate(31), is_len),
-        (|c| c.w.push(0.0), is_len),
-        (|c| c.y.truncate(63), is_len),
-        (|c| c.b.truncate(3), is_len),
-        (|c| c.shape = c.shape.stride(0, 1), is_param),
-        (|c| c.shape = c.shape.groups(3), is_param),
-        (|c| c.shape = c.shape.padding(0, 0).dilation(2, 2), is_param),
-    ];
-    for k in 0..6 {
-        for (edit, m) in cases {
-            let mut c = Conv::new();
-            edit(&mut c);
-            let before = c.y.clone();
-            err!(c.fwd(k), m);
-            assert_eq!(c.y, before, "path {k}: y written on Err");
-        }
-    }
-    // A short im2col scratch: BufferTooSmall on the im2col path; the auto
-    // path falls back to the direct kernel.
-    for k in [1, 4] {
-        let mut c = Conv::new();
-        c.scratch.truncate(287);
-        err!(c.fwd(k), is_buf);
-        assert_eq!(c.y, vec![7.0; 64]);
-    }
-    for (k, base) in [(2, 0), (5, 3)] {
-        let mut direct = Conv::new();
-        direct.fwd(base).unwrap();
-        let mut c = Conv::new();
-        c.scratch.clear();
-        c.fwd(k).unwrap();
-        assert_eq!(c.y, direct.y);
-    }
+    check_conv(
+        Conv::fwd,
+        &[
+            ("stride 0", |c| c.shape = c.shape.stride(0, 1), is_param),
+            ("groups 3", |c| c.shape = c.shape.groups(3), is_param),
+            ("y short", |c| c.y.truncate(63), is_len),
+            ("b short", |c| c.b.truncate(3), is_len),
+            (
+                "span 5 > 4",
+                |c| c.shape = c.shape.padding(0, 0).dilation(2, 2),
+                is_param,
+            ),
+        ],
+    );
     // NaN at input pixel (0, 0) of channel 0 reaches exactly the outputs
     // whose window reads it: rows and columns 0..2 of every channel.
     for k in 0..6 {
@@ -376,47 +464,17 @@ fn audit_conv2d_forward_bad_inputs() {
 
 #[test]
 fn audit_conv2d_backward_bad_inputs() {
-    type Edit = fn(&mut Conv);
-    let cases: [(Edit, Matcher); 8] = [
-        (|c| c.x.truncate(31), is_len),
-        (|c| c.w.push(0.0), is_len),
-        (|c| c.dy.truncate(63), is_len),
-        (|c| c.dx.truncate(31), is_len),
-        (|c| c.dw.push(7.0), is_len),
-        (|c| c.db.truncate(3), is_len),
-        (|c| c.shape = c.shape.dilation(0, 1), is_param),
-        (|c| c.shape = c.shape.groups(0), is_param),
-    ];
-    for k in 0..6 {
-        for (edit, m) in cases {
-            let mut c = Conv::new();
-            edit(&mut c);
-            let before = c.clone();
-            err!(c.bwd(k), m);
-            assert_eq!(
-                (&c.dx, &c.dw, &c.db),
-                (&before.dx, &before.dw, &before.db),
-                "path {k}: gradients written on Err"
-            );
-        }
-    }
-    for k in [1, 4] {
-        let mut c = Conv::new();
-        c.scratch.truncate(287);
-        err!(c.bwd(k), is_buf);
-        assert_eq!(
-            (c.dx, c.dw, c.db),
-            (vec![7.0; 32], vec![7.0; 72], vec![7.0; 4])
-        );
-    }
-    for (k, base) in [(2, 0), (5, 3)] {
-        let mut direct = Conv::new();
-        direct.bwd(base).unwrap();
-        let mut c = Conv::new();
-        c.scratch.clear();
-        c.bwd(k).unwrap();
-        assert_eq!((&c.dx, &c.dw, &c.db), (&direct.dx, &direct.dw, &direct.db));
-    }
+    check_conv(
+        Conv::bwd,
+        &[
+            ("dy short", |c| c.dy.truncate(63), is_len),
+            ("dx short", |c| c.dx.truncate(31), is_len),
+            ("dw long", |c| c.dw.push(7.0), is_len),
+            ("db short", |c| c.db.truncate(3), is_len),
+            ("dilation 0", |c| c.shape = c.shape.dilation(0, 1), is_param),
+            ("groups 0", |c| c.shape = c.shape.groups(0), is_param),
+        ],
+    );
 }
 
 #[test]
@@ -431,18 +489,14 @@ fn audit_conv2d_const_faces_runtime_params() {
         (Conv2dParams::new().dilation(1, 0), is_param),
         (Conv2dParams::new().dilation(2, 1), is_param), // span 5 > 4
     ];
+    // The direct forward, with or without a (zero) bias.
+    let fwd = |y: &mut [[[[f32; 2]; 2]; 2]; 1], bias: bool, p: &Conv2dParams| {
+        let b = bias.then_some(&[0.0; 2]);
+        conv2d_with::<Simd, f32, 1, 2, 4, 4, 2, 2, 3, 3, 2, 2>(&x, &w, b, y, p)
+    };
     for (p, m) in bad {
         let mut y = [[[[7.0f32; 2]; 2]; 2]; 1];
-        err!(
-            conv2d_with::<Simd, f32, 1, 2, 4, 4, 2, 2, 3, 3, 2, 2>(
-                &x,
-                &w,
-                Some(&[0.0; 2]),
-                &mut y,
-                &p
-            ),
-            m
-        );
+        err!(fwd(&mut y, true, &p), m, "forward {p:?}");
         let mut scratch = [0.0f32; 72];
         err!(
             conv2d_im2col_with::<Scalar, f32, 1, 2, 4, 4, 2, 2, 3, 3, 2, 2, 72>(
@@ -457,15 +511,10 @@ fn audit_conv2d_const_faces_runtime_params() {
         );
         assert_eq!(y, [[[[7.0; 2]; 2]; 2]; 1]);
         let (mut dx, mut dw, mut db) = (x, w, [7.0f32; 2]);
+        let grads = (Some(&mut dx), Some(&mut dw), Some(&mut db));
         err!(
             conv2d_backward_with::<Simd, f32, 1, 2, 4, 4, 2, 2, 3, 3, 2, 2>(
-                &x,
-                &w,
-                &dy,
-                Some(&mut dx),
-                Some(&mut dw),
-                Some(&mut db),
-                &p
+                &x, &w, &dy, grads.0, grads.1, grads.2, &p
             ),
             m
         );
@@ -486,33 +535,26 @@ fn audit_conv2d_const_faces_runtime_params() {
     }
     // The valid parameters run.
     let mut y = [[[[0.0f32; 2]; 2]; 2]; 1];
-    conv2d_with::<Simd, f32, 1, 2, 4, 4, 2, 2, 3, 3, 2, 2>(
-        &x,
-        &w,
-        None,
-        &mut y,
-        &Conv2dParams::new(),
-    )
-    .unwrap();
+    fwd(&mut y, false, &Conv2dParams::new()).unwrap();
     assert_eq!(y[0][1][1][1], 18.0 * 0.125);
 }
 
 #[test]
 fn audit_conv2d_dyn_bad_inputs() {
     let p = Conv2dParams::new().padding(1, 1);
-    err!(Conv2dDyn::<f32>::zeros(2, 4, (0, 3), 1, p, true), is_param);
-    err!(Conv2dDyn::<f32>::zeros(2, 4, (3, 0), 1, p, true), is_param);
-    err!(Conv2dDyn::<f32>::zeros(3, 4, (3, 3), 2, p, true), is_param);
-    err!(Conv2dDyn::<f32>::zeros(2, 3, (3, 3), 2, p, true), is_param);
-    err!(Conv2dDyn::<f32>::zeros(2, 4, (3, 3), 0, p, true), is_param);
-    err!(
-        Conv2dDyn::<f32>::zeros(2, 4, (3, 3), 1, p.stride(0, 1), true),
-        is_param
-    );
-    err!(
-        Conv2dDyn::<f32>::zeros(2, 4, (3, 3), 1, p.dilation(1, 0), true),
-        is_param
-    );
+    // (C_in, C_out, kernel, groups, parameters)
+    for (ci, co, k, g, q) in [
+        (2, 4, (0, 3), 1, p),
+        (2, 4, (3, 0), 1, p),
+        (3, 4, (3, 3), 2, p),
+        (2, 3, (3, 3), 2, p),
+        (2, 4, (3, 3), 0, p),
+        (2, 4, (3, 3), 1, p.stride(0, 1)),
+        (2, 4, (3, 3), 1, p.dilation(1, 0)),
+    ] {
+        let r = Conv2dDyn::<f32>::zeros(ci, co, k, g, q, true);
+        err!(r, is_param, "zeros({ci}, {co}, {k:?}, {g}, {q:?})");
+    }
 
     let mut conv = Conv2dDyn::<f32>::zeros(2, 4, (3, 3), 1, p, true).unwrap();
     conv.weight
@@ -561,14 +603,10 @@ fn audit_dropout_bad_p_and_lengths() {
     for p in [-0.1f32, 1.5, f32::NAN, f32::INFINITY] {
         let mut rng = Xoshiro128PlusPlus::seed_from_u64(3);
         let (mut y, mut mask) = ([7.0f32; 8], [false; 8]);
-        err!(
-            dropout_forward(&x, &mut y, &mut mask, p, true, &mut rng),
-            is_param
-        );
-        err!(
-            dropout_forward(&x, &mut y, &mut mask, p, false, &mut rng),
-            is_param
-        );
+        for train in [true, false] {
+            let r = dropout_forward(&x, &mut y, &mut mask, p, train, &mut rng);
+            err!(r, is_param, "p {p}, train {train}");
+        }
         assert_eq!((y, mask), ([7.0; 8], [false; 8]));
         // No draw was taken.
         assert_eq!(
@@ -581,14 +619,11 @@ fn audit_dropout_bad_p_and_lengths() {
     }
     let mut rng = Xoshiro128PlusPlus::seed_from_u64(3);
     let (mut y, mut mask) = ([7.0f32; 8], [false; 8]);
-    err!(
-        dropout_forward(&x, &mut y[..7], &mut mask, 0.5, true, &mut rng),
-        is_len
-    );
-    err!(
-        dropout_forward(&x, &mut y, &mut mask[..7], 0.5, false, &mut rng),
-        is_len
-    );
+    // Lengths of y and the mask, and whether the call trains.
+    for (ny, nm, train) in [(7, 8, true), (8, 7, false)] {
+        let r = dropout_forward(&x, &mut y[..ny], &mut mask[..nm], 0.5, train, &mut rng);
+        err!(r, is_len, "y {ny}, mask {nm}");
+    }
     assert_eq!((y, mask), ([7.0; 8], [false; 8]));
     let mut dx = [7.0f32; 8];
     err!(dropout_backward(&x, &[true; 7], 0.5, true, &mut dx), is_len);
@@ -604,7 +639,7 @@ fn audit_dropout_bad_p_and_lengths() {
     xn[3] = f32::NAN;
     dropout_forward(&xn, &mut y, &mut mask, 0.0, true, &mut rng).unwrap();
     assert!(mask.iter().all(|&m| m));
-    assert!(y[3].is_nan() && y.iter().enumerate().all(|(i, v)| i == 3 || v.is_finite()));
+    assert!(nan_exactly(&y, 3..4));
 }
 
 // ---------------------------------------------------------------- nn::embedding
@@ -612,60 +647,44 @@ fn audit_dropout_bad_p_and_lengths() {
 #[test]
 fn audit_embedding_bad_ids_and_shapes() {
     let table = vals(6, 1.0); // V 3, D 2
-    let t = MatRef::new(&table, 3, 2).unwrap();
+    let t = mr(&table, (3, 2));
     let mut y = [7.0f32; 4];
     assert_eq!(
-        embedding_views(t, &[0, 3], MatMut::new(&mut y, 2, 2).unwrap()),
+        embedding_views(t, &[0, 3], mm(&mut y, (2, 2))),
         Err(Error::OutOfRange {
             what: "embedding: id",
             index: 3,
             len: 3
         })
     );
-    err!(
-        embedding_views(t, &[0], MatMut::new(&mut y, 2, 2).unwrap()),
-        is_len
-    );
-    err!(
-        embedding_views(t, &[0, 1], MatMut::new(&mut y, 1, 4).unwrap()),
-        is_len
-    );
-    err!(
-        embedding_views(t, &[0], MatMut::new(&mut y[..3], 1, 3).unwrap()),
-        is_len
-    );
+    // Ids, and the shape of y (the head of its buffer).
+    let cases: [(&[usize], (usize, usize)); 3] =
+        [(&[0], (2, 2)), (&[0, 1], (1, 4)), (&[0], (1, 3))];
+    for (ids, at) in cases {
+        err!(
+            embedding_views(t, ids, mm(&mut y, at)),
+            is_len,
+            "ids {ids:?}, y {at:?}"
+        );
+    }
     assert_eq!(y, [7.0; 4]);
 
     let dy = vals(4, 2.0);
     let mut grad = [0.5f32; 6];
+    // Ids, and the shape of the gradient table.
+    let cases: [(&[usize], (usize, usize), Matcher); 3] = [
+        (&[1, usize::MAX], (3, 2), is_range),
+        (&[1], (3, 2), is_len),
+        (&[1, 2], (2, 3), is_len),
+    ];
     for f in [
         embedding_backward_views::<f32>,
         embedding_backward_views_with::<Scalar, f32>,
     ] {
-        err!(
-            f(
-                &[1, usize::MAX],
-                MatRef::new(&dy, 2, 2).unwrap(),
-                MatMut::new(&mut grad, 3, 2).unwrap()
-            ),
-            is_range
-        );
-        err!(
-            f(
-                &[1],
-                MatRef::new(&dy, 2, 2).unwrap(),
-                MatMut::new(&mut grad, 3, 2).unwrap()
-            ),
-            is_len
-        );
-        err!(
-            f(
-                &[1, 2],
-                MatRef::new(&dy, 2, 2).unwrap(),
-                MatMut::new(&mut grad, 2, 3).unwrap()
-            ),
-            is_len
-        );
+        for (ids, at, m) in cases {
+            let r = f(ids, mr(&dy, (2, 2)), mm(&mut grad, at));
+            err!(r, m, "ids {ids:?}, grad {at:?}");
+        }
         assert_eq!(grad, [0.5; 6]);
     }
     // Const face: shapes at compile time, ids at run time.
@@ -680,12 +699,7 @@ fn audit_embedding_bad_ids_and_shapes() {
     );
     assert_eq!(g, [[0.5; 2]; 2]);
     // Edge: no ids, empty table.
-    embedding_views(
-        MatRef::<f32>::new(&[], 0, 2).unwrap(),
-        &[],
-        MatMut::new(&mut [], 0, 2).unwrap(),
-    )
-    .unwrap();
+    embedding_views(mr::<f32>(&[], (0, 2)), &[], mm(&mut [], (0, 2))).unwrap();
 }
 
 // ---------------------------------------------------------------- nn::linear
@@ -695,75 +709,34 @@ fn audit_linear_views_bad_shapes() {
     let x = vals(6, 1.0); // (2, 3)
     let w = vals(12, 2.0); // (4, 3)
     let b = vals(4, 3.0);
+    // The shape of w, the bias, the shape of y (views take a buffer's head).
+    type Row<'a> = ((usize, usize), Option<&'a [f32]>, (usize, usize), Matcher);
+    let cases: [Row<'_>; 4] = [
+        ((4, 2), Some(&b), (2, 4), is_shape),
+        ((4, 3), Some(&b[..3]), (2, 4), is_len),
+        ((4, 3), None, (2, 3), is_shape),
+        ((4, 3), None, (4, 2), is_shape),
+    ];
     type F = fn(MatRef<'_, f32>, MatRef<'_, f32>, Option<&[f32]>, MatMut<'_, f32>) -> Result<()>;
     for f in [linear_views::<f32> as F, linear_views_with::<Scalar, f32>] {
-        let xv = MatRef::new(&x, 2, 3).unwrap();
+        let xv = mr(&x, (2, 3));
         let mut y = [7.0f32; 8];
-        err!(
-            f(
-                xv,
-                MatRef::new(&w[..8], 4, 2).unwrap(),
-                Some(&b),
-                MatMut::new(&mut y, 2, 4).unwrap()
-            ),
-            is_shape
-        );
-        err!(
-            f(
-                xv,
-                MatRef::new(&w, 4, 3).unwrap(),
-                Some(&b[..3]),
-                MatMut::new(&mut y, 2, 4).unwrap()
-            ),
-            is_len
-        );
-        err!(
-            f(
-                xv,
-                MatRef::new(&w, 4, 3).unwrap(),
-                None,
-                MatMut::new(&mut y[..6], 2, 3).unwrap()
-            ),
-            is_shape
-        );
-        err!(
-            f(
-                xv,
-                MatRef::new(&w, 4, 3).unwrap(),
-                None,
-                MatMut::new(&mut y, 4, 2).unwrap()
-            ),
-            is_shape
-        );
+        for (w_at, bias, y_at, m) in cases {
+            let r = f(xv, mr(&w, w_at), bias, mm(&mut y, y_at));
+            err!(r, m, "w {w_at:?}, b {bias:?}, y {y_at:?}");
+        }
         assert_eq!(y, [7.0; 8]);
         // NaN in row 0 of x stays in row 0 of y.
         let mut xn = x.clone();
         xn[1] = f32::NAN;
         f(
-            MatRef::new(&xn, 2, 3).unwrap(),
-            MatRef::new(&w, 4, 3).unwrap(),
+            mr(&xn, (2, 3)),
+            mr(&w, (4, 3)),
             Some(&b),
-            MatMut::new(&mut y, 2, 4).unwrap(),
+            mm(&mut y, (2, 4)),
         )
         .unwrap();
-        assert!(y[..4].iter().all(|v| v.is_nan()) && y[4..].iter().all(|v| v.is_finite()));
-    }
-}
-
-/// `linear_backward_views` (or its Scalar form) with every gradient wanted.
-fn lin_bwd(
-    scalar: bool,
-    x: MatRef<'_, f32>,
-    w: MatRef<'_, f32>,
-    dy: MatRef<'_, f32>,
-    dx: MatMut<'_, f32>,
-    dw: MatMut<'_, f32>,
-    db: &mut [f32],
-) -> Result<()> {
-    if scalar {
-        linear_backward_views_with::<Scalar, f32>(x, w, dy, Some(dx), Some(dw), Some(db))
-    } else {
-        linear_backward_views(x, w, dy, Some(dx), Some(dw), Some(db))
+        assert!(nan_exactly(&y, 0..4));
     }
 }
 
@@ -772,74 +745,28 @@ fn audit_linear_backward_bad_shapes() {
     let x = vals(6, 1.0); // (2, 3)
     let w = vals(12, 2.0); // (4, 3)
     let dy = vals(8, 3.0); // (2, 4)
-    for k in 0..2 {
+    // Shapes of w, dy, dx and dw (views take a buffer's head); db's length.
+    type Shape = (usize, usize);
+    let cases: [(Shape, Shape, Shape, Shape, usize, Matcher); 5] = [
+        ((4, 3), (2, 3), (2, 3), (4, 3), 4, is_shape), // dy
+        ((4, 2), (2, 4), (2, 3), (4, 3), 4, is_shape), // w's columns are not x's
+        ((4, 3), (2, 4), (3, 2), (4, 3), 4, is_shape), // dx
+        ((4, 3), (2, 4), (2, 3), (3, 4), 4, is_shape), // dw
+        ((4, 3), (2, 4), (2, 3), (4, 3), 3, is_len),   // db
+    ];
+    for scalar in [false, true] {
+        let f = pick!(scalar, linear_backward_views, linear_backward_views_with);
         let (mut dx, mut dw, mut db) = ([7.0f32; 6], [7.0f32; 12], [7.0f32; 4]);
-        let xv = MatRef::new(&x, 2, 3).unwrap();
-        let wv = MatRef::new(&w, 4, 3).unwrap();
-        let dyv = MatRef::new(&dy, 2, 4).unwrap();
-        // dy of the wrong shape.
-        err!(
-            lin_bwd(
-                k == 1,
-                xv,
-                wv,
-                MatRef::new(&dy[..6], 2, 3).unwrap(),
-                MatMut::new(&mut dx, 2, 3).unwrap(),
-                MatMut::new(&mut dw, 4, 3).unwrap(),
-                &mut db
-            ),
-            is_shape
-        );
-        // w whose columns are not x's.
-        err!(
-            lin_bwd(
-                k == 1,
-                xv,
-                MatRef::new(&w[..8], 4, 2).unwrap(),
-                dyv,
-                MatMut::new(&mut dx, 2, 3).unwrap(),
-                MatMut::new(&mut dw, 4, 3).unwrap(),
-                &mut db
-            ),
-            is_shape
-        );
-        // dx, dw, db of the wrong shape or length.
-        err!(
-            lin_bwd(
-                k == 1,
-                xv,
-                wv,
-                dyv,
-                MatMut::new(&mut dx, 3, 2).unwrap(),
-                MatMut::new(&mut dw, 4, 3).unwrap(),
-                &mut db
-            ),
-            is_shape
-        );
-        err!(
-            lin_bwd(
-                k == 1,
-                xv,
-                wv,
-                dyv,
-                MatMut::new(&mut dx, 2, 3).unwrap(),
-                MatMut::new(&mut dw, 3, 4).unwrap(),
-                &mut db
-            ),
-            is_shape
-        );
-        err!(
-            lin_bwd(
-                k == 1,
-                xv,
-                wv,
-                dyv,
-                MatMut::new(&mut dx, 2, 3).unwrap(),
-                MatMut::new(&mut dw, 4, 3).unwrap(),
-                &mut db[..3]
-            ),
-            is_len
-        );
+        for (w_at, dy_at, dx_at, dw_at, nb, m) in cases {
+            let (xv, wv, dyv) = (mr(&x, (2, 3)), mr(&w, w_at), mr(&dy, dy_at));
+            let (gx, gw) = (mm(&mut dx, dx_at), mm(&mut dw, dw_at));
+            let r = f(xv, wv, dyv, Some(gx), Some(gw), Some(&mut db[..nb]));
+            err!(
+                r,
+                m,
+                "w {w_at:?}, dy {dy_at:?}, dx {dx_at:?}, dw {dw_at:?}, db {nb}"
+            );
+        }
         assert_eq!((dx, dw, db), ([7.0; 6], [7.0; 12], [7.0; 4]));
     }
 }
@@ -930,7 +857,7 @@ fn audit_mse_and_bce_bad_inputs() {
     let mut pn = p.clone();
     pn[2] = f32::NAN;
     assert!(mse_loss(&pn, &t, Some(&mut d)).unwrap().is_nan());
-    assert!(d[2].is_nan() && d.iter().enumerate().all(|(i, v)| i == 2 || v.is_finite()));
+    assert!(nan_exactly(&d, 2..3));
 
     let tb = [0.0f32, 1.0, 0.5, 0.25, 1.0];
     let mut d = [7.0f32; 5];
@@ -940,11 +867,15 @@ fn audit_mse_and_bce_bad_inputs() {
     for bad in [1.5f32, -0.1, f32::NAN, f32::INFINITY] {
         let mut tt = tb;
         tt[3] = bad;
-        err!(bce_with_logits(&p, &tt, Some(&mut d)), is_param);
+        err!(
+            bce_with_logits(&p, &tt, Some(&mut d)),
+            is_param,
+            "target {bad}"
+        );
     }
     assert_eq!(d, [7.0; 5]);
     assert!(bce_with_logits(&pn, &tb, Some(&mut d)).unwrap().is_nan());
-    assert!(d[2].is_nan() && d.iter().enumerate().all(|(i, v)| i == 2 || v.is_finite()));
+    assert!(nan_exactly(&d, 2..3));
     // Extreme but finite logits stay finite.
     assert!(
         bce_with_logits(&[1e30f32, -1e30], &[0.0, 1.0], None)
@@ -956,8 +887,12 @@ fn audit_mse_and_bce_bad_inputs() {
 #[test]
 fn audit_cross_entropy_bad_inputs() {
     let logits = vals(6, 1.0); // (2, 3)
-    let lv = MatRef::new(&logits, 2, 3).unwrap();
+    let lv = mr(&logits, (2, 3));
     let plain = CrossEntropy::<f32>::default();
+    let smooth = |label_smoothing| CrossEntropy {
+        label_smoothing,
+        ignore_index: None,
+    };
     type F =
         fn(MatRef<'_, f32>, &[usize], &CrossEntropy<f32>, Option<MatMut<'_, f32>>) -> Result<f32>;
     for f in [
@@ -966,40 +901,15 @@ fn audit_cross_entropy_bad_inputs() {
     ] {
         let mut d = [7.0f32; 6];
         err!(f(lv, &[0], &plain, None), is_len);
-        err!(
-            f(
-                lv,
-                &[0, 1],
-                &plain,
-                Some(MatMut::new(&mut d[..4], 2, 2).unwrap())
-            ),
-            is_shape
-        );
+        err!(f(lv, &[0, 1], &plain, Some(mm(&mut d, (2, 2)))), is_shape);
         for eps in [1.5f32, -0.1, f32::NAN] {
-            let o = CrossEntropy {
-                label_smoothing: eps,
-                ignore_index: None,
-            };
-            err!(
-                f(lv, &[0, 1], &o, Some(MatMut::new(&mut d, 2, 3).unwrap())),
-                is_param
-            );
+            let r = f(lv, &[0, 1], &smooth(eps), Some(mm(&mut d, (2, 3))));
+            err!(r, is_param, "label smoothing {eps}");
         }
-        err!(
-            f(MatRef::new(&[], 0, 3).unwrap(), &[], &plain, None),
-            is_empty
-        );
-        err!(
-            f(MatRef::new(&[], 2, 0).unwrap(), &[0, 0], &plain, None),
-            is_empty
-        );
+        err!(f(mr(&[], (0, 3)), &[], &plain, None), is_empty);
+        err!(f(mr(&[], (2, 0)), &[0, 0], &plain, None), is_empty);
         assert_eq!(
-            f(
-                lv,
-                &[0, 3],
-                &plain,
-                Some(MatMut::new(&mut d, 2, 3).unwrap())
-            ),
+            f(lv, &[0, 3], &plain, Some(mm(&mut d, (2, 3)))),
             Err(Error::OutOfRange {
                 what: "cross-entropy: target",
                 index: 3,
@@ -1010,40 +920,50 @@ fn audit_cross_entropy_bad_inputs() {
             label_smoothing: 0.0f32,
             ignore_index: Some(7),
         };
-        err!(
-            f(lv, &[7, 7], &ign, Some(MatMut::new(&mut d, 2, 3).unwrap())),
-            is_empty
-        );
+        err!(f(lv, &[7, 7], &ign, Some(mm(&mut d, (2, 3)))), is_empty);
         assert_eq!(d, [7.0; 6]);
         // An ignored out-of-range target is fine.
-        f(lv, &[7, 1], &ign, Some(MatMut::new(&mut d, 2, 3).unwrap())).unwrap();
+        f(lv, &[7, 1], &ign, Some(mm(&mut d, (2, 3)))).unwrap();
         assert_eq!(&d[..3], &[0.0; 3]);
         // NaN in row 0: loss NaN, gradient NaN on row 0 only.
         let mut ln = logits.clone();
         ln[0] = f32::NAN;
-        let loss = f(
-            MatRef::new(&ln, 2, 3).unwrap(),
-            &[0, 1],
-            &plain,
-            Some(MatMut::new(&mut d, 2, 3).unwrap()),
-        )
-        .unwrap();
+        let loss = f(mr(&ln, (2, 3)), &[0, 1], &plain, Some(mm(&mut d, (2, 3)))).unwrap();
         assert!(loss.is_nan());
-        assert!(d[..3].iter().all(|v| v.is_nan()) && d[3..].iter().all(|v| v.is_finite()));
+        assert!(nan_exactly(&d, 0..3));
     }
     // Const face: shapes at compile time; targets and options at run time.
     let l = [[1.0f32, 2.0], [0.5, 0.0]];
     let mut d = [[7.0f32; 2]; 2];
     err!(cross_entropy(&l, &[0, 2], &plain, Some(&mut d)), is_range);
-    let o = CrossEntropy {
-        label_smoothing: 2.0f32,
-        ignore_index: None,
-    };
-    err!(cross_entropy(&l, &[0, 1], &o, Some(&mut d)), is_param);
+    err!(
+        cross_entropy(&l, &[0, 1], &smooth(2.0), Some(&mut d)),
+        is_param
+    );
     assert_eq!(d, [[7.0; 2]; 2]);
 }
 
 // ---------------------------------------------------------------- nn::optim
+
+/// A step over two parameters, the second with `ng` gradient and `ns` state
+/// values (the first valid, with `n` state values), must fail with
+/// `LengthMismatch` and leave both parameters and states alone.
+fn check_second_param(
+    step: impl FnOnce(&mut [Param<'_, f32>]) -> Result<()>,
+    n: usize,
+    (ng, ns): (usize, usize),
+) {
+    let g = [0.5f32, -0.5];
+    let (mut w1, mut w2) = ([1.0f32, 2.0], [1.0f32, 2.0]);
+    let (mut s1, mut s2) = (vec![3.0f32; n], vec![3.0f32; ns]);
+    let mut ps = [
+        Param::new(&mut w1, &g, &mut s1),
+        Param::new(&mut w2, &g[..ng], &mut s2),
+    ];
+    err!(step(&mut ps), is_len, "gradient {ng}, state {ns}");
+    assert_eq!((w1, w2), ([1.0, 2.0], [1.0, 2.0]));
+    assert!(s1.iter().chain(&s2).all(|&v| v == 3.0));
+}
 
 #[test]
 fn audit_sgd_bad_input_leaves_state() {
@@ -1077,25 +997,10 @@ fn audit_sgd_bad_input_leaves_state() {
     for momentum in [0.0f32, 0.9] {
         let mut sgd = Sgd::new(0.1).momentum(momentum);
         let n = sgd.state_len(2);
-        let (mut w1, mut w2) = ([1.0f32, 2.0], [1.0f32, 2.0]);
-        let (mut s1, mut s2) = (vec![3.0f32; n], vec![3.0f32; n + 1]);
-        err!(
-            sgd.step(&mut [
-                Param::new(&mut w1, &g, &mut s1),
-                Param::new(&mut w2, &g, &mut s2)
-            ]),
-            is_len
-        );
-        let mut s2 = vec![3.0f32; n];
-        err!(
-            sgd.step(&mut [
-                Param::new(&mut w1, &g, &mut s1),
-                Param::new(&mut w2, &g[..1], &mut s2)
-            ]),
-            is_len
-        );
-        assert_eq!((w1, w2, sgd.steps()), ([1.0, 2.0], [1.0, 2.0], 0));
-        assert!(s1.iter().chain(&s2).all(|&v| v == 3.0));
+        for lens in [(2, n + 1), (1, n)] {
+            check_second_param(|ps| sgd.step(ps), n, lens);
+        }
+        assert_eq!(sgd.steps(), 0);
     }
     // Builders, accessors, NaN propagation.
     let mut sgd = Sgd::new(0.1f32)
@@ -1146,28 +1051,12 @@ fn audit_adam_bad_input_leaves_state() {
         err!(adam.step(&mut [Param::new(&mut w, &g, &mut st)]), is_param);
         assert_eq!((w, st, adam.steps()), ([1.0, 2.0], [3.0; 4], 0));
     }
+    // Lengths: a later bad parameter leaves the earlier good one alone.
     let mut adam = Adam::new(0.1f32);
-    let (mut w1, mut w2) = ([1.0f32, 2.0], [1.0f32, 2.0]);
-    let (mut s1, mut s2) = ([3.0f32; 4], [3.0f32; 2]);
-    err!(
-        adam.step(&mut [
-            Param::new(&mut w1, &g, &mut s1),
-            Param::new(&mut w2, &g, &mut s2)
-        ]),
-        is_len
-    );
-    let mut s2 = [3.0f32; 4];
-    err!(
-        adam.step(&mut [
-            Param::new(&mut w1, &g, &mut s1),
-            Param::new(&mut w2, &g[..1], &mut s2)
-        ]),
-        is_len
-    );
-    assert_eq!(
-        (w1, w2, s1, s2, adam.steps()),
-        ([1.0, 2.0], [1.0, 2.0], [3.0; 4], [3.0; 4], 0)
-    );
+    for lens in [(2, 2), (1, 4)] {
+        check_second_param(|ps| adam.step(ps), 4, lens);
+    }
+    assert_eq!(adam.steps(), 0);
     // Builders and accessors.
     let a = Adam::adamw(0.01f32).betas(0.8, 0.9).eps(1e-6);
     assert_eq!(
@@ -1176,7 +1065,7 @@ fn audit_adam_bad_input_leaves_state() {
     );
     assert_eq!((a.state_len(3), a.state_len(usize::MAX)), (6, usize::MAX));
     // NaN in a gradient reaches its parameter and its moments.
-    let mut st = [0.0f32; 4];
+    let (mut w1, mut st) = ([1.0f32, 2.0], [0.0f32; 4]);
     adam.step(&mut [Param::new(&mut w1, &[f32::NAN, 0.5], &mut st)])
         .unwrap();
     assert!(w1[0].is_nan() && w1[1].is_finite() && st[0].is_nan() && st[2].is_nan());
@@ -1189,12 +1078,20 @@ fn audit_adam_bad_input_leaves_state() {
 fn audit_clip_grad_norm_bad_inputs() {
     for max in [0.0f32, -1.0, f32::NAN, f32::INFINITY] {
         let mut g = [3.0f32, 4.0];
-        err!(clip_grad_norm(&mut [&mut g[..]], max), is_param);
+        err!(
+            clip_grad_norm(&mut [&mut g[..]], max),
+            is_param,
+            "max {max}"
+        );
         assert_eq!(g, [3.0, 4.0]);
     }
     for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
         let (mut a, mut b) = ([3.0f32, 4.0], [bad, 1.0]);
-        err!(clip_grad_norm(&mut [&mut a[..], &mut b[..]], 1.0), is_nan);
+        err!(
+            clip_grad_norm(&mut [&mut a[..], &mut b[..]], 1.0),
+            is_nan,
+            "{bad}"
+        );
         assert_eq!(a, [3.0, 4.0]);
     }
     // A norm that fits f64 but not f32.
@@ -1223,24 +1120,20 @@ fn audit_pool_shape_rules() {
         s.stride(2, 0),
         Pool2dShape::new(1, 1, 4, 4, 5, 2), // window larger than the input
     ] {
-        err!(bad.output(), is_param);
-        err!(bad.lens(), is_param);
+        err!(bad.output(), is_param, "{bad:?}");
+        err!(bad.lens(), is_param, "{bad:?}");
     }
-    err!(Pool2dShape::new(usize::MAX, 2, 4, 4, 2, 2).lens(), is_param);
-    err!(Pool2dShape::new(1, 1, usize::MAX, 2, 1, 1).lens(), is_param);
-    err!(Pool2dShape::new(0, 1, usize::MAX, 2, 1, 1).lens(), is_param);
+    for bad in [
+        Pool2dShape::new(usize::MAX, 2, 4, 4, 2, 2),
+        Pool2dShape::new(1, 1, usize::MAX, 2, 1, 1),
+        Pool2dShape::new(0, 1, usize::MAX, 2, 1, 1),
+    ] {
+        err!(bad.lens(), is_param, "{bad:?}");
+    }
     // Ceil mode, including PyTorch's dropped last window.
-    assert_eq!(
-        Pool2dShape::new(1, 1, 5, 5, 2, 2).ceil_mode(true).output(),
-        Ok((3, 3))
-    );
-    assert_eq!(
-        Pool2dShape::new(1, 1, 5, 5, 2, 2)
-            .padding(1, 1)
-            .ceil_mode(true)
-            .output(),
-        Ok((3, 3))
-    );
+    let five = Pool2dShape::new(1, 1, 5, 5, 2, 2).ceil_mode(true);
+    assert_eq!(five.output(), Ok((3, 3)));
+    assert_eq!(five.padding(1, 1).output(), Ok((3, 3)));
 }
 
 #[test]
@@ -1248,9 +1141,11 @@ fn audit_max_pool_bad_inputs() {
     let s = Pool2dShape::new(1, 2, 4, 4, 2, 2);
     let x = vals(32, 1.0);
     let (mut y, mut idx) = ([7.0f32; 8], [99usize; 8]);
-    err!(max_pool2d_views(&x[..31], &s, &mut y, &mut idx), is_len);
-    err!(max_pool2d_views(&x, &s, &mut y[..7], &mut idx), is_len);
-    err!(max_pool2d_views(&x, &s, &mut y, &mut idx[..7]), is_len);
+    // Lengths of x, y and the indices.
+    for (nx, ny, ni) in [(31, 8, 8), (32, 7, 8), (32, 8, 7)] {
+        let r = max_pool2d_views(&x[..nx], &s, &mut y[..ny], &mut idx[..ni]);
+        err!(r, is_len, "forward lengths {nx}, {ny}, {ni}");
+    }
     err!(
         max_pool2d_views(&x, &s.stride(0, 1), &mut y, &mut idx),
         is_param
@@ -1259,18 +1154,11 @@ fn audit_max_pool_bad_inputs() {
     max_pool2d_views(&x, &s, &mut y, &mut idx).unwrap();
     let mut dx = [7.0f32; 32];
     let dy = [1.0f32; 8];
-    err!(
-        max_pool2d_backward_views(&s, &dy[..7], &idx, &mut dx),
-        is_len
-    );
-    err!(
-        max_pool2d_backward_views(&s, &dy, &idx[..7], &mut dx),
-        is_len
-    );
-    err!(
-        max_pool2d_backward_views(&s, &dy, &idx, &mut dx[..31]),
-        is_len
-    );
+    // Lengths of dy, the indices and dx.
+    for (ndy, ni, ndx) in [(7, 8, 32), (8, 7, 32), (8, 8, 31)] {
+        let r = max_pool2d_backward_views(&s, &dy[..ndy], &idx[..ni], &mut dx[..ndx]);
+        err!(r, is_len, "backward lengths {ndy}, {ni}, {ndx}");
+    }
     err!(
         max_pool2d_backward_views(&s.padding(3, 0), &dy, &idx, &mut dx),
         is_param
@@ -1290,8 +1178,7 @@ fn audit_max_pool_bad_inputs() {
     let mut xn = x.clone();
     xn[1] = f32::NAN;
     max_pool2d_views(&xn, &s, &mut y, &mut idx).unwrap();
-    assert!(y[0].is_nan() && idx[0] == 1);
-    assert!(y[1..].iter().all(|v| v.is_finite()));
+    assert!(nan_exactly(&y, 0..1) && idx[0] == 1);
 }
 
 #[test]
@@ -1302,24 +1189,16 @@ fn audit_avg_pool_bad_inputs() {
         let mut y = [7.0f32; 8];
         err!(avg_pool2d_views(&x[..31], &s, cip, &mut y), is_len);
         err!(avg_pool2d_views(&x, &s, cip, &mut y[..7]), is_len);
-        err!(
-            avg_pool2d_views(&x, &s.padding(2, 2), cip, &mut y),
-            is_param
-        );
-        err!(
-            avg_pool2d_views(&x, &Pool2dShape::new(1, 2, 4, 4, 5, 5), cip, &mut y),
-            is_param
-        );
+        for bad in [s.padding(2, 2), Pool2dShape::new(1, 2, 4, 4, 5, 5)] {
+            err!(avg_pool2d_views(&x, &bad, cip, &mut y), is_param, "{bad:?}");
+        }
         assert_eq!(y, [7.0; 8]);
         let mut dx = [7.0f32; 32];
-        err!(
-            avg_pool2d_backward_views(&s, cip, &[1.0; 7], &mut dx),
-            is_len
-        );
-        err!(
-            avg_pool2d_backward_views(&s, cip, &[1.0; 8], &mut dx[..31]),
-            is_len
-        );
+        // Lengths of dy and dx.
+        for (ndy, ndx) in [(7, 32), (8, 31)] {
+            let r = avg_pool2d_backward_views(&s, cip, &[1.0; 8][..ndy], &mut dx[..ndx]);
+            err!(r, is_len, "lengths {ndy}, {ndx}");
+        }
         err!(
             avg_pool2d_backward_views(&s.stride(0, 0), cip, &[1.0; 8], &mut dx),
             is_param
@@ -1328,7 +1207,7 @@ fn audit_avg_pool_bad_inputs() {
         let mut xn = x.clone();
         xn[5] = f32::NAN; // window (0, 0) of plane 0
         avg_pool2d_views(&xn, &s, cip, &mut y).unwrap();
-        assert!(y[0].is_nan() && y[1..].iter().all(|v| v.is_finite()));
+        assert!(nan_exactly(&y, 0..1));
     }
 }
 
@@ -1343,23 +1222,21 @@ fn audit_global_avg_pool_bad_inputs() {
     err!(global_avg_pool_views::<f32>(&[], 0, 0, &mut []), is_empty);
     assert_eq!(y, [7.0; 3]);
     let mut dx = [7.0f32; 12];
+    let dy = [1.0f32; 3];
     err!(
-        global_avg_pool_backward_views(&[1.0f32; 3], 4, &mut dx[..11]),
+        global_avg_pool_backward_views(&dy, 4, &mut dx[..11]),
         is_len
     );
     err!(
-        global_avg_pool_backward_views(&[1.0f32; 3], usize::MAX, &mut dx),
+        global_avg_pool_backward_views(&dy, usize::MAX, &mut dx),
         is_len
     );
-    err!(
-        global_avg_pool_backward_views::<f32>(&[1.0; 3], 0, &mut []),
-        is_empty
-    );
+    err!(global_avg_pool_backward_views(&dy, 0, &mut []), is_empty);
     assert_eq!(dx, [7.0; 12]);
     let mut xn = x.clone();
     xn[5] = f32::NAN;
     global_avg_pool_views(&xn, 3, 4, &mut y).unwrap();
-    assert!(y[1].is_nan() && y[0].is_finite() && y[2].is_finite());
+    assert!(nan_exactly(&y, 1..2));
 }
 
 // ---------------------------------------------------------------- nn::recurrent
@@ -1375,12 +1252,17 @@ fn audit_rnn_shape_and_sizes() {
         [(1, 0, false), (1, 0, false), (4, 6, true), (3, 4, false)]
     );
     for cell in [Cell::RnnTanh, Cell::Lstm, Cell::Gru] {
-        err!(RnnShape::new(0, 1, 1, 1).check(cell), is_empty);
-        err!(RnnShape::new(1, 0, 1, 1).check(cell), is_empty);
-        err!(RnnShape::new(1, 1, 0, 1).check(cell), is_param);
-        err!(RnnShape::new(1, 1, 1, 0).check(cell), is_param);
-        err!(RnnShape::new(usize::MAX, 2, 1, 1).check(cell), is_param);
-        err!(RnnShape::new(1, 1, 1, usize::MAX / 2).check(cell), is_param);
+        let bad: [(RnnShape, Matcher); 6] = [
+            (RnnShape::new(0, 1, 1, 1), is_empty),
+            (RnnShape::new(1, 0, 1, 1), is_empty),
+            (RnnShape::new(1, 1, 0, 1), is_param),
+            (RnnShape::new(1, 1, 1, 0), is_param),
+            (RnnShape::new(usize::MAX, 2, 1, 1), is_param),
+            (RnnShape::new(1, 1, 1, usize::MAX / 2), is_param),
+        ];
+        for (s, m) in bad {
+            err!(s.check(cell), m, "{cell:?} {s:?}");
+        }
         RnnShape::new(1, 1, 1, 1).check(cell).unwrap();
         let huge = RnnShape::new(usize::MAX, 2, 1, 1);
         assert_eq!(recurrent_forward_scratch_len(cell, &huge), usize::MAX);
@@ -1439,7 +1321,7 @@ impl Rec {
         let (n, s, i, h) = (2, 3, 2, 3);
         let shape = RnnShape::new(n, s, i, h);
         let gh = cell.gates() * h;
-        let lstm = cell.has_cell_state();
+        let state = |v: Vec<f32>| cell.has_cell_state().then_some(v);
         Self {
             cell,
             shape,
@@ -1449,86 +1331,81 @@ impl Rec {
             b_hh: vals(gh, 4.0),
             x: vals(n * s * i, 5.0),
             h0: vals(n * h, 6.0),
-            c0: lstm.then(|| vals(n * h, 7.0)),
+            c0: state(vals(n * h, 7.0)),
             out: vec![7.0; n * s * h],
             h_n: vec![7.0; n * h],
-            c_n: lstm.then(|| vec![7.0; n * h]),
+            c_n: state(vec![7.0; n * h]),
             saved: vec![7.0; recurrent_saved_len(cell, &shape)],
             scratch: vec![7.0; recurrent_forward_scratch_len(cell, &shape)],
             dout: vals(n * s * h, 8.0),
             dh_n: vals(n * h, 9.0),
-            dc_n: lstm.then(|| vals(n * h, 10.0)),
+            dc_n: state(vals(n * h, 10.0)),
             dw_ih: vec![0.5; gh * i],
             dw_hh: vec![0.5; gh * h],
             db_ih: vec![0.5; gh],
             db_hh: vec![0.5; gh],
             dx: vec![7.0; n * s * i],
             dh0: vec![7.0; n * h],
-            dc0: lstm.then(|| vec![7.0; n * h]),
+            dc0: state(vec![7.0; n * h]),
             bscratch: vec![7.0; recurrent_backward_scratch_len(cell, &shape)],
         }
     }
     fn forward(&mut self, scalar: bool) -> Result<()> {
-        let p = RecurrentParams::new(
-            self.cell,
-            &self.w_ih,
-            &self.w_hh,
-            Some(&self.b_ih),
-            Some(&self.b_hh),
-        );
-        let f = if scalar {
-            recurrent_forward_views_with::<Scalar, f32>
-        } else {
-            recurrent_forward_views::<f32>
-        };
-        f(
-            &p,
-            &self.shape,
-            &self.x,
-            Some(&self.h0),
-            self.c0.as_deref(),
-            &mut self.out,
-            Some(&mut self.h_n),
-            self.c_n.as_deref_mut(),
-            &mut self.saved,
-            &mut self.scratch,
-        )
+        self.run(false, scalar)
     }
     fn backward(&mut self, scalar: bool) -> Result<()> {
-        let p = RecurrentParams::new(
-            self.cell,
-            &self.w_ih,
-            &self.w_hh,
-            Some(&self.b_ih),
-            Some(&self.b_hh),
-        );
+        self.run(true, scalar)
+    }
+    fn run(&mut self, backward: bool, scalar: bool) -> Result<()> {
+        let (w_ih, w_hh, b_ih, b_hh) = (&self.w_ih, &self.w_hh, &self.b_ih, &self.b_hh);
+        let p = RecurrentParams::new(self.cell, w_ih, w_hh, Some(b_ih), Some(b_hh));
+        let (s, x, h0) = (&self.shape, &self.x[..], Some(&self.h0[..]));
+        let c0 = self.c0.as_deref();
+        if !backward {
+            let f = pick!(
+                scalar,
+                recurrent_forward_views,
+                recurrent_forward_views_with
+            );
+            let (out, h_n, c_n) = (
+                &mut self.out,
+                Some(&mut self.h_n[..]),
+                self.c_n.as_deref_mut(),
+            );
+            return f(
+                &p,
+                s,
+                x,
+                h0,
+                c0,
+                out,
+                h_n,
+                c_n,
+                &mut self.saved,
+                &mut self.scratch,
+            );
+        }
         let mut g = RecurrentGrads {
             dw_ih: &mut self.dw_ih,
             dw_hh: &mut self.dw_hh,
             db_ih: Some(&mut self.db_ih),
             db_hh: Some(&mut self.db_hh),
         };
-        let f = if scalar {
-            recurrent_backward_views_with::<Scalar, f32>
-        } else {
-            recurrent_backward_views::<f32>
-        };
-        f(
-            &p,
-            &self.shape,
-            &self.x,
-            Some(&self.h0),
-            self.c0.as_deref(),
-            &self.out,
-            &self.saved,
-            Some(&self.dout),
-            Some(&self.dh_n),
+        let f = pick!(
+            scalar,
+            recurrent_backward_views,
+            recurrent_backward_views_with
+        );
+        let (dout, dh_n, dc_n) = (
+            Some(&self.dout[..]),
+            Some(&self.dh_n[..]),
             self.dc_n.as_deref(),
-            &mut g,
-            Some(&mut self.dx),
-            Some(&mut self.dh0),
-            self.dc0.as_deref_mut(),
-            &mut self.bscratch,
+        );
+        let (dx, dh0) = (Some(&mut self.dx[..]), Some(&mut self.dh0[..]));
+        let (dc0, bs) = (self.dc0.as_deref_mut(), &mut self.bscratch);
+        let (out, saved) = (&self.out, &self.saved);
+        f(
+            &p, s, x, h0, c0, out, saved, dout, dh_n, dc_n, &mut g, dx, dh0, dc0, bs,
         )
     }
     /// What a forward writes (scratch aside).
@@ -1554,56 +1431,28 @@ impl Rec {
     }
 }
 
-type RecEdit = fn(&mut Rec);
-
 /// Edits shared by forward and backward, with the error they must give.
-fn rec_shared_edits(cell: Cell) -> Vec<(&'static str, RecEdit, Matcher)> {
-    let mut v: Vec<(&'static str, RecEdit, Matcher)> = vec![
-        (
-            "w_ih",
-            |r| {
-                r.w_ih.pop();
-            },
-            is_len,
-        ),
+fn rec_shared_edits(cell: Cell) -> Vec<Case<Rec>> {
+    let mut v: Vec<Case<Rec>> = vec![
+        ("w_ih", |r| shorten(&mut r.w_ih), is_len),
         ("w_hh", |r| r.w_hh.push(0.0), is_len),
-        (
-            "b_ih",
-            |r| {
-                r.b_ih.pop();
-            },
-            is_len,
-        ),
+        ("b_ih", |r| shorten(&mut r.b_ih), is_len),
         ("b_hh", |r| r.b_hh.push(0.0), is_len),
-        (
-            "x",
-            |r| {
-                r.x.pop();
-            },
-            is_len,
-        ),
-        (
-            "h0",
-            |r| {
-                r.h0.pop();
-            },
-            is_len,
-        ),
+        ("x", |r| shorten(&mut r.x), is_len),
+        ("h0", |r| shorten(&mut r.h0), is_len),
+        ("out", |r| shorten(&mut r.out), is_len),
         ("batch 0", |r| r.shape.batch = 0, is_empty),
         ("seq 0", |r| r.shape.seq = 0, is_empty),
         ("hidden 0", |r| r.shape.hidden = 0, is_param),
         ("input 0", |r| r.shape.input = 0, is_param),
     ];
-    if cell.has_cell_state() {
-        v.push((
-            "c0",
-            |r| {
-                r.c0.as_mut().unwrap().pop();
-            },
-            is_len,
-        ));
+    v.push(if cell.has_cell_state() {
+        ("c0", |r| shorten(r.c0.as_mut().unwrap()), is_len)
     } else {
-        v.push(("c0 given", |r| r.c0 = Some(vec![0.0; 6]), is_param));
+        ("c0 given", |r| r.c0 = Some(vec![0.0; 6]), is_param)
+    });
+    if cell.saved_blocks() > 0 {
+        v.push(("saved", |r| shorten(&mut r.saved), is_buf));
     }
     v
 }
@@ -1612,52 +1461,22 @@ fn rec_shared_edits(cell: Cell) -> Vec<(&'static str, RecEdit, Matcher)> {
 fn audit_recurrent_forward_bad_inputs() {
     for cell in [Cell::RnnTanh, Cell::RnnRelu, Cell::Lstm, Cell::Gru] {
         let mut edits = rec_shared_edits(cell);
-        edits.push((
-            "out",
-            |r| {
-                r.out.pop();
-            },
-            is_len,
-        ));
         edits.push(("h_n", |r| r.h_n.push(0.0), is_len));
-        edits.push((
-            "scratch",
-            |r| {
-                r.scratch.pop();
-            },
-            is_buf,
-        ));
-        if cell.has_cell_state() {
-            edits.push((
-                "c_n",
-                |r| {
-                    r.c_n.as_mut().unwrap().pop();
-                },
-                is_len,
-            ));
+        edits.push(("scratch", |r| shorten(&mut r.scratch), is_buf));
+        edits.push(if cell.has_cell_state() {
+            ("c_n", |r| shorten(r.c_n.as_mut().unwrap()), is_len)
         } else {
-            edits.push(("c_n given", |r| r.c_n = Some(vec![7.0; 6]), is_param));
-        }
-        if cell.saved_blocks() > 0 {
-            edits.push((
-                "saved",
-                |r| {
-                    r.saved.pop();
-                },
-                is_buf,
-            ));
-        }
+            ("c_n given", |r| r.c_n = Some(vec![7.0; 6]), is_param)
+        });
         for scalar in [false, true] {
-            for &(what, edit, m) in &edits {
-                let mut r = Rec::new(cell);
-                edit(&mut r);
-                let before = r.fwd_outputs();
-                match r.forward(scalar) {
-                    Err(e) => assert!(m(&e), "{cell:?} {what}: wrong error {e:?}"),
-                    Ok(()) => panic!("{cell:?} {what}: expected an error"),
-                }
-                assert_eq!(r.fwd_outputs(), before, "{cell:?} {what}: written on Err");
-            }
+            let label = format!("{cell:?}, scalar {scalar}");
+            check_cases(
+                &label,
+                &Rec::new(cell),
+                &edits,
+                |r| r.forward(scalar),
+                Rec::fwd_outputs,
+            );
             // NaN in sequence 0 at step 1 stays in sequence 0.
             let mut r = Rec::new(cell);
             r.x[2] = f32::NAN;
@@ -1676,100 +1495,36 @@ fn audit_recurrent_forward_bad_inputs() {
 fn audit_recurrent_backward_bad_inputs() {
     for cell in [Cell::RnnTanh, Cell::Lstm, Cell::Gru] {
         let mut edits = rec_shared_edits(cell);
-        edits.push((
-            "out",
-            |r| {
-                r.out.pop();
-            },
-            is_len,
-        ));
-        edits.push((
-            "dout",
-            |r| {
-                r.dout.pop();
-            },
-            is_len,
-        ));
-        edits.push((
-            "dh_n",
-            |r| {
-                r.dh_n.pop();
-            },
-            is_len,
-        ));
-        edits.push((
-            "dw_ih",
-            |r| {
-                r.dw_ih.pop();
-            },
-            is_len,
-        ));
-        edits.push(("dw_hh", |r| r.dw_hh.push(0.5), is_len));
-        edits.push((
-            "db_ih",
-            |r| {
-                r.db_ih.pop();
-            },
-            is_len,
-        ));
-        edits.push(("db_hh", |r| r.db_hh.push(0.5), is_len));
-        edits.push((
-            "dx",
-            |r| {
-                r.dx.pop();
-            },
-            is_len,
-        ));
-        edits.push(("dh0", |r| r.dh0.push(7.0), is_len));
-        edits.push((
-            "scratch",
-            |r| {
-                r.bscratch.pop();
-            },
-            is_buf,
-        ));
+        edits.extend_from_slice(&[
+            ("dout", |r| shorten(&mut r.dout), is_len),
+            ("dh_n", |r| shorten(&mut r.dh_n), is_len),
+            ("dw_ih", |r| shorten(&mut r.dw_ih), is_len),
+            ("dw_hh", |r| r.dw_hh.push(0.5), is_len),
+            ("db_ih", |r| shorten(&mut r.db_ih), is_len),
+            ("db_hh", |r| r.db_hh.push(0.5), is_len),
+            ("dx", |r| shorten(&mut r.dx), is_len),
+            ("dh0", |r| r.dh0.push(7.0), is_len),
+            ("scratch", |r| shorten(&mut r.bscratch), is_buf),
+        ]);
         if cell.has_cell_state() {
-            edits.push((
-                "dc_n",
-                |r| {
-                    r.dc_n.as_mut().unwrap().pop();
-                },
-                is_len,
-            ));
-            edits.push((
-                "dc0",
-                |r| {
-                    r.dc0.as_mut().unwrap().pop();
-                },
-                is_len,
-            ));
+            edits.push(("dc_n", |r| shorten(r.dc_n.as_mut().unwrap()), is_len));
+            edits.push(("dc0", |r| shorten(r.dc0.as_mut().unwrap()), is_len));
         } else {
             edits.push(("dc_n given", |r| r.dc_n = Some(vec![0.0; 6]), is_param));
             edits.push(("dc0 given", |r| r.dc0 = Some(vec![7.0; 6]), is_param));
-        }
-        if cell.saved_blocks() > 0 {
-            edits.push((
-                "saved",
-                |r| {
-                    r.saved.pop();
-                },
-                is_buf,
-            ));
         }
         for scalar in [false, true] {
             let mut fwd = Rec::new(cell);
             fwd.forward(scalar).unwrap();
             fwd.clone().backward(scalar).unwrap();
-            for &(what, edit, m) in &edits {
-                let mut r = fwd.clone();
-                edit(&mut r);
-                let before = r.bwd_outputs();
-                match r.backward(scalar) {
-                    Err(e) => assert!(m(&e), "{cell:?} {what}: wrong error {e:?}"),
-                    Ok(()) => panic!("{cell:?} {what}: expected an error"),
-                }
-                assert_eq!(r.bwd_outputs(), before, "{cell:?} {what}: written on Err");
-            }
+            let label = format!("{cell:?}, scalar {scalar}");
+            check_cases(
+                &label,
+                &fwd,
+                &edits,
+                |r| r.backward(scalar),
+                Rec::bwd_outputs,
+            );
         }
     }
 }
@@ -1790,11 +1545,7 @@ fn audit_recurrent_step_bad_inputs() {
                 let mut hv = vec![0.25f32; hl];
                 let mut cv = cl.map(|n| vec![0.75f32; n]);
                 let mut scratch = vec![0.0f32; sl];
-                let f = if scalar {
-                    recurrent_step_views_with::<Scalar, f32>
-                } else {
-                    recurrent_step_views::<f32>
-                };
+                let f = pick!(scalar, recurrent_step_views, recurrent_step_views_with);
                 let r = f(&p, batch, x, &mut hv, cv.as_deref_mut(), &mut scratch);
                 if r.is_err() {
                     assert!(hv.iter().all(|&v| v == 0.25), "h written on Err");
@@ -1846,35 +1597,27 @@ fn audit_recurrent_const_layer_bad_inputs() {
     let fs = recurrent_forward_scratch_len(Cell::Lstm, &RnnShape::new(1, 2, 2, 3));
     let bs = recurrent_backward_scratch_len(Cell::Lstm, &RnnShape::new(1, 2, 2, 3));
     let mut out = [[[7.0f32; 3]; 2]; 1];
+    // Layer `$l`'s forward of `$x` into `out`: initial cell state `$c0`, no
+    // other state in or out, `$scratch` values of scratch.
+    macro_rules! fwd {
+        ($l:expr, $x:expr, $c0:expr, $saved:expr, $scratch:expr) => {
+            $l.forward(
+                $x,
+                None,
+                $c0,
+                &mut out,
+                None,
+                None,
+                $saved,
+                &mut vec![0.0; $scratch],
+            )
+        };
+    }
     // K ≠ 6 blocks for an LSTM.
     let mut saved4 = [[[[7.0f32; 3]; 4]; 2]; 1];
-    err!(
-        lstm.forward(
-            &x,
-            None,
-            None,
-            &mut out,
-            None,
-            None,
-            &mut saved4,
-            &mut vec![0.0; fs]
-        ),
-        is_shape
-    );
+    err!(fwd!(lstm, &x, None, &mut saved4, fs), is_shape);
     let mut saved = [[[[7.0f32; 3]; 6]; 2]; 1];
-    err!(
-        lstm.forward(
-            &x,
-            None,
-            None,
-            &mut out,
-            None,
-            None,
-            &mut saved,
-            &mut vec![0.0; fs - 1]
-        ),
-        is_buf
-    );
+    err!(fwd!(lstm, &x, None, &mut saved, fs - 1), is_buf);
     assert_eq!((out, saved), ([[[7.0; 3]; 2]; 1], [[[[7.0; 3]; 6]; 2]; 1]));
     // Empty batch or sequence.
     err!(
@@ -1887,125 +1630,53 @@ fn audit_recurrent_const_layer_bad_inputs() {
     );
     // Zero input size.
     let l0 = Lstm::<f32, 0, 3>::zeros(Cell::Lstm, false).unwrap();
-    err!(
-        l0.forward(
-            &[[[]; 2]; 1],
-            None,
-            None,
-            &mut out,
-            None,
-            None,
-            &mut saved,
-            &mut vec![0.0; fs]
-        ),
-        is_param
-    );
-    lstm.forward(
-        &x,
-        None,
-        None,
-        &mut out,
-        None,
-        None,
-        &mut saved,
-        &mut vec![0.0; fs],
-    )
-    .unwrap();
+    err!(fwd!(l0, &[[[]; 2]; 1], None, &mut saved, fs), is_param);
+    fwd!(lstm, &x, None, &mut saved, fs).unwrap();
+    // Backward of `lstm` into `$grads` (and `$dx`) from `$saved`.
+    macro_rules! bwd {
+        ($saved:expr, $grads:expr, $dx:expr, $scratch:expr) => {
+            lstm.backward(
+                &x,
+                None,
+                None,
+                &out,
+                $saved,
+                Some(&out),
+                None,
+                None,
+                $grads,
+                $dx,
+                None,
+                None,
+                &mut vec![0.0; $scratch],
+            )
+        };
+    }
     // Backward: K, scratch; the gradients stay as they were.
     let mut grads = Lstm::<f32, 2, 3>::zeros(Cell::Lstm, true).unwrap();
     grads.w_hh[1][1][1] = 0.5;
     let g0 = grads.clone();
     let mut dx = [[[7.0f32; 2]; 2]; 1];
-    err!(
-        lstm.backward(
-            &x,
-            None,
-            None,
-            &out,
-            &saved4,
-            Some(&out),
-            None,
-            None,
-            &mut grads,
-            Some(&mut dx),
-            None,
-            None,
-            &mut vec![0.0; bs]
-        ),
-        is_shape
-    );
-    err!(
-        lstm.backward(
-            &x,
-            None,
-            None,
-            &out,
-            &saved,
-            Some(&out),
-            None,
-            None,
-            &mut grads,
-            Some(&mut dx),
-            None,
-            None,
-            &mut vec![0.0; bs - 1]
-        ),
-        is_buf
-    );
+    err!(bwd!(&saved4, &mut grads, Some(&mut dx), bs), is_shape);
+    err!(bwd!(&saved, &mut grads, Some(&mut dx), bs - 1), is_buf);
     assert_eq!((&grads, dx), (&g0, [[[7.0; 2]; 2]; 1]));
     // A gradient accumulator without biases skips them.
     let mut nob = Lstm::<f32, 2, 3>::zeros(Cell::Lstm, false).unwrap();
-    lstm.backward(
-        &x,
-        None,
-        None,
-        &out,
-        &saved,
-        Some(&out),
-        None,
-        None,
-        &mut nob,
-        None,
-        None,
-        None,
-        &mut vec![0.0; bs],
-    )
-    .unwrap();
+    bwd!(&saved, &mut nob, None, bs).unwrap();
     grads.zero_grad();
     assert_eq!(grads, Lstm::<f32, 2, 3>::zeros(Cell::Lstm, true).unwrap());
     // A public `cell` edited to one with another gate count.
     let mut edited = lstm.clone();
     edited.cell = Cell::Gru;
     err!(
-        edited.forward(
-            &x,
-            None,
-            None,
-            &mut out,
-            None,
-            None,
-            &mut [[[[0.0; 3]; 4]; 2]; 1],
-            &mut vec![0.0; fs]
-        ),
+        fwd!(edited, &x, None, &mut [[[[0.0; 3]; 4]; 2]; 1], fs),
         is_len
     );
     // GRU: no cell state anywhere.
     let gru = Gru::<f32, 2, 3>::zeros(Cell::Gru, true).unwrap();
     let gs = recurrent_forward_scratch_len(Cell::Gru, &RnnShape::new(1, 2, 2, 3));
     let mut gsaved = [[[[7.0f32; 3]; 4]; 2]; 1];
-    err!(
-        gru.forward(
-            &x,
-            None,
-            Some(&[[0.0; 3]]),
-            &mut out,
-            None,
-            None,
-            &mut gsaved,
-            &mut vec![0.0; gs]
-        ),
-        is_param
-    );
+    err!(fwd!(gru, &x, Some(&[[0.0; 3]]), &mut gsaved, gs), is_param);
     // step: N = 0, scratch, cell state for a GRU.
     let ss = recurrent_step_scratch_len(Cell::Lstm, 1, 3);
     let (mut h, mut c) = ([[0.25f32; 3]], [[0.75f32; 3]]);
@@ -2078,388 +1749,336 @@ fn audit_recurrent_dyn_bad_inputs() {
 #[test]
 fn audit_norm_stats_storage_rules() {
     let x = vals(8, 1.0); // (2, 4)
-    let xv = MatRef::new(&x, 2, 4).unwrap();
+    let xv = mr(&x, (2, 4));
     let mut y = [7.0f32; 8];
     let (mut m, mut r) = ([7.0f32; 3], [7.0f32; 3]);
+    let ln = |y: &mut [f32], s: NormStats<'_, f32>| {
+        layer_norm_views(xv, mm(y, (2, 4)), None, None, 1e-5, Some(s))
+    };
+    let rms = |y: &mut [f32], s: NormStats<'_, f32>| {
+        rms_norm_views(xv, mm(y, (2, 4)), None, 1e-5, Some(s))
+    };
     // LayerNorm and BatchNorm save a mean: rstd_only is refused.
+    err!(ln(&mut y, NormStats::rstd_only(&mut r[..2])), is_param);
+    let stats = Some(NormStats::rstd_only(&mut r[..2]));
+    let shape = BnShape::new(2, 2, 2);
     err!(
-        layer_norm_views(
-            xv,
-            MatMut::new(&mut y, 2, 4).unwrap(),
-            None,
-            None,
-            1e-5,
-            Some(NormStats::rstd_only(&mut r[..2]))
-        ),
-        is_param
-    );
-    err!(
-        batch_norm_train_views(
-            &x,
-            BnShape::new(2, 2, 2),
-            &mut y,
-            None,
-            None,
-            1e-5,
-            None,
-            None,
-            Some(NormStats::rstd_only(&mut r[..2]))
-        ),
+        batch_norm_train_views(&x, shape, &mut y, None, None, 1e-5, None, None, stats),
         is_param
     );
     // Wrong lengths.
-    err!(
-        layer_norm_views(
-            xv,
-            MatMut::new(&mut y, 2, 4).unwrap(),
-            None,
-            None,
-            1e-5,
-            Some(NormStats::new(&mut m[..2], &mut r))
-        ),
-        is_len
-    );
-    err!(
-        layer_norm_views(
-            xv,
-            MatMut::new(&mut y, 2, 4).unwrap(),
-            None,
-            None,
-            1e-5,
-            Some(NormStats::new(&mut m, &mut r[..2]))
-        ),
-        is_len
-    );
-    err!(
-        rms_norm_views(
-            xv,
-            MatMut::new(&mut y, 2, 4).unwrap(),
-            None,
-            1e-5,
-            Some(NormStats::rstd_only(&mut r))
-        ),
-        is_len
-    );
-    err!(
-        rms_norm_views(
-            xv,
-            MatMut::new(&mut y, 2, 4).unwrap(),
-            None,
-            1e-5,
-            Some(NormStats::new(&mut m, &mut r[..2]))
-        ),
-        is_len
-    );
+    err!(ln(&mut y, NormStats::new(&mut m[..2], &mut r)), is_len);
+    err!(ln(&mut y, NormStats::new(&mut m, &mut r[..2])), is_len);
+    err!(rms(&mut y, NormStats::rstd_only(&mut r)), is_len);
+    err!(rms(&mut y, NormStats::new(&mut m, &mut r[..2])), is_len);
     assert_eq!((y, m, r), ([7.0; 8], [7.0; 3], [7.0; 3]));
     // RMSNorm takes rstd_only, and writes 0 into a mean when given one.
-    rms_norm_views(
-        xv,
-        MatMut::new(&mut y, 2, 4).unwrap(),
-        None,
-        1e-5,
-        Some(NormStats::new(&mut m[..2], &mut r[..2])),
-    )
-    .unwrap();
+    rms(&mut y, NormStats::new(&mut m[..2], &mut r[..2])).unwrap();
     assert_eq!(&m[..2], &[0.0, 0.0]);
-    rms_norm_views(
-        xv,
-        MatMut::new(&mut y, 2, 4).unwrap(),
-        None,
-        1e-5,
-        Some(NormStats::rstd_only(&mut r[..2])),
-    )
-    .unwrap();
+    rms(&mut y, NormStats::rstd_only(&mut r[..2])).unwrap();
+}
+
+// ---------------------------------------------------------------- norm (shared setup)
+
+const BAD_EPS: [f32; 5] = [0.0, -1e-5, f32::NAN, f32::INFINITY, f32::NEG_INFINITY];
+
+/// The shape of LayerNorm and RMSNorm data.
+const ROWS: (usize, usize) = (2, 4);
+
+/// The buffers of a valid normalization call: LayerNorm and RMSNorm on
+/// [`ROWS`] (views take the head of their buffer), BatchNorm on `(2, 3, 2)`
+/// data. No option is given until a builder or an edit gives it.
+#[derive(Clone, Debug)]
+struct Norm {
+    bn: BnShape,
+    /// Features (LayerNorm, RMSNorm) or channels (BatchNorm).
+    c: usize,
+    x: Vec<f32>,
+    dy: Vec<f32>,
+    dy_at: (usize, usize),
+    /// `y` (forward), `dx` (backward) or the data normalized in place.
+    out: Vec<f32>,
+    out_at: (usize, usize),
+    w: Option<Vec<f32>>,
+    b: Option<Vec<f32>>,
+    eps: f32,
+    /// Statistics written (forward) or read (backward; BatchNorm eval: the
+    /// running mean and variance). `mean: None` with `var` given is
+    /// `NormStats::rstd_only`, or RMSNorm's saved rstd.
+    mean: Option<Vec<f32>>,
+    var: Option<Vec<f32>>,
+    dw: Option<Vec<f32>>,
+    db: Option<Vec<f32>>,
+}
+
+impl Norm {
+    fn new(n: usize, c: usize) -> Self {
+        Self {
+            bn: BnShape::new(2, 3, 2),
+            c,
+            x: vals(n, 1.0),
+            dy: vals(n, 2.0),
+            dy_at: ROWS,
+            out: vec![7.0; n],
+            out_at: ROWS,
+            w: None,
+            b: None,
+            eps: 1e-5,
+            mean: None,
+            var: None,
+            dw: None,
+            db: None,
+        }
+    }
+    /// LayerNorm or RMSNorm data.
+    fn rows() -> Self {
+        Self::new(8, 4)
+    }
+    /// BatchNorm data.
+    fn channels() -> Self {
+        Self::new(12, 3)
+    }
+    /// γ and β given.
+    fn affine(mut self) -> Self {
+        self.w = Some(vals(self.c, 3.0));
+        self.b = Some(vals(self.c, 4.0));
+        self
+    }
+    /// dγ and dβ asked for.
+    fn grads(mut self) -> Self {
+        self.dw = Some(vec![0.5; self.c]);
+        self.db = Some(vec![0.5; self.c]);
+        self
+    }
+    /// Statistics of `nm` means and `nv` rstd (or variances) given.
+    fn stats(mut self, nm: usize, nv: usize) -> Self {
+        self.set_stats(nm, nv);
+        self
+    }
+    fn set_stats(&mut self, nm: usize, nv: usize) {
+        self.mean = Some(vec![7.0; nm]);
+        self.var = Some(vec![7.0; nv]);
+    }
+    /// BatchNorm with one value per channel: `(1, 3, 1)`.
+    fn tiny(&mut self) {
+        self.bn = BnShape::new(1, 3, 1);
+        for v in [&mut self.x, &mut self.dy, &mut self.out] {
+            v.truncate(3);
+        }
+    }
+    /// BatchNorm with no x and a shape whose size overflows.
+    fn huge(&mut self) {
+        self.bn = BnShape::new(usize::MAX, 2, 1);
+        self.x.clear();
+    }
+    /// What a call may write.
+    fn outputs(&self) -> [Option<Vec<f32>>; 5] {
+        let out = Some(self.out.clone());
+        [
+            out,
+            self.mean.clone(),
+            self.var.clone(),
+            self.dw.clone(),
+            self.db.clone(),
+        ]
+    }
+    /// LayerNorm (or RMSNorm) forward, out of place (or in place on `out`).
+    fn forward(&mut self, rms: bool, in_place: bool, scalar: bool) -> Result<()> {
+        let (w, b, eps) = (self.w.as_deref(), self.b.as_deref(), self.eps);
+        let (x, y) = (mr(&self.x, ROWS), mm(&mut self.out, self.out_at));
+        let st = match (self.mean.as_deref_mut(), self.var.as_deref_mut()) {
+            (Some(m), Some(r)) => Some(NormStats::new(m, r)),
+            (None, Some(r)) => Some(NormStats::rstd_only(r)),
+            _ => None,
+        };
+        match (rms, in_place) {
+            (false, false) => {
+                pick!(scalar, layer_norm_views, layer_norm_views_with)(x, y, w, b, eps, st)
+            }
+            (false, true) => {
+                let f = pick!(
+                    scalar,
+                    layer_norm_inplace_views,
+                    layer_norm_inplace_views_with
+                );
+                f(y, w, b, eps, st)
+            }
+            (true, false) => pick!(scalar, rms_norm_views, rms_norm_views_with)(x, y, w, eps, st),
+            (true, true) => {
+                let f = pick!(scalar, rms_norm_inplace_views, rms_norm_inplace_views_with);
+                f(y, w, eps, st)
+            }
+        }
+    }
+    /// LayerNorm (or RMSNorm) backward.
+    fn backward(&mut self, rms: bool, scalar: bool) -> Result<()> {
+        let (w, eps) = (self.w.as_deref(), self.eps);
+        let (x, dy) = (mr(&self.x, ROWS), mr(&self.dy, self.dy_at));
+        let dx = mm(&mut self.out, self.out_at);
+        let (m, v) = (self.mean.as_deref(), self.var.as_deref());
+        let (dw, db) = (self.dw.as_deref_mut(), self.db.as_deref_mut());
+        if rms {
+            let f = pick!(
+                scalar,
+                rms_norm_backward_views,
+                rms_norm_backward_views_with
+            );
+            f(x, dy, dx, w, eps, v, dw)
+        } else {
+            let f = pick!(
+                scalar,
+                layer_norm_backward_views,
+                layer_norm_backward_views_with
+            );
+            f(x, dy, dx, w, eps, m.zip(v), dw, db)
+        }
+    }
+    /// BatchNorm eval forward with the running statistics.
+    fn bn_eval(&mut self, scalar: bool) -> Result<()> {
+        let f = pick!(scalar, batch_norm_eval_views, batch_norm_eval_views_with);
+        let (w, b, eps) = (self.w.as_deref(), self.b.as_deref(), self.eps);
+        let rm = self.mean.as_deref().unwrap();
+        let rv = self.var.as_deref().unwrap();
+        f(&self.x, self.bn, &mut self.out, w, b, eps, rm, rv)
+    }
+    /// BatchNorm backward, training (saved statistics) or eval (running).
+    fn bn_backward(&mut self, eval: bool, scalar: bool) -> Result<()> {
+        let (x, shape, dy) = (&self.x[..], self.bn, &self.dy[..]);
+        let (dx, w, eps) = (&mut self.out[..], self.w.as_deref(), self.eps);
+        let (m, v) = (self.mean.as_deref(), self.var.as_deref());
+        let (dw, db) = (self.dw.as_deref_mut(), self.db.as_deref_mut());
+        if eval {
+            let (rm, rv) = (m.unwrap(), v.unwrap());
+            let f = pick!(
+                scalar,
+                batch_norm_eval_backward_views,
+                batch_norm_eval_backward_views_with
+            );
+            f(x, shape, dy, dx, w, eps, rm, rv, dw, db)
+        } else {
+            let f = pick!(
+                scalar,
+                batch_norm_backward_views,
+                batch_norm_backward_views_with
+            );
+            f(x, shape, dy, dx, w, eps, m.zip(v), dw, db)
+        }
+    }
+}
+
+/// [`check_cases`] on [`Norm`]'s outputs.
+#[track_caller]
+fn check_norm(
+    label: &str,
+    base: &Norm,
+    cases: &[Case<Norm>],
+    run: impl FnMut(&mut Norm) -> Result<()>,
+) {
+    check_cases(label, base, cases, run, Norm::outputs);
+}
+
+/// Every bad eps on `base` must make `run` fail with `InvalidParameter`.
+#[track_caller]
+fn check_bad_eps(label: &str, base: &Norm, mut run: impl FnMut(&mut Norm) -> Result<()>) {
+    for eps in BAD_EPS {
+        let what = format!("{label}: eps {eps}");
+        check_case(
+            &what,
+            base,
+            |n| n.eps = eps,
+            is_param,
+            &mut run,
+            Norm::outputs,
+        );
+    }
 }
 
 // ---------------------------------------------------------------- norm::layer_norm
 
-const BAD_EPS: [f32; 5] = [0.0, -1e-5, f32::NAN, f32::INFINITY, f32::NEG_INFINITY];
-
 #[test]
 fn audit_layer_norm_views_bad_inputs() {
-    let x = vals(8, 1.0); // (2, 4)
-    let (w, b) = (vals(4, 2.0), vals(4, 3.0));
+    let (bare, affine) = (Norm::rows(), Norm::rows().affine());
+    let cases: [Case<Norm>; 3] = [
+        ("y 2×3", |n| n.out_at = (2, 3), is_shape),
+        ("γ short", |n| n.w = Some(vals(3, 3.0)), is_len),
+        ("β long", |n| n.b = Some(vec![0.0; 5]), is_len),
+    ];
+    // In place: the same rules, the data untouched on Err.
+    let in_place: [Case<Norm>; 5] = [
+        ("γ short", |n| n.w = Some(vals(3, 3.0)), is_len),
+        ("β short", |n| n.b = Some(vals(3, 4.0)), is_len),
+        ("eps NaN", |n| n.eps = f32::NAN, is_param),
+        ("mean short", |n| n.set_stats(1, 2), is_len),
+        ("rstd only", |n| n.var = Some(vec![7.0; 2]), is_param),
+    ];
+    let (x, w, b) = (vals(8, 1.0), vals(4, 2.0), vals(4, 3.0));
     for scalar in [false, true] {
-        let fwd = if scalar {
-            layer_norm_views_with::<Scalar, f32>
-        } else {
-            layer_norm_views::<f32>
-        };
-        let inplace = if scalar {
-            layer_norm_inplace_views_with::<Scalar, f32>
-        } else {
-            layer_norm_inplace_views::<f32>
-        };
-        let xv = MatRef::new(&x, 2, 4).unwrap();
-        let mut y = [7.0f32; 8];
-        let (mut m, mut r) = ([7.0f32; 2], [7.0f32; 2]);
-        err!(
-            fwd(
-                xv,
-                MatMut::new(&mut y[..6], 2, 3).unwrap(),
-                Some(&w),
-                Some(&b),
-                1e-5,
-                None
-            ),
-            is_shape
-        );
-        err!(
-            fwd(
-                xv,
-                MatMut::new(&mut y, 4, 2).unwrap(),
-                None,
-                None,
-                1e-5,
-                None
-            ),
-            is_shape
-        );
-        err!(
-            fwd(
-                xv,
-                MatMut::new(&mut y, 2, 4).unwrap(),
-                Some(&w[..3]),
-                Some(&b),
-                1e-5,
-                None
-            ),
-            is_len
-        );
-        err!(
-            fwd(
-                xv,
-                MatMut::new(&mut y, 2, 4).unwrap(),
-                Some(&w),
-                Some(&[0.0; 5]),
-                1e-5,
-                None
-            ),
-            is_len
-        );
-        for eps in BAD_EPS {
-            err!(
-                fwd(
-                    xv,
-                    MatMut::new(&mut y, 2, 4).unwrap(),
-                    Some(&w),
-                    Some(&b),
-                    eps,
-                    Some(NormStats::new(&mut m, &mut r))
-                ),
-                is_param
-            );
-        }
-        assert_eq!((y, m, r), ([7.0; 8], [7.0; 2], [7.0; 2]));
-        // In place: the same rules, x untouched on Err.
-        let mut xi = x.clone();
-        err!(
-            inplace(
-                MatMut::new(&mut xi, 2, 4).unwrap(),
-                Some(&w[..3]),
-                None,
-                1e-5,
-                None
-            ),
-            is_len
-        );
-        err!(
-            inplace(
-                MatMut::new(&mut xi, 2, 4).unwrap(),
-                None,
-                Some(&b[..3]),
-                1e-5,
-                None
-            ),
-            is_len
-        );
-        err!(
-            inplace(
-                MatMut::new(&mut xi, 2, 4).unwrap(),
-                None,
-                None,
-                f32::NAN,
-                None
-            ),
-            is_param
-        );
-        err!(
-            inplace(
-                MatMut::new(&mut xi, 2, 4).unwrap(),
-                None,
-                None,
-                1e-5,
-                Some(NormStats::new(&mut m[..1], &mut r))
-            ),
-            is_len
-        );
-        err!(
-            inplace(
-                MatMut::new(&mut xi, 2, 4).unwrap(),
-                None,
-                None,
-                1e-5,
-                Some(NormStats::rstd_only(&mut r))
-            ),
-            is_param
-        );
-        assert_eq!(xi, x);
+        let fwd = |n: &mut Norm| n.forward(false, false, scalar);
+        check_norm("forward", &affine, &cases, fwd);
+        let y42: [Case<Norm>; 1] = [("y 4×2", |n| n.out_at = (4, 2), is_shape)];
+        check_norm("forward without γ, β", &bare, &y42, fwd);
+        check_bad_eps("forward", &affine.clone().stats(2, 2), fwd);
+        check_norm("in place", &bare, &in_place, |n| {
+            n.forward(false, true, scalar)
+        });
         // NaN in row 0 stays in row 0 (output and statistics).
+        let f = pick!(scalar, layer_norm_views, layer_norm_views_with);
         let mut xn = x.clone();
         xn[2] = f32::NAN;
-        fwd(
-            MatRef::new(&xn, 2, 4).unwrap(),
-            MatMut::new(&mut y, 2, 4).unwrap(),
+        let (mut y, mut m, mut r) = ([7.0f32; 8], [7.0f32; 2], [7.0f32; 2]);
+        let st = Some(NormStats::new(&mut m, &mut r));
+        f(
+            mr(&xn, ROWS),
+            mm(&mut y, ROWS),
             Some(&w),
             Some(&b),
             1e-5,
-            Some(NormStats::new(&mut m, &mut r)),
+            st,
         )
         .unwrap();
-        assert!(y[..4].iter().all(|v| v.is_nan()) && y[4..].iter().all(|v| v.is_finite()));
+        assert!(nan_exactly(&y, 0..4));
         assert!(m[0].is_nan() && m[1].is_finite() && r[1].is_finite());
         // Width 0 is a valid edge.
-        fwd(
-            MatRef::new(&[], 2, 0).unwrap(),
-            MatMut::new(&mut [], 2, 0).unwrap(),
-            None,
-            None,
-            1e-5,
-            None,
-        )
-        .unwrap();
+        f(mr(&[], (2, 0)), mm(&mut [], (2, 0)), None, None, 1e-5, None).unwrap();
     }
 }
 
 #[test]
 fn audit_layer_norm_backward_bad_inputs() {
-    let x = vals(8, 1.0);
-    let dy = vals(8, 2.0);
-    let w = vals(4, 3.0);
+    let (grads, full) = (Norm::rows().grads(), Norm::rows().affine().grads());
+    let no_w: [Case<Norm>; 2] = [
+        ("dy 2×3", |n| n.dy_at = (2, 3), is_shape),
+        ("dx 4×2", |n| n.out_at = (4, 2), is_shape),
+    ];
+    let cases: [Case<Norm>; 5] = [
+        ("γ short", |n| n.w = Some(vals(3, 3.0)), is_len),
+        ("dγ short", |n| n.dw = Some(vec![0.5; 3]), is_len),
+        ("dβ short", |n| n.db = Some(vec![0.5; 3]), is_len),
+        ("mean short", |n| n.set_stats(1, 2), is_len),
+        ("rstd long", |n| n.set_stats(2, 3), is_len),
+    ];
+    let (x, dy, w) = (vals(8, 1.0), vals(8, 2.0), vals(4, 3.0));
     let (m, r) = ([0.1f32; 2], [1.5f32; 2]);
     for scalar in [false, true] {
-        let f = if scalar {
-            layer_norm_backward_views_with::<Scalar, f32>
-        } else {
-            layer_norm_backward_views::<f32>
-        };
-        let xv = MatRef::new(&x, 2, 4).unwrap();
-        let dyv = MatRef::new(&dy, 2, 4).unwrap();
-        let (mut dx, mut dw, mut db) = ([7.0f32; 8], [0.5f32; 4], [0.5f32; 4]);
-        for eps in BAD_EPS {
-            err!(
-                f(
-                    xv,
-                    dyv,
-                    MatMut::new(&mut dx, 2, 4).unwrap(),
-                    Some(&w),
-                    eps,
-                    None,
-                    Some(&mut dw),
-                    Some(&mut db)
-                ),
-                is_param
-            );
-        }
-        err!(
-            f(
-                xv,
-                MatRef::new(&dy[..6], 2, 3).unwrap(),
-                MatMut::new(&mut dx, 2, 4).unwrap(),
-                None,
-                1e-5,
-                None,
-                Some(&mut dw),
-                Some(&mut db)
-            ),
-            is_shape
-        );
-        err!(
-            f(
-                xv,
-                dyv,
-                MatMut::new(&mut dx, 4, 2).unwrap(),
-                None,
-                1e-5,
-                None,
-                Some(&mut dw),
-                Some(&mut db)
-            ),
-            is_shape
-        );
-        err!(
-            f(
-                xv,
-                dyv,
-                MatMut::new(&mut dx, 2, 4).unwrap(),
-                Some(&w[..3]),
-                1e-5,
-                None,
-                Some(&mut dw),
-                Some(&mut db)
-            ),
-            is_len
-        );
-        err!(
-            f(
-                xv,
-                dyv,
-                MatMut::new(&mut dx, 2, 4).unwrap(),
-                Some(&w),
-                1e-5,
-                None,
-                Some(&mut dw[..3]),
-                Some(&mut db)
-            ),
-            is_len
-        );
-        err!(
-            f(
-                xv,
-                dyv,
-                MatMut::new(&mut dx, 2, 4).unwrap(),
-                Some(&w),
-                1e-5,
-                None,
-                Some(&mut dw),
-                Some(&mut db[..3])
-            ),
-            is_len
-        );
-        err!(
-            f(
-                xv,
-                dyv,
-                MatMut::new(&mut dx, 2, 4).unwrap(),
-                Some(&w),
-                1e-5,
-                Some((&m[..1], &r)),
-                Some(&mut dw),
-                Some(&mut db)
-            ),
-            is_len
-        );
-        err!(
-            f(
-                xv,
-                dyv,
-                MatMut::new(&mut dx, 2, 4).unwrap(),
-                Some(&w),
-                1e-5,
-                Some((&m, &[1.0; 3])),
-                Some(&mut dw),
-                Some(&mut db)
-            ),
-            is_len
-        );
-        assert_eq!((dx, dw, db), ([7.0; 8], [0.5; 4], [0.5; 4]));
+        let bwd = |n: &mut Norm| n.backward(false, scalar);
+        check_bad_eps("backward", &full, bwd);
+        check_norm("backward without γ", &grads, &no_w, bwd);
+        check_norm("backward", &full, &cases, bwd);
         // NaN in dy row 1 stays in dx row 1 (dγ, dβ sum over rows: NaN).
+        let f = pick!(
+            scalar,
+            layer_norm_backward_views,
+            layer_norm_backward_views_with
+        );
+        let (xv, dyv) = (mr(&x, ROWS), mr(&dy, ROWS));
+        let (mut dx, mut dw) = ([7.0f32; 8], [0.5f32; 4]);
         let mut dyb = dy.clone();
         dyb[5] = f32::NAN;
+        let (dx_v, dyb_v) = (mm(&mut dx, ROWS), mr(&dyb, ROWS));
         f(
             xv,
-            MatRef::new(&dyb, 2, 4).unwrap(),
-            MatMut::new(&mut dx, 2, 4).unwrap(),
+            dyb_v,
+            dx_v,
             Some(&w),
             1e-5,
             Some((&m, &r)),
@@ -2467,21 +2086,12 @@ fn audit_layer_norm_backward_bad_inputs() {
             None,
         )
         .unwrap();
-        assert!(dx[..4].iter().all(|v| v.is_finite()) && dx[4..].iter().all(|v| v.is_nan()));
+        assert!(nan_exactly(&dx, 4..8));
         assert!(dw[1].is_nan());
         // Saved statistics are used as given: a NaN rstd is no error.
-        f(
-            xv,
-            dyv,
-            MatMut::new(&mut dx, 2, 4).unwrap(),
-            None,
-            1e-5,
-            Some((&m, &[f32::NAN, 1.0])),
-            None,
-            None,
-        )
-        .unwrap();
-        assert!(dx[..4].iter().all(|v| v.is_nan()) && dx[4..].iter().all(|v| v.is_finite()));
+        let saved = Some((&m[..], &[f32::NAN, 1.0][..]));
+        f(xv, dyv, mm(&mut dx, ROWS), None, 1e-5, saved, None, None).unwrap();
+        assert!(nan_exactly(&dx, 0..4));
     }
 }
 
@@ -2489,8 +2099,16 @@ fn audit_layer_norm_backward_bad_inputs() {
 fn audit_layer_norm_layers_bad_inputs() {
     let (w, b) = ([1.0f32, 2.0, 3.0], [0.0f32; 3]);
     for eps in BAD_EPS {
-        err!(LayerNorm::<f32, 3>::new(Some(&w), Some(&b), eps), is_param);
-        err!(LayerNormDyn::<f32>::new(3, true, true, eps), is_param);
+        err!(
+            LayerNorm::<f32, 3>::new(Some(&w), Some(&b), eps),
+            is_param,
+            "{eps}"
+        );
+        err!(
+            LayerNormDyn::<f32>::new(3, true, true, eps),
+            is_param,
+            "{eps}"
+        );
     }
     let ln = LayerNorm::<f32, 3>::new(Some(&w), Some(&b), 1e-3).unwrap();
     assert_eq!(ln.eps(), 1e-3);
@@ -2521,11 +2139,12 @@ fn audit_layer_norm_layers_bad_inputs() {
     assert_eq!((y, xi, m, r), ([[7.0; 3]; 2], x, [7.0; 3], [7.0; 3]));
     // backward: shapes and statistics lengths are all in the types.
     let (mut dx, mut dw, mut db) = ([[0.0f32; 3]; 2], [0.0f32; 3], [0.0f32; 3]);
+    let saved = Some((&[2.0, 1.0], &[1.0, 0.5]));
     ln.backward(
         &x,
         &[[1.0; 3]; 2],
         &mut dx,
-        Some((&[2.0, 1.0], &[1.0, 0.5])),
+        saved,
         Some(&mut dw),
         Some(&mut db),
     )
@@ -2534,11 +2153,12 @@ fn audit_layer_norm_layers_bad_inputs() {
 
     let mut dynl = LayerNormDyn::<f32>::new(3, true, true, 1e-5).unwrap();
     let xm = Matrix::from_vec(2, 3, vec![1.0f32, 2.0, 4.0, 0.0, 0.0, 3.0]).unwrap();
-    err!(dynl.forward(&Matrix::zeros(2, 4).unwrap()), is_len);
+    let x24 = Matrix::zeros(2, 4).unwrap();
+    err!(dynl.forward(&x24), is_len);
     // Without γ/β any width works.
     LayerNormDyn::<f32>::new(3, false, false, 1e-5)
         .unwrap()
-        .forward(&Matrix::zeros(2, 4).unwrap())
+        .forward(&x24)
         .unwrap();
     let (yv, stats) = dynl.forward(&xm).unwrap();
     dynl.backward(&xm, &yv, Some(&stats)).unwrap();
@@ -2551,14 +2171,7 @@ fn audit_layer_norm_layers_bad_inputs() {
         dynl.backward(&xm, &yv, Some(&(vec![0.0], vec![1.0]))),
         is_len
     );
-    err!(
-        dynl.backward(
-            &Matrix::zeros(2, 4).unwrap(),
-            &Matrix::zeros(2, 4).unwrap(),
-            None
-        ),
-        is_len
-    );
+    err!(dynl.backward(&x24, &x24, None), is_len);
     assert_eq!((dynl.dweight.clone(), dynl.dbias.clone()), before);
 }
 
@@ -2566,198 +2179,67 @@ fn audit_layer_norm_layers_bad_inputs() {
 
 #[test]
 fn audit_rms_norm_views_bad_inputs() {
-    let x = vals(8, 1.0);
-    let w = vals(4, 2.0);
+    let (bare, affine) = (Norm::rows(), Norm::rows().affine());
+    let cases: [Case<Norm>; 3] = [
+        ("γ short", |n| n.w = Some(vals(3, 3.0)), is_len),
+        ("rstd long", |n| n.var = Some(vec![7.0; 3]), is_len),
+        ("y 3×2", |n| n.out_at = (3, 2), is_shape),
+    ];
+    let in_place: [Case<Norm>; 2] = [
+        ("γ long", |n| n.w = Some(vec![1.0; 5]), is_len),
+        ("rstd short", |n| n.var = Some(vec![7.0; 1]), is_len),
+    ];
+    let (x, w) = (vals(8, 1.0), vals(4, 2.0));
     for scalar in [false, true] {
-        let fwd = if scalar {
-            rms_norm_views_with::<Scalar, f32>
-        } else {
-            rms_norm_views::<f32>
-        };
-        let inplace = if scalar {
-            rms_norm_inplace_views_with::<Scalar, f32>
-        } else {
-            rms_norm_inplace_views::<f32>
-        };
-        let xv = MatRef::new(&x, 2, 4).unwrap();
-        let mut y = [7.0f32; 8];
-        let mut r = [7.0f32; 3];
-        for eps in BAD_EPS {
-            err!(
-                fwd(xv, MatMut::new(&mut y, 2, 4).unwrap(), Some(&w), eps, None),
-                is_param
-            );
-            err!(
-                inplace(MatMut::new(&mut y, 2, 4).unwrap(), Some(&w), eps, None),
-                is_param
-            );
-        }
-        err!(
-            fwd(
-                xv,
-                MatMut::new(&mut y[..6], 3, 2).unwrap(),
-                None,
-                1e-5,
-                None
-            ),
-            is_shape
-        );
-        err!(
-            fwd(
-                xv,
-                MatMut::new(&mut y, 2, 4).unwrap(),
-                Some(&w[..3]),
-                1e-5,
-                None
-            ),
-            is_len
-        );
-        err!(
-            fwd(
-                xv,
-                MatMut::new(&mut y, 2, 4).unwrap(),
-                None,
-                1e-5,
-                Some(NormStats::rstd_only(&mut r))
-            ),
-            is_len
-        );
-        err!(
-            inplace(
-                MatMut::new(&mut y, 2, 4).unwrap(),
-                Some(&[1.0; 5]),
-                1e-5,
-                None
-            ),
-            is_len
-        );
-        err!(
-            inplace(
-                MatMut::new(&mut y, 2, 4).unwrap(),
-                None,
-                1e-5,
-                Some(NormStats::rstd_only(&mut r[..1]))
-            ),
-            is_len
-        );
-        assert_eq!((y, r), ([7.0; 8], [7.0; 3]));
+        let fwd = |n: &mut Norm| n.forward(true, false, scalar);
+        let inplace = |n: &mut Norm| n.forward(true, true, scalar);
+        check_bad_eps("forward", &affine, fwd);
+        check_bad_eps("in place", &affine, inplace);
+        check_norm("forward", &bare, &cases, fwd);
+        check_norm("in place", &bare, &in_place, inplace);
+        // NaN in row 1 stays in row 1 (output and rstd).
+        let f = pick!(scalar, rms_norm_views, rms_norm_views_with);
         let mut xn = x.clone();
         xn[6] = f32::NAN;
-        fwd(
-            MatRef::new(&xn, 2, 4).unwrap(),
-            MatMut::new(&mut y, 2, 4).unwrap(),
-            Some(&w),
-            1e-5,
-            Some(NormStats::rstd_only(&mut r[..2])),
-        )
-        .unwrap();
-        assert!(y[..4].iter().all(|v| v.is_finite()) && y[4..].iter().all(|v| v.is_nan()));
+        let (mut y, mut r) = ([7.0f32; 8], [7.0f32; 2]);
+        let st = Some(NormStats::rstd_only(&mut r));
+        f(mr(&xn, ROWS), mm(&mut y, ROWS), Some(&w), 1e-5, st).unwrap();
+        assert!(nan_exactly(&y, 4..8));
         assert!(r[0].is_finite() && r[1].is_nan());
     }
 }
 
 #[test]
 fn audit_rms_norm_backward_bad_inputs() {
-    let x = vals(8, 1.0);
-    let dy = vals(8, 2.0);
-    let w = vals(4, 3.0);
+    let (bare, grads) = (Norm::rows(), Norm::rows().grads());
+    let full = Norm::rows().affine().grads();
+    let cases: [Case<Norm>; 3] = [
+        ("γ short", |n| n.w = Some(vals(2, 3.0)), is_len),
+        ("dγ short", |n| n.dw = Some(vec![0.5; 3]), is_len),
+        ("rstd long", |n| n.var = Some(vec![1.0; 3]), is_len),
+    ];
+    let dy42: [Case<Norm>; 1] = [("dy 4×2", |n| n.dy_at = (4, 2), is_shape)];
+    let dx14: [Case<Norm>; 1] = [("dx 1×4", |n| n.out_at = (1, 4), is_shape)];
+    let (x, w) = (vals(8, 1.0), vals(4, 3.0));
     for scalar in [false, true] {
-        let f = if scalar {
-            rms_norm_backward_views_with::<Scalar, f32>
-        } else {
-            rms_norm_backward_views::<f32>
-        };
-        let xv = MatRef::new(&x, 2, 4).unwrap();
-        let dyv = MatRef::new(&dy, 2, 4).unwrap();
-        let (mut dx, mut dw) = ([7.0f32; 8], [0.5f32; 4]);
-        for eps in BAD_EPS {
-            err!(
-                f(
-                    xv,
-                    dyv,
-                    MatMut::new(&mut dx, 2, 4).unwrap(),
-                    Some(&w),
-                    eps,
-                    None,
-                    Some(&mut dw)
-                ),
-                is_param
-            );
-        }
-        err!(
-            f(
-                xv,
-                MatRef::new(&dy, 4, 2).unwrap(),
-                MatMut::new(&mut dx, 2, 4).unwrap(),
-                None,
-                1e-5,
-                None,
-                None
-            ),
-            is_shape
-        );
-        err!(
-            f(
-                xv,
-                dyv,
-                MatMut::new(&mut dx[..4], 1, 4).unwrap(),
-                None,
-                1e-5,
-                None,
-                Some(&mut dw)
-            ),
-            is_shape
-        );
-        err!(
-            f(
-                xv,
-                dyv,
-                MatMut::new(&mut dx, 2, 4).unwrap(),
-                Some(&w[..2]),
-                1e-5,
-                None,
-                Some(&mut dw)
-            ),
-            is_len
-        );
-        err!(
-            f(
-                xv,
-                dyv,
-                MatMut::new(&mut dx, 2, 4).unwrap(),
-                Some(&w),
-                1e-5,
-                None,
-                Some(&mut dw[..3])
-            ),
-            is_len
-        );
-        err!(
-            f(
-                xv,
-                dyv,
-                MatMut::new(&mut dx, 2, 4).unwrap(),
-                Some(&w),
-                1e-5,
-                Some(&[1.0; 3]),
-                Some(&mut dw)
-            ),
-            is_len
-        );
-        assert_eq!((dx, dw), ([7.0; 8], [0.5; 4]));
+        let bwd = |n: &mut Norm| n.backward(true, scalar);
+        check_bad_eps("backward", &full, bwd);
+        check_norm("backward without γ, dγ", &bare, &dy42, bwd);
+        check_norm("backward without γ", &grads, &dx14, bwd);
+        check_norm("backward", &full, &cases, bwd);
+        // NaN in x row 0 stays in dx row 0.
         let mut xn = x.clone();
         xn[0] = f32::NAN;
-        f(
-            MatRef::new(&xn, 2, 4).unwrap(),
-            dyv,
-            MatMut::new(&mut dx, 2, 4).unwrap(),
-            Some(&w),
-            1e-5,
-            None,
-            None,
-        )
-        .unwrap();
-        assert!(dx[..4].iter().all(|v| v.is_nan()) && dx[4..].iter().all(|v| v.is_finite()));
+        let f = pick!(
+            scalar,
+            rms_norm_backward_views,
+            rms_norm_backward_views_with
+        );
+        let dy = vals(8, 2.0);
+        let mut dx = [7.0f32; 8];
+        let (xv, dyv) = (mr(&xn, ROWS), mr(&dy, ROWS));
+        f(xv, dyv, mm(&mut dx, ROWS), Some(&w), 1e-5, None, None).unwrap();
+        assert!(nan_exactly(&dx, 0..4));
     }
 }
 
@@ -2765,8 +2247,12 @@ fn audit_rms_norm_backward_bad_inputs() {
 fn audit_rms_norm_layers_bad_inputs() {
     let w = [2.0f32; 3];
     for eps in BAD_EPS {
-        err!(RmsNorm::<f32, 3>::new(Some(&w), eps), is_param);
-        err!(RmsNormDyn::<f32>::new(3, true, Some(eps)), is_param);
+        err!(RmsNorm::<f32, 3>::new(Some(&w), eps), is_param, "{eps}");
+        err!(
+            RmsNormDyn::<f32>::new(3, true, Some(eps)),
+            is_param,
+            "{eps}"
+        );
     }
     let me = RmsNorm::<f32, 3>::machine_eps(Some(&w));
     assert_eq!(me.eps(), f32::EPSILON);
@@ -2788,30 +2274,23 @@ fn audit_rms_norm_layers_bad_inputs() {
     // An all-zero row is fine with any eps > 0.
     me.forward(&[[0.0; 3]], &mut [[7.0; 3]], None).unwrap();
     let mut dx = [[0.0f32; 3]; 2];
-    me.backward(
-        &x,
-        &[[1.0; 3]; 2],
-        &mut dx,
-        Some(&[1.0, 2.0]),
-        Some(&mut [0.0; 3]),
-    )
-    .unwrap();
+    let dy = [[1.0; 3]; 2];
+    me.backward(&x, &dy, &mut dx, Some(&[1.0, 2.0]), Some(&mut [0.0; 3]))
+        .unwrap();
 
     let mut d = RmsNormDyn::<f32>::new(3, true, None).unwrap();
     let xm = Matrix::from_vec(1, 3, vec![1.0f32, -1.0, 2.0]).unwrap();
-    err!(d.forward(&Matrix::zeros(1, 4).unwrap()), is_len);
+    let x14 = Matrix::zeros(1, 4).unwrap();
+    err!(d.forward(&x14), is_len);
     RmsNormDyn::<f32>::new(3, false, None)
         .unwrap()
-        .forward(&Matrix::zeros(1, 4).unwrap())
+        .forward(&x14)
         .unwrap();
     let yv = d.forward(&xm).unwrap();
     d.backward(&xm, &yv).unwrap();
     let before = d.dweight.clone();
     err!(d.backward(&xm, &Matrix::zeros(3, 1).unwrap()), is_shape);
-    err!(
-        d.backward(&Matrix::zeros(1, 4).unwrap(), &Matrix::zeros(1, 4).unwrap()),
-        is_len
-    );
+    err!(d.backward(&x14, &x14), is_len);
     assert_eq!(d.dweight, before);
 }
 
@@ -2856,6 +2335,17 @@ struct Bn {
     srstd: Vec<f32>,
 }
 
+/// What a training forward writes: y, running mean and variance, batches,
+/// saved mean and rstd.
+type BnOutputs = (
+    Vec<f32>,
+    Vec<f32>,
+    Vec<f32>,
+    u64,
+    Option<Vec<f32>>,
+    Vec<f32>,
+);
+
 impl Bn {
     fn new() -> Self {
         Self {
@@ -2873,142 +2363,101 @@ impl Bn {
             srstd: vec![7.0; 3],
         }
     }
-    /// What a training forward writes.
-    #[allow(clippy::type_complexity)]
-    fn outputs(
-        &self,
-    ) -> (
-        Vec<f32>,
-        Vec<f32>,
-        Vec<f32>,
-        u64,
-        Option<Vec<f32>>,
-        Vec<f32>,
-    ) {
+    fn outputs(&self) -> BnOutputs {
+        let (y, rmean, rvar) = (self.y.clone(), self.rmean.clone(), self.rvar.clone());
         (
-            self.y.clone(),
-            self.rmean.clone(),
-            self.rvar.clone(),
+            y,
+            rmean,
+            rvar,
             self.batches,
             self.smean.clone(),
             self.srstd.clone(),
         )
     }
     fn train(&mut self, scalar: bool) -> Result<()> {
-        let f = if scalar {
-            batch_norm_train_views_with::<Scalar, f32>
-        } else {
-            batch_norm_train_views::<f32>
-        };
+        let f = pick!(scalar, batch_norm_train_views, batch_norm_train_views_with);
         let stats = match self.smean.as_deref_mut() {
             Some(m) => NormStats::new(m, &mut self.srstd),
             None => NormStats::rstd_only(&mut self.srstd),
         };
+        let running = RunningStats {
+            mean: &mut self.rmean,
+            var: &mut self.rvar,
+            batches: &mut self.batches,
+        };
+        let (w, b) = (Some(&self.w[..]), Some(&self.b[..]));
+        let (shape, eps, momentum) = (self.shape, self.eps, self.momentum);
         f(
             &self.x,
-            self.shape,
+            shape,
             &mut self.y,
-            Some(&self.w),
-            Some(&self.b),
-            self.eps,
-            self.momentum,
-            Some(RunningStats {
-                mean: &mut self.rmean,
-                var: &mut self.rvar,
-                batches: &mut self.batches,
-            }),
+            w,
+            b,
+            eps,
+            momentum,
+            Some(running),
             Some(stats),
         )
+    }
+    /// N·L = 1: one value per channel.
+    fn one_per_channel(&mut self) {
+        self.shape = BnShape::new(1, 3, 1);
+        self.x.truncate(3);
+        self.y.truncate(3);
+    }
+    /// N·L = 0 with channels.
+    fn no_values(&mut self) {
+        self.shape = BnShape::new(0, 3, 2);
+        self.x.clear();
+        self.y.clear();
     }
 }
 
 #[test]
 fn audit_batch_norm_train_bad_inputs() {
-    type Edit = fn(&mut Bn);
-    let cases: Vec<(Edit, Matcher)> = vec![
-        (|c| c.momentum = Some(f32::NAN), is_param),
-        (|c| c.momentum = Some(f32::INFINITY), is_param),
-        (
-            |c| {
-                c.x.pop();
-            },
-            is_len,
-        ),
-        (|c| c.y.push(7.0), is_len),
-        (
-            |c| {
-                c.w.pop();
-            },
-            is_len,
-        ),
-        (|c| c.b.push(0.0), is_len),
-        (
-            |c| {
-                c.srstd.pop();
-            },
-            is_len,
-        ),
-        (
-            |c| {
-                c.smean.as_mut().unwrap().pop();
-            },
-            is_len,
-        ),
-        (|c| c.smean = None, is_param),
-        (
-            |c| {
-                c.rmean.pop();
-            },
-            is_len,
-        ),
-        (|c| c.rvar.push(1.0), is_len),
-        (|c| c.shape = BnShape::new(2, 3, usize::MAX), is_param),
-        // N·L = 1: one value per channel.
-        (
-            |c| {
-                c.shape = BnShape::new(1, 3, 1);
-                c.x.truncate(3);
-                c.y.truncate(3);
-            },
-            is_param,
-        ),
-        // N·L = 0 with channels.
-        (
-            |c| {
-                c.shape = BnShape::new(0, 3, 2);
-                c.x.clear();
-                c.y.clear();
-            },
-            is_param,
-        ),
+    let cases: [Case<Bn>; 14] = [
+        ("momentum NaN", |c| c.momentum = Some(f32::NAN), is_param),
+        ("momentum ∞", |c| c.momentum = Some(f32::INFINITY), is_param),
+        ("x short", |c| shorten(&mut c.x), is_len),
+        ("y long", |c| c.y.push(7.0), is_len),
+        ("γ short", |c| shorten(&mut c.w), is_len),
+        ("β long", |c| c.b.push(0.0), is_len),
+        ("rstd short", |c| shorten(&mut c.srstd), is_len),
+        ("mean short", |c| shorten(c.smean.as_mut().unwrap()), is_len),
+        ("rstd only", |c| c.smean = None, is_param),
+        ("running mean short", |c| shorten(&mut c.rmean), is_len),
+        ("running var long", |c| c.rvar.push(1.0), is_len),
+        ("L overflows", |c| c.shape.l = usize::MAX, is_param),
+        ("N·L = 1", Bn::one_per_channel, is_param),
+        ("N·L = 0", Bn::no_values, is_param),
     ];
     for scalar in [false, true] {
-        for &(edit, m) in &cases {
-            let mut c = Bn::new();
-            edit(&mut c);
-            let before = c.outputs();
-            match c.train(scalar) {
-                Err(e) => assert!(m(&e), "wrong error {e:?}"),
-                Ok(()) => panic!("expected an error for {c:?}"),
-            }
-            assert_eq!(c.outputs(), before, "written on Err");
-        }
+        let train = |c: &mut Bn| c.train(scalar);
+        check_cases("train", &Bn::new(), &cases, train, Bn::outputs);
         for eps in BAD_EPS {
-            let mut c = Bn::new();
-            c.eps = eps;
-            let before = c.outputs();
-            err!(c.train(scalar), is_param);
-            assert_eq!(c.outputs(), before, "written on Err");
+            let what = format!("train: eps {eps}");
+            check_case(
+                &what,
+                &Bn::new(),
+                |c| c.eps = eps,
+                is_param,
+                train,
+                Bn::outputs,
+            );
         }
         // Edges: no channels; momentum None (cumulative) and outside [0, 1].
         let mut c = Bn::new();
         c.shape = BnShape::new(1, 0, 1);
-        c.x.clear();
-        c.y.clear();
-        c.w.clear();
-        c.b.clear();
-        c.rmean.clear();
-        c.rvar.clear();
+        for v in [
+            &mut c.x,
+            &mut c.y,
+            &mut c.w,
+            &mut c.b,
+            &mut c.rmean,
+            &mut c.rvar,
+        ] {
+            v.clear();
+        }
         c.smean = Some(vec![]);
         c.srstd.clear();
         c.train(scalar).unwrap();
@@ -3031,88 +2480,31 @@ fn audit_batch_norm_train_bad_inputs() {
 
 #[test]
 fn audit_batch_norm_eval_bad_inputs() {
-    let shape = BnShape::new(2, 3, 2);
-    let x = vals(12, 1.0);
-    let (w, b, rm, rv) = (vals(3, 2.0), vals(3, 3.0), vals(3, 4.0), [1.0f32, 0.5, 2.0]);
+    let running = Norm::channels().stats(3, 3);
+    let cases: [Case<Norm>; 7] = [
+        ("x short", |n| shorten(&mut n.x), is_len),
+        ("y short", |n| shorten(&mut n.out), is_len),
+        ("γ short", |n| n.w = Some(vals(2, 3.0)), is_len),
+        ("β long", |n| n.b = Some(vec![0.0; 4]), is_len),
+        ("running mean short", |n| n.set_stats(2, 3), is_len),
+        ("running var short", |n| n.set_stats(3, 2), is_len),
+        ("size overflows", Norm::huge, is_param),
+    ];
     for scalar in [false, true] {
-        let f = if scalar {
-            batch_norm_eval_views_with::<Scalar, f32>
-        } else {
-            batch_norm_eval_views::<f32>
-        };
-        let mut y = [7.0f32; 12];
-        for eps in BAD_EPS {
-            err!(
-                f(&x, shape, &mut y, Some(&w), Some(&b), eps, &rm, &rv),
-                is_param
-            );
-        }
-        err!(
-            f(&x[..11], shape, &mut y, None, None, 1e-5, &rm, &rv),
-            is_len
-        );
-        err!(
-            f(&x, shape, &mut y[..11], None, None, 1e-5, &rm, &rv),
-            is_len
-        );
-        err!(
-            f(&x, shape, &mut y, Some(&w[..2]), None, 1e-5, &rm, &rv),
-            is_len
-        );
-        err!(
-            f(&x, shape, &mut y, None, Some(&[0.0; 4]), 1e-5, &rm, &rv),
-            is_len
-        );
-        err!(
-            f(&x, shape, &mut y, None, None, 1e-5, &rm[..2], &rv),
-            is_len
-        );
-        err!(
-            f(&x, shape, &mut y, None, None, 1e-5, &rm, &rv[..2]),
-            is_len
-        );
-        err!(
-            f(
-                &[],
-                BnShape::new(usize::MAX, 2, 1),
-                &mut y,
-                None,
-                None,
-                1e-5,
-                &rm,
-                &rv
-            ),
-            is_param
-        );
-        assert_eq!(y, [7.0; 12]);
+        let eval = |n: &mut Norm| n.bn_eval(scalar);
+        check_bad_eps("eval", &running.clone().affine(), eval);
+        check_norm("eval", &running, &cases, eval);
         // Eval has no N·L rule.
-        f(
-            &x[..3],
-            BnShape::new(1, 3, 1),
-            &mut y[..3],
-            None,
-            None,
-            1e-5,
-            &rm,
-            &rv,
-        )
-        .unwrap();
+        let mut n = running.clone();
+        n.tiny();
+        n.bn_eval(scalar).unwrap();
         // Not checked: a running variance below −eps gives NaN in its channel;
         // NaN in x stays at its element.
-        let mut xn = x.clone();
-        xn[7] = f32::NAN;
-        f(
-            &xn,
-            shape,
-            &mut y,
-            Some(&w),
-            Some(&b),
-            1e-5,
-            &rm,
-            &[1.0, -1.0, 2.0],
-        )
-        .unwrap();
-        for (i, v) in y.iter().enumerate() {
+        let mut n = running.clone().affine();
+        n.x[7] = f32::NAN;
+        n.var = Some(vec![1.0, -1.0, 2.0]);
+        n.bn_eval(scalar).unwrap();
+        for (i, v) in n.out.iter().enumerate() {
             assert_eq!(v.is_nan(), (i / 2) % 3 == 1 || i == 7, "y[{i}] = {v}");
         }
     }
@@ -3120,318 +2512,34 @@ fn audit_batch_norm_eval_bad_inputs() {
 
 #[test]
 fn audit_batch_norm_backward_bad_inputs() {
-    let shape = BnShape::new(2, 3, 2);
-    let (x, dy) = (vals(12, 1.0), vals(12, 2.0));
-    let (w, sm, sr) = (vals(3, 3.0), vals(3, 4.0), [1.0f32, 2.0, 0.5]);
+    // The cases of both backwards; `set_stats` shortens the saved statistics
+    // (training) or the running ones (eval).
+    let cases: [Case<Norm>; 8] = [
+        ("x short", |n| shorten(&mut n.x), is_len),
+        ("dy short", |n| shorten(&mut n.dy), is_len),
+        ("dx short", |n| shorten(&mut n.out), is_len),
+        ("γ short", |n| n.w = Some(vals(2, 3.0)), is_len),
+        ("dγ short", |n| n.dw = Some(vec![0.5; 2]), is_len),
+        ("dβ short", |n| n.db = Some(vec![0.5; 2]), is_len),
+        ("mean short", |n| n.set_stats(2, 3), is_len),
+        ("rstd or variance short", |n| n.set_stats(3, 2), is_len),
+    ];
+    let train = Norm::channels().grads();
+    let eval = Norm::channels().stats(3, 3);
     for scalar in [false, true] {
-        let f = if scalar {
-            batch_norm_backward_views_with::<Scalar, f32>
-        } else {
-            batch_norm_backward_views::<f32>
-        };
-        let (mut dx, mut dw, mut db) = ([7.0f32; 12], [0.5f32; 3], [0.5f32; 3]);
-        for eps in BAD_EPS {
-            err!(
-                f(
-                    &x,
-                    shape,
-                    &dy,
-                    &mut dx,
-                    Some(&w),
-                    eps,
-                    None,
-                    Some(&mut dw),
-                    Some(&mut db)
-                ),
-                is_param
-            );
+        for (is_eval, base) in [(false, &train), (true, &eval)] {
+            let label = if is_eval { "eval backward" } else { "backward" };
+            let run = |n: &mut Norm| n.bn_backward(is_eval, scalar);
+            check_bad_eps(label, &base.clone().affine().grads(), run);
+            check_norm(label, base, &cases, run);
         }
-        err!(
-            f(
-                &x[..11],
-                shape,
-                &dy,
-                &mut dx,
-                None,
-                1e-5,
-                None,
-                Some(&mut dw),
-                Some(&mut db)
-            ),
-            is_len
-        );
-        err!(
-            f(
-                &x,
-                shape,
-                &dy[..11],
-                &mut dx,
-                None,
-                1e-5,
-                None,
-                Some(&mut dw),
-                Some(&mut db)
-            ),
-            is_len
-        );
-        err!(
-            f(
-                &x,
-                shape,
-                &dy,
-                &mut dx[..11],
-                None,
-                1e-5,
-                None,
-                Some(&mut dw),
-                Some(&mut db)
-            ),
-            is_len
-        );
-        err!(
-            f(
-                &x,
-                shape,
-                &dy,
-                &mut dx,
-                Some(&w[..2]),
-                1e-5,
-                None,
-                Some(&mut dw),
-                Some(&mut db)
-            ),
-            is_len
-        );
-        err!(
-            f(
-                &x,
-                shape,
-                &dy,
-                &mut dx,
-                None,
-                1e-5,
-                None,
-                Some(&mut dw[..2]),
-                Some(&mut db)
-            ),
-            is_len
-        );
-        err!(
-            f(
-                &x,
-                shape,
-                &dy,
-                &mut dx,
-                None,
-                1e-5,
-                None,
-                Some(&mut dw),
-                Some(&mut db[..2])
-            ),
-            is_len
-        );
-        err!(
-            f(
-                &x,
-                shape,
-                &dy,
-                &mut dx,
-                None,
-                1e-5,
-                Some((&sm[..2], &sr)),
-                Some(&mut dw),
-                Some(&mut db)
-            ),
-            is_len
-        );
-        err!(
-            f(
-                &x,
-                shape,
-                &dy,
-                &mut dx,
-                None,
-                1e-5,
-                Some((&sm, &sr[..2])),
-                Some(&mut dw),
-                Some(&mut db)
-            ),
-            is_len
-        );
-        err!(
-            f(
-                &x[..3],
-                BnShape::new(1, 3, 1),
-                &dy[..3],
-                &mut dx[..3],
-                None,
-                1e-5,
-                None,
-                Some(&mut dw),
-                Some(&mut db)
-            ),
-            is_param
-        );
-        assert_eq!((dx, dw, db), ([7.0; 12], [0.5; 3], [0.5; 3]));
-
-        let g = if scalar {
-            batch_norm_eval_backward_views_with::<Scalar, f32>
-        } else {
-            batch_norm_eval_backward_views::<f32>
-        };
-        let (rm, rv) = (sm.clone(), [1.0f32; 3]);
-        for eps in BAD_EPS {
-            err!(
-                g(
-                    &x,
-                    shape,
-                    &dy,
-                    &mut dx,
-                    Some(&w),
-                    eps,
-                    &rm,
-                    &rv,
-                    Some(&mut dw),
-                    Some(&mut db)
-                ),
-                is_param
-            );
-        }
-        err!(
-            g(
-                &x[..11],
-                shape,
-                &dy,
-                &mut dx,
-                None,
-                1e-5,
-                &rm,
-                &rv,
-                None,
-                None
-            ),
-            is_len
-        );
-        err!(
-            g(
-                &x,
-                shape,
-                &dy[..11],
-                &mut dx,
-                None,
-                1e-5,
-                &rm,
-                &rv,
-                None,
-                None
-            ),
-            is_len
-        );
-        err!(
-            g(
-                &x,
-                shape,
-                &dy,
-                &mut dx[..11],
-                None,
-                1e-5,
-                &rm,
-                &rv,
-                None,
-                None
-            ),
-            is_len
-        );
-        err!(
-            g(
-                &x,
-                shape,
-                &dy,
-                &mut dx,
-                Some(&w[..2]),
-                1e-5,
-                &rm,
-                &rv,
-                None,
-                None
-            ),
-            is_len
-        );
-        err!(
-            g(
-                &x,
-                shape,
-                &dy,
-                &mut dx,
-                None,
-                1e-5,
-                &rm,
-                &rv,
-                Some(&mut dw[..2]),
-                None
-            ),
-            is_len
-        );
-        err!(
-            g(
-                &x,
-                shape,
-                &dy,
-                &mut dx,
-                None,
-                1e-5,
-                &rm,
-                &rv,
-                None,
-                Some(&mut db[..2])
-            ),
-            is_len
-        );
-        err!(
-            g(
-                &x,
-                shape,
-                &dy,
-                &mut dx,
-                None,
-                1e-5,
-                &rm[..2],
-                &rv,
-                None,
-                None
-            ),
-            is_len
-        );
-        err!(
-            g(
-                &x,
-                shape,
-                &dy,
-                &mut dx,
-                None,
-                1e-5,
-                &rm,
-                &rv[..2],
-                None,
-                None
-            ),
-            is_len
-        );
-        assert_eq!((dx, dw, db), ([7.0; 12], [0.5; 3], [0.5; 3]));
-        // Eval backward has no N·L rule.
-        g(
-            &x[..3],
-            BnShape::new(1, 3, 1),
-            &dy[..3],
-            &mut dx[..3],
-            None,
-            1e-5,
-            &rm,
-            &rv,
-            None,
-            None,
-        )
-        .unwrap();
+        // N·L = 1: refused in training, fine in eval.
+        let what = "backward: N·L = 1";
+        let run = |n: &mut Norm| n.bn_backward(false, scalar);
+        check_case(what, &train, Norm::tiny, is_param, run, Norm::outputs);
+        let mut n = eval.clone();
+        n.tiny();
+        n.bn_backward(true, scalar).unwrap();
     }
 }
 
@@ -3440,121 +2548,51 @@ fn audit_fold_batch_norm_bad_inputs() {
     let (rm, rv, g, be) = ([0.5f32, -0.5], [1.0f32, 4.0], [2.0f32, 1.0], [0.0f32, 1.0]);
     let mut w = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]; // (C 2, K 3)
     let mut b = [0.25f32, 0.75];
+    let fold = |w: &mut [f32; 6], b: &mut [f32; 2], eps| {
+        fold_batch_norm_views(mm(w, (2, 3)), b, Some(&g), Some(&be), eps, &rm, &rv)
+    };
     for eps in BAD_EPS {
+        err!(fold(&mut w, &mut b, eps), is_param, "eps {eps}");
+    }
+    // The shape of w, b's length, γ, β, the running mean and variance.
+    type Row<'a> = (
+        (usize, usize),
+        usize,
+        Option<&'a [f32]>,
+        Option<&'a [f32]>,
+        &'a [f32],
+        &'a [f32],
+    );
+    let cases: [Row<'_>; 6] = [
+        ((2, 3), 1, None, None, &rm, &rv),
+        ((3, 2), 2, None, None, &rm, &rv),
+        ((2, 3), 2, Some(&g[..1]), None, &rm, &rv),
+        ((2, 3), 2, None, Some(&[0.0; 3]), &rm, &rv),
+        ((2, 3), 2, None, None, &rm[..1], &rv),
+        ((2, 3), 2, None, None, &rm, &[1.0; 3]),
+    ];
+    for (at, nb, gm, bt, m, v) in cases {
+        let r = fold_batch_norm_views(mm(&mut w, at), &mut b[..nb], gm, bt, 1e-5, m, v);
         err!(
-            fold_batch_norm_views(
-                MatMut::new(&mut w, 2, 3).unwrap(),
-                &mut b,
-                Some(&g),
-                Some(&be),
-                eps,
-                &rm,
-                &rv
-            ),
-            is_param
+            r,
+            is_len,
+            "w {at:?}, b {nb}, γ {gm:?}, β {bt:?}, mean {m:?}, var {v:?}"
         );
     }
-    err!(
-        fold_batch_norm_views(
-            MatMut::new(&mut w, 2, 3).unwrap(),
-            &mut b[..1],
-            None,
-            None,
-            1e-5,
-            &rm,
-            &rv
-        ),
-        is_len
-    );
-    err!(
-        fold_batch_norm_views(
-            MatMut::new(&mut w, 3, 2).unwrap(),
-            &mut b,
-            None,
-            None,
-            1e-5,
-            &rm,
-            &rv
-        ),
-        is_len
-    );
-    err!(
-        fold_batch_norm_views(
-            MatMut::new(&mut w, 2, 3).unwrap(),
-            &mut b,
-            Some(&g[..1]),
-            None,
-            1e-5,
-            &rm,
-            &rv
-        ),
-        is_len
-    );
-    err!(
-        fold_batch_norm_views(
-            MatMut::new(&mut w, 2, 3).unwrap(),
-            &mut b,
-            None,
-            Some(&[0.0; 3]),
-            1e-5,
-            &rm,
-            &rv
-        ),
-        is_len
-    );
-    err!(
-        fold_batch_norm_views(
-            MatMut::new(&mut w, 2, 3).unwrap(),
-            &mut b,
-            None,
-            None,
-            1e-5,
-            &rm[..1],
-            &rv
-        ),
-        is_len
-    );
-    err!(
-        fold_batch_norm_views(
-            MatMut::new(&mut w, 2, 3).unwrap(),
-            &mut b,
-            None,
-            None,
-            1e-5,
-            &rm,
-            &[1.0; 3]
-        ),
-        is_len
-    );
     assert_eq!((w, b), ([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [0.25, 0.75]));
-    fold_batch_norm_views(
-        MatMut::new(&mut w, 2, 3).unwrap(),
-        &mut b,
-        Some(&g),
-        Some(&be),
-        1e-5,
-        &rm,
-        &rv,
-    )
-    .unwrap();
+    fold(&mut w, &mut b, 1e-5).unwrap();
 }
 
 #[test]
 fn audit_batch_norm_const_layer_bad_inputs() {
     for eps in BAD_EPS {
-        err!(
-            BatchNorm::<f32, 2>::new(None, None, eps, Some(0.1)),
-            is_param
-        );
+        let r = BatchNorm::<f32, 2>::new(None, None, eps, Some(0.1));
+        err!(r, is_param, "eps {eps}");
     }
-    err!(
-        BatchNorm::<f32, 2>::new(None, None, 1e-5, Some(f32::NAN)),
-        is_param
-    );
-    err!(
-        BatchNorm::<f32, 2>::new(None, None, 1e-5, Some(f32::NEG_INFINITY)),
-        is_param
-    );
+    for momentum in [f32::NAN, f32::NEG_INFINITY] {
+        let r = BatchNorm::<f32, 2>::new(None, None, 1e-5, Some(momentum));
+        err!(r, is_param, "momentum {momentum}");
+    }
     let (g, be) = ([1.0f32, 2.0], [0.0f32, 1.0]);
     let bn = BatchNorm::<f32, 2>::new(Some(&g), Some(&be), 1e-5, None).unwrap();
     let mut state = BatchNormState::new();
@@ -3563,13 +2601,9 @@ fn audit_batch_norm_const_layer_bad_inputs() {
     // N·L = 1 in training: refused, state untouched.
     let mut y1 = [[7.0f32; 2]];
     let (mut sm, mut sr) = ([7.0f32; 2], [7.0f32; 2]);
+    let saved = Some((&mut sm, &mut sr));
     err!(
-        bn.forward_train_nc(
-            &[[1.0, 2.0]],
-            &mut y1,
-            Some(&mut state),
-            Some((&mut sm, &mut sr))
-        ),
+        bn.forward_train_nc(&[[1.0, 2.0]], &mut y1, Some(&mut state), saved),
         is_param
     );
     let mut y3 = [[[7.0f32; 1]; 2]; 1];
@@ -3600,34 +2634,22 @@ fn audit_batch_norm_const_layer_bad_inputs() {
         is_param
     );
     let mut dx3 = [[[7.0f32; 1]; 2]; 1];
+    let x3 = [[[1.0], [2.0]]];
     err!(
-        bn.backward_train(
-            &[[[1.0], [2.0]]],
-            &[[[1.0]; 2]],
-            &mut dx3,
-            None,
-            Some(&mut dw),
-            None
-        ),
+        bn.backward_train(&x3, &[[[1.0]; 2]], &mut dx3, None, Some(&mut dw), None),
         is_param
     );
     assert_eq!((dx1, dx3, dw), ([[7.0; 2]], [[[7.0]; 2]], [0.5; 2]));
     // The valid calls: L = 2 with N = 1 trains; eval has no N·L rule.
     let mut y = [[[0.0f32; 2]; 2]; 1];
-    bn.forward_train(&[[[1.0, 3.0], [2.0, 5.0]]], &mut y, Some(&mut state), None)
+    let x = [[[1.0, 3.0], [2.0, 5.0]]];
+    bn.forward_train(&x, &mut y, Some(&mut state), None)
         .unwrap();
     assert_eq!(state.num_batches_tracked, 1);
     bn.forward_eval_nc(&[[1.0, 2.0]], &mut y1, &state).unwrap();
-    bn.forward_eval(&[[[1.0], [2.0]]], &mut y3, &state).unwrap();
-    bn.backward_train(
-        &[[[1.0, 3.0], [2.0, 5.0]]],
-        &[[[1.0, 0.0]; 2]],
-        &mut y,
-        None,
-        Some(&mut dw),
-        None,
-    )
-    .unwrap();
+    bn.forward_eval(&x3, &mut y3, &state).unwrap();
+    bn.backward_train(&x, &[[[1.0, 0.0]; 2]], &mut y, None, Some(&mut dw), None)
+        .unwrap();
     let (mut w, mut b) = ([[1.0f32; 3]; 2], [0.0f32; 2]);
     bn.fold(&state, &mut w, &mut b).unwrap();
 }
@@ -3635,7 +2657,11 @@ fn audit_batch_norm_const_layer_bad_inputs() {
 #[test]
 fn audit_batch_norm_dyn_bad_inputs() {
     for eps in BAD_EPS {
-        err!(BatchNormDyn::<f32>::new(3, true, eps, Some(0.1)), is_param);
+        err!(
+            BatchNormDyn::<f32>::new(3, true, eps, Some(0.1)),
+            is_param,
+            "{eps}"
+        );
     }
     err!(
         BatchNormDyn::<f32>::new(3, true, 1e-5, Some(f32::INFINITY)),
@@ -3699,10 +2725,59 @@ const PTS: [[f64; 2]; 6] = [
 #[test]
 fn audit_kmeans_fit_bad_inputs() {
     let flat: Vec<f64> = PTS.as_flattened().to_vec();
-    let x = MatRef::new(&flat, 6, 2).unwrap();
+    let x = mr(&flat, (6, 2));
     let ok = KMeansConfig::<f64>::default();
     let given = [0.0f64, 0.0, 5.0, 5.0];
-    let gv = MatRef::new(&given, 2, 2).unwrap();
+    let gv = mr(&given, (2, 2));
+    let pp = KMeansInit::PlusPlus;
+    let none = mr::<f64>(&[], (0, 2));
+    // Points and starting centres with a NaN, then an infinity.
+    let bad = [f64::NAN, f64::INFINITY];
+    let x_bad = bad.map(|v| {
+        let mut xb = flat.clone();
+        xb[7] = v;
+        xb
+    });
+    let xb = x_bad.each_ref().map(|v| mr(v, (6, 2)));
+    let g_bad = bad.map(|v| [0.0, v, 5.0, 5.0]);
+    let gb = g_bad.each_ref().map(|g| KMeansInit::Given(mr(g, (2, 2))));
+    let g31 = KMeansInit::Given(mr(&given, (3, 1)));
+    let g34 = KMeansInit::Given(mr(&flat, (3, 4)));
+    let need = kmeans_scratch_len(6, 2, 2);
+    let (need72, need23) = (kmeans_scratch_len(6, 7, 2), kmeans_scratch_len(6, 2, 3));
+    let tol = |tol| KMeansConfig { tol, ..ok };
+    let bad_cfgs = [
+        KMeansConfig { max_iter: 0, ..ok },
+        KMeansConfig { n_init: 0, ..ok },
+        tol(-1.0),
+        tol(f64::NAN),
+        tol(f64::INFINITY),
+    ];
+    // (what, x, init, centres (K, D), lengths of labels, label scratch and
+    // scratch, error); the configuration is `ok`.
+    type Row<'a> = (
+        &'a str,
+        MatRef<'a, f64>,
+        KMeansInit<'a, f64>,
+        (usize, usize),
+        [usize; 3],
+        Matcher,
+    );
+    let cases: [Row<'_>; 13] = [
+        ("K = 0", x, pp, (0, 2), [6, 6, need], is_param),
+        ("K > N", x, pp, (7, 2), [6, 6, need72], is_param),
+        ("no points", none, pp, (1, 2), [0, 0, need], is_param),
+        ("D 3", x, pp, (2, 3), [6, 6, need23], is_shape),
+        ("labels short", x, pp, (2, 2), [5, 6, need], is_len),
+        ("label scratch short", x, pp, (2, 2), [6, 5, need], is_len),
+        ("scratch short", x, pp, (2, 2), [6, 6, need - 1], is_buf),
+        ("x NaN", xb[0], pp, (2, 2), [6, 6, need], is_param),
+        ("x ∞", xb[1], pp, (2, 2), [6, 6, need], is_param),
+        ("given NaN", x, gb[0], (2, 2), [6, 6, need], is_param),
+        ("given ∞", x, gb[1], (2, 2), [6, 6, need], is_param),
+        ("given 3×1", x, g31, (2, 2), [6, 6, need], is_shape),
+        ("given 3×4", x, g34, (2, 2), [6, 6, need], is_shape),
+    ];
     type Fit = fn(
         MatRef<'_, f64>,
         KMeansInit<'_, f64>,
@@ -3722,149 +2797,28 @@ fn audit_kmeans_fit_bad_inputs() {
         let mut labels = [99usize; 6];
         let mut ls = [0usize; 6];
         let mut scratch = vec![0.0f64; kmeans_scratch_len(6, 7, 3)];
-        let need = kmeans_scratch_len(6, 2, 2);
         let mut run = |x: MatRef<'_, f64>,
                        init: KMeansInit<'_, f64>,
                        cfg: &KMeansConfig<f64>,
-                       (k, d): (usize, usize),
-                       nl: usize,
-                       nls: usize,
-                       ns: usize| {
+                       at: (usize, usize),
+                       [nl, nls, ns]: [usize; 3]| {
             fit(
                 x,
                 init,
                 cfg,
                 &mut rng,
-                MatMut::new(&mut c[..k * d], k, d).unwrap(),
+                mm(&mut c, at),
                 &mut labels[..nl],
                 &mut scratch[..ns],
                 &mut ls[..nls],
             )
         };
-        for cfg in [
-            KMeansConfig { max_iter: 0, ..ok },
-            KMeansConfig { n_init: 0, ..ok },
-            KMeansConfig { tol: -1.0, ..ok },
-            KMeansConfig {
-                tol: f64::NAN,
-                ..ok
-            },
-            KMeansConfig {
-                tol: f64::INFINITY,
-                ..ok
-            },
-        ] {
-            err!(
-                run(x, KMeansInit::PlusPlus, &cfg, (2, 2), 6, 6, need),
-                is_param
-            );
+        for cfg in bad_cfgs {
+            err!(run(x, pp, &cfg, (2, 2), [6, 6, need]), is_param, "{cfg:?}");
         }
-        err!(
-            run(x, KMeansInit::PlusPlus, &ok, (0, 2), 6, 6, need),
-            is_param
-        ); // K = 0
-        err!(
-            run(
-                x,
-                KMeansInit::PlusPlus,
-                &ok,
-                (7, 2),
-                6,
-                6,
-                kmeans_scratch_len(6, 7, 2)
-            ),
-            is_param
-        ); // K > N
-        err!(
-            run(
-                MatRef::new(&[], 0, 2).unwrap(),
-                KMeansInit::PlusPlus,
-                &ok,
-                (1, 2),
-                0,
-                0,
-                need
-            ),
-            is_param
-        );
-        err!(
-            run(
-                x,
-                KMeansInit::PlusPlus,
-                &ok,
-                (2, 3),
-                6,
-                6,
-                kmeans_scratch_len(6, 2, 3)
-            ),
-            is_shape
-        );
-        err!(
-            run(x, KMeansInit::PlusPlus, &ok, (2, 2), 5, 6, need),
-            is_len
-        );
-        err!(
-            run(x, KMeansInit::PlusPlus, &ok, (2, 2), 6, 5, need),
-            is_len
-        );
-        err!(
-            run(x, KMeansInit::PlusPlus, &ok, (2, 2), 6, 6, need - 1),
-            is_buf
-        );
-        for bad in [f64::NAN, f64::INFINITY] {
-            let mut xb = flat.clone();
-            xb[7] = bad;
-            err!(
-                run(
-                    MatRef::new(&xb, 6, 2).unwrap(),
-                    KMeansInit::PlusPlus,
-                    &ok,
-                    (2, 2),
-                    6,
-                    6,
-                    need
-                ),
-                is_param
-            );
-            let mut gb = given;
-            gb[1] = bad;
-            err!(
-                run(
-                    x,
-                    KMeansInit::Given(MatRef::new(&gb, 2, 2).unwrap()),
-                    &ok,
-                    (2, 2),
-                    6,
-                    6,
-                    need
-                ),
-                is_param
-            );
+        for (what, xs, init, at, lens, m) in cases {
+            err!(run(xs, init, &ok, at, lens), m, "{what}");
         }
-        err!(
-            run(
-                x,
-                KMeansInit::Given(MatRef::new(&given[..3], 3, 1).unwrap()),
-                &ok,
-                (2, 2),
-                6,
-                6,
-                need
-            ),
-            is_shape
-        );
-        err!(
-            run(
-                x,
-                KMeansInit::Given(MatRef::new(&flat, 3, 4).unwrap()),
-                &ok,
-                (2, 2),
-                6,
-                6,
-                need
-            ),
-            is_shape
-        );
         assert_eq!((c, labels), ([7.0; 14], [99; 6]));
         // Finite points whose distances overflow the element type (f32).
         let xf = [3e38f32, -3e38];
@@ -3872,11 +2826,11 @@ fn audit_kmeans_fit_bad_inputs() {
         let mut lf = [99usize; 2];
         err!(
             kmeans_views(
-                MatRef::new(&xf, 2, 1).unwrap(),
-                KMeansInit::Given(MatRef::new(&[0.0f32], 1, 1).unwrap()),
+                mr(&xf, (2, 1)),
+                KMeansInit::Given(mr(&[0.0f32], (1, 1))),
                 &KMeansConfig::default(),
                 &mut rng,
-                MatMut::new(&mut cf, 1, 1).unwrap(),
+                mm(&mut cf, (1, 1)),
                 &mut lf,
                 &mut vec![0.0; kmeans_scratch_len(2, 1, 1)],
                 &mut [0; 2]
@@ -3885,12 +2839,13 @@ fn audit_kmeans_fit_bad_inputs() {
         );
         assert_eq!((cf, lf), ([7.0], [99; 2]));
         // The valid fit.
+        let (init, mc) = (KMeansInit::Given(gv), mm(&mut c, (2, 2)));
         let f = fit(
             x,
-            KMeansInit::Given(gv),
+            init,
             &ok,
             &mut rng,
-            MatMut::new(&mut c[..4], 2, 2).unwrap(),
+            mc,
             &mut labels,
             &mut scratch,
             &mut ls,
@@ -3902,50 +2857,38 @@ fn audit_kmeans_fit_bad_inputs() {
     // kmeans_dyn: the same rules, with K given as a number.
     let xm = Matrix::from_vec(6, 2, flat.clone()).unwrap();
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(2);
-    err!(
-        kmeans_dyn(&xm, 0, KMeansInit::PlusPlus, &ok, &mut rng),
-        is_param
-    );
-    err!(
-        kmeans_dyn(&xm, 7, KMeansInit::PlusPlus, &ok, &mut rng),
-        is_param
-    );
-    err!(
-        kmeans_dyn(
-            &xm,
-            2,
-            KMeansInit::PlusPlus,
-            &KMeansConfig { n_init: 0, ..ok },
-            &mut rng
-        ),
-        is_param
-    );
-    err!(
-        kmeans_dyn(&xm, 3, KMeansInit::Given(gv), &ok, &mut rng),
-        is_shape
-    );
     let mut xb = flat.clone();
     xb[0] = f64::NAN;
-    err!(
-        kmeans_dyn(
-            &Matrix::from_vec(6, 2, xb).unwrap(),
-            2,
-            KMeansInit::PlusPlus,
-            &ok,
-            &mut rng
-        ),
-        is_param
+    let xbm = Matrix::from_vec(6, 2, xb).unwrap();
+    let n_init0 = KMeansConfig { n_init: 0, ..ok };
+    // (x, K, init, configuration, error)
+    type DynRow<'a> = (
+        &'a Matrix<f64>,
+        usize,
+        KMeansInit<'a, f64>,
+        KMeansConfig<f64>,
+        Matcher,
     );
+    let cases: [DynRow<'_>; 5] = [
+        (&xm, 0, pp, ok, is_param),
+        (&xm, 7, pp, ok, is_param),
+        (&xm, 2, pp, n_init0, is_param),
+        (&xm, 3, KMeansInit::Given(gv), ok, is_shape),
+        (&xbm, 2, pp, ok, is_param),
+    ];
+    for (i, (xs, k, init, cfg, m)) in cases.into_iter().enumerate() {
+        err!(kmeans_dyn(xs, k, init, &cfg, &mut rng), m, "case {i}");
+    }
     let (centers, labels, _) = kmeans_dyn(&xm, 2, KMeansInit::Given(gv), &ok, &mut rng).unwrap();
     assert_eq!((centers.shape(), labels.len()), ((2, 2), 6));
     // D = 0 is valid: every point sits on every centre.
     let mut l0 = [9usize; 3];
     let f0 = kmeans_views(
-        MatRef::<f64>::new(&[], 3, 0).unwrap(),
-        KMeansInit::PlusPlus,
+        mr::<f64>(&[], (3, 0)),
+        pp,
         &ok,
         &mut rng,
-        MatMut::new(&mut [], 2, 0).unwrap(),
+        mm(&mut [], (2, 0)),
         &mut l0,
         &mut vec![0.0; kmeans_scratch_len(3, 2, 0)],
         &mut [0; 3],
@@ -3960,16 +2903,16 @@ fn audit_kmeans_fit_bad_inputs() {
 #[test]
 fn audit_kmeans_predict_bad_inputs() {
     let flat: Vec<f64> = PTS.as_flattened().to_vec();
-    let x = MatRef::new(&flat, 6, 2).unwrap();
+    let x = mr(&flat, (6, 2));
     let centers = [0.0f64, 0.0, 5.0, 5.0];
-    let cv = MatRef::new(&centers, 2, 2).unwrap();
+    let cv = mr(&centers, (2, 2));
     let mut labels = [99usize; 6];
     err!(
-        kmeans_predict_views(x, MatRef::new(&[], 0, 2).unwrap(), &mut labels),
+        kmeans_predict_views(x, mr(&[], (0, 2)), &mut labels),
         is_empty
     );
     err!(
-        kmeans_predict_views(x, MatRef::new(&centers[..3], 1, 3).unwrap(), &mut labels),
+        kmeans_predict_views(x, mr(&centers, (1, 3)), &mut labels),
         is_shape
     );
     err!(kmeans_predict_views(x, cv, &mut labels[..5]), is_len);
@@ -3978,13 +2921,13 @@ fn audit_kmeans_predict_bad_inputs() {
         let mut cb = centers;
         cb[2] = bad;
         // An infinite centre is simply never nearest; NaN likewise.
-        kmeans_predict_views(x, MatRef::new(&cb, 2, 2).unwrap(), &mut labels).unwrap();
+        kmeans_predict_views(x, mr(&cb, (2, 2)), &mut labels).unwrap();
         assert_eq!(labels, [0; 6]);
         let mut labels = [99usize; 6];
         let mut xb = flat.clone();
         xb[8] = bad; // point 4
         err!(
-            kmeans_predict_views(MatRef::new(&xb, 6, 2).unwrap(), cv, &mut labels),
+            kmeans_predict_views(mr(&xb, (6, 2)), cv, &mut labels),
             is_param
         );
         // The points before the bad one are already labelled.
@@ -3992,21 +2935,29 @@ fn audit_kmeans_predict_bad_inputs() {
         // Every centre non-finite: no finite distance.
         let cb = [bad; 4];
         err!(
-            kmeans_predict_views(x, MatRef::new(&cb, 2, 2).unwrap(), &mut labels),
+            kmeans_predict_views(x, mr(&cb, (2, 2)), &mut labels),
             is_param
         );
     }
     // Edge: no points.
-    assert_eq!(
-        kmeans_predict_views(MatRef::new(&[], 0, 2).unwrap(), cv, &mut []),
-        Ok(0.0)
-    );
+    assert_eq!(kmeans_predict_views(mr(&[], (0, 2)), cv, &mut []), Ok(0.0));
 }
 
 #[test]
 fn audit_kmeans_lloyd_step_bad_inputs() {
     let flat: Vec<f64> = PTS.as_flattened().to_vec();
-    let x = MatRef::new(&flat, 6, 2).unwrap();
+    let x = mr(&flat, (6, 2));
+    let full = kmeans_scratch_len(6, 7, 3);
+    let need = kmeans_scratch_len(6, 2, 2);
+    // (points, centres (K, D), lengths of labels and scratch, error)
+    type Row<'a> = (MatRef<'a, f64>, (usize, usize), usize, usize, Matcher);
+    let cases: [Row<'_>; 5] = [
+        (x, (0, 2), 6, full, is_param),
+        (mr(&flat, (1, 2)), (2, 2), 1, full, is_param),
+        (x, (2, 3), 6, full, is_shape),
+        (x, (2, 2), 5, full, is_len),
+        (x, (2, 2), 6, need - 1, is_buf),
+    ];
     type Step = fn(MatRef<'_, f64>, MatMut<'_, f64>, &mut [usize], &mut [f64]) -> Result<f64>;
     for step in [
         kmeans_lloyd_step_views::<f64> as Step,
@@ -4015,61 +2966,19 @@ fn audit_kmeans_lloyd_step_bad_inputs() {
         let mut c = [0.0f64, 0.0, 5.0, 5.0, 1.0, 1.0, 2.0, 2.0];
         let c0 = c;
         let mut labels = [0usize; 6];
-        let mut scratch = vec![0.0f64; kmeans_scratch_len(6, 7, 3)];
-        let need = kmeans_scratch_len(6, 2, 2);
-        err!(
-            step(
-                x,
-                MatMut::new(&mut c[..0], 0, 2).unwrap(),
-                &mut labels,
-                &mut scratch
-            ),
-            is_param
-        );
-        err!(
-            step(
-                MatRef::new(&flat[..2], 1, 2).unwrap(),
-                MatMut::new(&mut c[..4], 2, 2).unwrap(),
-                &mut labels[..1],
-                &mut scratch
-            ),
-            is_param
-        );
-        err!(
-            step(
-                x,
-                MatMut::new(&mut c[..6], 2, 3).unwrap(),
-                &mut labels,
-                &mut scratch
-            ),
-            is_shape
-        );
-        err!(
-            step(
-                x,
-                MatMut::new(&mut c[..4], 2, 2).unwrap(),
-                &mut labels[..5],
-                &mut scratch
-            ),
-            is_len
-        );
-        err!(
-            step(
-                x,
-                MatMut::new(&mut c[..4], 2, 2).unwrap(),
-                &mut labels,
-                &mut scratch[..need - 1]
-            ),
-            is_buf
-        );
+        let mut scratch = vec![0.0f64; full];
+        for (i, (xs, at, nl, ns, m)) in cases.into_iter().enumerate() {
+            let r = step(xs, mm(&mut c, at), &mut labels[..nl], &mut scratch[..ns]);
+            err!(r, m, "case {i}: centres {at:?}, labels {nl}, scratch {ns}");
+        }
         assert_eq!(c, c0);
         // NaN is not scanned for: the NaN point's centre turns NaN, nothing
         // panics, the other centre is untouched by it.
         let mut xb = flat.clone();
         xb[1] = f64::NAN; // point 0, nearest to centre 0
         step(
-            MatRef::new(&xb, 6, 2).unwrap(),
-            MatMut::new(&mut c[..4], 2, 2).unwrap(),
+            mr(&xb, (6, 2)),
+            mm(&mut c, (2, 2)),
             &mut labels,
             &mut scratch,
         )
@@ -4084,41 +2993,31 @@ fn audit_kmeans_online_update_bad_inputs() {
     let mut c = [0.0f32, 0.0, 5.0, 5.0];
     let mut counts = [1u64, 0];
     err!(
-        kmeans_online_update(
-            MatMut::new(&mut c[..0], 0, 2).unwrap(),
-            &mut [],
-            &[1.0, 1.0]
-        ),
+        kmeans_online_update(mm(&mut c, (0, 2)), &mut [], &[1.0, 1.0]),
         is_empty
     );
     err!(
-        kmeans_online_update(
-            MatMut::new(&mut c, 2, 2).unwrap(),
-            &mut counts[..1],
-            &[1.0, 1.0]
-        ),
+        kmeans_online_update(mm(&mut c, (2, 2)), &mut counts[..1], &[1.0, 1.0]),
         is_len
     );
     err!(
-        kmeans_online_update(MatMut::new(&mut c, 2, 2).unwrap(), &mut counts, &[1.0]),
+        kmeans_online_update(mm(&mut c, (2, 2)), &mut counts, &[1.0]),
         is_len
     );
     for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
-        err!(
-            kmeans_online_update(MatMut::new(&mut c, 2, 2).unwrap(), &mut counts, &[1.0, bad]),
-            is_param
-        );
+        let r = kmeans_online_update(mm(&mut c, (2, 2)), &mut counts, &[1.0, bad]);
+        err!(r, is_param, "{bad}");
     }
     assert_eq!((c, counts), ([0.0, 0.0, 5.0, 5.0], [1, 0]));
     // A count-0 centre takes the first sample it wins.
     assert_eq!(
-        kmeans_online_update(MatMut::new(&mut c, 2, 2).unwrap(), &mut counts, &[4.0, 6.0]),
+        kmeans_online_update(mm(&mut c, (2, 2)), &mut counts, &[4.0, 6.0]),
         Ok(1)
     );
     assert_eq!((c, counts), ([0.0, 0.0, 4.0, 6.0], [1, 1]));
     // Counts saturate instead of overflowing.
     let mut counts = [u64::MAX, 1];
-    kmeans_online_update(MatMut::new(&mut c, 2, 2).unwrap(), &mut counts, &[0.0, 1.0]).unwrap();
+    kmeans_online_update(mm(&mut c, (2, 2)), &mut counts, &[0.0, 1.0]).unwrap();
     assert_eq!(counts, [u64::MAX, 1]);
 }
 
@@ -4137,68 +3036,39 @@ fn audit_kmeans_const_face_bad_inputs() {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
     let (mut c, mut labels) = ([[7.0f64; 2]; 2], [99usize; 6]);
     let base = KMeans::<f64, 2, 2>::new();
+    let pp = KMeansInit::PlusPlus;
+    let mut fit = |km: &KMeans<f64, 2, 2>, x: &[[f64; 2]; 6], init: KMeansInit<'_, f64>| {
+        km.fit(x, init, &mut rng, &mut c, &mut labels, &mut scratch)
+    };
     for bad in [
         base.max_iter(0),
         base.n_init(0),
         base.tol(-0.5),
         base.tol(f64::NAN),
     ] {
-        err!(
-            bad.fit(
-                &PTS,
-                KMeansInit::PlusPlus,
-                &mut rng,
-                &mut c,
-                &mut labels,
-                &mut scratch
-            ),
-            is_param
-        );
+        err!(fit(&bad, &PTS, pp), is_param, "{:?}", bad.config());
     }
     let mut xb = PTS;
     xb[2][1] = f64::INFINITY;
-    err!(
-        base.fit(
-            &xb,
-            KMeansInit::PlusPlus,
-            &mut rng,
-            &mut c,
-            &mut labels,
-            &mut scratch
-        ),
-        is_param
-    );
+    err!(fit(&base, &xb, pp), is_param);
     let g = [0.0f64; 6];
     err!(
-        base.fit(
-            &PTS,
-            KMeansInit::Given(MatRef::new(&g, 3, 2).unwrap()),
-            &mut rng,
-            &mut c,
-            &mut labels,
-            &mut scratch
-        ),
+        fit(&base, &PTS, KMeansInit::Given(mr(&g, (3, 2)))),
         is_shape
     );
     let gn = [0.0, f64::NAN, 5.0, 5.0];
     err!(
-        base.fit(
-            &PTS,
-            KMeansInit::Given(MatRef::new(&gn, 2, 2).unwrap()),
-            &mut rng,
-            &mut c,
-            &mut labels,
-            &mut scratch
-        ),
+        fit(&base, &PTS, KMeansInit::Given(mr(&gn, (2, 2)))),
         is_param
     );
     assert_eq!((c, labels), ([[7.0; 2]; 2], [99; 6]));
     // Edge: K = N.
     let (mut c2, mut l2) = ([[0.0f64; 2]; 2], [0usize; 2]);
+    let two = [[0.0, 0.0], [1.0, 1.0]];
     let f = base
         .fit(
-            &[[0.0, 0.0], [1.0, 1.0]],
-            KMeansInit::PlusPlus,
+            &two,
+            pp,
             &mut rng,
             &mut c2,
             &mut l2,
@@ -4206,15 +3076,9 @@ fn audit_kmeans_const_face_bad_inputs() {
         )
         .unwrap();
     assert_eq!(f.inertia, 0.0);
-    km.fit(
-        &PTS,
-        KMeansInit::PlusPlus,
-        &mut rng,
-        &mut c,
-        &mut labels,
-        &mut scratch,
-    )
-    .unwrap();
+    // The valid configuration runs.
+    km.fit(&PTS, pp, &mut rng, &mut c, &mut labels, &mut scratch)
+        .unwrap();
 }
 
 // ---------------------------------------------------------------- ml::linear_regression
@@ -4278,31 +3142,87 @@ fn audit_half_mse_bad_inputs() {
     }
 }
 
+/// The training data of [`SgdFit`]: `(3, 2)`.
+const SGD_X: [f64; 6] = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+
+/// A valid `sgd_fit_views` call on [`SGD_X`] (views take the head of their
+/// buffer); table edits break it.
+#[derive(Clone, Debug)]
+struct SgdFit {
+    x: Vec<f64>,
+    x_at: (usize, usize),
+    y: Vec<f64>,
+    /// Validation points and their shape (their targets are `[1.0]`).
+    val: Option<(Vec<f64>, (usize, usize))>,
+    cfg: SgdConfig<f64>,
+    w: Vec<f64>,
+    b: f64,
+    perm: Vec<usize>,
+    rng: Option<Xoshiro256PlusPlus>,
+    scratch: Vec<f64>,
+    scalar: bool,
+}
+
+impl SgdFit {
+    fn new(cfg: SgdConfig<f64>) -> Self {
+        Self {
+            x: SGD_X.to_vec(),
+            x_at: (3, 2),
+            y: vec![1.0, 2.0, 3.0],
+            val: None,
+            cfg,
+            w: vec![0.5, -0.5],
+            b: 0.25,
+            perm: vec![9; 3],
+            rng: None,
+            scratch: vec![0.0; 2],
+            scalar: false,
+        }
+    }
+    fn run(&mut self, on_epoch: &mut dyn FnMut(EpochReport<f64>)) -> Result<u64> {
+        let f = pick!(self.scalar, sgd_fit_views, sgd_fit_views_with, f64);
+        let val = self.val.as_ref().map(|(vx, at)| (mr(vx, *at), &[1.0][..]));
+        let rng = self.rng.as_mut().map(|r| r as &mut dyn Rng);
+        let (x, y, cfg) = (mr(&self.x, self.x_at), &self.y[..], &self.cfg);
+        let (w, b, perm) = (&mut self.w, &mut self.b, &mut self.perm);
+        f(x, y, val, cfg, w, b, perm, rng, &mut self.scratch, on_epoch)
+    }
+    /// What a call may write, bit for bit (a NaN equals itself), and the
+    /// generator's state.
+    fn outputs(&self) -> (Vec<u64>, u64, Vec<usize>, Option<Xoshiro256PlusPlus>) {
+        let w = self.w.iter().map(|v| v.to_bits()).collect();
+        (w, self.b.to_bits(), self.perm.clone(), self.rng.clone())
+    }
+    fn set_val(&mut self, x: &[f64], at: (usize, usize)) {
+        self.val = Some((x.to_vec(), at));
+    }
+    /// No training data.
+    fn empty(&mut self) {
+        self.x_at = (0, 2);
+        self.y.clear();
+        self.perm.clear();
+    }
+    /// The Scalar backend with `validate_every` 0.
+    fn scalar_unvalidated(&mut self) {
+        self.scalar = true;
+        self.cfg.validate_every = 0;
+    }
+}
+
 #[test]
 fn audit_sgd_fit_bad_inputs() {
-    let x = [1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0]; // (3, 2)
-    let y = [1.0f64, 2.0, 3.0];
-    let xv = MatRef::new(&x, 3, 2).unwrap();
     let ok = SgdConfig::new(0.01f64, 2, 3);
+    let inv = |eta0, power_t| SgdConfig {
+        lr: LearningRate::InvScaling { eta0, power_t },
+        ..ok
+    };
     let bad_cfgs = [
         SgdConfig::new(0.0, 2, 3),
         SgdConfig::new(-0.1, 2, 3),
         SgdConfig::new(f64::NAN, 2, 3),
         SgdConfig::new(f64::INFINITY, 2, 3),
-        SgdConfig {
-            lr: LearningRate::InvScaling {
-                eta0: 0.1,
-                power_t: f64::NAN,
-            },
-            ..ok
-        },
-        SgdConfig {
-            lr: LearningRate::InvScaling {
-                eta0: 0.0,
-                power_t: 0.25,
-            },
-            ..ok
-        },
+        inv(0.1, f64::NAN),
+        inv(0.0, 0.25),
         SgdConfig::new(0.01, 0, 3),
         SgdConfig { l2: -1.0, ..ok },
         SgdConfig { l2: f64::NAN, ..ok },
@@ -4311,14 +3231,25 @@ fn audit_sgd_fit_bad_inputs() {
             ..ok
         },
     ];
+    let cases: [Case<SgdFit>; 13] = [
+        ("no data", SgdFit::empty, is_empty),
+        ("y short", |f| shorten(&mut f.y), is_len),
+        ("w short", |f| shorten(&mut f.w), is_len),
+        ("perm short", |f| shorten(&mut f.perm), is_len),
+        ("scratch short", |f| shorten(&mut f.scratch), is_buf),
+        ("x NaN", |f| f.x[3] = f64::NAN, is_param),
+        ("y ∞", |f| f.y = vec![1.0, f64::INFINITY, 0.0], is_param),
+        ("w NaN", |f| f.w = vec![f64::NAN, 0.0], is_param),
+        ("b −∞", |f| f.b = f64::NEG_INFINITY, is_param),
+        ("val NaN", |f| f.set_val(&[1.0, f64::NAN], (1, 2)), is_param),
+        ("val 2×2", |f| f.set_val(&SGD_X, (2, 2)), is_len),
+        ("val 1×3", |f| f.set_val(&SGD_X, (1, 3)), is_len),
+        ("Scalar", SgdFit::scalar_unvalidated, is_param),
+    ];
     for sklearn in [false, true] {
         let mut calls = 0;
         let mut cb = |_: EpochReport<f64>| calls += 1;
-        let mut w = [0.5f64, -0.5];
-        let mut b = 0.25f64;
-        let mut perm = [9usize; 3];
-        let mut scratch = [0.0f64; 2];
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(4);
+        let mut run = |f: &mut SgdFit| f.run(&mut cb);
         let rule = |c: SgdConfig<f64>| {
             if sklearn {
                 SgdConfig {
@@ -4329,255 +3260,38 @@ fn audit_sgd_fit_bad_inputs() {
                 c
             }
         };
+        let base = SgdFit::new(rule(ok));
+        // The generator is given, and must not be advanced.
         for c in bad_cfgs {
             if sklearn && c.rule == SgdRule::MiniBatch(0) {
                 continue; // the batch size is not used by this rule
             }
-            err!(
-                sgd_fit_views(
-                    xv,
-                    &y,
-                    None,
-                    &rule(c),
-                    &mut w,
-                    &mut b,
-                    &mut perm,
-                    Some(&mut rng as &mut dyn Rng),
-                    &mut scratch,
-                    &mut cb
-                ),
-                is_param
+            let edit = |f: &mut SgdFit| {
+                f.cfg = rule(c);
+                f.rng = Some(Xoshiro256PlusPlus::seed_from_u64(4));
+            };
+            check_case(
+                &format!("{c:?}"),
+                &base,
+                edit,
+                is_param,
+                &mut run,
+                SgdFit::outputs,
             );
         }
-        let c = rule(ok);
-        err!(
-            sgd_fit_views(
-                MatRef::new(&[], 0, 2).unwrap(),
-                &[],
-                None,
-                &c,
-                &mut w,
-                &mut b,
-                &mut [],
-                None,
-                &mut scratch,
-                &mut cb
-            ),
-            is_empty
-        );
-        err!(
-            sgd_fit_views(
-                xv,
-                &y[..2],
-                None,
-                &c,
-                &mut w,
-                &mut b,
-                &mut perm,
-                None,
-                &mut scratch,
-                &mut cb
-            ),
-            is_len
-        );
-        err!(
-            sgd_fit_views(
-                xv,
-                &y,
-                None,
-                &c,
-                &mut w[..1],
-                &mut b,
-                &mut perm,
-                None,
-                &mut scratch,
-                &mut cb
-            ),
-            is_len
-        );
-        err!(
-            sgd_fit_views(
-                xv,
-                &y,
-                None,
-                &c,
-                &mut w,
-                &mut b,
-                &mut perm[..2],
-                None,
-                &mut scratch,
-                &mut cb
-            ),
-            is_len
-        );
-        err!(
-            sgd_fit_views(
-                xv,
-                &y,
-                None,
-                &c,
-                &mut w,
-                &mut b,
-                &mut perm,
-                None,
-                &mut scratch[..1],
-                &mut cb
-            ),
-            is_buf
-        );
-        let mut xb = x;
-        xb[3] = f64::NAN;
-        err!(
-            sgd_fit_views(
-                MatRef::new(&xb, 3, 2).unwrap(),
-                &y,
-                None,
-                &c,
-                &mut w,
-                &mut b,
-                &mut perm,
-                None,
-                &mut scratch,
-                &mut cb
-            ),
-            is_param
-        );
-        err!(
-            sgd_fit_views(
-                xv,
-                &[1.0, f64::INFINITY, 0.0],
-                None,
-                &c,
-                &mut w,
-                &mut b,
-                &mut perm,
-                None,
-                &mut scratch,
-                &mut cb
-            ),
-            is_param
-        );
-        let mut wb = [f64::NAN, 0.0];
-        err!(
-            sgd_fit_views(
-                xv,
-                &y,
-                None,
-                &c,
-                &mut wb,
-                &mut b,
-                &mut perm,
-                None,
-                &mut scratch,
-                &mut cb
-            ),
-            is_param
-        );
-        let mut bb = f64::NEG_INFINITY;
-        err!(
-            sgd_fit_views(
-                xv,
-                &y,
-                None,
-                &c,
-                &mut w,
-                &mut bb,
-                &mut perm,
-                None,
-                &mut scratch,
-                &mut cb
-            ),
-            is_param
-        );
-        // Validation data.
-        let val_nan = [1.0f64, f64::NAN];
-        err!(
-            sgd_fit_views(
-                xv,
-                &y,
-                Some((MatRef::new(&val_nan, 1, 2).unwrap(), &[1.0])),
-                &c,
-                &mut w,
-                &mut b,
-                &mut perm,
-                None,
-                &mut scratch,
-                &mut cb
-            ),
-            is_param
-        );
-        err!(
-            sgd_fit_views(
-                xv,
-                &y,
-                Some((MatRef::new(&x[..4], 2, 2).unwrap(), &[1.0])),
-                &c,
-                &mut w,
-                &mut b,
-                &mut perm,
-                None,
-                &mut scratch,
-                &mut cb
-            ),
-            is_len
-        );
-        err!(
-            sgd_fit_views(
-                xv,
-                &y,
-                Some((MatRef::new(&x[..3], 1, 3).unwrap(), &[1.0])),
-                &c,
-                &mut w,
-                &mut b,
-                &mut perm,
-                None,
-                &mut scratch,
-                &mut cb
-            ),
-            is_len
-        );
-        err!(
-            sgd_fit_views_with::<Scalar, f64>(
-                xv,
-                &y,
-                None,
-                &SgdConfig {
-                    validate_every: 0,
-                    ..c
-                },
-                &mut w,
-                &mut b,
-                &mut perm,
-                None,
-                &mut scratch,
-                &mut cb
-            ),
-            is_param
-        );
-        assert_eq!((w, b, perm), ([0.5, -0.5], 0.25, [9; 3]));
-        // The generator was not advanced by the refused calls.
-        assert_eq!(
-            rng.next_u64(),
-            Xoshiro256PlusPlus::seed_from_u64(4).next_u64()
+        check_cases(
+            &format!("sklearn {sklearn}"),
+            &base,
+            &cases,
+            &mut run,
+            SgdFit::outputs,
         );
         // Not checked: a diverging run ends Ok with non-finite parameters.
-        let mut wd = [0.0f64; 2];
-        let mut bd = 0.0f64;
-        sgd_fit_views(
-            xv,
-            &y,
-            None,
-            &rule(SgdConfig::new(1e3, 1, 50)),
-            &mut wd,
-            &mut bd,
-            &mut perm,
-            None,
-            &mut scratch,
-            &mut cb,
-        )
-        .unwrap();
+        let mut d = base.clone();
+        (d.w, d.b, d.cfg) = (vec![0.0; 2], 0.0, rule(SgdConfig::new(1e3, 1, 50)));
+        run(&mut d).unwrap();
         if !sklearn {
-            assert!(!wd[0].is_finite());
+            assert!(!d.w[0].is_finite());
         }
         assert_eq!(calls, 50);
     }
@@ -4591,55 +3305,18 @@ fn audit_sgd_fit_faces_bad_inputs() {
     let mut perm = [0usize; 3];
     let mut calls = 0;
     let mut cb = |_: EpochReport<f64>| calls += 1;
-    err!(
-        m.fit_sgd(
-            &x,
-            &y,
-            None,
-            &SgdConfig::new(0.0, 1, 2),
-            &mut perm,
-            None,
-            &mut cb
-        ),
-        is_param
-    );
-    err!(
-        m.fit_sgd(
-            &x,
-            &y,
-            None,
-            &SgdConfig::new(0.1, 0, 2),
-            &mut perm,
-            None,
-            &mut cb
-        ),
-        is_param
-    );
-    err!(
-        m.fit_sgd(
-            &[[f64::NAN], [2.0], [3.0]],
-            &y,
-            None,
-            &SgdConfig::new(0.1, 1, 2),
-            &mut perm,
-            None,
-            &mut cb
-        ),
-        is_param
-    );
     let vx = [0.0f64, 1.0];
+    let mut fit = |x: &[[f64; 1]; 3], val: Validation<'_, f64>, cfg: SgdConfig<f64>| {
+        m.fit_sgd(x, &y, val, &cfg, &mut perm, None, &mut cb)
+    };
+    err!(fit(&x, None, SgdConfig::new(0.0, 1, 2)), is_param);
+    err!(fit(&x, None, SgdConfig::new(0.1, 0, 2)), is_param);
     err!(
-        m.fit_sgd(
-            &x,
-            &y,
-            Some((MatRef::new(&vx, 1, 2).unwrap(), &[1.0])),
-            &SgdConfig::new(0.1, 1, 2),
-            &mut perm,
-            None,
-            &mut cb
-        ),
-        is_len
+        fit(&[[f64::NAN], [2.0], [3.0]], None, SgdConfig::new(0.1, 1, 2)),
+        is_param
     );
+    let val = Some((mr(&vx, (1, 2)), &[1.0][..]));
+    err!(fit(&x, val, SgdConfig::new(0.1, 1, 2)), is_len);
     err!(
         LinearRegression::<f64, 1>::new().fit_sgd::<0>(
             &[],
@@ -4657,33 +3334,31 @@ fn audit_sgd_fit_faces_bad_inputs() {
 
     let xm = Matrix::from_vec(3, 1, vec![1.0f64, 2.0, 3.0]).unwrap();
     let cfg = SgdConfig::new(0.05f64, 1, 5);
-    err!(sgd_fit_dyn(&xm, &y[..2], None, &cfg, None), is_len);
-    err!(
-        sgd_fit_dyn(&Matrix::zeros(0, 1).unwrap(), &[], None, &cfg, None),
-        is_empty
-    );
-    err!(
-        sgd_fit_dyn(&xm, &[1.0, f64::NAN, 2.0], None, &cfg, None),
-        is_param
-    );
-    err!(
-        sgd_fit_dyn(
-            &xm,
-            &y,
-            None,
-            &SgdConfig {
-                l2: f64::INFINITY,
-                ..cfg
-            },
-            None
-        ),
-        is_param
-    );
     let vm = Matrix::from_vec(1, 2, vec![1.0f64, 2.0]).unwrap();
-    err!(
-        sgd_fit_dyn(&xm, &y, Some((&vm, &[1.0])), &cfg, None),
-        is_len
+    let x0 = Matrix::zeros(0, 1).unwrap();
+    let l2_inf = SgdConfig {
+        l2: f64::INFINITY,
+        ..cfg
+    };
+    // (x, y, validation, configuration, error)
+    type Val<'a> = Option<(&'a Matrix<f64>, &'a [f64])>;
+    type Row<'a> = (
+        &'a Matrix<f64>,
+        &'a [f64],
+        Val<'a>,
+        &'a SgdConfig<f64>,
+        Matcher,
     );
+    let cases: [Row<'_>; 5] = [
+        (&xm, &y[..2], None, &cfg, is_len),
+        (&x0, &[], None, &cfg, is_empty),
+        (&xm, &[1.0, f64::NAN, 2.0], None, &cfg, is_param),
+        (&xm, &y, None, &l2_inf, is_param),
+        (&xm, &y, Some((&vm, &[1.0])), &cfg, is_len),
+    ];
+    for (i, (xs, ys, val, c, m)) in cases.into_iter().enumerate() {
+        err!(sgd_fit_dyn(xs, ys, val, c, None), m, "case {i}");
+    }
     let fit = sgd_fit_dyn(&xm, &y, None, &cfg, None).unwrap();
     assert_eq!((fit.steps, fit.history.len()), (15, 5));
 }
@@ -4692,83 +3367,40 @@ fn audit_sgd_fit_faces_bad_inputs() {
 fn audit_least_squares_bad_inputs() {
     let x = [1.0f64, 2.0, 3.0, 4.0]; // (4, 1)
     let y = [3.0f64, 5.0, 7.0, 9.0];
-    let xv = MatRef::new(&x, 4, 1).unwrap();
+    let xv = mr(&x, (4, 1));
     let mut scratch = vec![0.0f64; least_squares_scratch_len(4, 2)];
-    let need = least_squares_scratch_len(4, 1);
-    let (mut w, mut b) = ([7.0f64], 7.0f64);
-    err!(
-        least_squares_views(xv, &y[..3], &mut scratch, &mut w, &mut b),
-        is_len
-    );
-    err!(
-        least_squares_views(xv, &y, &mut scratch, &mut [0.0; 2], &mut b),
-        is_len
-    );
-    err!(
-        least_squares_views(xv, &y, &mut scratch[..need - 1], &mut w, &mut b),
-        is_buf
-    );
-    for bad in [f64::NAN, f64::INFINITY] {
-        err!(
-            least_squares_views(xv, &[3.0, bad, 7.0, 9.0], &mut scratch, &mut w, &mut b),
-            is_param
-        );
-        err!(
-            least_squares_views(
-                MatRef::new(&[1.0, bad, 3.0, 4.0], 4, 1).unwrap(),
-                &y,
-                &mut scratch,
-                &mut w,
-                &mut b
-            ),
-            is_param
-        );
-    }
-    // Too few rows: N < D + 1.
-    err!(
-        least_squares_views(
-            MatRef::new(&x[..1], 1, 1).unwrap(),
-            &y[..1],
-            &mut scratch,
-            &mut w,
-            &mut b
-        ),
-        is_param
-    );
-    err!(
-        least_squares_views(
-            MatRef::new(&[], 0, 1).unwrap(),
-            &[],
-            &mut scratch,
-            &mut w,
-            &mut b
-        ),
-        is_param
-    );
-    // Rank-deficient designs: a constant feature, two collinear features.
-    err!(
-        least_squares_views(
-            MatRef::new(&[2.0; 4], 4, 1).unwrap(),
-            &y,
-            &mut scratch,
-            &mut w,
-            &mut b
-        ),
-        is_param
+    let (full, need) = (scratch.len(), least_squares_scratch_len(4, 1));
+    let (mut w, mut b) = ([7.0f64; 2], 7.0f64);
+    // Design matrices and targets with a NaN, then an infinity.
+    let bad = [f64::NAN, f64::INFINITY];
+    let (x_bad, y_bad) = (
+        bad.map(|v| [1.0, v, 3.0, 4.0]),
+        bad.map(|v| [3.0, v, 7.0, 9.0]),
     );
     let col = [1.0f64, 2.0, 2.0, 4.0, 3.0, 6.0, 4.0, 8.0];
-    err!(
-        least_squares_views(
-            MatRef::new(&col, 4, 2).unwrap(),
-            &y,
-            &mut scratch,
-            &mut [0.0; 2],
-            &mut b
-        ),
-        is_param
-    );
-    assert_eq!((w, b), ([7.0], 7.0));
-    least_squares_views(xv, &y, &mut scratch, &mut w, &mut b).unwrap();
+    // (x, y, lengths of scratch and w, error)
+    type Row<'a> = (MatRef<'a, f64>, &'a [f64], usize, usize, Matcher);
+    let cases: [Row<'_>; 11] = [
+        (xv, &y[..3], full, 1, is_len),
+        (xv, &y, full, 2, is_len),
+        (xv, &y, need - 1, 1, is_buf),
+        (xv, &y_bad[0], full, 1, is_param),
+        (xv, &y_bad[1], full, 1, is_param),
+        (mr(&x_bad[0], (4, 1)), &y, full, 1, is_param),
+        (mr(&x_bad[1], (4, 1)), &y, full, 1, is_param),
+        // Too few rows: N < D + 1.
+        (mr(&x, (1, 1)), &y[..1], full, 1, is_param),
+        (mr(&[], (0, 1)), &[], full, 1, is_param),
+        // Rank-deficient designs: a constant feature, two collinear features.
+        (mr(&[2.0; 4], (4, 1)), &y, full, 1, is_param),
+        (mr(&col, (4, 2)), &y, full, 2, is_param),
+    ];
+    for (i, (xs, ys, ns, nw, m)) in cases.into_iter().enumerate() {
+        let r = least_squares_views(xs, ys, &mut scratch[..ns], &mut w[..nw], &mut b);
+        err!(r, m, "case {i}: x {xs:?}, y {ys:?}, scratch {ns}, w {nw}");
+    }
+    assert_eq!((w, b), ([7.0; 2], 7.0));
+    least_squares_views(xv, &y, &mut scratch, &mut w[..1], &mut b).unwrap();
     assert!((w[0] - 2.0).abs() < 1e-12 && (b - 1.0).abs() < 1e-12);
 
     let xm = Matrix::from_vec(4, 1, x.to_vec()).unwrap();
