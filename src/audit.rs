@@ -6,7 +6,7 @@
 //! passing through the arithmetic to the outputs it touches). "none" means
 //! the function has no invalid input (an accessor, a builder whose value is
 //! checked by the call that uses it). The fourth column names the tests that
-//! exercise those inputs; `tests/audit_table.rs` checks that every public
+//! exercise those inputs; `tests/audit/table.rs` checks that every public
 //! function has a row, that every row names real functions, and that every
 //! test it cites exists and runs.
 //!

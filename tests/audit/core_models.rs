@@ -23,10 +23,10 @@ use constml::{
     Accumulate, Backend, Error, MatMut, MatRef, Matrix, Real, Result, Scalar, Simd, kernels,
 };
 
-static SHARED: &[u8] = include_bytes!("reference/llama/tiny_shared.bin");
-static GQA: &[u8] = include_bytes!("reference/llama/tiny_gqa.bin");
-static SHARED_Q8: &[u8] = include_bytes!("reference/llama/tiny_shared_q80.bin");
-static TOKENIZER: &[u8] = include_bytes!("reference/llama/tokenizer.bin");
+static SHARED: &[u8] = include_bytes!("../reference/llama/tiny_shared.bin");
+static GQA: &[u8] = include_bytes!("../reference/llama/tiny_gqa.bin");
+static SHARED_Q8: &[u8] = include_bytes!("../reference/llama/tiny_shared_q80.bin");
+static TOKENIZER: &[u8] = include_bytes!("../reference/llama/tokenizer.bin");
 
 const NAN: f32 = f32::NAN;
 const NEG_INF: f32 = f32::NEG_INFINITY;
