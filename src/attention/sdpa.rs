@@ -37,12 +37,12 @@
 //!   then masks (`−∞`), then softmax; the output is `Σ α·v` plus the Shaw value
 //!   term `Σ α·a^V`.
 //! * **NaN** in q, k or v propagates to the affected output rows (a NaN score at
-//!   a visible key makes its whole row NaN); nothing panics. A NaN (or ∞) in
-//!   the value of a key that a row masks out still reaches that row's output
-//!   through the product `0·v` (as in PyTorch), except in a fully masked row,
-//!   which is zeros whatever the values hold. So does a score
-//!   that overflows to `+∞` (a huge scale or huge inputs): its row is NaN, as in
-//!   PyTorch; a score that overflows to `−∞` counts as masked.
+//!   a visible key makes its whole row NaN); nothing panics. A score that
+//!   overflows to `+∞` (a huge scale or huge inputs) makes its row NaN too, as
+//!   in PyTorch; one that overflows to `−∞` counts as masked. A NaN (or ∞) in
+//!   the value of a key that a row masks out still reaches that row through
+//!   the product `0·v` (as in PyTorch), except in a fully masked row, which is
+//!   zeros whatever the values hold.
 //! * **Keys and values pair up**: `k` and `v` have the same number of rows,
 //!   even when it is 0 (then their widths are free and every row is fully
 //!   masked).
