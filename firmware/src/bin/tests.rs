@@ -934,21 +934,29 @@ fn llama_step_on<B: Backend>() -> Outcome {
         .get_mut(..len)
         .ok_or(Fail::Check("state arena too small"))?;
     let mut st = LlamaState::new(&cfg, 1, arena)?;
-    let v = cfg.vocab_size;
     let hf = entry(&f, &["llama/tiny_shared/hf_logits"])?;
     for t in 0..16 {
         let id = int(&f, &["llama/tiny_shared/prompt_ids"], t)?;
         m.forward(&[id], &mut st, LogitRows::Last)?;
-        for (j, &g) in st.logits().iter().enumerate() {
-            let w = hf.get_f32(t * v + j);
-            if (g - w).abs() > 1e-4 {
-                return Err(Fail::Value {
-                    what: "llama logits",
-                    index: t * v + j,
-                    got: g as f64,
-                    want: w as f64,
-                });
-            }
+        step_logits("llama logits", st.logits(), &hf, t)?;
+    }
+    Ok(())
+}
+
+/// Step `t`'s logits against row `t` of `want` (one row per step), within
+/// 1e-4.
+#[cfg(not(small_target))]
+fn step_logits(what: &'static str, got: &[f32], want: &Entry<'static>, t: usize) -> Outcome {
+    let v = got.len();
+    for (j, &g) in got.iter().enumerate() {
+        let w = want.get_f32(t * v + j);
+        if (g - w).abs() > 1e-4 {
+            return Err(Fail::Value {
+                what,
+                index: t * v + j,
+                got: g as f64,
+                want: w as f64,
+            });
         }
     }
     Ok(())
@@ -978,22 +986,11 @@ fn llama_q8_step_on<B: Backend>() -> Outcome {
         q: &mut sq,
         s: &mut ss,
     };
-    let v = cfg.vocab_size;
     let want = entry(&q, &["q8/tiny_shared/np_logits"])?;
     for t in 0..16 {
         let id = int(&f, &["llama/tiny_shared/prompt_ids"], t)?;
         m.forward(&[id], &mut st, &mut scratch, LogitRows::Last)?;
-        for (j, &g) in st.logits().iter().enumerate() {
-            let w = want.get_f32(t * v + j);
-            if (g - w).abs() > 1e-4 {
-                return Err(Fail::Value {
-                    what: "Q8_0 llama logits",
-                    index: t * v + j,
-                    got: g as f64,
-                    want: w as f64,
-                });
-            }
-        }
+        step_logits("Q8_0 llama logits", st.logits(), &want, t)?;
     }
     Ok(())
 }
