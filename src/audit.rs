@@ -24,9 +24,10 @@
 //!   empty input as an error (`Empty`: argmax of nothing, a sampler over no
 //!   tokens).
 //! * **NaN propagates** through arithmetic to the outputs it touches (a NaN
-//!   score makes its attention row NaN); it is an error (`NaN`) only where the
-//!   result would be meaningless: a choice (argmax, sampling, top-k, top-p,
-//!   beam search) or a fit (k-means, least squares).
+//!   score makes its attention row NaN); it is an error only where the result
+//!   would be meaningless: a choice (argmax, sampling, top-k, top-p, beam
+//!   search: `NaN`) or a fit on non-finite data (k-means, SGD, least squares:
+//!   `InvalidParameter`).
 //! * **Sizes from data** (checkpoint headers, runtime shapes) are checked for
 //!   overflow and against the bytes present before anything is allocated; the
 //!   `std` faces return `Err` rather than abort when an allocation cannot be
