@@ -327,6 +327,76 @@ fn matrix_kernels<T: Real>() {
     within("gemm deep", &c1, &c2, |i| two_gamma::<T>(k) * abs[i]);
 }
 
+/// Products that cross the SIMD gemm's blocking: depths around its panel
+/// depth (256), row counts around its tile sizes (12, 8, 4, 2, 1), widths
+/// around whole vectors and two-vector panels, B small enough to be read in
+/// place or not, a few rows against a large B — for `A·B`, `A·Bᵀ` and
+/// `Aᵀ·B`, on strided views, overwriting and adding.
+fn blocked_products<T: Real>() {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(29);
+    let l = T::LANES;
+    for &(m, k, n) in &[
+        (25, 255, 2 * l),
+        (13, 256, 2 * l + 1),
+        (9, 257, 3 * l + 5),
+        (4, 600, 8 * l),
+        (5, 513, l),
+        (1, 300, 4 * l + 3),
+        (30, 40, 6 * l),
+        (12, 1, 2 * l - 1),
+        (7, 64, 1),
+        (3, 2, 5),
+    ] {
+        let (sa, sb, sc) = (k + 3, n + 5, n + 2);
+        let a_buf = tight_view::<T>(&mut rng, m, k, sa, 0);
+        let a = MatRef::with_stride(&a_buf, m, k, sa).unwrap();
+        let b_buf = tight_view::<T>(&mut rng, k, n, sb, 0);
+        let b = MatRef::with_stride(&b_buf, k, n, sb).unwrap();
+        // Bᵀ and Aᵀ stored densely, holding the same values as B and A.
+        let bt_buf: Vec<T> = (0..n * k).map(|i| b_buf[(i % k) * sb + i / k]).collect();
+        let bt = MatRef::new(&bt_buf, n, k).unwrap();
+        let at_buf: Vec<T> = (0..k * m).map(|i| a_buf[(i % m) * sa + i / m]).collect();
+        let at = MatRef::new(&at_buf, k, m).unwrap();
+        let abs = abs_products(a, b, false);
+        let c0 = values::<T>(&mut rng, m * sc, 1.0);
+        let bound = |acc: Accumulate, idx: usize| {
+            let (i, j) = (idx / sc, idx % sc);
+            if j >= n {
+                return 0.0; // padding: must stay untouched
+            }
+            let c = if acc == Accumulate::Add {
+                c0[idx].as_f64().abs()
+            } else {
+                0.0
+            };
+            two_gamma::<T>(k + 1) * (abs[i * n + j] + c)
+        };
+        for acc in [Accumulate::Overwrite, Accumulate::Add] {
+            let mut want = c0.clone();
+            Scalar::gemm(a, b, MatMut::with_stride(&mut want, m, n, sc).unwrap(), acc).unwrap();
+            let mut got = c0.clone();
+            Simd::gemm(a, b, MatMut::with_stride(&mut got, m, n, sc).unwrap(), acc).unwrap();
+            within("blocked gemm", &got, &want, |i| bound(acc, i));
+            let mut got = c0.clone();
+            Simd::gemm_bt(a, bt, MatMut::with_stride(&mut got, m, n, sc).unwrap(), acc).unwrap();
+            within("blocked gemm_bt", &got, &want, |i| bound(acc, i));
+            let mut got = c0.clone();
+            Simd::gemm_at(at, b, MatMut::with_stride(&mut got, m, n, sc).unwrap(), acc).unwrap();
+            within("blocked gemm_at", &got, &want, |i| bound(acc, i));
+        }
+    }
+}
+
+#[test]
+fn blocked_products_f32() {
+    blocked_products::<f32>();
+}
+
+#[test]
+fn blocked_products_f64() {
+    blocked_products::<f64>();
+}
+
 #[test]
 fn vector_kernels_f32() {
     vector_kernels::<f32>();

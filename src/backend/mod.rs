@@ -25,6 +25,7 @@
 //! # Ok::<(), constml::Error>(())
 //! ```
 
+mod gemm;
 mod scalar;
 mod simd;
 

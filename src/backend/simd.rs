@@ -15,6 +15,7 @@
     allow(dead_code, unused_imports)
 )]
 
+use super::gemm::{self, Op};
 use super::{Accumulate, Backend, Scalar};
 use crate::mat::{MatMut, MatRef};
 use crate::real::Real;
@@ -30,17 +31,11 @@ pub struct Simd;
 /// Independent vector accumulators in reductions (enough to hide FMA latency on
 /// two FMA ports).
 const ACC: usize = 8;
-/// Register tile of `A·B`: `MR` rows of C × `NV` vectors of columns.
-const AB_MR: usize = 6;
-const AB_NV: usize = 4;
-/// Depth of one `A·B` pass, so that a `KC × NV·LANES` panel of B stays in L1.
-const AB_KC: usize = 128;
 /// Deepest `A·B` that takes the narrow path (B at most one vector wide).
 const NARROW_K: usize = 64;
 /// Rows of C in flight in the narrow path (independent accumulators).
 const NARROW_MR: usize = 8;
-/// Register tile of `A·Bᵀ`: `MR` rows of A × `NR` rows of B.
-const ABT_MR: usize = 4;
+/// Rows of B held in registers by the short-depth `A·Bᵀ` path.
 const ABT_NR: usize = 4;
 
 /// 32 int8 values given as their bytes, sign-extended to `i16` lanes.
@@ -68,6 +63,66 @@ fn fold<T: Real, const N: usize>(mut v: [T::V; N]) -> T::V {
         n -= h;
     }
     v[0]
+}
+
+/// `C (+)= op(A)·op(B)` through [`gemm`]: zeros for an empty depth; B read in
+/// place when it is stored as is, a whole number of vectors wide, and either
+/// small (at most 64 KiB: in L2 anyway) or multiplied by at most 4 rows;
+/// packed panel by panel otherwise.
+#[inline(always)]
+fn gemm_ops<T: Real>(a: Op<'_, T>, b: Op<'_, T>, mut c: MatMut<'_, T>, acc: Accumulate) {
+    let m = a.rows().min(c.rows());
+    let n = b.cols().min(c.cols());
+    let k = a.cols().min(b.rows());
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if acc == Accumulate::Overwrite {
+            for i in 0..m {
+                if let Some(ci) = c.row_mut_or_empty(i).get_mut(..n) {
+                    ci.fill(T::ZERO);
+                }
+            }
+        }
+        return;
+    }
+    // A few rows read all of B once either way: packing would only copy it.
+    let small = k * n * T::BYTES <= 64 << 10 || m <= 4;
+    if !b.t && n.is_multiple_of(T::LANES) && small {
+        gemm::gemm_unpacked(a, b.m, c, acc);
+    } else {
+        packed_on_stack(a, b, c, acc);
+    }
+}
+
+/// Runs [`gemm::gemm_packed`] with its B panel on the stack: 4, 8, 16 or 32
+/// KiB (and a cache line to align it) by the depth, the smallest that holds
+/// the panel, as the array is zeroed on every call.
+#[inline(never)]
+fn packed_on_stack<T: Real>(a: Op<'_, T>, b: Op<'_, T>, c: MatMut<'_, T>, acc: Accumulate) {
+    let need = gemm::scratch_len::<T>(a.cols()) * T::BYTES;
+    // One array per size and element width (lengths are constants).
+    macro_rules! run {
+        ($bytes:expr) => {
+            if T::BYTES == 4 {
+                let mut s = [T::ZERO; $bytes / 4];
+                gemm::gemm_packed(a, b, c, acc, &mut s);
+            } else {
+                let mut s = [T::ZERO; $bytes / 8];
+                gemm::gemm_packed(a, b, c, acc, &mut s);
+            }
+        };
+    }
+    if need <= (4 << 10) + 64 {
+        run!((4 << 10) + 64);
+    } else if need <= (8 << 10) + 64 {
+        run!((8 << 10) + 64);
+    } else if need <= (16 << 10) + 64 {
+        run!((16 << 10) + 64);
+    } else {
+        run!(gemm::PANEL_BYTES);
+    }
 }
 
 crate::real::with_vector_unit! {
@@ -379,114 +434,19 @@ impl Backend for Simd {
         s
     }
 
-    fn raw_gemm_at<T: Real>(
-        a: MatRef<'_, T>,
-        b: MatRef<'_, T>,
-        mut c: MatMut<'_, T>,
-        acc: Accumulate,
-    ) {
-        // Aᵀ in tiles of AT_M × AT_K on the stack, each tile's product with
-        // the matching rows of B through the register-blocked A·B kernel.
-        const AT_M: usize = 16;
-        const AT_K: usize = 32;
-        let m = a.cols().min(c.rows());
-        let n = b.cols().min(c.cols());
-        let k = a.rows().min(b.rows());
-        if m == 0 || n == 0 {
-            return;
-        }
-        let mut tile = [T::ZERO; AT_M * AT_K];
-        let mut i0 = 0;
-        while i0 < m {
-            let mi = (m - i0).min(AT_M);
-            let Ok(mut crows) = c
-                .reborrow()
-                .row_range(i0, mi)
-                .and_then(|r| r.col_range(0, n))
-            else {
-                return;
-            };
-            if acc == Accumulate::Overwrite {
-                for r in 0..mi {
-                    crows.row_mut_or_empty(r).fill(T::ZERO);
-                }
-            }
-            let mut p0 = 0;
-            while p0 < k {
-                let kp = (k - p0).min(AT_K);
-                for p in 0..kp {
-                    let arow = a.row_or_empty(p0 + p);
-                    for r in 0..mi {
-                        tile[r * kp + p] = arow.get(i0 + r).copied().unwrap_or(T::ZERO);
-                    }
-                }
-                let (Ok(at), Ok(bp)) = (
-                    MatRef::new(&tile[..mi * kp], mi, kp),
-                    b.row_range(p0, kp).and_then(|r| r.col_range(0, n)),
-                ) else {
-                    return;
-                };
-                Self::raw_gemm(at, bp, crows.reborrow(), Accumulate::Add);
-                p0 += kp;
-            }
-            i0 += mi;
-        }
+    fn raw_gemm_at<T: Real>(a: MatRef<'_, T>, b: MatRef<'_, T>, c: MatMut<'_, T>, acc: Accumulate) {
+        gemm_ops(Op { m: a, t: true }, Op { m: b, t: false }, c, acc);
     }
 
-    fn raw_gemm<T: Real>(
-        a: MatRef<'_, T>,
-        b: MatRef<'_, T>,
-        mut c: MatMut<'_, T>,
-        acc: Accumulate,
-    ) {
+    fn raw_gemm<T: Real>(a: MatRef<'_, T>, b: MatRef<'_, T>, mut c: MatMut<'_, T>, acc: Accumulate) {
         let m = a.rows().min(c.rows());
         let n = b.cols().min(c.cols());
         let k = a.cols().min(b.rows());
-        if m == 0 || n == 0 {
-            return;
-        }
-        if k == 0 {
-            if acc == Accumulate::Overwrite {
-                for i in 0..m {
-                    if let Some(ci) = c.row_mut_or_empty(i).get_mut(..n) {
-                        ci.fill(T::ZERO);
-                    }
-                }
-            }
-            return;
-        }
-        if n <= T::LANES && k <= NARROW_K {
+        if m > 0 && n > 0 && k > 0 && n < T::LANES && k <= NARROW_K {
             gemm_narrow::<T>(&a, &b, &mut c, m, n, k, acc);
             return;
         }
-        let l = T::LANES;
-        let mut k0 = 0;
-        while k0 < k {
-            let kc = AB_KC.min(k - k0);
-            let add = acc == Accumulate::Add || k0 > 0;
-            let mut j0 = 0;
-            while j0 + AB_NV * l <= n {
-                ab_rows::<T, AB_NV>(&a, &b, &mut c, m, j0, k0, kc, add);
-                j0 += AB_NV * l;
-            }
-            while j0 + l <= n {
-                ab_rows::<T, 1>(&a, &b, &mut c, m, j0, k0, kc, add);
-                j0 += l;
-            }
-            // Columns past the last whole vector: plain dot products down B's columns.
-            for i in 0..m {
-                let ai = a.row_or_empty(i).get(k0..k0 + kc).unwrap_or(&[]);
-                let ci = c.row_mut_or_empty(i).get_mut(j0..n).unwrap_or(&mut []);
-                for (j, cij) in (j0..).zip(ci) {
-                    let mut s = T::ZERO;
-                    for (p, &aip) in ai.iter().enumerate() {
-                        s += aip * b.row_or_empty(k0 + p).get(j).copied().unwrap_or(T::ZERO);
-                    }
-                    *cij = if add { *cij + s } else { s };
-                }
-            }
-            k0 += kc;
-        }
+        gemm_ops(Op { m: a, t: false }, Op { m: b, t: false }, c, acc);
     }
 
     fn raw_gemm_bt<T: Real>(
@@ -525,7 +485,7 @@ impl Backend for Simd {
         }
         // Short rows of whole vectors (attention heads of 16–64 at 16 lanes): keep
         // four rows of B in registers and stream the rows of A past them.
-        if k.is_multiple_of(T::LANES) {
+        if k.is_multiple_of(T::LANES) && m <= 4 {
             match k / T::LANES {
                 1 => return abt_short::<T, 1>(&a, &b, &mut c, m, n, add),
                 2 => return abt_short::<T, 2>(&a, &b, &mut c, m, n, add),
@@ -534,15 +494,7 @@ impl Backend for Simd {
                 _ => {}
             }
         }
-        let mut j0 = 0;
-        while j0 + ABT_NR <= n {
-            abt_rows::<T, ABT_NR>(&a, &b, &mut c, m, j0, k, add);
-            j0 += ABT_NR;
-        }
-        while j0 < n {
-            abt_rows::<T, 1>(&a, &b, &mut c, m, j0, k, add);
-            j0 += 1;
-        }
+        gemm_ops(Op { m: a, t: false }, Op { m: b, t: true }, c, acc);
     }
 }
 }
@@ -628,114 +580,6 @@ crate::real::without_vector_unit! {
         #[inline]
         fn raw_gemm_bt<T: Real>(a: MatRef<'_, T>, b: MatRef<'_, T>, c: MatMut<'_, T>, acc: Accumulate) {
             Scalar::raw_gemm_bt(a, b, c, acc)
-        }
-    }
-}
-
-/// All rows of C for the column panel `j0 .. j0 + NV·LANES`, depth `k0 .. k0 + kc`.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn ab_rows<T: Real, const NV: usize>(
-    a: &MatRef<'_, T>,
-    b: &MatRef<'_, T>,
-    c: &mut MatMut<'_, T>,
-    m: usize,
-    j0: usize,
-    k0: usize,
-    kc: usize,
-    add: bool,
-) {
-    let mut i0 = 0;
-    while i0 + AB_MR <= m {
-        ab_tile::<T, AB_MR, NV, 1>(a, b, c, i0, j0, k0, kc, add);
-        i0 += AB_MR;
-    }
-    // Leftover rows: the largest tiles that still fit.
-    if i0 + 4 <= m {
-        ab_tile::<T, 4, NV, 1>(a, b, c, i0, j0, k0, kc, add);
-        i0 += 4;
-    }
-    // Small tiles have few independent FMA chains: for one vector of columns,
-    // split the depth over extra partial sums so that four chains run at once.
-    if i0 + 2 <= m {
-        if NV == 1 {
-            ab_tile::<T, 2, 1, 2>(a, b, c, i0, j0, k0, kc, add);
-        } else {
-            ab_tile::<T, 2, NV, 1>(a, b, c, i0, j0, k0, kc, add);
-        }
-        i0 += 2;
-    }
-    if i0 < m {
-        if NV == 1 {
-            ab_tile::<T, 1, 1, 4>(a, b, c, i0, j0, k0, kc, add);
-        } else {
-            ab_tile::<T, 1, NV, 1>(a, b, c, i0, j0, k0, kc, add);
-        }
-    }
-}
-
-/// `C[i0.., j0..] (+)= A[i0.., k0..k0+kc] · B[k0..k0+kc, j0..]` for an `MR × NV`
-/// register tile: per step of depth, `NV` vector loads of B, `MR` broadcasts of
-/// A and `MR·NV` independent FMAs. `U` > 1 splits the depth over `U` partial
-/// sums (step `p` goes to sum `p mod U`), for tiles too small to hide FMA latency.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn ab_tile<T: Real, const MR: usize, const NV: usize, const U: usize>(
-    a: &MatRef<'_, T>,
-    b: &MatRef<'_, T>,
-    c: &mut MatMut<'_, T>,
-    i0: usize,
-    j0: usize,
-    k0: usize,
-    kc: usize,
-    add: bool,
-) {
-    let zero = T::splat(T::ZERO);
-    let mut acc = [[[zero; NV]; MR]; U];
-    let ar: [&[T]; MR] =
-        core::array::from_fn(|r| a.row_or_empty(i0 + r).get(k0..k0 + kc).unwrap_or(&[]));
-    // Every row of A holds `kc` elements (views are valid). Cutting all of them to
-    // the common length lets the compiler prove `ar[r][p]` in bounds below.
-    let depth = ar.iter().fold(kc, |d, r| d.min(r.len()));
-    let ar: [&[T]; MR] = core::array::from_fn(|r| &ar[r][..depth]);
-    let Ok(panel) = b
-        .row_range(k0, depth)
-        .and_then(|p| p.col_range(j0, NV * T::LANES))
-    else {
-        return;
-    };
-    let mut rows = (0..depth).zip(panel.padded_rows());
-    'depth: loop {
-        for accu in acc.iter_mut() {
-            let Some((p, brow)) = rows.next() else {
-                break 'depth;
-            };
-            let Some(bb) = T::blocks(brow).0.first_chunk::<NV>() else {
-                return;
-            };
-            let bv: [T::V; NV] = core::array::from_fn(|v| T::load(&bb[v]));
-            for r in 0..MR {
-                let av = T::splat(ar[r][p]);
-                for v in 0..NV {
-                    accu[r][v] = T::fma(av, bv[v], accu[r][v]);
-                }
-            }
-        }
-    }
-    let mut acc0 = acc[0];
-    for accu in &acc[1..] {
-        for (x, y) in acc0.iter_mut().flatten().zip(accu.iter().flatten()) {
-            *x += *y;
-        }
-    }
-    for (r, accr) in acc0.iter().enumerate() {
-        let crow = c.row_mut_or_empty(i0 + r).get_mut(j0..).unwrap_or(&mut []);
-        let Some(cb) = T::blocks_mut(crow).0.first_chunk_mut::<NV>() else {
-            return;
-        };
-        for (cv, &x) in cb.iter_mut().zip(accr) {
-            let y = if add { x + T::load(cv) } else { x };
-            T::store(y, cv);
         }
     }
 }
@@ -870,28 +714,6 @@ fn abt_short_block<T: Real, const NB: usize, const NR: usize>(
             let v = T::hsum(acc);
             *cij = if add { *cij + v } else { v };
         }
-    }
-}
-
-/// All rows of C for the columns `j0 .. j0 + NR` (rows `j0..` of B).
-#[inline(always)]
-fn abt_rows<T: Real, const NR: usize>(
-    a: &MatRef<'_, T>,
-    b: &MatRef<'_, T>,
-    c: &mut MatMut<'_, T>,
-    m: usize,
-    j0: usize,
-    k: usize,
-    add: bool,
-) {
-    let mut i0 = 0;
-    while i0 + ABT_MR <= m {
-        abt_tile::<T, ABT_MR, NR>(a, b, c, i0, j0, k, add);
-        i0 += ABT_MR;
-    }
-    while i0 < m {
-        abt_tile::<T, 1, NR>(a, b, c, i0, j0, k, add);
-        i0 += 1;
     }
 }
 
