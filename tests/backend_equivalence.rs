@@ -10,6 +10,7 @@
 //! * element-wise maps (softmax, activations): a few units of relative
 //!   rounding, independent of the length (see `elementwise`).
 
+use constml::backend::{Transpose, gemm_scratch_len};
 use constml::{Accumulate, Backend, MatMut, MatRef, Real, Scalar, Simd};
 use rand_core::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -383,6 +384,21 @@ fn blocked_products<T: Real>() {
             let mut got = c0.clone();
             Simd::gemm_at(at, b, MatMut::with_stride(&mut got, m, n, sc).unwrap(), acc).unwrap();
             within("blocked gemm_at", &got, &want, |i| bound(acc, i));
+            // The same four ways through gemm_op with a caller's scratch
+            // (poisoned: none of it may be read), Aᵀ·Bᵀ included.
+            for (x, tx) in [(a, Transpose::AsStored), (at, Transpose::Transposed)] {
+                for (y, ty) in [(b, Transpose::AsStored), (bt, Transpose::Transposed)] {
+                    let mut scratch = vec![T::NAN; gemm_scratch_len::<T>()];
+                    let mut got = c0.clone();
+                    let cm = MatMut::with_stride(&mut got, m, n, sc).unwrap();
+                    Simd::gemm_op(x, tx, y, ty, cm, acc, &mut scratch).unwrap();
+                    within("gemm_op simd", &got, &want, |i| bound(acc, i));
+                    let mut got = c0.clone();
+                    let cm = MatMut::with_stride(&mut got, m, n, sc).unwrap();
+                    Scalar::gemm_op(x, tx, y, ty, cm, acc, &mut scratch).unwrap();
+                    within("gemm_op scalar", &got, &want, |i| bound(acc, i));
+                }
+            }
         }
     }
 }

@@ -25,7 +25,7 @@
 //! # Ok::<(), constml::Error>(())
 //! ```
 
-mod gemm;
+pub(crate) mod gemm;
 mod scalar;
 mod simd;
 
@@ -49,6 +49,32 @@ pub enum Accumulate {
     Overwrite,
     /// `C += A·B`.
     Add,
+}
+
+/// How [`Backend::gemm_op`] reads an operand: as stored or transposed (BLAS's
+/// `N` and `T`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transpose {
+    /// `op(X) = X`.
+    AsStored,
+    /// `op(X) = Xᵀ`.
+    Transposed,
+}
+
+/// Elements of scratch [`Backend::gemm_op`] asks for: one packed panel of B,
+/// [`KC`](gemm::KC) = 256 steps of depth × two vectors of columns, plus a
+/// cache line's worth to align it. It depends on the build's vector width:
+/// 8,208 `f32` (32 KiB) with AVX-512, 2,064 with SSE2 or NEON; 4,104 `f64`
+/// with AVX-512. A `const fn`, so a caller can size a `static` or stack array.
+///
+/// ```
+/// use constml::backend::gemm_scratch_len;
+/// let mut scratch = [0.0f32; gemm_scratch_len::<f32>()];
+/// assert!(scratch.len() >= 2064);
+/// # let _ = &mut scratch;
+/// ```
+pub const fn gemm_scratch_len<T: Real>() -> usize {
+    gemm::KC * gemm::NV * T::LANES + 64 / T::BYTES
 }
 
 /// Group `g`'s scale from little-endian `f32` bytes (0 past the end).
@@ -202,6 +228,19 @@ pub trait Backend:
     /// `C (+)= Aᵀ·B` over the common dims of valid views: A `(k, m)`, B
     /// `(k, n)`, C `(m, n)`.
     fn raw_gemm_at<T: Real>(a: MatRef<'_, T>, b: MatRef<'_, T>, c: MatMut<'_, T>, acc: Accumulate);
+
+    #[doc(hidden)]
+    /// `C (+)= op(A)·op(B)` over the common dims of valid views, packing into
+    /// `scratch` (at least [`gemm_scratch_len`] elements).
+    fn raw_gemm_op<T: Real>(
+        a: MatRef<'_, T>,
+        ta: Transpose,
+        b: MatRef<'_, T>,
+        tb: Transpose,
+        c: MatMut<'_, T>,
+        acc: Accumulate,
+        scratch: &mut [T],
+    );
 
     /// `Σ x[i]`.
     fn sum<T: Real>(x: &[T]) -> T;
@@ -437,6 +476,77 @@ pub trait Backend:
             });
         }
         Self::raw_gemm_at(a, b, c, acc);
+        Ok(())
+    }
+
+    /// `C = op(A)·op(B)` or `C += op(A)·op(B)`, each operand read as stored or
+    /// transposed (BLAS's `gemm` with `transa`, `transb`), packing into the
+    /// caller's `scratch` instead of the stack. Shapes: `op(A)` `(m, k)`,
+    /// `op(B)` `(k, n)`, C `(m, n)`; `scratch` needs at least
+    /// [`gemm_scratch_len::<T>()`](gemm_scratch_len) elements (its contents
+    /// are overwritten; none of it is read). [`gemm`](Backend::gemm),
+    /// [`gemm_bt`](Backend::gemm_bt) and [`gemm_at`](Backend::gemm_at) are this
+    /// with a panel on the stack (zeroed on every call, 4–32 KiB). The only
+    /// product it adds is `Aᵀ·Bᵀ`.
+    ///
+    /// Errors: an inner dimension that disagrees → `ShapeMismatch`
+    /// (`gemm_op: b`); C of the wrong shape → `ShapeMismatch` (`gemm_op: c`);
+    /// a short scratch → `BufferTooSmall` (`gemm_op: scratch`). C is untouched
+    /// on `Err`.
+    ///
+    /// ```
+    /// use constml::backend::{gemm_scratch_len, Transpose};
+    /// use constml::{Accumulate, Backend, MatMut, MatRef, Simd};
+    /// let a = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]; // (3, 2): Aᵀ is (2, 3)
+    /// let b = [1.0f32, 0.0, 0.0, 1.0, 1.0, 1.0]; // (3, 2)
+    /// let mut c = [0.0f32; 4];
+    /// let mut scratch = vec![0.0f32; gemm_scratch_len::<f32>()];
+    /// Simd::gemm_op(
+    ///     MatRef::new(&a, 3, 2)?, Transpose::Transposed,
+    ///     MatRef::new(&b, 3, 2)?, Transpose::AsStored,
+    ///     MatMut::new(&mut c, 2, 2)?, Accumulate::Overwrite, &mut scratch,
+    /// )?;
+    /// assert_eq!(c, [6.0, 8.0, 8.0, 10.0]); // Aᵀ·B
+    /// # Ok::<(), constml::Error>(())
+    /// ```
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn gemm_op<T: Real>(
+        a: MatRef<'_, T>,
+        ta: Transpose,
+        b: MatRef<'_, T>,
+        tb: Transpose,
+        c: MatMut<'_, T>,
+        acc: Accumulate,
+        scratch: &mut [T],
+    ) -> Result<()> {
+        let dims = |x: &MatRef<'_, T>, t: Transpose| match t {
+            Transpose::AsStored => x.shape(),
+            Transpose::Transposed => (x.cols(), x.rows()),
+        };
+        let ((m, k), (kb, n)) = (dims(&a, ta), dims(&b, tb));
+        if kb != k {
+            return Err(Error::ShapeMismatch {
+                what: "gemm_op: b",
+                expected: (k, n),
+                found: (kb, n),
+            });
+        }
+        if c.shape() != (m, n) {
+            return Err(Error::ShapeMismatch {
+                what: "gemm_op: c",
+                expected: (m, n),
+                found: c.shape(),
+            });
+        }
+        if scratch.len() < gemm_scratch_len::<T>() {
+            return Err(Error::BufferTooSmall {
+                what: "gemm_op: scratch",
+                needed: gemm_scratch_len::<T>(),
+                found: scratch.len(),
+            });
+        }
+        Self::raw_gemm_op(a, ta, b, tb, c, acc, scratch);
         Ok(())
     }
 

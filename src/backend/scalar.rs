@@ -1,6 +1,6 @@
 //! The scalar reference backend: the plainest correct loops.
 
-use super::{Accumulate, Backend};
+use super::{Accumulate, Backend, Transpose};
 use crate::mat::{MatMut, MatRef};
 use crate::real::Real;
 
@@ -214,6 +214,41 @@ impl Backend for Scalar {
                     Accumulate::Overwrite => s,
                     Accumulate::Add => *cij + s,
                 };
+            }
+        }
+    }
+
+    fn raw_gemm_op<T: Real>(
+        a: MatRef<'_, T>,
+        ta: Transpose,
+        b: MatRef<'_, T>,
+        tb: Transpose,
+        mut c: MatMut<'_, T>,
+        acc: Accumulate,
+        _scratch: &mut [T],
+    ) {
+        match (ta, tb) {
+            (Transpose::AsStored, Transpose::AsStored) => Self::raw_gemm(a, b, c, acc),
+            (Transpose::AsStored, Transpose::Transposed) => Self::raw_gemm_bt(a, b, c, acc),
+            (Transpose::Transposed, Transpose::AsStored) => Self::raw_gemm_at(a, b, c, acc),
+            (Transpose::Transposed, Transpose::Transposed) => {
+                // C[i][j] = Σ_p A[p][i]·B[j][p]: one dot product per output.
+                let (m, n) = (a.cols().min(c.rows()), b.rows().min(c.cols()));
+                let k = a.rows().min(b.cols());
+                for i in 0..m {
+                    let ci = c.row_mut_or_empty(i);
+                    for (j, cij) in ci.iter_mut().enumerate().take(n) {
+                        let bj = b.row_or_empty(j);
+                        let mut s = T::ZERO;
+                        for (p, &bjp) in bj.iter().enumerate().take(k) {
+                            s += a.row_or_empty(p).get(i).copied().unwrap_or(T::ZERO) * bjp;
+                        }
+                        *cij = match acc {
+                            Accumulate::Overwrite => s,
+                            Accumulate::Add => *cij + s,
+                        };
+                    }
+                }
             }
         }
     }

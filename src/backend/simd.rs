@@ -16,7 +16,7 @@
 )]
 
 use super::gemm::{self, Op};
-use super::{Accumulate, Backend, Scalar};
+use super::{Accumulate, Backend, Scalar, Transpose};
 use crate::mat::{MatMut, MatRef};
 use crate::real::Real;
 
@@ -65,17 +65,32 @@ fn fold<T: Real, const N: usize>(mut v: [T::V; N]) -> T::V {
     v[0]
 }
 
-/// `C (+)= op(A)·op(B)` through [`gemm`]: zeros for an empty depth; B read in
-/// place when it is stored as is, a whole number of vectors wide, and either
-/// small (at most 64 KiB: in L2 anyway) or multiplied by at most 4 rows;
-/// packed panel by panel otherwise.
+/// `C (+)= op(A)·op(B)` through [`gemm`]: [`gemm_in_place`], else packed
+/// with the B panel on the stack.
 #[inline(always)]
 fn gemm_ops<T: Real>(a: Op<'_, T>, b: Op<'_, T>, mut c: MatMut<'_, T>, acc: Accumulate) {
+    if !gemm_in_place(a, b, c.reborrow(), acc) {
+        packed_on_stack(a, b, c, acc);
+    }
+}
+
+/// The products that need no packing, done here (returns `true`): empty
+/// ones (an empty depth zeroes C when overwriting), and B read in place when
+/// it is stored as is, a whole number of vectors wide, and either small (at
+/// most 64 KiB: in L2 anyway) or multiplied by at most 4 rows (which read it
+/// once either way: packing would only copy it).
+#[inline(always)]
+fn gemm_in_place<T: Real>(
+    a: Op<'_, T>,
+    b: Op<'_, T>,
+    mut c: MatMut<'_, T>,
+    acc: Accumulate,
+) -> bool {
     let m = a.rows().min(c.rows());
     let n = b.cols().min(c.cols());
     let k = a.cols().min(b.rows());
     if m == 0 || n == 0 {
-        return;
+        return true;
     }
     if k == 0 {
         if acc == Accumulate::Overwrite {
@@ -85,15 +100,14 @@ fn gemm_ops<T: Real>(a: Op<'_, T>, b: Op<'_, T>, mut c: MatMut<'_, T>, acc: Accu
                 }
             }
         }
-        return;
+        return true;
     }
-    // A few rows read all of B once either way: packing would only copy it.
     let small = k * n * T::BYTES <= 64 << 10 || m <= 4;
     if !b.t && n.is_multiple_of(T::LANES) && small {
         gemm::gemm_unpacked(a, b.m, c, acc);
-    } else {
-        packed_on_stack(a, b, c, acc);
+        return true;
     }
+    false
 }
 
 /// Runs [`gemm::gemm_packed`] with its B panel on the stack: 4, 8, 16 or 32
@@ -438,6 +452,22 @@ impl Backend for Simd {
         gemm_ops(Op { m: a, t: true }, Op { m: b, t: false }, c, acc);
     }
 
+    fn raw_gemm_op<T: Real>(
+        a: MatRef<'_, T>,
+        ta: Transpose,
+        b: MatRef<'_, T>,
+        tb: Transpose,
+        mut c: MatMut<'_, T>,
+        acc: Accumulate,
+        scratch: &mut [T],
+    ) {
+        let a = Op { m: a, t: ta == Transpose::Transposed };
+        let b = Op { m: b, t: tb == Transpose::Transposed };
+        if !gemm_in_place(a, b, c.reborrow(), acc) {
+            gemm::gemm_packed(a, b, c, acc, scratch);
+        }
+    }
+
     fn raw_gemm<T: Real>(a: MatRef<'_, T>, b: MatRef<'_, T>, mut c: MatMut<'_, T>, acc: Accumulate) {
         let m = a.rows().min(c.rows());
         let n = b.cols().min(c.cols());
@@ -580,6 +610,18 @@ crate::real::without_vector_unit! {
         #[inline]
         fn raw_gemm_bt<T: Real>(a: MatRef<'_, T>, b: MatRef<'_, T>, c: MatMut<'_, T>, acc: Accumulate) {
             Scalar::raw_gemm_bt(a, b, c, acc)
+        }
+        #[allow(clippy::too_many_arguments)]
+        fn raw_gemm_op<T: Real>(
+            a: MatRef<'_, T>,
+            ta: Transpose,
+            b: MatRef<'_, T>,
+            tb: Transpose,
+            c: MatMut<'_, T>,
+            acc: Accumulate,
+            scratch: &mut [T],
+        ) {
+            Scalar::raw_gemm_op(a, ta, b, tb, c, acc, scratch)
         }
     }
 }

@@ -352,6 +352,105 @@ fn audit_cm_backend_gemm_shape_mismatches() {
     backend_gemm_shapes::<Simd>();
 }
 
+fn backend_gemm_op<B: Backend>() {
+    use constml::backend::{Transpose, gemm_scratch_len};
+    let a = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
+    let a23 = MatRef::new(&a, 2, 3).unwrap();
+    let (n, t) = (Transpose::AsStored, Transpose::Transposed);
+    let mut scratch = vec![0.0f32; gemm_scratch_len::<f32>()];
+    for acc in [Accumulate::Overwrite, Accumulate::Add] {
+        let mut c = [7.0f32; 4];
+        // op(A) (2, 3) · op(B) (2, 3): inner dimensions disagree.
+        let r = B::gemm_op(
+            a23,
+            n,
+            a23,
+            n,
+            MatMut::new(&mut c, 2, 2).unwrap(),
+            acc,
+            &mut scratch,
+        );
+        expect_err!(
+            r,
+            Error::ShapeMismatch {
+                what: "gemm_op: b",
+                ..
+            }
+        );
+        // op(A)ᵀ (3, 2) · op(B) (2, 3) is (3, 3), not (2, 2).
+        let r = B::gemm_op(
+            a23,
+            t,
+            a23,
+            n,
+            MatMut::new(&mut c, 2, 2).unwrap(),
+            acc,
+            &mut scratch,
+        );
+        expect_err!(
+            r,
+            Error::ShapeMismatch {
+                what: "gemm_op: c",
+                expected: (3, 3),
+                ..
+            }
+        );
+        // A scratch one element short.
+        let short = gemm_scratch_len::<f32>() - 1;
+        let r = B::gemm_op(
+            a23,
+            n,
+            a23,
+            t,
+            MatMut::new(&mut c, 2, 2).unwrap(),
+            acc,
+            &mut scratch[..short],
+        );
+        expect_err!(
+            r,
+            Error::BufferTooSmall {
+                what: "gemm_op: scratch",
+                ..
+            }
+        );
+        assert_eq!(c, [7.0; 4]);
+    }
+    // Valid: A·Aᵀ, and Aᵀ·Bᵀ with a NaN reaching one column.
+    let mut c = [0.0f32; 4];
+    B::gemm_op(
+        a23,
+        n,
+        a23,
+        t,
+        MatMut::new(&mut c, 2, 2).unwrap(),
+        Accumulate::Overwrite,
+        &mut scratch,
+    )
+    .unwrap();
+    assert_eq!(c, [14.0, 32.0, 32.0, 77.0]);
+    let bn = [NAN, 0.0, 1.0, 1.0]; // (2, 2): Bᵀ's first column holds the NaN
+    let mut c = [0.0f32; 6];
+    let b22 = MatRef::new(&bn, 2, 2).unwrap();
+    B::gemm_op(
+        a23,
+        t,
+        b22,
+        t,
+        MatMut::new(&mut c, 3, 2).unwrap(),
+        Accumulate::Overwrite,
+        &mut scratch,
+    )
+    .unwrap();
+    assert!(c[0].is_nan() && c[2].is_nan() && c[4].is_nan());
+    assert_eq!([c[1], c[3], c[5]], [5.0, 7.0, 9.0]);
+}
+
+#[test]
+fn audit_cm_backend_gemm_op_rejects_shapes_and_short_scratch() {
+    backend_gemm_op::<Scalar>();
+    backend_gemm_op::<Simd>();
+}
+
 fn backend_vector_matrix<B: Backend>() {
     let a = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
     let a23 = MatRef::new(&a, 2, 3).unwrap();
