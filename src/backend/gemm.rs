@@ -353,7 +353,39 @@ fn kernel_rows<T: Real, const R: usize, const V: usize>(
     // Every row cut to exactly `n` (no row is shorter): `rows[r][p]` for
     // `p < n` then needs no check.
     let rows: [&[T]; R] = core::array::from_fn(|r| &a.0[r][..n]);
-    for p in 0..n {
+    let mut p = 0;
+    if R * V < 8 {
+        // Too few accumulators to cover the FMA latency (a row or two against
+        // B: the weighted sum of a decode step's values): four partial tiles,
+        // step `p` into tile `p mod 4`, added at the end.
+        let mut part = [[[zero; V]; R]; 3];
+        while p + 4 <= n {
+            let bv = b.at(p);
+            for r in 0..R {
+                let x = T::splat(rows[r][p]);
+                for v in 0..V {
+                    acc[r][v] = T::fma(x, bv[v], acc[r][v]);
+                }
+            }
+            for (u, t) in part.iter_mut().enumerate() {
+                let q = p + 1 + u;
+                let bv = b.at(q);
+                for r in 0..R {
+                    let x = T::splat(rows[r][q]);
+                    for v in 0..V {
+                        t[r][v] = T::fma(x, bv[v], t[r][v]);
+                    }
+                }
+            }
+            p += 4;
+        }
+        for r in 0..R {
+            for v in 0..V {
+                acc[r][v] += (part[0][r][v] + part[1][r][v]) + part[2][r][v];
+            }
+        }
+    }
+    while p < n {
         let bv = b.at(p);
         for r in 0..R {
             let x = T::splat(rows[r][p]);
@@ -361,6 +393,7 @@ fn kernel_rows<T: Real, const R: usize, const V: usize>(
                 acc[r][v] = T::fma(x, bv[v], acc[r][v]);
             }
         }
+        p += 1;
     }
     acc
 }
