@@ -53,6 +53,8 @@ pub(crate) const MR: usize = 12;
 pub(crate) const MR: usize = 6;
 /// Vectors of columns in the register tile.
 pub(crate) const NV: usize = 2;
+/// Vectors of columns in the tile of one or two rows against B in place.
+const WIDE: usize = 4;
 /// Depth of a packed B panel.
 pub(crate) const KC: usize = 256;
 
@@ -510,6 +512,9 @@ fn dispatch<T: Real>(
     macro_rules! rows {
         ($($r:literal),*) => {
             match (h, nv) {
+                // Four vectors: a row or two against a B read in place.
+                (1, WIDE) => tile::<T, 1, WIDE>(a, b, p0, kc, c, i0, j0, rows, cols, add),
+                (2, WIDE) => tile::<T, 2, WIDE>(a, b, p0, kc, c, i0, j0, rows, cols, add),
                 $(($r, NV) => tile::<T, $r, NV>(a, b, p0, kc, c, i0, j0, rows, cols, add),
                   ($r, _) => tile::<T, $r, 1>(a, b, p0, kc, c, i0, j0, rows, cols, add),)*
                 _ => {}
@@ -577,7 +582,13 @@ pub(crate) fn gemm_unpacked<T: Real>(
     let add = acc == Accumulate::Add;
     let mut j0 = 0;
     while j0 + T::LANES <= n {
-        let w = tile_cols::<T>(n - j0);
+        // One or two rows take four vectors at a time: one pass over B's rows
+        // (a decode step's `weights · V` with heads of 64) instead of two.
+        let w = if m <= 2 && n - j0 >= WIDE * T::LANES {
+            WIDE * T::LANES
+        } else {
+            tile_cols::<T>(n - j0)
+        };
         let bsrc = BSrc::Rows { m: b, j0 };
         panel(a, bsrc, m, 0, k, &mut c, j0, w, w, add);
         j0 += w;
