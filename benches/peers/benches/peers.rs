@@ -7,6 +7,8 @@
 //! (from the repository root, so that `.cargo/config.toml` applies:
 //! `-C target-cpu=native`). Single-threaded throughout. Groups:
 //!
+//! Groups are named `peers_…` (the library's own benches share the report):
+//!
 //! * `gemm_f32`, `gemm_f64`: square `C = A·B` for n = 16 … 512 — constml's
 //!   `Simd::gemm`, `gemm_bt` (B given transposed) and `gemm_at` (A given
 //!   transposed), `matrixmultiply::{s,d}gemm`, nalgebra's `DMatrix` product.
@@ -135,7 +137,7 @@ fn gemm_rows<T: Real + nalgebra::RealField>(
 }
 
 fn gemm_square<T: Real + nalgebra::RealField>(c: &mut Criterion) {
-    let mut g = c.benchmark_group(format!("gemm_{}", name::<T>()));
+    let mut g = c.benchmark_group(format!("peers_gemm_{}", name::<T>()));
     let sizes: &[usize] = if T::BYTES == 4 { &SQUARE } else { &[32, 64, 128, 256, 512] };
     for &n in sizes {
         gemm_rows::<T>(&mut g, &n.to_string(), (n, n, n), true);
@@ -144,7 +146,7 @@ fn gemm_square<T: Real + nalgebra::RealField>(c: &mut Criterion) {
 }
 
 fn gemm_shapes(c: &mut Criterion) {
-    let mut g = c.benchmark_group("gemm_shapes_f32");
+    let mut g = c.benchmark_group("peers_gemm_shapes_f32");
     for (m, k, n) in [(64, 768, 3072), (1, 768, 768), (128, 768, 768)] {
         gemm_rows::<f32>(&mut g, &format!("{m}x{k}x{n}"), (m, k, n), false);
     }
@@ -171,7 +173,7 @@ fn const_pair<const N: usize>(g: &mut criterion::BenchmarkGroup<'_, criterion::m
 }
 
 fn gemm_const(c: &mut Criterion) {
-    let mut g = c.benchmark_group("gemm_const_f32");
+    let mut g = c.benchmark_group("peers_gemm_const_f32");
     const_pair::<16>(&mut g);
     const_pair::<32>(&mut g);
     const_pair::<48>(&mut g);
@@ -273,7 +275,7 @@ impl SortTopP {
 }
 
 fn top_p(c: &mut Criterion) {
-    let mut g = c.benchmark_group("top_p_f32");
+    let mut g = c.benchmark_group("peers_top_p_f32");
     for v in [1000usize, 8192, 32_000, 50_257, 128_256] {
         let x = normals(v, 3.0, 7);
         let mut work = x.clone();
@@ -400,7 +402,7 @@ impl Decode {
 }
 
 fn attention(c: &mut Criterion) {
-    let mut g = c.benchmark_group("attention_decode_f32");
+    let mut g = c.benchmark_group("peers_attention_decode_f32");
     for len in [64usize, 128, 256, 512, 1024, 2048, 4096] {
         let mut s = Decode::new(len);
         g.throughput(Throughput::Bytes(s.cache.bytes() as u64));
@@ -413,7 +415,7 @@ fn attention(c: &mut Criterion) {
 }
 
 fn stream(c: &mut Criterion) {
-    let mut g = c.benchmark_group("stream_read_f32");
+    let mut g = c.benchmark_group("peers_stream_read_f32");
     for mib in [1usize, 16, 256, 1024] {
         let x = vec![1.0f32; mib << 18];
         g.throughput(Throughput::Bytes((mib << 20) as u64));

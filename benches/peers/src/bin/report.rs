@@ -91,8 +91,21 @@ fn read_one(dir: &Path, out: &mut Results) {
     else {
         return;
     };
-    let func = string_of(&b, "function_id").unwrap_or_default();
-    let param = string_of(&b, "value_str").unwrap_or_default();
+    let (mut group, mut func) = (group, string_of(&b, "function_id").unwrap_or_default());
+    let mut param = string_of(&b, "value_str").unwrap_or_default();
+    // `bench_function("name/size/backend")`: the group holds all three parts.
+    if func.is_empty() && param.is_empty() {
+        let parts: Vec<&str> = group.split('/').collect();
+        if parts.len() >= 2 {
+            func = parts[parts.len() - 1].to_string();
+            if parts.len() >= 3 {
+                param = parts[parts.len() - 2].to_string();
+                group = parts[..parts.len() - 2].join("/");
+            } else {
+                group = parts[0].to_string();
+            }
+        }
+    }
     let row = Row {
         ns,
         elements: number_of(&b, Some("throughput"), "Elements"),
@@ -216,7 +229,7 @@ fn main() {
     // --- gemm -------------------------------------------------------------
     let mut gemm_series: Vec<(String, &str, Vec<(f64, f64)>)> = Vec::new();
     for (ty, pk) in [("f32", peak), ("f64", peak / 2.0)] {
-        let Some(g) = res.get(&format!("gemm_{ty}")) else { continue };
+        let Some(g) = res.get(&format!("peers_gemm_{ty}")) else { continue };
         let _ = writeln!(md, "## gemm, {ty}, square (GFLOP/s)\n");
         let _ = writeln!(md, "`C = A·B` for n × n matrices; `A·Bᵀ` and `Aᵀ·B` are the same product with an operand given transposed. Peers: `matrixmultiply` 0.3 (`{}gemm`, with its AVX-512 kernel) and nalgebra 0.34 (`DMatrix::gemm`, which calls matrixmultiply).\n", if ty == "f32" { "s" } else { "d" });
         let _ = writeln!(md, "| n | constml A·B | A·Bᵀ | Aᵀ·B | matrixmultiply | nalgebra DMatrix | constml / matrixmultiply | constml, % of peak |");
@@ -252,7 +265,7 @@ fn main() {
             }
         }
     }
-    if let Some(g) = res.get("gemm_const_f32") {
+    if let Some(g) = res.get("peers_gemm_const_f32") {
         let _ = writeln!(md, "## gemm with sizes known at compile time, f32 (GFLOP/s)\n");
         let _ = writeln!(md, "`constml::kernels::matmul::<N, N, N>` against nalgebra's stack-allocated `SMatrix<f32, N, N>` (`mul_to`).\n");
         let _ = writeln!(md, "| n | constml | nalgebra SMatrix | constml / SMatrix |");
@@ -263,7 +276,7 @@ fn main() {
         }
         md.push('\n');
     }
-    if let Some(g) = res.get("gemm_shapes_f32") {
+    if let Some(g) = res.get("peers_gemm_shapes_f32") {
         let _ = writeln!(md, "## gemm, transformer shapes, f32 (GFLOP/s)\n");
         let _ = writeln!(md, "| m × k × n | constml | matrixmultiply | nalgebra DMatrix | constml / matrixmultiply |");
         let _ = writeln!(md, "|---|---:|---:|---:|---:|");
@@ -281,7 +294,7 @@ fn main() {
     }
 
     // --- attention --------------------------------------------------------
-    if let Some(g) = res.get("attention_decode_f32") {
+    if let Some(g) = res.get("peers_attention_decode_f32") {
         let _ = writeln!(md, "## Attention decode step over a KV cache, f32\n");
         let _ = writeln!(md, "One query, 12 heads × 64, over a full cache of `len` positions (keys and values, f32). \"plain read\" sums as many bytes as the cache holds with `Simd::sum`: the bandwidth a step cannot beat. The naive peer is the textbook three loops over token-major keys and values.\n");
         let _ = writeln!(md, "| len | cache | constml Simd | GB/s | % of plain read | Scalar | naive | plain read | Simd / Scalar | naive / Simd |");
@@ -312,7 +325,7 @@ fn main() {
         let _ = fs::write(root.join("benches/attention.svg"), chart("attention decode step, 12 × 64, f32", "cache length (positions)", "µs per step", &series, true, true));
         let _ = writeln!(md, "![attention decode time against cache length](attention.svg)\n");
     }
-    if let Some(g) = res.get("stream_read_f32") {
+    if let Some(g) = res.get("peers_stream_read_f32") {
         let _ = writeln!(md, "Streaming read (`Simd::sum`) by buffer size, for what the caches hold:\n");
         let _ = writeln!(md, "| bytes | GB/s |");
         let _ = writeln!(md, "|---:|---:|");
@@ -325,7 +338,7 @@ fn main() {
     }
 
     // --- top-p ------------------------------------------------------------
-    if let Some(g) = res.get("top_p_f32") {
+    if let Some(g) = res.get("peers_top_p_f32") {
         let _ = writeln!(md, "## Top-p (p = 0.9) against vocabulary size, f32\n");
         let _ = writeln!(md, "Logits 3·N(0, 1). Every row copies the logits into a work buffer first (top-p rewrites them); \"softmax\" is one `Simd::softmax` pass, the yardstick. Peers: sort all V ids by probability and cut; an O(V) selection with `select_nth_unstable` (halve the candidates around their median, keep the upper half when its mass is short of p, and repeat in the half that holds the boundary).\n");
         let _ = writeln!(md, "| V | constml | softmax | constml / softmax | sort | select_nth | sort / constml |");
@@ -349,9 +362,8 @@ fn main() {
     let _ = writeln!(md, "From the library's own benches (`cargo bench --bench …`). `scalar` is the `Scalar` backend (plain loops, one accumulator: the oracle); `good_scalar`, where a bench has one, is what a performance engineer writes without SIMD (several accumulators, the better loop order; LLVM may vectorise it); `simd` is the `Simd` backend. Other rows (peers, baselines, variants) are listed with their times. Throughput is GFLOP/s for products, GB/s where bytes are declared.\n");
     let _ = writeln!(md, "| group | size | rows (median time) | Scalar / Simd | good scalar / Simd | Simd throughput |");
     let _ = writeln!(md, "|---|---|---|---:|---:|---:|");
-    let skip = ["gemm_f32", "gemm_f64", "gemm_const_f32", "gemm_shapes_f32", "attention_decode_f32", "top_p_f32", "stream_read_f32"];
     for (group, params) in &res {
-        if skip.contains(&group.as_str()) {
+        if group.starts_with("peers_") {
             continue;
         }
         for (k, f) in params {
