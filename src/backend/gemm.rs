@@ -5,8 +5,8 @@
 //! accumulators; per step of depth, `V` vector loads of B, `R` broadcasts of A
 //! straight from memory and `R·V` independent fused multiply-adds.
 //!
-//! * **B** is packed one *panel* at a time into scratch on the stack: [`KC`]
-//!   steps of depth × `NV` vectors of columns, depth-major (each step's
+//! * **B** is packed one *panel* at a time into scratch on the stack: [`kc`]
+//!   steps of depth (256 for `f32`, 128 for `f64`) × `NV` vectors of columns, depth-major (each step's
 //!   `NV·LANES` values contiguous and 64-byte aligned). A panel takes 32 KiB
 //!   (`f32`, 16 lanes), so it stays in a 48 KiB L1 data cache while every row
 //!   of A streams past it, and it is packed once per product: its cost is
@@ -55,8 +55,21 @@ pub(crate) const MR: usize = 6;
 pub(crate) const NV: usize = 2;
 /// Vectors of columns in the tile of one or two rows against B in place.
 const WIDE: usize = 4;
-/// Depth of a packed B panel.
-pub(crate) const KC: usize = 256;
+/// Bytes of one row of A across a panel's depth: the depth of a packed B panel
+/// is `KC_BYTES / size_of::<T>()`, 256 steps for `f32` and 128 for `f64`, so
+/// that the 12 rows of A a tile reads (12 KiB) and the B panel (32 KiB for
+/// `f32` at 16 lanes, 16 KiB for `f64`) share a 48 KiB L1 data cache. (A
+/// 256-deep `f64` panel measured at half the speed: 56 KiB no longer fit.)
+pub(crate) const KC_BYTES: usize = 1024;
+
+/// Rows of a packed A block (a multiple of 12 and of 6).
+pub(crate) const MC: usize = 96;
+
+/// Depth of a packed B panel for `T`.
+#[inline(always)]
+pub(crate) const fn kc<T: Real>() -> usize {
+    KC_BYTES / T::BYTES
+}
 
 /// Columns of the register tile for `T`.
 #[inline(always)]
@@ -64,14 +77,18 @@ const fn nr<T: Real>() -> usize {
     NV * T::LANES
 }
 
-/// Bytes of scratch [`gemm_packed`] needs at most: one B panel of [`KC`] × 2
-/// vectors of 64 bytes (the widest build), plus a cache line to align it.
-pub(crate) const PANEL_BYTES: usize = KC * NV * 64 + 64;
+/// Bytes of scratch [`gemm_packed`] needs at most: an A block of [`MC`] rows
+/// × [`KC_BYTES`] (96 KiB) and one B panel of `f32`'s depth (the deepest) × 2
+/// vectors of 64 bytes (the widest build, 32 KiB), each with a cache line to
+/// align it.
+pub(crate) const SCRATCH_BYTES: usize = MC * KC_BYTES + KC_BYTES / 4 * NV * 64 + 2 * 64;
 
-/// Elements of scratch [`gemm_packed`] uses for depth `k`.
+/// Elements of scratch [`gemm_packed`] uses for `m` rows and depth `k`.
 #[inline(always)]
-pub(crate) fn scratch_len<T: Real>(k: usize) -> usize {
-    KC.min(k) * nr::<T>() + 64 / T::BYTES
+pub(crate) const fn scratch_len<T: Real>(m: usize, k: usize) -> usize {
+    let kc = if k < kc::<T>() { k } else { kc::<T>() };
+    let mc = if m < MC { m.div_ceil(MR) * MR } else { MC };
+    kc * (mc + nr::<T>()) + 2 * 64 / T::BYTES
 }
 
 /// One operand of a product: a view as stored, or transposed.
@@ -129,6 +146,51 @@ fn tile_rows_exact(left: usize) -> usize {
 #[inline(always)]
 fn tile_cols<T: Real>(left: usize) -> usize {
     if left > T::LANES { nr::<T>() } else { T::LANES }
+}
+
+/// Packs rows `i0 .. i0 + mc`, depth `p0 .. p0 + kc` of `op(A)` into `dst`
+/// as depth-major panels of [`tile_rows`] rows (`kc` runs of the panel's
+/// rows), zero-padded. Transposed, each run is a piece of one stored row.
+fn pack_a<T: Real>(a: Op<'_, T>, i0: usize, mc: usize, p0: usize, kc: usize, dst: &mut [T]) {
+    let mut off = 0;
+    let mut ir = 0;
+    while ir < mc {
+        let h = tile_rows(mc - ir);
+        let rows = h.min(mc - ir);
+        let Some(panel) = dst.get_mut(off..off + h * kc) else {
+            return;
+        };
+        if a.t {
+            for (p, out) in panel.chunks_exact_mut(h).enumerate() {
+                let src = a.m.row_or_empty(p0 + p);
+                let src = src.get(i0 + ir..i0 + ir + rows).unwrap_or(&[]);
+                for (i, o) in out.iter_mut().enumerate() {
+                    *o = src.get(i).copied().unwrap_or(T::ZERO);
+                }
+            }
+        } else {
+            for r in 0..h {
+                let src: &[T] = if r < rows {
+                    a.m.row_or_empty(i0 + ir + r)
+                        .get(p0..p0 + kc)
+                        .unwrap_or(&[])
+                } else {
+                    &[]
+                };
+                if src.len() == kc {
+                    for (out, &x) in panel.chunks_exact_mut(h).zip(src) {
+                        out[r] = x;
+                    }
+                } else {
+                    for out in panel.chunks_exact_mut(h) {
+                        out[r] = T::ZERO;
+                    }
+                }
+            }
+        }
+        off += h * kc;
+        ir += h;
+    }
 }
 
 /// Packs columns `j0 .. j0 + cols` (at most `w`), depth `p0 .. p0 + kc` of
@@ -191,6 +253,20 @@ trait APanel<T: Real, const R: usize> {
     fn len(&self) -> usize;
     /// Step `p < len()`.
     fn at(&self, p: usize) -> &[T; R];
+}
+
+/// A packed A panel: `kc` runs of `R` values.
+struct PackedA<'a, T, const R: usize>(&'a [[T; R]]);
+
+impl<T: Real, const R: usize> APanel<T, R> for PackedA<'_, T, R> {
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    #[inline(always)]
+    fn at(&self, p: usize) -> &[T; R] {
+        &self.0[p]
+    }
 }
 
 /// `R` rows of A as stored, all cut to the same depth.
@@ -440,6 +516,15 @@ fn store<T: Real, const R: usize, const V: usize>(
     }
 }
 
+/// Where A comes from for one tile.
+#[derive(Clone, Copy)]
+enum ASrc<'a, T> {
+    /// A packed panel of the tile's rows (with a packed B panel).
+    Packed(&'a [T]),
+    /// `op(A)` where it is stored (with B where it is stored).
+    Stored(Op<'a, T>),
+}
+
 /// Where B comes from for one column panel.
 #[derive(Clone, Copy)]
 enum BSrc<'a, T: Real> {
@@ -454,7 +539,7 @@ enum BSrc<'a, T: Real> {
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn tile<T: Real, const R: usize, const V: usize>(
-    a: Op<'_, T>,
+    a: ASrc<'_, T>,
     b: BSrc<'_, T>,
     p0: usize,
     kc: usize,
@@ -465,8 +550,12 @@ fn tile<T: Real, const R: usize, const V: usize>(
     cols: usize,
     add: bool,
 ) {
-    let acc = match b {
-        BSrc::Packed(pb) => {
+    let acc = match (a, b) {
+        (ASrc::Packed(pa), BSrc::Packed(pb)) => kernel::<T, R, V>(
+            &PackedA::<T, R>(pa.as_chunks::<R>().0),
+            &PackedB::<T, V>(pb.as_chunks::<V>().0),
+        ),
+        (ASrc::Stored(a), BSrc::Packed(pb)) => {
             let pb = PackedB::<T, V>(pb.as_chunks::<V>().0);
             if a.t {
                 kernel::<T, R, V>(&ColsA::<T, R>::new(a.m, i0, p0, kc), &pb)
@@ -474,7 +563,7 @@ fn tile<T: Real, const R: usize, const V: usize>(
                 kernel_rows::<T, R, V>(&RowsA::<T, R>::new(a.m, i0, rows, p0, kc), &pb)
             }
         }
-        BSrc::Rows { m, j0 } => {
+        (ASrc::Stored(a), BSrc::Rows { m, j0 }) => {
             let (data, stride) = m.raw_parts();
             let rb = RowsB {
                 data,
@@ -488,6 +577,8 @@ fn tile<T: Real, const R: usize, const V: usize>(
                 kernel_rows::<T, R, V>(&RowsA::<T, R>::new(a.m, i0, rows, p0, kc), &rb)
             }
         }
+        // A packed A always comes with a packed B.
+        (ASrc::Packed(_), BSrc::Rows { .. }) => return,
     };
     store::<T, R, V>(&acc, c, i0, j0, rows, cols, add);
 }
@@ -498,7 +589,7 @@ fn tile<T: Real, const R: usize, const V: usize>(
 fn dispatch<T: Real>(
     h: usize,
     nv: usize,
-    a: Op<'_, T>,
+    a: ASrc<'_, T>,
     b: BSrc<'_, T>,
     p0: usize,
     kc: usize,
@@ -527,12 +618,16 @@ fn dispatch<T: Real>(
     rows!(6, 4, 2, 1);
 }
 
-/// All tiles of one column panel, depth `p0 .. p0 + kc`.
+/// All tiles of one column panel for rows `i0 .. i0 + m`, depth `p0 ..
+/// p0 + kc`: A from its packed block `pa` (panels of [`tile_rows`] rows), or
+/// where it is stored when `pa` is `None`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn panel<T: Real>(
     a: Op<'_, T>,
+    pa: Option<&[T]>,
     b: BSrc<'_, T>,
+    i0: usize,
     m: usize,
     p0: usize,
     kc: usize,
@@ -542,28 +637,36 @@ fn panel<T: Real>(
     cols: usize,
     add: bool,
 ) {
-    let mut i0 = 0;
-    while i0 < m {
-        let h = if a.t {
-            tile_rows_exact(m - i0)
-        } else {
-            tile_rows(m - i0)
+    let mut ir = 0;
+    let mut off = 0;
+    while ir < m {
+        let (h, asrc) = match pa {
+            Some(pa) => {
+                let h = tile_rows(m - ir);
+                (h, ASrc::Packed(pa.get(off..off + h * kc).unwrap_or(&[])))
+            }
+            // Transposed in place, a tile reads whole runs of its rows: never
+            // more rows than are left.
+            None if a.t => (tile_rows_exact(m - ir), ASrc::Stored(a)),
+            None => (tile_rows(m - ir), ASrc::Stored(a)),
         };
+        let rows = h.min(m - ir);
         dispatch(
             h,
             w / T::LANES,
-            a,
+            asrc,
             b,
             p0,
             kc,
             c,
-            i0,
+            i0 + ir,
             j0,
-            h.min(m - i0),
+            rows,
             cols,
             add,
         );
-        i0 += h;
+        off += h * kc;
+        ir += h;
     }
 }
 
@@ -590,15 +693,16 @@ pub(crate) fn gemm_unpacked<T: Real>(
             tile_cols::<T>(n - j0)
         };
         let bsrc = BSrc::Rows { m: b, j0 };
-        panel(a, bsrc, m, 0, k, &mut c, j0, w, w, add);
+        panel(a, None, bsrc, 0, m, 0, k, &mut c, j0, w, w, add);
         j0 += w;
     }
 }
 
-/// `C (+)= op(A)·op(B)` over the common dims: B one panel at a time, packed
-/// into `scratch` (at least [`scratch_len`] elements), A read in place.
-/// Returns `false` (and touches nothing) if `scratch` is too small. The
-/// caller handles `k = 0`.
+/// `C (+)= op(A)·op(B)` over the common dims, packing into `scratch` (at
+/// least [`scratch_len`] elements): B one panel at a time; A read in place,
+/// or, when its rows alias in L1, packed in blocks of up to [`MC`] rows (B
+/// then packed again for each block). Returns `false` (and
+/// touches nothing) if `scratch` is too small. The caller handles `k = 0`.
 pub(crate) fn gemm_packed<T: Real>(
     a: Op<'_, T>,
     b: Op<'_, T>,
@@ -612,27 +716,67 @@ pub(crate) fn gemm_packed<T: Real>(
     if m == 0 || n == 0 || k == 0 {
         return true;
     }
-    let kc_blk = KC.min(k);
-    // The panel starts on a 64-byte boundary, so that no vector load of it
-    // straddles two cache lines (a scratch array is only aligned to its
-    // element).
+    let kc_blk = kc::<T>().min(k);
+    // A is read in place unless its rows are a multiple of 4 KiB apart: then
+    // the rows of a tile all fall in one set of the L1 cache and evict each
+    // other (f64 at n = 512 ran at 80 % of its speed at n = 256), and A is
+    // packed in blocks of MC rows instead. Packing it always cost more than
+    // it saved on f32 (the strided copy, and B packed again per block).
+    let pack = (a.m.stride() * T::BYTES).is_multiple_of(4096) && m > MR;
+    let mc_blk = if pack { MC.min(m.div_ceil(MR) * MR) } else { m };
+    // Both buffers start on a 64-byte boundary, so that no vector load of a
+    // B panel straddles two cache lines (a scratch array is only aligned to
+    // its element).
     let line = 64 / T::BYTES;
     let skip = (line - (scratch.as_ptr() as usize / T::BYTES) % line) % line;
-    let Some(buf) = scratch.get_mut(skip..skip + kc_blk * nr::<T>()) else {
+    let a_len = if pack {
+        (mc_blk * kc_blk).div_ceil(line) * line
+    } else {
+        0
+    };
+    let Some((abuf, bbuf)) = scratch
+        .get_mut(skip..)
+        .and_then(|s| s.split_at_mut_checked(a_len))
+    else {
+        return false;
+    };
+    let Some(bbuf) = bbuf.get_mut(..kc_blk * nr::<T>()) else {
         return false;
     };
     let mut p0 = 0;
     while p0 < k {
         let kc = kc_blk.min(k - p0);
         let add = acc == Accumulate::Add || p0 > 0;
-        let mut j0 = 0;
-        while j0 < n {
-            let w = tile_cols::<T>(n - j0);
-            let cols = w.min(n - j0);
-            pack_b(b, j0, cols, w, p0, kc, buf);
-            let pb = T::blocks(&*buf).0.get(..kc * w / T::LANES).unwrap_or(&[]);
-            panel(a, BSrc::Packed(pb), m, p0, kc, &mut c, j0, w, cols, add);
-            j0 += w;
+        let mut i0 = 0;
+        while i0 < m {
+            let mc = mc_blk.min(m - i0);
+            if pack {
+                pack_a(a, i0, mc, p0, kc, abuf);
+            }
+            let pa = if pack { Some(&*abuf) } else { None };
+            let mut j0 = 0;
+            while j0 < n {
+                let w = tile_cols::<T>(n - j0);
+                let cols = w.min(n - j0);
+                pack_b(b, j0, cols, w, p0, kc, bbuf);
+                let pb = T::blocks(&*bbuf).0.get(..kc * w / T::LANES).unwrap_or(&[]);
+                panel(
+                    a,
+                    pa,
+                    BSrc::Packed(pb),
+                    i0,
+                    mc,
+                    p0,
+                    kc,
+                    &mut c,
+                    j0,
+                    w,
+                    cols,
+                    add,
+                );
+                j0 += w;
+            }
+            i0 += mc;
         }
         p0 += kc;
     }

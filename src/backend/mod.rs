@@ -62,9 +62,9 @@ pub enum Transpose {
 }
 
 /// Elements of scratch [`Backend::gemm_op`] asks for: one packed panel of B,
-/// [`KC`](gemm::KC) = 256 steps of depth × two vectors of columns, plus a
+/// 256 steps of depth (`f32`; 128 for `f64`) × two vectors of columns, plus a
 /// cache line's worth to align it. It depends on the build's vector width:
-/// 8,208 `f32` (32 KiB) with AVX-512, 2,064 with SSE2 or NEON; 4,104 `f64`
+/// 8,208 `f32` (32 KiB) with AVX-512, 2,064 with SSE2 or NEON; 2,056 `f64`
 /// with AVX-512. A `const fn`, so a caller can size a `static` or stack array.
 ///
 /// ```
@@ -74,7 +74,7 @@ pub enum Transpose {
 /// # let _ = &mut scratch;
 /// ```
 pub const fn gemm_scratch_len<T: Real>() -> usize {
-    gemm::KC * gemm::NV * T::LANES + 64 / T::BYTES
+    gemm::scratch_len::<T>(usize::MAX, usize::MAX)
 }
 
 /// Group `g`'s scale from little-endian `f32` bytes (0 past the end).

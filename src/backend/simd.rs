@@ -110,12 +110,12 @@ fn gemm_in_place<T: Real>(
     false
 }
 
-/// Runs [`gemm::gemm_packed`] with its B panel on the stack: 4, 8, 16 or 32
-/// KiB (and a cache line to align it) by the depth, the smallest that holds
-/// the panel, as the array is zeroed on every call.
+/// Runs [`gemm::gemm_packed`] with its scratch on the stack: 16 KiB, 64 KiB
+/// or [`gemm::SCRATCH_BYTES`] (about 128 KiB), the smallest that holds an A
+/// block and a B panel of this product, as the array is zeroed on every call.
 #[inline(never)]
 fn packed_on_stack<T: Real>(a: Op<'_, T>, b: Op<'_, T>, c: MatMut<'_, T>, acc: Accumulate) {
-    let need = gemm::scratch_len::<T>(a.cols()) * T::BYTES;
+    let need = gemm::scratch_len::<T>(a.rows(), a.cols()) * T::BYTES;
     // One array per size and element width (lengths are constants).
     macro_rules! run {
         ($bytes:expr) => {
@@ -128,14 +128,12 @@ fn packed_on_stack<T: Real>(a: Op<'_, T>, b: Op<'_, T>, c: MatMut<'_, T>, acc: A
             }
         };
     }
-    if need <= (4 << 10) + 64 {
-        run!((4 << 10) + 64);
-    } else if need <= (8 << 10) + 64 {
-        run!((8 << 10) + 64);
-    } else if need <= (16 << 10) + 64 {
-        run!((16 << 10) + 64);
+    if need <= 16 << 10 {
+        run!(16 << 10);
+    } else if need <= 64 << 10 {
+        run!(64 << 10);
     } else {
-        run!(gemm::PANEL_BYTES);
+        run!(gemm::SCRATCH_BYTES);
     }
 }
 
