@@ -337,18 +337,23 @@ fn blocked_products<T: Real>() {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(29);
     let l = T::LANES;
     for &(m, k, n) in &[
-        (25, 255, 2 * l),
+        (25usize, 255usize, 2 * l),
         (13, 256, 2 * l + 1),
         (9, 257, 3 * l + 5),
         (4, 600, 8 * l),
         (5, 513, l),
+        (30, 520, 5 * l + 3),
         (1, 300, 4 * l + 3),
         (30, 40, 6 * l),
         (12, 1, 2 * l - 1),
         (7, 64, 1),
         (3, 2, 5),
     ] {
-        let (sa, sb, sc) = (k + 3, n + 5, n + 2);
+        // Rows 4 KiB apart (A packed in blocks: they would alias in L1) for
+        // the deepest shapes, a few elements of padding otherwise.
+        let unit = 4096 / T::BYTES;
+        let sa = if k > 500 { k.div_ceil(unit) * unit } else { k + 3 };
+        let (sb, sc) = (n + 5, n + 2);
         let a_buf = tight_view::<T>(&mut rng, m, k, sa, 0);
         let a = MatRef::with_stride(&a_buf, m, k, sa).unwrap();
         let b_buf = tight_view::<T>(&mut rng, k, n, sb, 0);
@@ -356,8 +361,15 @@ fn blocked_products<T: Real>() {
         // Bᵀ and Aᵀ stored densely, holding the same values as B and A.
         let bt_buf: Vec<T> = (0..n * k).map(|i| b_buf[(i % k) * sb + i / k]).collect();
         let bt = MatRef::new(&bt_buf, n, k).unwrap();
-        let at_buf: Vec<T> = (0..k * m).map(|i| a_buf[(i % m) * sa + i / m]).collect();
-        let at = MatRef::new(&at_buf, k, m).unwrap();
+        // Aᵀ's rows 4 KiB apart as well for the deepest shapes.
+        let st = if k > 500 { unit } else { m };
+        let mut at_buf = vec![T::NAN; (k - 1) * st + m];
+        for p in 0..k {
+            for i in 0..m {
+                at_buf[p * st + i] = a_buf[i * sa + p];
+            }
+        }
+        let at = MatRef::with_stride(&at_buf, k, m, st).unwrap();
         let abs = abs_products(a, b, false);
         let c0 = values::<T>(&mut rng, m * sc, 1.0);
         let bound = |acc: Accumulate, idx: usize| {
