@@ -18,6 +18,26 @@ pub(crate) trait Weights<T: Real, W: Wide<T>> {
     /// Calls `f(base, chunk)` for every chunk of `K` weights in order (`base` = the
     /// first token of the chunk); lanes past the vocabulary are 0.
     fn each(&self, f: impl FnMut(usize, W));
+
+    /// [`each`](Weights::each) restricted to the chunks that may hold a weight
+    /// `≥ at_least`: a chunk whose every weight is surely below it may be
+    /// skipped (callers use only the lanes at or above it, so skipping one
+    /// changes nothing). By default nothing is skipped.
+    #[inline(always)]
+    fn each_at_least(&self, at_least: T, f: impl FnMut(usize, W)) {
+        let _ = at_least;
+        self.each(f);
+    }
+}
+
+/// Half the width of the band of logits around `max + ln w` whose weights
+/// `e^(x − max)` may fall on either side of `w`: `2^-7·(1 + |ln w| + |max|)`.
+/// Outside the band the comparison with `w` is decided by the logit alone —
+/// far beyond the rounding of `x − max` and the error of
+/// [`repro_exp`](super::repro_exp) (both below `2^-20` relative).
+#[inline(always)]
+pub(crate) fn band<T: Real>(max: T, ln_w: T) -> T {
+    (T::ONE + ln_w.abs() + max.abs()) * T::from_f64(1.0 / 128.0)
 }
 
 /// Stored weights.
@@ -43,6 +63,23 @@ impl<T: Real, W: Wide<T>> Weights<T, W> for ExpOf<'_, T> {
         let max = W::splat(self.max);
         // Padding with −∞ gives weight e^−∞ = 0.
         each::<T, W>(self.x, T::NEG_INFINITY, |base, v| f(base, (v - max).exp()));
+    }
+
+    /// Skips, without an exponential, the chunks whose logits all lie below
+    /// the [`band`] around `max + ln(at_least)`.
+    #[inline(always)]
+    fn each_at_least(&self, at_least: T, mut f: impl FnMut(usize, W)) {
+        if !(at_least > T::ZERO) {
+            return Weights::<T, W>::each(self, f);
+        }
+        let l = at_least.ln();
+        let lo = W::splat(self.max + l - band(self.max, l));
+        let max = W::splat(self.max);
+        each::<T, W>(self.x, T::NEG_INFINITY, |base, v| {
+            if W::bits(v.ge(lo)) != 0 {
+                f(base, (v - max).exp());
+            }
+        });
     }
 }
 
@@ -100,7 +137,8 @@ pub(crate) fn top_p_cut<T: Real, W: Wide<T>>(
     let hv = W::splat(high);
     let mut acc = zero;
     let mut n = 0usize;
-    src.each(|base, w| {
+    // (Skipped chunks hold no lane ≥ high: they would add +0 to `acc`.)
+    src.each_at_least(high, |base, w| {
         let m = w.ge(hv) & w.gt(zero);
         acc = acc + (w & m);
         push_lanes(w, W::bits(m), base, cand, &mut n, |_| true);
@@ -109,7 +147,7 @@ pub(crate) fn top_p_cut<T: Real, W: Wide<T>>(
         // Every token ≥ floor, in token order.
         let fv = W::splat(floor);
         n = 0;
-        src.each(|base, w| {
+        src.each_at_least(floor, |base, w| {
             let m = w.ge(fv) & w.gt(zero);
             push_lanes(w, W::bits(m), base, cand, &mut n, |_| true);
         });
@@ -140,8 +178,20 @@ fn top_p_logits<T: Real, W: Wide<T>>(logits: &mut [T], p: T, max: T, cand: &mut 
     };
     if let Some(th) = th {
         let (mv, ninf) = (W::splat(max), W::splat(T::NEG_INFINITY));
+        // Logits above the band around the threshold's are kept and those
+        // below it dropped without their exponential; a chunk with a lane in
+        // the band takes the exact rule.
+        let l = th.key.ln();
+        let d = band(max, l);
+        let (lo, hi) = (W::splat(max + l - d), W::splat(max + l + d));
+        let all = u32::MAX >> (32 - W::K);
         map::<T, W>(logits, T::NEG_INFINITY, |base, x| {
-            W::select(top_p_mask(th, (x - mv).exp(), base), x, ninf)
+            let keep = x.gt(hi);
+            if W::bits(keep | lo.gt(x)) == all {
+                W::select(keep, x, ninf)
+            } else {
+                W::select(top_p_mask(th, (x - mv).exp(), base), x, ninf)
+            }
         });
     }
 }

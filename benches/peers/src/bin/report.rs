@@ -208,6 +208,188 @@ fn chart(title: &str, xl: &str, yl: &str, series: &[(String, &str, Vec<(f64, f64
 
 const COLOURS: [&str; 6] = ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"];
 
+/// The backend labels a benchmark id can carry in any of its parts.
+const BACKENDS: [&str; 4] = ["scalar", "simd", "good_scalar", "natural"];
+
+/// Every library benchmark (not `peers_…`) split into `(bench, case)` and
+/// its backend columns: the parts of `function/parameter` that name a
+/// backend are the column, the rest the case. `natural` wins over the
+/// backend beside it (conv2d's `natural/scalar` is the plain loop).
+fn cases(res: &Results) -> Vec<(String, String, BTreeMap<String, Row>)> {
+    let mut out: BTreeMap<(String, String), BTreeMap<String, Row>> = BTreeMap::new();
+    for (group, params) in res {
+        if group.starts_with("peers_") {
+            continue;
+        }
+        for (k, funcs) in params {
+            for (f, r) in funcs {
+                let parts: Vec<&str> = f.split('/').chain(k.1.split('/')).filter(|p| !p.is_empty()).collect();
+                let lower: Vec<String> = parts.iter().map(|p| p.to_lowercase()).collect();
+                let backend = if lower.iter().any(|p| p == "natural") {
+                    Some("natural".to_string())
+                } else {
+                    lower.iter().find(|p| BACKENDS.contains(&p.as_str())).cloned()
+                };
+                let Some(backend) = backend else { continue };
+                let case: Vec<&str> = parts
+                    .iter()
+                    .zip(&lower)
+                    .filter(|(_, l)| !BACKENDS.contains(&l.as_str()))
+                    .map(|(p, _)| *p)
+                    .collect();
+                let case = if case.is_empty() { "–".to_string() } else { case.join("/") };
+                out.entry((group.clone(), case)).or_default().insert(backend, r.clone());
+            }
+        }
+    }
+    out.into_iter().map(|((g, c), m)| (g, c, m)).collect()
+}
+
+/// Table rows for library benchmarks that name no backend.
+fn others(res: &Results) -> Vec<String> {
+    let mut v = Vec::new();
+    for (group, params) in res {
+        if group.starts_with("peers_") {
+            continue;
+        }
+        for (k, funcs) in params {
+            for (f, r) in funcs {
+                let id = [f.as_str(), k.1.as_str()].iter().filter(|p| !p.is_empty()).copied().collect::<Vec<_>>().join("/");
+                if id.split('/').any(|p| BACKENDS.contains(&p.to_lowercase().as_str())) {
+                    continue;
+                }
+                v.push(format!("| {group} | {id} | {} |", time(r.ns)));
+            }
+        }
+    }
+    v
+}
+
+/// The targets, each as measured in this run.
+fn headline(res: &Results, peak: f64) -> String {
+    let mut h = String::new();
+    let _ = writeln!(h, "## Targets\n");
+    let _ = writeln!(h, "| target | measured | met |");
+    let _ = writeln!(h, "|---|---|:---:|");
+    let mut row = |what: &str, measured: String, met: Option<bool>| {
+        let m = match met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "–",
+        };
+        let _ = writeln!(h, "| {what} | {measured} | {m} |");
+    };
+    let g = |grp: &str, func: &str, param: &str| -> Option<Row> { res.get(grp)?.get(&Key::new(param))?.get(func).cloned() };
+    // gemm against matrixmultiply, every square size.
+    if let Some(gr) = res.get("peers_gemm_f32") {
+        let ratios: Vec<(String, f64)> = gr
+            .iter()
+            .filter_map(|(k, f)| Some((k.1.clone(), f.get("matrixmultiply")?.ns / f.get("constml")?.ns)))
+            .collect();
+        if let Some((n, r)) = ratios.iter().min_by(|a, b| a.1.total_cmp(&b.1)) {
+            let all: Vec<String> = ratios.iter().map(|(n, r)| format!("{n}: {r:.2}")).collect();
+            row("gemm f32 ≥ 1.0× matrixmultiply, n = 16…512", format!("lowest {r:.2}× at n = {n} ({})", all.join(", ")), Some(*r >= 1.0));
+        }
+        let pk: Vec<(String, f64)> = gr
+            .iter()
+            .filter(|(k, _)| (128..=512).contains(&k.0))
+            .filter_map(|(k, f)| Some((k.1.clone(), gflops(f.get("constml")?)? / peak)))
+            .collect();
+        if let Some((n, r)) = pk.iter().min_by(|a, b| a.1.total_cmp(&b.1)) {
+            row("gemm f32 ≥ 80 % of peak at n = 128…512", format!("lowest {:.0} % at n = {n}", 100.0 * r), Some(*r >= 0.8));
+        }
+        for lay in ["constml_bt", "constml_at"] {
+            let ratios: Vec<f64> = gr.iter().filter_map(|(_, f)| Some(f.get("constml")?.ns / f.get(lay)?.ns)).collect();
+            if let Some(r) = ratios.iter().copied().min_by(f64::total_cmp) {
+                let what = if lay == "constml_bt" { "A·Bᵀ as fast as A·B (lowest ratio over n)" } else { "Aᵀ·B as fast as A·B (lowest ratio over n)" };
+                row(what, format!("{r:.2}×"), Some(r >= 0.9));
+            }
+        }
+    }
+    if let Some(gr) = res.get("peers_gemm_shapes_f32") {
+        for (k, f) in gr {
+            if let (Some(c), Some(m)) = (f.get("constml"), f.get("matrixmultiply")) {
+                row(&format!("gemm {} ≥ 1.0× matrixmultiply", k.1), format!("{:.2}×", m.ns / c.ns), Some(m.ns / c.ns >= 1.0));
+            }
+        }
+    }
+    if let Some(gr) = res.get("peers_gemm_const_f32") {
+        let ratios: Vec<(String, f64)> = gr
+            .iter()
+            .filter_map(|(k, f)| Some((k.1.clone(), f.get("nalgebra_smatrix")?.ns / f.get("constml")?.ns)))
+            .collect();
+        if let Some((n, r)) = ratios.iter().min_by(|a, b| a.1.total_cmp(&b.1)) {
+            let all: Vec<String> = ratios.iter().map(|(n, r)| format!("{n}: {r:.2}")).collect();
+            row("const gemm ≥ 1.0× nalgebra SMatrix, n = 16…64", format!("lowest {r:.2}× at n = {n} ({})", all.join(", ")), Some(*r >= 1.0));
+        }
+    }
+    if let Some(gr) = res.get("peers_gemm_f64") {
+        let ratios: Vec<(String, f64)> = gr
+            .iter()
+            .filter_map(|(k, f)| Some((k.1.clone(), f.get("matrixmultiply")?.ns / f.get("constml")?.ns)))
+            .collect();
+        if let Some((n, r)) = ratios.iter().min_by(|a, b| a.1.total_cmp(&b.1)) {
+            row("gemm f64 ≥ 1.0× matrixmultiply (dgemm)", format!("lowest {r:.2}× at n = {n}"), Some(*r >= 1.0));
+        }
+        let pk: Vec<f64> = gr.iter().filter(|(k, _)| (128..=512).contains(&k.0)).filter_map(|(_, f)| Some(gflops(f.get("constml")?)? / (peak / 2.0))).collect();
+        if let Some(r) = pk.iter().copied().min_by(f64::total_cmp) {
+            row("gemm f64 ≥ 80 % of the f64 peak at n = 128…512", format!("lowest {:.0} %", 100.0 * r), Some(r >= 0.8));
+        }
+    }
+    if let (Some(s), Some(v)) = (g("dot_f32", "scalar", "1024"), g("dot_f32", "simd", "1024")) {
+        let good = g("dot_f32", "good_scalar", "1024").map_or(String::new(), |gs| format!("; good scalar / Simd {:.1}×", gs.ns / v.ns));
+        row("dot 1024: Simd ≥ 10× Scalar", format!("{:.1}×{good}", s.ns / v.ns), Some(s.ns / v.ns >= 10.0));
+    }
+    if let Some(f) = res.get("peers_attention_decode_f32").and_then(|gr| gr.get(&Key::new("1024"))) {
+        if let (Some(c), Some(r)) = (f.get("constml"), f.get("plain_read")) {
+            row("attention decode 12 × 64, cache 1024: ≥ 85 % of a plain read", format!("{:.0} % ({} against {})", 100.0 * r.ns / c.ns, time(c.ns), time(r.ns)), Some(r.ns / c.ns >= 0.85));
+        }
+    }
+    let all = cases(res);
+    let case = |grp: &str, cs: &str| all.iter().find(|(g, c, _)| g == grp && c == cs).map(|x| x.2.clone());
+    for (cs, what) in [("3to16_32x32", "conv2d 3→16 on 32×32"), ("16to32_16x16", "conv2d 16→32 on 16×16")] {
+        if let (Some(nat), Some(auto)) = (case("conv2d", cs), case("conv2d", &format!("{cs}/auto"))) {
+            if let (Some(n), Some(v)) = (nat.get("natural"), auto.get("simd")) {
+                row(&format!("{what} forward ≥ 4× the plain loop"), format!("{:.1}×", n.ns / v.ns), Some(n.ns / v.ns >= 4.0));
+            }
+        }
+    }
+    if let (Some(nat), Some(step)) = (case("lstm", "step"), case("lstm", "step")) {
+        if let (Some(n), Some(v)) = (nat.get("natural"), step.get("simd")) {
+            row("LSTM step ≥ 4× the plain loop", format!("{:.1}×", n.ns / v.ns), Some(n.ns / v.ns >= 4.0));
+        }
+    }
+    if let Some(c) = case("norm", "layer_norm_768/forward") {
+        if let (Some(s), Some(v)) = (c.get("scalar"), c.get("simd")) {
+            row("LayerNorm 768 forward: Simd ≥ 4× Scalar", format!("{:.1}×", s.ns / v.ns), Some(s.ns / v.ns >= 4.0));
+        }
+    }
+    if let Some(c) = case("softmax_f32", "768") {
+        if let (Some(s), Some(v)) = (c.get("scalar"), c.get("simd")) {
+            row("softmax 768: Simd ≥ 4× Scalar", format!("{:.1}×", s.ns / v.ns), Some(s.ns / v.ns >= 4.0));
+        }
+    }
+    if let Some(f) = res.get("peers_top_p_f32").and_then(|gr| gr.get(&Key::new("50257"))) {
+        if let (Some(c), Some(s)) = (f.get("constml"), f.get("softmax_simd")) {
+            row("top-p at V = 50 257 within 2× one Simd softmax", format!("{:.2}× ({} against {})", c.ns / s.ns, time(c.ns), time(s.ns)), Some(c.ns / s.ns <= 2.0));
+        }
+    }
+    if let Some(c) = case("kmeans_lloyd", "10000x16_k8") {
+        let sk: Option<f64> = std::env::var("SKLEARN_US").ok().and_then(|v| v.parse().ok());
+        match (c.get("simd"), sk) {
+            (Some(v), Some(us)) => row(
+                "k-means Lloyd iteration 10 000 × 16, K = 8: faster than scikit-learn (one thread)",
+                format!("{} against {us:.1} µs ({}): {:.2}×", time(v.ns), std::env::var("SKLEARN_VERSION").unwrap_or_default(), us * 1e3 / v.ns),
+                Some(v.ns < us * 1e3),
+            ),
+            (Some(v), None) => row("k-means Lloyd iteration 10 000 × 16, K = 8", format!("{} (scikit-learn not timed: no Python sklearn)", time(v.ns)), None),
+            _ => {}
+        }
+    }
+    h.push('\n');
+    h
+}
+
 fn main() {
     let root = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| ".".into()));
     let mut res = Results::new();
@@ -225,6 +407,7 @@ fn main() {
     let _ = writeln!(md, "- measured f32 FMA peak of one core (`cargo run --release --example peak`): **{peak:.1} GFLOP/s**");
     let _ = writeln!(md, "- f64 peak is half that: {:.1} GFLOP/s\n", peak / 2.0);
     let _ = writeln!(md, "Absolute figures move between machines of the same class and with the load of a shared host; the ratios are what carries over (each is measured in this run).\n");
+    md.push_str("<!-- headline -->");
 
     // --- gemm -------------------------------------------------------------
     let mut gemm_series: Vec<(String, &str, Vec<(f64, f64)>)> = Vec::new();
@@ -359,30 +542,43 @@ fn main() {
 
     // --- every library bench: Scalar, good scalar, Simd ------------------
     let _ = writeln!(md, "## Every algorithm: Scalar, good scalar, Simd\n");
-    let _ = writeln!(md, "From the library's own benches (`cargo bench --bench …`). `scalar` is the `Scalar` backend (plain loops, one accumulator: the oracle); `good_scalar`, where a bench has one, is what a performance engineer writes without SIMD (several accumulators, the better loop order; LLVM may vectorise it); `simd` is the `Simd` backend. Other rows (peers, baselines, variants) are listed with their times. Throughput is GFLOP/s for products, GB/s where bytes are declared.\n");
-    let _ = writeln!(md, "| group | size | rows (median time) | Scalar / Simd | good scalar / Simd | Simd throughput |");
-    let _ = writeln!(md, "|---|---|---|---:|---:|---:|");
-    for (group, params) in &res {
-        if group.starts_with("peers_") {
-            continue;
-        }
-        for (k, f) in params {
-            let find = |names: &[&str]| f.iter().find(|(n, _)| names.contains(&n.to_lowercase().as_str())).map(|(_, r)| r);
-            let simd = find(&["simd"]);
-            let scalar = find(&["scalar"]);
-            let good = find(&["good_scalar", "good scalar"]);
-            let rows: Vec<String> = f.iter().map(|(n, r)| format!("{n} {}", time(r.ns))).collect();
-            let ratio = |x: Option<&Row>| x.zip(simd).map_or("–".into(), |(x, s)| format!("{:.1}×", x.ns / s.ns));
-            let thr = simd.map_or("–".into(), |s| match (gflops(s), gbps(s)) {
-                (Some(g), _) => format!("{g:.1} G/s"),
-                (_, Some(b)) => format!("{b:.1} GB/s"),
-                _ => "–".into(),
-            });
-            let size = if k.1.is_empty() { "–".to_string() } else { k.1.clone() };
-            let _ = writeln!(md, "| {group} | {size} | {} | {} | {} | {thr} |", rows.join(" · "), ratio(scalar), ratio(good));
-        }
+    let _ = writeln!(md, "From the library's own benches (`cargo bench --benches`), grouped by case. `scalar` is the `Scalar` backend (plain loops, one accumulator each: the oracle); `good scalar` is what a performance engineer writes without SIMD (several accumulators, the better loop order, compiled with the same flags, so LLVM may vectorise it) — the `good_scalar` rows, and the `Scalar` backend's own rows where a bench says so (conv2d's `direct`); `natural` is the plain loop in its textbook order where a bench has one; `simd` is the `Simd` backend. Throughput: G/s counts the elements a bench declares (FLOPs for products), GB/s its bytes.\n");
+    let _ = writeln!(md, "| bench | case | scalar | good scalar | natural | simd | scalar / simd | good scalar / simd | natural / simd | simd throughput |");
+    let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (group, case, cols) in cases(&res) {
+        let get = |b: &str| cols.get(b);
+        let simd = get("simd");
+        let ratio = |x: Option<&Row>| x.zip(simd).map_or("–".into(), |(x, s)| format!("{:.1}×", x.ns / s.ns));
+        let t = |x: Option<&Row>| x.map_or("–".into(), |r| time(r.ns));
+        let thr = simd.map_or("–".into(), |s| match (gflops(s), gbps(s)) {
+            (Some(g), _) => format!("{g:.1} G/s"),
+            (_, Some(b)) => format!("{b:.1} GB/s"),
+            _ => "–".into(),
+        });
+        let _ = writeln!(
+            md,
+            "| {group} | {case} | {} | {} | {} | {} | {} | {} | {} | {thr} |",
+            t(get("scalar")),
+            t(get("good_scalar")),
+            t(get("natural")),
+            t(simd),
+            ratio(get("scalar")),
+            ratio(get("good_scalar")),
+            ratio(get("natural")),
+        );
     }
     md.push('\n');
+    let others: Vec<String> = others(&res);
+    if !others.is_empty() {
+        let _ = writeln!(md, "Rows without a backend in their name (baselines, peers, variants):\n");
+        let _ = writeln!(md, "| bench | row | median |");
+        let _ = writeln!(md, "|---|---|---:|");
+        for o in others {
+            let _ = writeln!(md, "{o}");
+        }
+        md.push('\n');
+    }
+    let md = md.replacen("<!-- headline -->", &headline(&res, peak), 1);
     let _ = fs::write(root.join("benches/REPORT.md"), md);
     println!("wrote benches/REPORT.md, benches/gemm.svg, benches/attention.svg, benches/top_p.svg");
 }
