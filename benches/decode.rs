@@ -257,7 +257,7 @@ fn beam_one<B: Backend>(
         .collect();
     let mut model = TableModel { rows };
     let eos = [0];
-    let cfg = BeamConfig::<f32>::new(&eos);
+    let cfg = BeamConfig::<f32>::new(eos);
     let mut scratch = BeamScratchDyn::<f32>::new(v, 4, 16).unwrap();
     let mut out = HypothesesDyn::<f32>::new(4, 16).unwrap();
     c.bench_function(BenchmarkId::new(format!("V={v}"), B::NAME), |b| {

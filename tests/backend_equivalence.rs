@@ -352,7 +352,11 @@ fn blocked_products<T: Real>() {
         // Rows 4 KiB apart (A packed in blocks: they would alias in L1) for
         // the deepest shapes, a few elements of padding otherwise.
         let unit = 4096 / T::BYTES;
-        let sa = if k > 500 { k.div_ceil(unit) * unit } else { k + 3 };
+        let sa = if k > 500 {
+            k.div_ceil(unit) * unit
+        } else {
+            k + 3
+        };
         let (sb, sc) = (n + 5, n + 2);
         let a_buf = tight_view::<T>(&mut rng, m, k, sa, 0);
         let a = MatRef::with_stride(&a_buf, m, k, sa).unwrap();

@@ -478,7 +478,8 @@ fn kernel_rows<T: Real, const R: usize, const V: usize>(
 
 /// Writes (or adds) the first `rows × cols` outputs of a tile into C at
 /// `(i0, j0)`; `cols ≤ V·LANES`.
-#[allow(clippy::too_many_arguments)]
+// Indexed loops on purpose: see the note inside.
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 #[inline(always)]
 fn store<T: Real, const R: usize, const V: usize>(
     acc: &[[T::V; V]; R],

@@ -69,7 +69,7 @@ impl<T: Real, W: Wide<T>> Weights<T, W> for ExpOf<'_, T> {
     /// the [`band`] around `max + ln(at_least)`.
     #[inline(always)]
     fn each_at_least(&self, at_least: T, mut f: impl FnMut(usize, W)) {
-        if !(at_least > T::ZERO) {
+        if at_least.partial_cmp(&T::ZERO) != Some(core::cmp::Ordering::Greater) {
             return Weights::<T, W>::each(self, f);
         }
         let l = at_least.ln();

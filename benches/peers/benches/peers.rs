@@ -107,21 +107,48 @@ fn gemm_rows<T: Real + nalgebra::RealField>(
     g.throughput(Throughput::Elements((2 * m * k * n) as u64));
     g.bench_function(BenchmarkId::new("constml", id), |bch| {
         bch.iter(|| {
-            let (av, bv) = (MatRef::new(black_box(&a), m, k).unwrap(), MatRef::new(&b, k, n).unwrap());
-            Simd::gemm(av, bv, MatMut::new(&mut c, m, n).unwrap(), Accumulate::Overwrite).unwrap();
+            let (av, bv) = (
+                MatRef::new(black_box(&a), m, k).unwrap(),
+                MatRef::new(&b, k, n).unwrap(),
+            );
+            Simd::gemm(
+                av,
+                bv,
+                MatMut::new(&mut c, m, n).unwrap(),
+                Accumulate::Overwrite,
+            )
+            .unwrap();
         })
     });
     if all_layouts {
         g.bench_function(BenchmarkId::new("constml_bt", id), |bch| {
             bch.iter(|| {
-                let (av, bv) = (MatRef::new(black_box(&a), m, k).unwrap(), MatRef::new(&bt, n, k).unwrap());
-                Simd::gemm_bt(av, bv, MatMut::new(&mut c, m, n).unwrap(), Accumulate::Overwrite).unwrap();
+                let (av, bv) = (
+                    MatRef::new(black_box(&a), m, k).unwrap(),
+                    MatRef::new(&bt, n, k).unwrap(),
+                );
+                Simd::gemm_bt(
+                    av,
+                    bv,
+                    MatMut::new(&mut c, m, n).unwrap(),
+                    Accumulate::Overwrite,
+                )
+                .unwrap();
             })
         });
         g.bench_function(BenchmarkId::new("constml_at", id), |bch| {
             bch.iter(|| {
-                let (av, bv) = (MatRef::new(black_box(&at), k, m).unwrap(), MatRef::new(&b, k, n).unwrap());
-                Simd::gemm_at(av, bv, MatMut::new(&mut c, m, n).unwrap(), Accumulate::Overwrite).unwrap();
+                let (av, bv) = (
+                    MatRef::new(black_box(&at), k, m).unwrap(),
+                    MatRef::new(&b, k, n).unwrap(),
+                );
+                Simd::gemm_at(
+                    av,
+                    bv,
+                    MatMut::new(&mut c, m, n).unwrap(),
+                    Accumulate::Overwrite,
+                )
+                .unwrap();
             })
         });
     }
@@ -138,7 +165,11 @@ fn gemm_rows<T: Real + nalgebra::RealField>(
 
 fn gemm_square<T: Real + nalgebra::RealField>(c: &mut Criterion) {
     let mut g = c.benchmark_group(format!("peers_gemm_{}", name::<T>()));
-    let sizes: &[usize] = if T::BYTES == 4 { &SQUARE } else { &[32, 64, 128, 256, 512] };
+    let sizes: &[usize] = if T::BYTES == 4 {
+        &SQUARE
+    } else {
+        &[32, 64, 128, 256, 512]
+    };
     for &n in sizes {
         gemm_rows::<T>(&mut g, &n.to_string(), (n, n, n), true);
     }
@@ -154,11 +185,17 @@ fn gemm_shapes(c: &mut Criterion) {
 }
 
 /// The const-generic face against nalgebra's stack matrices, size `N`.
-fn const_pair<const N: usize>(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+fn const_pair<const N: usize>(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+) {
     let a = fill::<f32>(N * N, 1);
     let b = fill::<f32>(N * N, 2);
-    let a2: Box<[[f32; N]; N]> = Box::new(core::array::from_fn(|i| core::array::from_fn(|j| a[i * N + j])));
-    let b2: Box<[[f32; N]; N]> = Box::new(core::array::from_fn(|i| core::array::from_fn(|j| b[i * N + j])));
+    let a2: Box<[[f32; N]; N]> = Box::new(core::array::from_fn(|i| {
+        core::array::from_fn(|j| a[i * N + j])
+    }));
+    let b2: Box<[[f32; N]; N]> = Box::new(core::array::from_fn(|i| {
+        core::array::from_fn(|j| b[i * N + j])
+    }));
     let mut c2: Box<[[f32; N]; N]> = Box::new([[0.0; N]; N]);
     g.throughput(Throughput::Elements((2 * N * N * N) as u64));
     g.bench_function(BenchmarkId::new("constml", N), |bch| {
@@ -209,7 +246,10 @@ struct SortTopP {
 
 impl SortTopP {
     fn new(v: usize) -> Self {
-        Self { probs: vec![0.0; v], idx: vec![0; v] }
+        Self {
+            probs: vec![0.0; v],
+            idx: vec![0; v],
+        }
     }
 
     fn softmax(&mut self, logits: &[f32]) {
@@ -230,7 +270,11 @@ impl SortTopP {
             *v = i as u32;
         }
         let probs = &self.probs;
-        self.idx.sort_unstable_by(|&a, &b| probs[b as usize].total_cmp(&probs[a as usize]).then(a.cmp(&b)));
+        self.idx.sort_unstable_by(|&a, &b| {
+            probs[b as usize]
+                .total_cmp(&probs[a as usize])
+                .then(a.cmp(&b))
+        });
         cut(&self.probs, &self.idx, logits, p, self.idx.len());
     }
 
@@ -244,7 +288,11 @@ impl SortTopP {
             *v = i as u32;
         }
         let probs = &self.probs;
-        let by = |a: &u32, b: &u32| probs[*b as usize].total_cmp(&probs[*a as usize]).then(a.cmp(b));
+        let by = |a: &u32, b: &u32| {
+            probs[*b as usize]
+                .total_cmp(&probs[*a as usize])
+                .then(a.cmp(b))
+        };
         // idx[..lo] is kept; the boundary lies in idx[lo..hi].
         let (mut lo, mut hi, mut need) = (0, self.idx.len(), p);
         while hi - lo > 64 {
@@ -406,8 +454,12 @@ fn attention(c: &mut Criterion) {
     for len in [64usize, 128, 256, 512, 1024, 2048, 4096] {
         let mut s = Decode::new(len);
         g.throughput(Throughput::Bytes(s.cache.bytes() as u64));
-        g.bench_function(BenchmarkId::new("constml", len), |b| b.iter(|| s.step::<Simd>()));
-        g.bench_function(BenchmarkId::new("constml_scalar", len), |b| b.iter(|| s.step::<Scalar>()));
+        g.bench_function(BenchmarkId::new("constml", len), |b| {
+            b.iter(|| s.step::<Simd>())
+        });
+        g.bench_function(BenchmarkId::new("constml_scalar", len), |b| {
+            b.iter(|| s.step::<Scalar>())
+        });
         g.bench_function(BenchmarkId::new("naive", len), |b| b.iter(|| s.naive()));
         g.bench_function(BenchmarkId::new("plain_read", len), |b| b.iter(|| s.read()));
     }
@@ -419,7 +471,9 @@ fn stream(c: &mut Criterion) {
     for mib in [1usize, 16, 256, 1024] {
         let x = vec![1.0f32; mib << 18];
         g.throughput(Throughput::Bytes((mib << 20) as u64));
-        g.bench_function(BenchmarkId::new("sum", format!("{mib} MiB")), |b| b.iter(|| Simd::sum(black_box(&x))));
+        g.bench_function(BenchmarkId::new("sum", format!("{mib} MiB")), |b| {
+            b.iter(|| Simd::sum(black_box(&x)))
+        });
     }
     g.finish();
 }

@@ -57,7 +57,10 @@ fn number_of(json: &str, within: Option<&str>, key: &str) -> Option<f64> {
     };
     let json = &json[start..];
     let at = json.find(&format!("\"{key}\""))?;
-    let rest = json[at + key.len() + 2..].trim_start().strip_prefix(':')?.trim_start();
+    let rest = json[at + key.len() + 2..]
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start();
     let end = rest
         .find(|c: char| !(c.is_ascii_digit() || "+-.eE".contains(c)))
         .unwrap_or(rest.len());
@@ -87,8 +90,10 @@ fn read_one(dir: &Path, out: &mut Results) {
     ) else {
         return;
     };
-    let (Some(group), Some(ns)) = (string_of(&b, "group_id"), number_of(&e, Some("median"), "point_estimate"))
-    else {
+    let (Some(group), Some(ns)) = (
+        string_of(&b, "group_id"),
+        number_of(&e, Some("median"), "point_estimate"),
+    ) else {
         return;
     };
     let (mut group, mut func) = (group, string_of(&b, "function_id").unwrap_or_default());
@@ -111,7 +116,11 @@ fn read_one(dir: &Path, out: &mut Results) {
         elements: number_of(&b, Some("throughput"), "Elements"),
         bytes: number_of(&b, Some("throughput"), "Bytes"),
     };
-    out.entry(group).or_default().entry(Key::new(&param)).or_default().insert(func, row);
+    out.entry(group)
+        .or_default()
+        .entry(Key::new(&param))
+        .or_default()
+        .insert(func, row);
 }
 
 /// Time with a unit that keeps 3–4 significant digits.
@@ -139,7 +148,7 @@ fn opt(x: Option<f64>, digits: usize) -> String {
 
 /// A line chart: `series` of `(name, colour, points)`, axes log-scaled on
 /// request.
-fn chart(title: &str, xl: &str, yl: &str, series: &[(String, &str, Vec<(f64, f64)>)], logx: bool, logy: bool) -> String {
+fn chart(title: &str, xl: &str, yl: &str, series: &[Series<'_>], logx: bool, logy: bool) -> String {
     let (w, h, l, r, t, b) = (760.0, 440.0, 70.0, 190.0, 40.0, 50.0);
     let pts: Vec<(f64, f64)> = series.iter().flat_map(|s| s.2.iter().copied()).collect();
     let f = |v: f64, log: bool| if log { v.max(1e-30).log10() } else { v };
@@ -171,15 +180,37 @@ fn chart(title: &str, xl: &str, yl: &str, series: &[(String, &str, Vec<(f64, f64
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
     );
     let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
-    let _ = writeln!(s, r#"<text x="{}" y="22" font-size="15" text-anchor="middle">{title}</text>"#, (w - r + l) / 2.0);
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="22" font-size="15" text-anchor="middle">{title}</text>"#,
+        (w - r + l) / 2.0
+    );
     // Axes and ticks.
-    let _ = writeln!(s, r#"<line x1="{l}" y1="{}" x2="{}" y2="{}" stroke="black"/>"#, h - b, w - r, h - b);
-    let _ = writeln!(s, r#"<line x1="{l}" y1="{t}" x2="{l}" y2="{}" stroke="black"/>"#, h - b);
+    let _ = writeln!(
+        s,
+        r#"<line x1="{l}" y1="{}" x2="{}" y2="{}" stroke="black"/>"#,
+        h - b,
+        w - r,
+        h - b
+    );
+    let _ = writeln!(
+        s,
+        r#"<line x1="{l}" y1="{t}" x2="{l}" y2="{}" stroke="black"/>"#,
+        h - b
+    );
     let mut xs: Vec<f64> = pts.iter().map(|p| p.0).collect();
     xs.sort_by(f64::total_cmp);
     xs.dedup();
     for &x in &xs {
-        let _ = writeln!(s, r#"<line x1="{0:.1}" y1="{1}" x2="{0:.1}" y2="{2}" stroke="black"/><text x="{0:.1}" y="{3}" text-anchor="middle">{4}</text>"#, px(x), h - b, h - b + 4.0, h - b + 18.0, x);
+        let _ = writeln!(
+            s,
+            r#"<line x1="{0:.1}" y1="{1}" x2="{0:.1}" y2="{2}" stroke="black"/><text x="{0:.1}" y="{3}" text-anchor="middle">{4}</text>"#,
+            px(x),
+            h - b,
+            h - b + 4.0,
+            h - b + 18.0,
+            x
+        );
     }
     let ticks: Vec<f64> = if logy {
         (y0 as i32..=y1 as i32).map(f64::from).collect()
@@ -188,25 +219,69 @@ fn chart(title: &str, xl: &str, yl: &str, series: &[(String, &str, Vec<(f64, f64
     };
     for v in ticks {
         let y = h - b - (v - y0) / (y1 - y0) * (h - t - b);
-        let label = if logy { format!("{}", 10f64.powf(v)) } else { format!("{v:.0}") };
-        let _ = writeln!(s, r##"<line x1="{l}" y1="{y}" x2="{}" y2="{y}" stroke="#ddd"/><text x="{}" y="{}" text-anchor="end">{label}</text>"##, w - r, l - 6.0, y + 4.0);
+        let label = if logy {
+            format!("{}", 10f64.powf(v))
+        } else {
+            format!("{v:.0}")
+        };
+        let _ = writeln!(
+            s,
+            r##"<line x1="{l}" y1="{y}" x2="{}" y2="{y}" stroke="#ddd"/><text x="{}" y="{}" text-anchor="end">{label}</text>"##,
+            w - r,
+            l - 6.0,
+            y + 4.0
+        );
     }
-    let _ = writeln!(s, r#"<text x="{}" y="{}" text-anchor="middle">{xl}</text>"#, (w - r + l) / 2.0, h - 12.0);
-    let _ = writeln!(s, r#"<text x="16" y="{}" text-anchor="middle" transform="rotate(-90 16 {})">{yl}</text>"#, (h - b + t) / 2.0, (h - b + t) / 2.0);
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="{}" text-anchor="middle">{xl}</text>"#,
+        (w - r + l) / 2.0,
+        h - 12.0
+    );
+    let _ = writeln!(
+        s,
+        r#"<text x="16" y="{}" text-anchor="middle" transform="rotate(-90 16 {})">{yl}</text>"#,
+        (h - b + t) / 2.0,
+        (h - b + t) / 2.0
+    );
     for (i, (name, colour, p)) in series.iter().enumerate() {
-        let line: Vec<String> = p.iter().map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y))).collect();
-        let _ = writeln!(s, r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"#, line.join(" "));
+        let line: Vec<String> = p
+            .iter()
+            .map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y)))
+            .collect();
+        let _ = writeln!(
+            s,
+            r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"#,
+            line.join(" ")
+        );
         for &(x, y) in p {
-            let _ = writeln!(s, r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{colour}"/>"#, px(x), py(y));
+            let _ = writeln!(
+                s,
+                r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{colour}"/>"#,
+                px(x),
+                py(y)
+            );
         }
         let ly = t + 10.0 + 20.0 * i as f64;
-        let _ = writeln!(s, r#"<line x1="{0}" y1="{ly}" x2="{1}" y2="{ly}" stroke="{colour}" stroke-width="3"/><text x="{2}" y="{3}">{name}</text>"#, w - r + 12.0, w - r + 36.0, w - r + 42.0, ly + 4.0);
+        let _ = writeln!(
+            s,
+            r#"<line x1="{0}" y1="{ly}" x2="{1}" y2="{ly}" stroke="{colour}" stroke-width="3"/><text x="{2}" y="{3}">{name}</text>"#,
+            w - r + 12.0,
+            w - r + 36.0,
+            w - r + 42.0,
+            ly + 4.0
+        );
     }
     s.push_str("</svg>\n");
     s
 }
 
-const COLOURS: [&str; 6] = ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"];
+/// One line of a chart: its name, colour and `(x, y)` points.
+type Series<'a> = (String, &'a str, Vec<(f64, f64)>);
+
+const COLOURS: [&str; 6] = [
+    "#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
+];
 
 /// The backend labels a benchmark id can carry in any of its parts.
 const BACKENDS: [&str; 4] = ["scalar", "simd", "good_scalar", "natural"];
@@ -223,12 +298,19 @@ fn cases(res: &Results) -> Vec<(String, String, BTreeMap<String, Row>)> {
         }
         for (k, funcs) in params {
             for (f, r) in funcs {
-                let parts: Vec<&str> = f.split('/').chain(k.1.split('/')).filter(|p| !p.is_empty()).collect();
+                let parts: Vec<&str> = f
+                    .split('/')
+                    .chain(k.1.split('/'))
+                    .filter(|p| !p.is_empty())
+                    .collect();
                 let lower: Vec<String> = parts.iter().map(|p| p.to_lowercase()).collect();
                 let backend = if lower.iter().any(|p| p == "natural") {
                     Some("natural".to_string())
                 } else {
-                    lower.iter().find(|p| BACKENDS.contains(&p.as_str())).cloned()
+                    lower
+                        .iter()
+                        .find(|p| BACKENDS.contains(&p.as_str()))
+                        .cloned()
                 };
                 let Some(backend) = backend else { continue };
                 let case: Vec<&str> = parts
@@ -237,8 +319,14 @@ fn cases(res: &Results) -> Vec<(String, String, BTreeMap<String, Row>)> {
                     .filter(|(_, l)| !BACKENDS.contains(&l.as_str()))
                     .map(|(p, _)| *p)
                     .collect();
-                let case = if case.is_empty() { "–".to_string() } else { case.join("/") };
-                out.entry((group.clone(), case)).or_default().insert(backend, r.clone());
+                let case = if case.is_empty() {
+                    "–".to_string()
+                } else {
+                    case.join("/")
+                };
+                out.entry((group.clone(), case))
+                    .or_default()
+                    .insert(backend, r.clone());
             }
         }
     }
@@ -254,8 +342,16 @@ fn others(res: &Results) -> Vec<String> {
         }
         for (k, funcs) in params {
             for (f, r) in funcs {
-                let id = [f.as_str(), k.1.as_str()].iter().filter(|p| !p.is_empty()).copied().collect::<Vec<_>>().join("/");
-                if id.split('/').any(|p| BACKENDS.contains(&p.to_lowercase().as_str())) {
+                let id = [f.as_str(), k.1.as_str()]
+                    .iter()
+                    .filter(|p| !p.is_empty())
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join("/");
+                if id
+                    .split('/')
+                    .any(|p| BACKENDS.contains(&p.to_lowercase().as_str()))
+                {
                     continue;
                 }
                 v.push(format!("| {group} | {id} | {} |", time(r.ns)));
@@ -279,16 +375,27 @@ fn headline(res: &Results, peak: f64) -> String {
         };
         let _ = writeln!(h, "| {what} | {measured} | {m} |");
     };
-    let g = |grp: &str, func: &str, param: &str| -> Option<Row> { res.get(grp)?.get(&Key::new(param))?.get(func).cloned() };
+    let g = |grp: &str, func: &str, param: &str| -> Option<Row> {
+        res.get(grp)?.get(&Key::new(param))?.get(func).cloned()
+    };
     // gemm against matrixmultiply, every square size.
     if let Some(gr) = res.get("peers_gemm_f32") {
         let ratios: Vec<(String, f64)> = gr
             .iter()
-            .filter_map(|(k, f)| Some((k.1.clone(), f.get("matrixmultiply")?.ns / f.get("constml")?.ns)))
+            .filter_map(|(k, f)| {
+                Some((
+                    k.1.clone(),
+                    f.get("matrixmultiply")?.ns / f.get("constml")?.ns,
+                ))
+            })
             .collect();
         if let Some((n, r)) = ratios.iter().min_by(|a, b| a.1.total_cmp(&b.1)) {
             let all: Vec<String> = ratios.iter().map(|(n, r)| format!("{n}: {r:.2}")).collect();
-            row("gemm f32 ≥ 1.0× matrixmultiply, n = 16…512", format!("lowest {r:.2}× at n = {n} ({})", all.join(", ")), Some(*r >= 1.0));
+            row(
+                "gemm f32 ≥ 1.0× matrixmultiply, n = 16…512",
+                format!("lowest {r:.2}× at n = {n} ({})", all.join(", ")),
+                Some(*r >= 1.0),
+            );
         }
         let pk: Vec<(String, f64)> = gr
             .iter()
@@ -296,12 +403,23 @@ fn headline(res: &Results, peak: f64) -> String {
             .filter_map(|(k, f)| Some((k.1.clone(), gflops(f.get("constml")?)? / peak)))
             .collect();
         if let Some((n, r)) = pk.iter().min_by(|a, b| a.1.total_cmp(&b.1)) {
-            row("gemm f32 ≥ 80 % of peak at n = 128…512", format!("lowest {:.0} % at n = {n}", 100.0 * r), Some(*r >= 0.8));
+            row(
+                "gemm f32 ≥ 80 % of peak at n = 128…512",
+                format!("lowest {:.0} % at n = {n}", 100.0 * r),
+                Some(*r >= 0.8),
+            );
         }
         for lay in ["constml_bt", "constml_at"] {
-            let ratios: Vec<f64> = gr.iter().filter_map(|(_, f)| Some(f.get("constml")?.ns / f.get(lay)?.ns)).collect();
+            let ratios: Vec<f64> = gr
+                .values()
+                .filter_map(|f| Some(f.get("constml")?.ns / f.get(lay)?.ns))
+                .collect();
             if let Some(r) = ratios.iter().copied().min_by(f64::total_cmp) {
-                let what = if lay == "constml_bt" { "A·Bᵀ as fast as A·B (lowest ratio over n)" } else { "Aᵀ·B as fast as A·B (lowest ratio over n)" };
+                let what = if lay == "constml_bt" {
+                    "A·Bᵀ as fast as A·B (lowest ratio over n)"
+                } else {
+                    "Aᵀ·B as fast as A·B (lowest ratio over n)"
+                };
                 row(what, format!("{r:.2}×"), Some(r >= 0.9));
             }
         }
@@ -309,80 +427,172 @@ fn headline(res: &Results, peak: f64) -> String {
     if let Some(gr) = res.get("peers_gemm_shapes_f32") {
         for (k, f) in gr {
             if let (Some(c), Some(m)) = (f.get("constml"), f.get("matrixmultiply")) {
-                row(&format!("gemm {} ≥ 1.0× matrixmultiply", k.1), format!("{:.2}×", m.ns / c.ns), Some(m.ns / c.ns >= 1.0));
+                row(
+                    &format!("gemm {} ≥ 1.0× matrixmultiply", k.1),
+                    format!("{:.2}×", m.ns / c.ns),
+                    Some(m.ns / c.ns >= 1.0),
+                );
             }
         }
     }
     if let Some(gr) = res.get("peers_gemm_const_f32") {
         let ratios: Vec<(String, f64)> = gr
             .iter()
-            .filter_map(|(k, f)| Some((k.1.clone(), f.get("nalgebra_smatrix")?.ns / f.get("constml")?.ns)))
+            .filter_map(|(k, f)| {
+                Some((
+                    k.1.clone(),
+                    f.get("nalgebra_smatrix")?.ns / f.get("constml")?.ns,
+                ))
+            })
             .collect();
         if let Some((n, r)) = ratios.iter().min_by(|a, b| a.1.total_cmp(&b.1)) {
             let all: Vec<String> = ratios.iter().map(|(n, r)| format!("{n}: {r:.2}")).collect();
-            row("const gemm ≥ 1.0× nalgebra SMatrix, n = 16…64", format!("lowest {r:.2}× at n = {n} ({})", all.join(", ")), Some(*r >= 1.0));
+            row(
+                "const gemm ≥ 1.0× nalgebra SMatrix, n = 16…64",
+                format!("lowest {r:.2}× at n = {n} ({})", all.join(", ")),
+                Some(*r >= 1.0),
+            );
         }
     }
     if let Some(gr) = res.get("peers_gemm_f64") {
         let ratios: Vec<(String, f64)> = gr
             .iter()
-            .filter_map(|(k, f)| Some((k.1.clone(), f.get("matrixmultiply")?.ns / f.get("constml")?.ns)))
+            .filter_map(|(k, f)| {
+                Some((
+                    k.1.clone(),
+                    f.get("matrixmultiply")?.ns / f.get("constml")?.ns,
+                ))
+            })
             .collect();
         if let Some((n, r)) = ratios.iter().min_by(|a, b| a.1.total_cmp(&b.1)) {
-            row("gemm f64 ≥ 1.0× matrixmultiply (dgemm)", format!("lowest {r:.2}× at n = {n}"), Some(*r >= 1.0));
+            row(
+                "gemm f64 ≥ 1.0× matrixmultiply (dgemm)",
+                format!("lowest {r:.2}× at n = {n}"),
+                Some(*r >= 1.0),
+            );
         }
-        let pk: Vec<f64> = gr.iter().filter(|(k, _)| (128..=512).contains(&k.0)).filter_map(|(_, f)| Some(gflops(f.get("constml")?)? / (peak / 2.0))).collect();
+        let pk: Vec<f64> = gr
+            .iter()
+            .filter(|(k, _)| (128..=512).contains(&k.0))
+            .filter_map(|(_, f)| Some(gflops(f.get("constml")?)? / (peak / 2.0)))
+            .collect();
         if let Some(r) = pk.iter().copied().min_by(f64::total_cmp) {
-            row("gemm f64 ≥ 80 % of the f64 peak at n = 128…512", format!("lowest {:.0} %", 100.0 * r), Some(r >= 0.8));
+            row(
+                "gemm f64 ≥ 80 % of the f64 peak at n = 128…512",
+                format!("lowest {:.0} %", 100.0 * r),
+                Some(r >= 0.8),
+            );
         }
     }
     if let (Some(s), Some(v)) = (g("dot_f32", "scalar", "1024"), g("dot_f32", "simd", "1024")) {
-        let good = g("dot_f32", "good_scalar", "1024").map_or(String::new(), |gs| format!("; good scalar / Simd {:.1}×", gs.ns / v.ns));
-        row("dot 1024: Simd ≥ 10× Scalar", format!("{:.1}×{good}", s.ns / v.ns), Some(s.ns / v.ns >= 10.0));
+        let good = g("dot_f32", "good_scalar", "1024").map_or(String::new(), |gs| {
+            format!("; good scalar / Simd {:.1}×", gs.ns / v.ns)
+        });
+        row(
+            "dot 1024: Simd ≥ 10× Scalar",
+            format!("{:.1}×{good}", s.ns / v.ns),
+            Some(s.ns / v.ns >= 10.0),
+        );
     }
-    if let Some(f) = res.get("peers_attention_decode_f32").and_then(|gr| gr.get(&Key::new("1024"))) {
-        if let (Some(c), Some(r)) = (f.get("constml"), f.get("plain_read")) {
-            row("attention decode 12 × 64, cache 1024: ≥ 85 % of a plain read", format!("{:.0} % ({} against {})", 100.0 * r.ns / c.ns, time(c.ns), time(r.ns)), Some(r.ns / c.ns >= 0.85));
-        }
+    if let Some(f) = res
+        .get("peers_attention_decode_f32")
+        .and_then(|gr| gr.get(&Key::new("1024")))
+        && let (Some(c), Some(r)) = (f.get("constml"), f.get("plain_read"))
+    {
+        row(
+            "attention decode 12 × 64, cache 1024: ≥ 85 % of a plain read",
+            format!(
+                "{:.0} % ({} against {})",
+                100.0 * r.ns / c.ns,
+                time(c.ns),
+                time(r.ns)
+            ),
+            Some(r.ns / c.ns >= 0.85),
+        );
     }
     let all = cases(res);
-    let case = |grp: &str, cs: &str| all.iter().find(|(g, c, _)| g == grp && c == cs).map(|x| x.2.clone());
-    for (cs, what) in [("3to16_32x32", "conv2d 3→16 on 32×32"), ("16to32_16x16", "conv2d 16→32 on 16×16")] {
-        if let (Some(nat), Some(auto)) = (case("conv2d", cs), case("conv2d", &format!("{cs}/auto"))) {
-            if let (Some(n), Some(v)) = (nat.get("natural"), auto.get("simd")) {
-                row(&format!("{what} forward ≥ 4× the plain loop"), format!("{:.1}×", n.ns / v.ns), Some(n.ns / v.ns >= 4.0));
-            }
+    let case = |grp: &str, cs: &str| {
+        all.iter()
+            .find(|(g, c, _)| g == grp && c == cs)
+            .map(|x| x.2.clone())
+    };
+    for (cs, what) in [
+        ("3to16_32x32", "conv2d 3→16 on 32×32"),
+        ("16to32_16x16", "conv2d 16→32 on 16×16"),
+    ] {
+        if let (Some(nat), Some(auto)) = (case("conv2d", cs), case("conv2d", &format!("{cs}/auto")))
+            && let (Some(n), Some(v)) = (nat.get("natural"), auto.get("simd"))
+        {
+            row(
+                &format!("{what} forward ≥ 4× the plain loop"),
+                format!("{:.1}×", n.ns / v.ns),
+                Some(n.ns / v.ns >= 4.0),
+            );
         }
     }
-    if let (Some(nat), Some(step)) = (case("lstm", "step"), case("lstm", "step")) {
-        if let (Some(n), Some(v)) = (nat.get("natural"), step.get("simd")) {
-            row("LSTM step ≥ 4× the plain loop", format!("{:.1}×", n.ns / v.ns), Some(n.ns / v.ns >= 4.0));
-        }
+    if let (Some(nat), Some(step)) = (case("lstm", "step"), case("lstm", "step"))
+        && let (Some(n), Some(v)) = (nat.get("natural"), step.get("simd"))
+    {
+        row(
+            "LSTM step ≥ 4× the plain loop",
+            format!("{:.1}×", n.ns / v.ns),
+            Some(n.ns / v.ns >= 4.0),
+        );
     }
-    if let Some(c) = case("norm", "layer_norm_768/forward") {
-        if let (Some(s), Some(v)) = (c.get("scalar"), c.get("simd")) {
-            row("LayerNorm 768 forward: Simd ≥ 4× Scalar", format!("{:.1}×", s.ns / v.ns), Some(s.ns / v.ns >= 4.0));
-        }
+    if let Some(c) = case("norm", "layer_norm_768/forward")
+        && let (Some(s), Some(v)) = (c.get("scalar"), c.get("simd"))
+    {
+        row(
+            "LayerNorm 768 forward: Simd ≥ 4× Scalar",
+            format!("{:.1}×", s.ns / v.ns),
+            Some(s.ns / v.ns >= 4.0),
+        );
     }
-    if let Some(c) = case("softmax_f32", "768") {
-        if let (Some(s), Some(v)) = (c.get("scalar"), c.get("simd")) {
-            row("softmax 768: Simd ≥ 4× Scalar", format!("{:.1}×", s.ns / v.ns), Some(s.ns / v.ns >= 4.0));
-        }
+    if let Some(c) = case("softmax_f32", "768")
+        && let (Some(s), Some(v)) = (c.get("scalar"), c.get("simd"))
+    {
+        row(
+            "softmax 768: Simd ≥ 4× Scalar",
+            format!("{:.1}×", s.ns / v.ns),
+            Some(s.ns / v.ns >= 4.0),
+        );
     }
-    if let Some(f) = res.get("peers_top_p_f32").and_then(|gr| gr.get(&Key::new("50257"))) {
-        if let (Some(c), Some(s)) = (f.get("constml"), f.get("softmax_simd")) {
-            row("top-p at V = 50 257 within 2× one Simd softmax", format!("{:.2}× ({} against {})", c.ns / s.ns, time(c.ns), time(s.ns)), Some(c.ns / s.ns <= 2.0));
-        }
+    if let Some(f) = res
+        .get("peers_top_p_f32")
+        .and_then(|gr| gr.get(&Key::new("50257")))
+        && let (Some(c), Some(s)) = (f.get("constml"), f.get("softmax_simd"))
+    {
+        row(
+            "top-p at V = 50 257 within 2× one Simd softmax",
+            format!(
+                "{:.2}× ({} against {})",
+                c.ns / s.ns,
+                time(c.ns),
+                time(s.ns)
+            ),
+            Some(c.ns / s.ns <= 2.0),
+        );
     }
     if let Some(c) = case("kmeans_lloyd", "10000x16_k8") {
-        let sk: Option<f64> = std::env::var("SKLEARN_US").ok().and_then(|v| v.parse().ok());
+        let sk: Option<f64> = std::env::var("SKLEARN_US")
+            .ok()
+            .and_then(|v| v.parse().ok());
         match (c.get("simd"), sk) {
             (Some(v), Some(us)) => row(
                 "k-means Lloyd iteration 10 000 × 16, K = 8: faster than scikit-learn (one thread)",
-                format!("{} against {us:.1} µs ({}): {:.2}×", time(v.ns), std::env::var("SKLEARN_VERSION").unwrap_or_default(), us * 1e3 / v.ns),
+                format!(
+                    "{} against {us:.1} µs ({}): {:.2}×",
+                    time(v.ns),
+                    std::env::var("SKLEARN_VERSION").unwrap_or_default(),
+                    us * 1e3 / v.ns
+                ),
                 Some(v.ns < us * 1e3),
             ),
-            (Some(v), None) => row("k-means Lloyd iteration 10 000 × 16, K = 8", format!("{} (scikit-learn not timed: no Python sklearn)", time(v.ns)), None),
+            (Some(v), None) => row(
+                "k-means Lloyd iteration 10 000 × 16, K = 8",
+                format!("{} (scikit-learn not timed: no Python sklearn)", time(v.ns)),
+                None,
+            ),
             _ => {}
         }
     }
@@ -398,24 +608,51 @@ fn main() {
     let peak: f64 = env("PEAK_GFLOPS").parse().unwrap_or(f64::NAN);
     let mut md = String::new();
     let _ = writeln!(md, "# constml benchmark report\n");
-    let _ = writeln!(md, "Written by `benches/report` on {}: every figure below comes from that one run.\n", env("REPORT_DATE"));
+    let _ = writeln!(
+        md,
+        "Written by `benches/report` on {}: every figure below comes from that one run.\n",
+        env("REPORT_DATE")
+    );
     let _ = writeln!(md, "- machine: {}", env("REPORT_CPU"));
     let _ = writeln!(md, "- caches: {}", env("REPORT_CACHES"));
     let _ = writeln!(md, "- compiler: {}", env("REPORT_RUSTC"));
-    let _ = writeln!(md, "- flags: `{}`, release profile, one thread", env("REPORT_FLAGS"));
-    let _ = writeln!(md, "- criterion: {}; each figure is the median", env("REPORT_CRITERION"));
-    let _ = writeln!(md, "- measured f32 FMA peak of one core (`cargo run --release --example peak`): **{peak:.1} GFLOP/s**");
+    let _ = writeln!(
+        md,
+        "- flags: `{}`, release profile, one thread",
+        env("REPORT_FLAGS")
+    );
+    let _ = writeln!(
+        md,
+        "- criterion: {}; each figure is the median",
+        env("REPORT_CRITERION")
+    );
+    let _ = writeln!(
+        md,
+        "- measured f32 FMA peak of one core (`cargo run --release --example peak`): **{peak:.1} GFLOP/s**"
+    );
     let _ = writeln!(md, "- f64 peak is half that: {:.1} GFLOP/s\n", peak / 2.0);
-    let _ = writeln!(md, "Absolute figures move between machines of the same class and with the load of a shared host; the ratios are what carries over (each is measured in this run).\n");
+    let _ = writeln!(
+        md,
+        "Absolute figures move between machines of the same class and with the load of a shared host; the ratios are what carries over (each is measured in this run).\n"
+    );
     md.push_str("<!-- headline -->");
 
     // --- gemm -------------------------------------------------------------
-    let mut gemm_series: Vec<(String, &str, Vec<(f64, f64)>)> = Vec::new();
+    let mut gemm_series: Vec<Series<'_>> = Vec::new();
     for (ty, pk) in [("f32", peak), ("f64", peak / 2.0)] {
-        let Some(g) = res.get(&format!("peers_gemm_{ty}")) else { continue };
+        let Some(g) = res.get(&format!("peers_gemm_{ty}")) else {
+            continue;
+        };
         let _ = writeln!(md, "## gemm, {ty}, square (GFLOP/s)\n");
-        let _ = writeln!(md, "`C = A·B` for n × n matrices; `A·Bᵀ` and `Aᵀ·B` are the same product with an operand given transposed. Peers: `matrixmultiply` 0.3 (`{}gemm`, with its AVX-512 kernel) and nalgebra 0.34 (`DMatrix::gemm`, which calls matrixmultiply).\n", if ty == "f32" { "s" } else { "d" });
-        let _ = writeln!(md, "| n | constml A·B | A·Bᵀ | Aᵀ·B | matrixmultiply | nalgebra DMatrix | constml / matrixmultiply | constml, % of peak |");
+        let _ = writeln!(
+            md,
+            "`C = A·B` for n × n matrices; `A·Bᵀ` and `Aᵀ·B` are the same product with an operand given transposed. Peers: `matrixmultiply` 0.3 (`{}gemm`, with its AVX-512 kernel) and nalgebra 0.34 (`DMatrix::gemm`, which calls matrixmultiply).\n",
+            if ty == "f32" { "s" } else { "d" }
+        );
+        let _ = writeln!(
+            md,
+            "| n | constml A·B | A·Bᵀ | Aᵀ·B | matrixmultiply | nalgebra DMatrix | constml / matrixmultiply | constml, % of peak |"
+        );
         let _ = writeln!(md, "|---:|---:|---:|---:|---:|---:|---:|---:|");
         let mut lines: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
         for (k, f) in g {
@@ -430,11 +667,18 @@ fn main() {
                 opt(get("constml_at"), 1),
                 opt(mm, 1),
                 opt(get("nalgebra_dmatrix"), 1),
-                c.zip(mm).map_or("–".into(), |(a, b)| format!("{:.2}×", a / b)),
+                c.zip(mm)
+                    .map_or("–".into(), |(a, b)| format!("{:.2}×", a / b)),
                 c.map_or("–".into(), |a| format!("{:.0} %", 100.0 * a / pk)),
             );
             if ty == "f32" {
-                for (name, label) in [("constml", "constml A·B"), ("constml_bt", "constml A·Bᵀ"), ("constml_at", "constml Aᵀ·B"), ("matrixmultiply", "matrixmultiply"), ("nalgebra_dmatrix", "nalgebra DMatrix")] {
+                for (name, label) in [
+                    ("constml", "constml A·B"),
+                    ("constml_bt", "constml A·Bᵀ"),
+                    ("constml_at", "constml Aᵀ·B"),
+                    ("matrixmultiply", "matrixmultiply"),
+                    ("nalgebra_dmatrix", "nalgebra DMatrix"),
+                ] {
                     if let Some(v) = get(name) {
                         lines.entry(label).or_default().push((k.num(), v));
                     }
@@ -449,29 +693,65 @@ fn main() {
         }
     }
     if let Some(g) = res.get("peers_gemm_const_f32") {
-        let _ = writeln!(md, "## gemm with sizes known at compile time, f32 (GFLOP/s)\n");
-        let _ = writeln!(md, "`constml::kernels::matmul::<N, N, N>` against nalgebra's stack-allocated `SMatrix<f32, N, N>` (`mul_to`).\n");
+        let _ = writeln!(
+            md,
+            "## gemm with sizes known at compile time, f32 (GFLOP/s)\n"
+        );
+        let _ = writeln!(
+            md,
+            "`constml::kernels::matmul::<N, N, N>` against nalgebra's stack-allocated `SMatrix<f32, N, N>` (`mul_to`).\n"
+        );
         let _ = writeln!(md, "| n | constml | nalgebra SMatrix | constml / SMatrix |");
         let _ = writeln!(md, "|---:|---:|---:|---:|");
         for (k, f) in g {
-            let (c, s) = (f.get("constml").and_then(gflops), f.get("nalgebra_smatrix").and_then(gflops));
-            let _ = writeln!(md, "| {} | {} | {} | {} |", k.1, opt(c, 1), opt(s, 1), c.zip(s).map_or("–".into(), |(a, b)| format!("{:.2}×", a / b)));
+            let (c, s) = (
+                f.get("constml").and_then(gflops),
+                f.get("nalgebra_smatrix").and_then(gflops),
+            );
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} |",
+                k.1,
+                opt(c, 1),
+                opt(s, 1),
+                c.zip(s)
+                    .map_or("–".into(), |(a, b)| format!("{:.2}×", a / b))
+            );
         }
         md.push('\n');
     }
     if let Some(g) = res.get("peers_gemm_shapes_f32") {
         let _ = writeln!(md, "## gemm, transformer shapes, f32 (GFLOP/s)\n");
-        let _ = writeln!(md, "| m × k × n | constml | matrixmultiply | nalgebra DMatrix | constml / matrixmultiply |");
+        let _ = writeln!(
+            md,
+            "| m × k × n | constml | matrixmultiply | nalgebra DMatrix | constml / matrixmultiply |"
+        );
         let _ = writeln!(md, "|---|---:|---:|---:|---:|");
         for (k, f) in g {
             let get = |n: &str| f.get(n).and_then(gflops);
             let (c, mm) = (get("constml"), get("matrixmultiply"));
-            let _ = writeln!(md, "| {} | {} | {} | {} | {} |", k.1, opt(c, 1), opt(mm, 1), opt(get("nalgebra_dmatrix"), 1), c.zip(mm).map_or("–".into(), |(a, b)| format!("{:.2}×", a / b)));
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} |",
+                k.1,
+                opt(c, 1),
+                opt(mm, 1),
+                opt(get("nalgebra_dmatrix"), 1),
+                c.zip(mm)
+                    .map_or("–".into(), |(a, b)| format!("{:.2}×", a / b))
+            );
         }
         md.push('\n');
     }
     if !gemm_series.is_empty() {
-        let svg = chart("gemm f32, one core", "n (square matrices)", "GFLOP/s", &gemm_series, true, false);
+        let svg = chart(
+            "gemm f32, one core",
+            "n (square matrices)",
+            "GFLOP/s",
+            &gemm_series,
+            true,
+            false,
+        );
         let _ = fs::write(root.join("benches/gemm.svg"), svg);
         let _ = writeln!(md, "![gemm GFLOP/s against n](gemm.svg)\n");
     }
@@ -479,12 +759,25 @@ fn main() {
     // --- attention --------------------------------------------------------
     if let Some(g) = res.get("peers_attention_decode_f32") {
         let _ = writeln!(md, "## Attention decode step over a KV cache, f32\n");
-        let _ = writeln!(md, "One query, 12 heads × 64, over a full cache of `len` positions (keys and values, f32). \"plain read\" sums as many bytes as the cache holds with `Simd::sum`: the bandwidth a step cannot beat. The naive peer is the textbook three loops over token-major keys and values.\n");
-        let _ = writeln!(md, "| len | cache | constml Simd | GB/s | % of plain read | Scalar | naive | plain read | Simd / Scalar | naive / Simd |");
+        let _ = writeln!(
+            md,
+            "One query, 12 heads × 64, over a full cache of `len` positions (keys and values, f32). \"plain read\" sums as many bytes as the cache holds with `Simd::sum`: the bandwidth a step cannot beat. The naive peer is the textbook three loops over token-major keys and values.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| len | cache | constml Simd | GB/s | % of plain read | Scalar | naive | plain read | Simd / Scalar | naive / Simd |"
+        );
         let _ = writeln!(md, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         let mut series: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
         for (k, f) in g {
-            let (Some(c), Some(s), Some(n), Some(r)) = (f.get("constml"), f.get("constml_scalar"), f.get("naive"), f.get("plain_read")) else { continue };
+            let (Some(c), Some(s), Some(n), Some(r)) = (
+                f.get("constml"),
+                f.get("constml_scalar"),
+                f.get("naive"),
+                f.get("plain_read"),
+            ) else {
+                continue;
+            };
             let _ = writeln!(
                 md,
                 "| {} | {} KiB | {} | {} | {:.0} % | {} | {} | {} | {:.1}× | {:.1}× |",
@@ -499,17 +792,45 @@ fn main() {
                 s.ns / c.ns,
                 n.ns / c.ns
             );
-            for (name, row) in [("constml Simd", c), ("constml Scalar", s), ("naive", n), ("plain read", r)] {
-                series.entry(name).or_default().push((k.num(), row.ns / 1e3));
+            for (name, row) in [
+                ("constml Simd", c),
+                ("constml Scalar", s),
+                ("naive", n),
+                ("plain read", r),
+            ] {
+                series
+                    .entry(name)
+                    .or_default()
+                    .push((k.num(), row.ns / 1e3));
             }
         }
         md.push('\n');
-        let series: Vec<_> = series.into_iter().enumerate().map(|(i, (n, p))| (n.to_string(), COLOURS[i], p)).collect();
-        let _ = fs::write(root.join("benches/attention.svg"), chart("attention decode step, 12 × 64, f32", "cache length (positions)", "µs per step", &series, true, true));
-        let _ = writeln!(md, "![attention decode time against cache length](attention.svg)\n");
+        let series: Vec<_> = series
+            .into_iter()
+            .enumerate()
+            .map(|(i, (n, p))| (n.to_string(), COLOURS[i], p))
+            .collect();
+        let _ = fs::write(
+            root.join("benches/attention.svg"),
+            chart(
+                "attention decode step, 12 × 64, f32",
+                "cache length (positions)",
+                "µs per step",
+                &series,
+                true,
+                true,
+            ),
+        );
+        let _ = writeln!(
+            md,
+            "![attention decode time against cache length](attention.svg)\n"
+        );
     }
     if let Some(g) = res.get("peers_stream_read_f32") {
-        let _ = writeln!(md, "Streaming read (`Simd::sum`) by buffer size, for what the caches hold:\n");
+        let _ = writeln!(
+            md,
+            "Streaming read (`Simd::sum`) by buffer size, for what the caches hold:\n"
+        );
         let _ = writeln!(md, "| bytes | GB/s |");
         let _ = writeln!(md, "|---:|---:|");
         for (k, f) in g {
@@ -523,32 +844,86 @@ fn main() {
     // --- top-p ------------------------------------------------------------
     if let Some(g) = res.get("peers_top_p_f32") {
         let _ = writeln!(md, "## Top-p (p = 0.9) against vocabulary size, f32\n");
-        let _ = writeln!(md, "Logits 3·N(0, 1). Every row copies the logits into a work buffer first (top-p rewrites them); \"softmax\" is one `Simd::softmax` pass, the yardstick. Peers: sort all V ids by probability and cut; an O(V) selection with `select_nth_unstable` (halve the candidates around their median, keep the upper half when its mass is short of p, and repeat in the half that holds the boundary).\n");
-        let _ = writeln!(md, "| V | constml | softmax | constml / softmax | sort | select_nth | sort / constml |");
+        let _ = writeln!(
+            md,
+            "Logits 3·N(0, 1). Every row copies the logits into a work buffer first (top-p rewrites them); \"softmax\" is one `Simd::softmax` pass, the yardstick. Peers: sort all V ids by probability and cut; an O(V) selection with `select_nth_unstable` (halve the candidates around their median, keep the upper half when its mass is short of p, and repeat in the half that holds the boundary).\n"
+        );
+        let _ = writeln!(
+            md,
+            "| V | constml | softmax | constml / softmax | sort | select_nth | sort / constml |"
+        );
         let _ = writeln!(md, "|---:|---:|---:|---:|---:|---:|---:|");
         let mut series: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
         for (k, f) in g {
-            let (Some(c), Some(s), Some(so), Some(se)) = (f.get("constml"), f.get("softmax_simd"), f.get("sort"), f.get("select_nth")) else { continue };
-            let _ = writeln!(md, "| {} | {} | {} | {:.2}× | {} | {} | {:.0}× |", k.1, time(c.ns), time(s.ns), c.ns / s.ns, time(so.ns), time(se.ns), so.ns / c.ns);
-            for (name, row) in [("constml top-p", c), ("one Simd softmax", s), ("sort", so), ("select_nth", se)] {
-                series.entry(name).or_default().push((k.num(), row.ns / 1e3));
+            let (Some(c), Some(s), Some(so), Some(se)) = (
+                f.get("constml"),
+                f.get("softmax_simd"),
+                f.get("sort"),
+                f.get("select_nth"),
+            ) else {
+                continue;
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {:.2}× | {} | {} | {:.0}× |",
+                k.1,
+                time(c.ns),
+                time(s.ns),
+                c.ns / s.ns,
+                time(so.ns),
+                time(se.ns),
+                so.ns / c.ns
+            );
+            for (name, row) in [
+                ("constml top-p", c),
+                ("one Simd softmax", s),
+                ("sort", so),
+                ("select_nth", se),
+            ] {
+                series
+                    .entry(name)
+                    .or_default()
+                    .push((k.num(), row.ns / 1e3));
             }
         }
         md.push('\n');
-        let series: Vec<_> = series.into_iter().enumerate().map(|(i, (n, p))| (n.to_string(), COLOURS[i], p)).collect();
-        let _ = fs::write(root.join("benches/top_p.svg"), chart("top-p 0.9, f32", "vocabulary size V", "µs per call", &series, true, true));
+        let series: Vec<_> = series
+            .into_iter()
+            .enumerate()
+            .map(|(i, (n, p))| (n.to_string(), COLOURS[i], p))
+            .collect();
+        let _ = fs::write(
+            root.join("benches/top_p.svg"),
+            chart(
+                "top-p 0.9, f32",
+                "vocabulary size V",
+                "µs per call",
+                &series,
+                true,
+                true,
+            ),
+        );
         let _ = writeln!(md, "![top-p time against V](top_p.svg)\n");
     }
 
     // --- every library bench: Scalar, good scalar, Simd ------------------
     let _ = writeln!(md, "## Every algorithm: Scalar, good scalar, Simd\n");
-    let _ = writeln!(md, "From the library's own benches (`cargo bench --benches`), grouped by case. `scalar` is the `Scalar` backend (plain loops, one accumulator each: the oracle); `good scalar` is what a performance engineer writes without SIMD (several accumulators, the better loop order, compiled with the same flags, so LLVM may vectorise it) — the `good_scalar` rows, and the `Scalar` backend's own rows where a bench says so (conv2d's `direct`); `natural` is the plain loop in its textbook order where a bench has one; `simd` is the `Simd` backend. Throughput: G/s counts the elements a bench declares (FLOPs for products), GB/s its bytes.\n");
-    let _ = writeln!(md, "| bench | case | scalar | good scalar | natural | simd | scalar / simd | good scalar / simd | natural / simd | simd throughput |");
+    let _ = writeln!(
+        md,
+        "From the library's own benches (`cargo bench --benches`), grouped by case. `scalar` is the `Scalar` backend (plain loops, one accumulator each: the oracle); `good scalar` is what a performance engineer writes without SIMD (several accumulators, the better loop order, compiled with the same flags, so LLVM may vectorise it) — the `good_scalar` rows, and the `Scalar` backend's own rows where a bench says so (conv2d's `direct`); `natural` is the plain loop in its textbook order where a bench has one; `simd` is the `Simd` backend. Throughput: G/s counts the elements a bench declares (FLOPs for products), GB/s its bytes.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| bench | case | scalar | good scalar | natural | simd | scalar / simd | good scalar / simd | natural / simd | simd throughput |"
+    );
     let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (group, case, cols) in cases(&res) {
         let get = |b: &str| cols.get(b);
         let simd = get("simd");
-        let ratio = |x: Option<&Row>| x.zip(simd).map_or("–".into(), |(x, s)| format!("{:.1}×", x.ns / s.ns));
+        let ratio = |x: Option<&Row>| {
+            x.zip(simd)
+                .map_or("–".into(), |(x, s)| format!("{:.1}×", x.ns / s.ns))
+        };
         let t = |x: Option<&Row>| x.map_or("–".into(), |r| time(r.ns));
         let thr = simd.map_or("–".into(), |s| match (gflops(s), gbps(s)) {
             (Some(g), _) => format!("{g:.1} G/s"),
@@ -570,7 +945,10 @@ fn main() {
     md.push('\n');
     let others: Vec<String> = others(&res);
     if !others.is_empty() {
-        let _ = writeln!(md, "Rows without a backend in their name (baselines, peers, variants):\n");
+        let _ = writeln!(
+            md,
+            "Rows without a backend in their name (baselines, peers, variants):\n"
+        );
         let _ = writeln!(md, "| bench | row | median |");
         let _ = writeln!(md, "|---|---|---:|");
         for o in others {
