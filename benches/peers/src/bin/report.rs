@@ -910,7 +910,7 @@ fn main() {
     let _ = writeln!(md, "## Every algorithm: Scalar, good scalar, Simd\n");
     let _ = writeln!(
         md,
-        "From the library's own benches (`cargo bench --benches`), grouped by case. `scalar` is the `Scalar` backend (plain loops, one accumulator each: the oracle); `good scalar` is what a performance engineer writes without SIMD (several accumulators, the better loop order, compiled with the same flags, so LLVM may vectorise it) — the `good_scalar` rows, and the `Scalar` backend's own rows where a bench says so (conv2d's `direct`); `natural` is the plain loop in its textbook order where a bench has one; `simd` is the `Simd` backend. Throughput: G/s counts the elements a bench declares (FLOPs for products), GB/s its bytes.\n"
+        "From the library's own benches (`cargo bench --bench '*'`), grouped by case. `scalar` is the `Scalar` backend (plain loops, one accumulator each: the oracle); `good scalar` is what a performance engineer writes without SIMD (several accumulators, the better loop order, compiled with the same flags, so LLVM may vectorise it) — the `good_scalar` rows, and the `Scalar` backend's own rows where a bench says so (conv2d's `direct`); `natural` is the plain loop in its textbook order where a bench has one; `simd` is the `Simd` backend. Throughput: G/s counts the elements a bench declares (FLOPs for products), GB/s its bytes.\n"
     );
     let _ = writeln!(
         md,
