@@ -6,30 +6,38 @@
 //! straight from memory and `R·V` independent fused multiply-adds.
 //!
 //! * **B** is packed one *panel* at a time into scratch on the stack: [`kc`]
-//!   steps of depth (256 for `f32`, 128 for `f64`) × `NV` vectors of columns, depth-major (each step's
-//!   `NV·LANES` values contiguous and 64-byte aligned). A panel takes 32 KiB
-//!   (`f32`, 16 lanes), so it stays in a 48 KiB L1 data cache while every row
-//!   of A streams past it, and it is packed once per product: its cost is
-//!   spread over all `m` rows. Packing absorbs B's layout: as stored, a step is
-//!   a copy of a piece of one row; transposed, a column of the panel is a piece
-//!   of one stored row.
+//!   steps of depth (256 for `f32`, 128 for `f64`) × `NV` vectors of columns,
+//!   depth-major (each step's `NV·LANES` values contiguous and 64-byte
+//!   aligned). A panel takes 32 KiB (`f32`, 16 lanes), so it stays in a 48 KiB
+//!   L1 data cache while the rows of A stream past it, and it is packed once
+//!   per product: its cost is spread over all `m` rows. Packing absorbs B's
+//!   layout: as stored, a step is a copy of a piece of one row; transposed, a
+//!   column of the panel is a piece of one stored row.
 //! * **A** is read in place. As stored, a tile holds one pointer per row and
 //!   broadcasts `A[i][p]` from each; transposed (`Aᵀ·B`, a weight gradient), a
 //!   stored row is already a depth-major run of the tile's values. A tile takes
 //!   [`MR`] rows: 12 × 2 vectors (24 accumulators) where the build has 32
-//!   vector registers (AVX-512, NEON), 6 × 2 where it has 16.
+//!   vector registers (AVX-512, NEON), 6 × 2 where it has 16; one or two rows
+//!   against B in place take 4 vectors (a decode step's `weights · V`). The
+//!   exception: rows a multiple of 4 KiB apart all fall in one set of the L1
+//!   cache and evict each other, so then A is packed in blocks of [`MC`] rows
+//!   (and B packed again for each block). Packing A always was measured to
+//!   cost more than it saved.
 //! * Broadcasts come from memory, never from a register: an `f32` broadcast
 //!   from a register is a shuffle on the port that AVX-512 cores share with
 //!   one of their two FMA units, and measured here it cost a third of the
-//!   peak. The kernels are separate functions for the same reason of code
-//!   generation: inlined into the drivers, LLVM kept the 24 accumulators in
-//!   memory and stored them on every step.
+//!   peak. The kernels are separate functions for a reason of code generation
+//!   too: inlined into the drivers, LLVM kept the 24 accumulators in memory
+//!   and stored them on every step.
 //! * Edges: a tile at the bottom takes the next row size up (padding rows
-//!   repeat a valid row, as stored) or the largest that fits (transposed); a
-//!   panel at the right takes one vector instead of two and pads columns with
-//!   zeros; only the valid part of a tile is written. No scalar fallback.
-//! * Small products (the caller decides: B of at most 4096 elements, in L1
-//!   anyway) read B in place too and pack nothing.
+//!   repeat a valid row, as stored; zeros, packed) or the largest that fits
+//!   (transposed, in place); a panel at the right takes one vector instead of
+//!   two and pads columns with zeros; only the valid part of a tile is
+//!   written. No scalar fallback.
+//! * Small products (the caller decides: B of at most 64 KiB, in L2 anyway,
+//!   or at most 4 rows of A, which read B once either way) with B stored as
+//!   is and a whole number of vectors wide read B in place too and pack
+//!   nothing.
 
 #![cfg_attr(
     not(any(
@@ -83,12 +91,27 @@ const fn nr<T: Real>() -> usize {
 /// align it.
 pub(crate) const SCRATCH_BYTES: usize = MC * KC_BYTES + KC_BYTES / 4 * NV * 64 + 2 * 64;
 
-/// Elements of scratch [`gemm_packed`] uses for `m` rows and depth `k`.
+/// Elements of scratch [`gemm_packed`] uses for `m` rows and depth `k`, with
+/// an A block when `pack_a` (see [`packs_a`]).
 #[inline(always)]
-pub(crate) const fn scratch_len<T: Real>(m: usize, k: usize) -> usize {
+pub(crate) const fn scratch_len<T: Real>(m: usize, k: usize, pack_a: bool) -> usize {
     let kc = if k < kc::<T>() { k } else { kc::<T>() };
-    let mc = if m < MC { m.div_ceil(MR) * MR } else { MC };
+    let mc = if !pack_a {
+        0
+    } else if m < MC {
+        m.div_ceil(MR) * MR
+    } else {
+        MC
+    };
     kc * (mc + nr::<T>()) + 2 * 64 / T::BYTES
+}
+
+/// Whether [`gemm_packed`] packs A: when its rows are a multiple of 4 KiB
+/// apart (they would all fall in one set of the L1 cache) and there is more
+/// than one tile of them.
+#[inline(always)]
+pub(crate) fn packs_a<T: Real>(a: &Op<'_, T>, m: usize) -> bool {
+    (a.m.stride() * T::BYTES).is_multiple_of(4096) && m > MR
 }
 
 /// One operand of a product: a view as stored, or transposed.
@@ -672,8 +695,8 @@ fn panel<T: Real>(
 }
 
 /// `C (+)= op(A)·B` with B read where it is stored, nothing packed, for
-/// products whose B is small enough to stay in L1 and whose `n` is a whole
-/// number of vectors (the caller checks both).
+/// products whose B stays in cache or is read once anyway and whose `n` is a
+/// whole number of vectors (the caller checks both).
 pub(crate) fn gemm_unpacked<T: Real>(
     a: Op<'_, T>,
     b: MatRef<'_, T>,
@@ -723,7 +746,7 @@ pub(crate) fn gemm_packed<T: Real>(
     // other (f64 at n = 512 ran at 80 % of its speed at n = 256), and A is
     // packed in blocks of MC rows instead. Packing it always cost more than
     // it saved on f32 (the strided copy, and B packed again per block).
-    let pack = (a.m.stride() * T::BYTES).is_multiple_of(4096) && m > MR;
+    let pack = packs_a(&a, m);
     let mc_blk = if pack { MC.min(m.div_ceil(MR) * MR) } else { m };
     // Both buffers start on a 64-byte boundary, so that no vector load of a
     // B panel straddles two cache lines (a scratch array is only aligned to

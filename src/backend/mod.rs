@@ -61,20 +61,22 @@ pub enum Transpose {
     Transposed,
 }
 
-/// Elements of scratch [`Backend::gemm_op`] asks for: one packed panel of B,
-/// 256 steps of depth (`f32`; 128 for `f64`) × two vectors of columns, plus a
-/// cache line's worth to align it. It depends on the build's vector width:
-/// 8,208 `f32` (32 KiB) with AVX-512, 2,064 with SSE2 or NEON; 2,056 `f64`
-/// with AVX-512. A `const fn`, so a caller can size a `static` or stack array.
+/// Elements of scratch [`Backend::gemm_op`] asks for: a block of 96 rows of A
+/// and one panel of B, each 256 steps of depth (`f32`; 128 for `f64`), the
+/// panel two vectors of columns wide, each with a cache line's worth to align
+/// it (A is packed only when its rows alias in the L1 cache; the rest of the
+/// time that part goes unused). It depends on the build's vector width:
+/// 32,800 `f32` (128 KiB) with AVX-512, 26,656 with SSE2 or NEON; 14,352 `f64`
+/// with AVX-512. A `const fn`, so a caller can size a `static` or an array.
 ///
 /// ```
 /// use constml::backend::gemm_scratch_len;
 /// let mut scratch = [0.0f32; gemm_scratch_len::<f32>()];
-/// assert!(scratch.len() >= 2064);
+/// assert!(scratch.len() >= 26_656);
 /// # let _ = &mut scratch;
 /// ```
 pub const fn gemm_scratch_len<T: Real>() -> usize {
-    gemm::scratch_len::<T>(usize::MAX, usize::MAX)
+    gemm::scratch_len::<T>(usize::MAX, usize::MAX, true)
 }
 
 /// Group `g`'s scale from little-endian `f32` bytes (0 past the end).
@@ -486,7 +488,7 @@ pub trait Backend:
     /// [`gemm_scratch_len::<T>()`](gemm_scratch_len) elements (its contents
     /// are overwritten; none of it is read). [`gemm`](Backend::gemm),
     /// [`gemm_bt`](Backend::gemm_bt) and [`gemm_at`](Backend::gemm_at) are this
-    /// with a panel on the stack (zeroed on every call, 4–32 KiB). The only
+    /// with their scratch on the stack (zeroed on every call, 16–128 KiB). The only
     /// product it adds is `Aᵀ·Bᵀ`.
     ///
     /// Errors: an inner dimension that disagrees → `ShapeMismatch`

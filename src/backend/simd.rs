@@ -111,11 +111,13 @@ fn gemm_in_place<T: Real>(
 }
 
 /// Runs [`gemm::gemm_packed`] with its scratch on the stack: 16 KiB, 64 KiB
-/// or [`gemm::SCRATCH_BYTES`] (about 128 KiB), the smallest that holds an A
-/// block and a B panel of this product, as the array is zeroed on every call.
+/// or [`gemm::SCRATCH_BYTES`] (about 128 KiB), the smallest that holds what
+/// this product packs (a B panel, and an A block when A is packed), as the
+/// array is zeroed on every call.
 #[inline(never)]
 fn packed_on_stack<T: Real>(a: Op<'_, T>, b: Op<'_, T>, c: MatMut<'_, T>, acc: Accumulate) {
-    let need = gemm::scratch_len::<T>(a.rows(), a.cols()) * T::BYTES;
+    let m = a.rows().min(c.rows());
+    let need = gemm::scratch_len::<T>(m, a.cols(), gemm::packs_a(&a, m)) * T::BYTES;
     // One array per size and element width (lengths are constants).
     macro_rules! run {
         ($bytes:expr) => {
