@@ -10,22 +10,14 @@
 //! GFLOP/s; dot and softmax report bytes read (GB/s). Compare the `scalar` and
 //! `simd` lines of one group, measured in the same run, for the speedup.
 
+#[path = "common/data.rs"]
+mod data;
+
+use data::fill_real;
 use std::hint::black_box;
 
 use constml::{Accumulate, Backend, MatMut, MatRef, Real, Scalar, Simd};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-
-fn fill<T: Real>(n: usize, seed: u64) -> Vec<T> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            T::from_f64((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0)
-        })
-        .collect()
-}
 
 fn type_name<T: Real>() -> &'static str {
     if T::BYTES == 4 { "f32" } else { "f64" }
@@ -55,7 +47,7 @@ fn dot_good_scalar<T: Real>(a: &[T], b: &[T]) -> T {
 fn dot<T: Real>(c: &mut Criterion) {
     let mut g = c.benchmark_group(format!("dot_{}", type_name::<T>()));
     for n in [64usize, 1024, 16_384] {
-        let (a, b) = (fill::<T>(n, 1), fill::<T>(n, 2));
+        let (a, b) = (fill_real::<T>(n, 1), fill_real::<T>(n, 2));
         g.throughput(Throughput::Bytes((2 * n * T::BYTES) as u64));
         g.bench_with_input(BenchmarkId::new("scalar", n), &n, |bch, _| {
             bch.iter(|| Scalar::dot(black_box(&a), black_box(&b)))
@@ -101,7 +93,7 @@ fn gemm<T: Real>(c: &mut Criterion) {
     let mut g = c.benchmark_group(format!("gemm_{}", type_name::<T>()));
     g.sample_size(20);
     for n in [64usize, 128, 256] {
-        let (a, b) = (fill::<T>(n * n, 3), fill::<T>(n * n, 4));
+        let (a, b) = (fill_real::<T>(n * n, 3), fill_real::<T>(n * n, 4));
         let mut out = vec![T::ZERO; n * n];
         g.throughput(Throughput::Elements(2 * (n * n * n) as u64));
         if n <= 128 {
@@ -136,7 +128,7 @@ fn gemm_bt<T: Real>(c: &mut Criterion) {
     let mut g = c.benchmark_group(format!("gemm_bt_{}", type_name::<T>()));
     g.sample_size(20);
     for n in [64usize, 256] {
-        let (a, b) = (fill::<T>(n * n, 6), fill::<T>(n * n, 7));
+        let (a, b) = (fill_real::<T>(n * n, 6), fill_real::<T>(n * n, 7));
         let mut out = vec![T::ZERO; n * n];
         g.throughput(Throughput::Elements(2 * (n * n * n) as u64));
         if n <= 64 {
@@ -154,7 +146,7 @@ fn gemm_bt<T: Real>(c: &mut Criterion) {
 fn softmax<T: Real>(c: &mut Criterion) {
     let mut g = c.benchmark_group(format!("softmax_{}", type_name::<T>()));
     for n in [128usize, 768, 1024, 32_000] {
-        let x: Vec<T> = fill::<T>(n, 5)
+        let x: Vec<T> = fill_real::<T>(n, 5)
             .into_iter()
             .map(|v| v * T::from_f64(10.0))
             .collect();

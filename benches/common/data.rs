@@ -4,15 +4,22 @@
 
 use std::time::Instant;
 
+use constml::Real;
+
 /// `n` values in `[-1, 1)` from a seeded xorshift generator.
 pub fn fill(n: usize, seed: u64) -> Vec<f32> {
+    fill_real(n, seed)
+}
+
+/// [`fill`] in either element type (the same draws, rounded once).
+pub fn fill_real<T: Real>(n: usize, seed: u64) -> Vec<T> {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..n)
         .map(|_| {
             s ^= s << 13;
             s ^= s >> 7;
             s ^= s << 17;
-            ((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) as f32
+            T::from_f64((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0)
         })
         .collect()
 }

@@ -173,44 +173,17 @@ fn tile_cols<T: Real>(left: usize) -> usize {
 
 /// Packs rows `i0 .. i0 + mc`, depth `p0 .. p0 + kc` of `op(A)` into `dst`
 /// as depth-major panels of [`tile_rows`] rows (`kc` runs of the panel's
-/// rows), zero-padded. Transposed, each run is a piece of one stored row.
+/// rows), zero-padded.
 fn pack_a<T: Real>(a: Op<'_, T>, i0: usize, mc: usize, p0: usize, kc: usize, dst: &mut [T]) {
     let mut off = 0;
     let mut ir = 0;
     while ir < mc {
         let h = tile_rows(mc - ir);
-        let rows = h.min(mc - ir);
         let Some(panel) = dst.get_mut(off..off + h * kc) else {
             return;
         };
-        if a.t {
-            for (p, out) in panel.chunks_exact_mut(h).enumerate() {
-                let src = a.m.row_or_empty(p0 + p);
-                let src = src.get(i0 + ir..i0 + ir + rows).unwrap_or(&[]);
-                for (i, o) in out.iter_mut().enumerate() {
-                    *o = src.get(i).copied().unwrap_or(T::ZERO);
-                }
-            }
-        } else {
-            for r in 0..h {
-                let src: &[T] = if r < rows {
-                    a.m.row_or_empty(i0 + ir + r)
-                        .get(p0..p0 + kc)
-                        .unwrap_or(&[])
-                } else {
-                    &[]
-                };
-                if src.len() == kc {
-                    for (out, &x) in panel.chunks_exact_mut(h).zip(src) {
-                        out[r] = x;
-                    }
-                } else {
-                    for out in panel.chunks_exact_mut(h) {
-                        out[r] = T::ZERO;
-                    }
-                }
-            }
-        }
+        // A transposed is stored depth-major already.
+        pack_panel(a.m, a.t, i0 + ir, h.min(mc - ir), h, p0, kc, panel);
         off += h * kc;
         ir += h;
     }
@@ -218,6 +191,7 @@ fn pack_a<T: Real>(a: Op<'_, T>, i0: usize, mc: usize, p0: usize, kc: usize, dst
 
 /// Packs columns `j0 .. j0 + cols` (at most `w`), depth `p0 .. p0 + kc` of
 /// `op(B)` into `dst` depth-major: `kc` runs of `w` values, zero-padded.
+#[inline(always)]
 fn pack_b<T: Real>(
     b: Op<'_, T>,
     j0: usize,
@@ -227,32 +201,34 @@ fn pack_b<T: Real>(
     kc: usize,
     dst: &mut [T],
 ) {
+    // B as stored is depth-major (a step is a row).
+    pack_panel(b.m, !b.t, j0, cols, w, p0, kc, dst);
+}
+
+/// The one packing routine: `kc` runs of `w` values into `dst` — for step
+/// `p`, the values `j0 .. j0 + valid` of the panel, zeros past `valid`.
+/// `depth_major`: step `p` is stored row `p0 + p` (a copy of a piece of it);
+/// otherwise value `j` is stored row `j0 + j` (its piece `p0 .. p0 + kc` is
+/// scattered across the runs).
+#[allow(clippy::too_many_arguments)]
+fn pack_panel<T: Real>(
+    x: MatRef<'_, T>,
+    depth_major: bool,
+    j0: usize,
+    valid: usize,
+    w: usize,
+    p0: usize,
+    kc: usize,
+    dst: &mut [T],
+) {
     let Some(panel) = dst.get_mut(..w * kc) else {
         return;
     };
-    if b.t {
-        // Stored (n, k): column `j` of op(B) is a contiguous piece of row `j`.
-        for j in 0..w {
-            let src: &[T] = if j < cols {
-                b.m.row_or_empty(j0 + j).get(p0..p0 + kc).unwrap_or(&[])
-            } else {
-                &[]
-            };
-            if src.len() == kc {
-                for (out, &x) in panel.chunks_exact_mut(w).zip(src) {
-                    out[j] = x;
-                }
-            } else {
-                for out in panel.chunks_exact_mut(w) {
-                    out[j] = T::ZERO;
-                }
-            }
-        }
-    } else {
+    if depth_major {
         for (p, out) in panel.chunks_exact_mut(w).enumerate() {
-            let src = b.m.row_or_empty(p0 + p);
-            let src = src.get(j0..j0 + cols).unwrap_or(&[]);
-            // Block by block (a `copy_from_slice` per row would call `memcpy`
+            let src = x.row_or_empty(p0 + p);
+            let src = src.get(j0..j0 + valid).unwrap_or(&[]);
+            // Block by block (a `copy_from_slice` per run would call `memcpy`
             // for every step of a short panel).
             let (ob, _) = T::blocks_mut(out);
             let (sb, st) = T::blocks(src);
@@ -263,6 +239,23 @@ fn pack_b<T: Real>(
             let rest = out.get_mut(whole..).unwrap_or(&mut []);
             for (i, o) in rest.iter_mut().enumerate() {
                 *o = st.get(i).copied().unwrap_or(T::ZERO);
+            }
+        }
+    } else {
+        for j in 0..w {
+            let src: &[T] = if j < valid {
+                x.row_or_empty(j0 + j).get(p0..p0 + kc).unwrap_or(&[])
+            } else {
+                &[]
+            };
+            if src.len() == kc {
+                for (out, &v) in panel.chunks_exact_mut(w).zip(src) {
+                    out[j] = v;
+                }
+            } else {
+                for out in panel.chunks_exact_mut(w) {
+                    out[j] = T::ZERO;
+                }
             }
         }
     }
@@ -580,12 +573,7 @@ fn tile<T: Real, const R: usize, const V: usize>(
             &PackedB::<T, V>(pb.as_chunks::<V>().0),
         ),
         (ASrc::Stored(a), BSrc::Packed(pb)) => {
-            let pb = PackedB::<T, V>(pb.as_chunks::<V>().0);
-            if a.t {
-                kernel::<T, R, V>(&ColsA::<T, R>::new(a.m, i0, p0, kc), &pb)
-            } else {
-                kernel_rows::<T, R, V>(&RowsA::<T, R>::new(a.m, i0, rows, p0, kc), &pb)
-            }
+            stored_a::<T, R, V>(a, i0, rows, p0, kc, &PackedB::<T, V>(pb.as_chunks::<V>().0))
         }
         (ASrc::Stored(a), BSrc::Rows { m, j0 }) => {
             let (data, stride) = m.raw_parts();
@@ -595,16 +583,30 @@ fn tile<T: Real, const R: usize, const V: usize>(
                 first: p0 * stride + j0,
                 len: m.rows().saturating_sub(p0),
             };
-            if a.t {
-                kernel::<T, R, V>(&ColsA::<T, R>::new(a.m, i0, p0, kc), &rb)
-            } else {
-                kernel_rows::<T, R, V>(&RowsA::<T, R>::new(a.m, i0, rows, p0, kc), &rb)
-            }
+            stored_a::<T, R, V>(a, i0, rows, p0, kc, &rb)
         }
         // A packed A always comes with a packed B.
         (ASrc::Packed(_), BSrc::Rows { .. }) => return,
     };
     store::<T, R, V>(&acc, c, i0, j0, rows, cols, add);
+}
+
+/// The kernel for `R` rows of `op(A)` read where they are stored (rows from
+/// `i0`, `rows` of them valid; depth `p0 .. p0 + kc`) against `b`.
+#[inline(always)]
+fn stored_a<T: Real, const R: usize, const V: usize>(
+    a: Op<'_, T>,
+    i0: usize,
+    rows: usize,
+    p0: usize,
+    kc: usize,
+    b: &impl BPanel<T, V>,
+) -> [[T::V; V]; R] {
+    if a.t {
+        kernel::<T, R, V>(&ColsA::<T, R>::new(a.m, i0, p0, kc), b)
+    } else {
+        kernel_rows::<T, R, V>(&RowsA::<T, R>::new(a.m, i0, rows, p0, kc), b)
+    }
 }
 
 /// A tile of `h` rows and `nv` vectors.

@@ -30,6 +30,10 @@
 //! * `stream_read_f32`: that plain read alone over 1 MiB … 1 GiB, to show
 //!   where the caches end.
 
+#[path = "../../common/data.rs"]
+mod data;
+
+use data::fill_real;
 use std::hint::black_box;
 
 use constml::attention::{
@@ -41,22 +45,9 @@ use constml::{Accumulate, Backend, MatMut, MatRef, Real, Scalar, Simd};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use nalgebra::{DMatrix, SMatrix};
 
-/// Uniform values in [-1, 1) from a xorshift generator.
-fn fill<T: Real>(n: usize, seed: u64) -> Vec<T> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            T::from_f64((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0)
-        })
-        .collect()
-}
-
 /// Standard normals scaled by `scale` (Box–Muller over the same generator).
 fn normals(n: usize, scale: f32, seed: u64) -> Vec<f32> {
-    let u = fill::<f64>(2 * n, seed);
+    let u = fill_real::<f64>(2 * n, seed);
     (0..n)
         .map(|i| {
             let a = (u[2 * i] + 1.0) / 2.0 + 1e-12;
@@ -99,8 +90,8 @@ fn gemm_rows<T: Real + nalgebra::RealField>(
     (m, k, n): (usize, usize, usize),
     all_layouts: bool,
 ) {
-    let a = fill::<T>(m * k, 1);
-    let b = fill::<T>(k * n, 2);
+    let a = fill_real::<T>(m * k, 1);
+    let b = fill_real::<T>(k * n, 2);
     let at: Vec<T> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
     let bt: Vec<T> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
     let mut c = vec![<T as Real>::ZERO; m * n];
@@ -188,8 +179,8 @@ fn gemm_shapes(c: &mut Criterion) {
 fn const_pair<const N: usize>(
     g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
 ) {
-    let a = fill::<f32>(N * N, 1);
-    let b = fill::<f32>(N * N, 2);
+    let a = fill_real::<f32>(N * N, 1);
+    let b = fill_real::<f32>(N * N, 2);
     let a2: Box<[[f32; N]; N]> = Box::new(core::array::from_fn(|i| {
         core::array::from_fn(|j| a[i * N + j])
     }));
@@ -377,8 +368,8 @@ impl Decode {
         let mut cache = KvCacheDyn::new(HEADS, D, len, CachePolicy::Bounded).unwrap();
         let (mut keys, mut values) = (Vec::new(), Vec::new());
         for p in 0..len {
-            let k = fill::<f32>(HEADS * D, p as u64 + 1);
-            let v = fill::<f32>(HEADS * D, p as u64 + 7919);
+            let k = fill_real::<f32>(HEADS * D, p as u64 + 1);
+            let v = fill_real::<f32>(HEADS * D, p as u64 + 7919);
             cache.append_token(&k, &v).unwrap();
             keys.extend_from_slice(&k);
             values.extend_from_slice(&v);
@@ -387,7 +378,7 @@ impl Decode {
             cache,
             keys,
             values,
-            q: fill(HEADS * D, 99),
+            q: fill_real(HEADS * D, 99),
             out: vec![0.0; HEADS * D],
             scratch: vec![0.0; gqa_scratch_len(1, len, HEADS, HEADS)],
             scores: vec![0.0; len],

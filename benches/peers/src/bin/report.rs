@@ -361,6 +361,27 @@ fn others(res: &Results) -> Vec<String> {
     v
 }
 
+/// One size's rows: function name → measurement.
+type Funcs = BTreeMap<String, Row>;
+
+/// `(size, value(rows))` for each size of a group whose number lies in
+/// `sizes` and where `value` is defined.
+fn per_size(
+    gr: &BTreeMap<Key, Funcs>,
+    sizes: std::ops::RangeInclusive<u64>,
+    value: impl Fn(&Funcs) -> Option<f64>,
+) -> Vec<(String, f64)> {
+    gr.iter()
+        .filter(|(k, _)| sizes.contains(&k.0))
+        .filter_map(|(k, f)| Some((k.1.clone(), value(f)?)))
+        .collect()
+}
+
+/// The smallest value and its size.
+fn lowest(v: &[(String, f64)]) -> Option<(String, f64)> {
+    v.iter().min_by(|a, b| a.1.total_cmp(&b.1)).cloned()
+}
+
 /// The targets, each as measured in this run.
 fn headline(res: &Results, peak: f64) -> String {
     let mut h = String::new();
@@ -378,108 +399,72 @@ fn headline(res: &Results, peak: f64) -> String {
     let g = |grp: &str, func: &str, param: &str| -> Option<Row> {
         res.get(grp)?.get(&Key::new(param))?.get(func).cloned()
     };
-    // gemm against matrixmultiply, every square size.
+    // gemm against matrixmultiply and nalgebra, and against the peak.
+    let peer_over_us =
+        |peer: &'static str| move |f: &Funcs| Some(f.get(peer)?.ns / f.get("constml")?.ns);
+    let of_peak = |pk: f64| move |f: &Funcs| Some(gflops(f.get("constml")?)? / pk);
+    let all = |v: &[(String, f64)]| {
+        v.iter()
+            .map(|(n, r)| format!("{n}: {r:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     if let Some(gr) = res.get("peers_gemm_f32") {
-        let ratios: Vec<(String, f64)> = gr
-            .iter()
-            .filter_map(|(k, f)| {
-                Some((
-                    k.1.clone(),
-                    f.get("matrixmultiply")?.ns / f.get("constml")?.ns,
-                ))
-            })
-            .collect();
-        if let Some((n, r)) = ratios.iter().min_by(|a, b| a.1.total_cmp(&b.1)) {
-            let all: Vec<String> = ratios.iter().map(|(n, r)| format!("{n}: {r:.2}")).collect();
+        let v = per_size(gr, 0..=u64::MAX, peer_over_us("matrixmultiply"));
+        if let Some((n, r)) = lowest(&v) {
+            let m = format!("lowest {r:.2}× at n = {n} ({})", all(&v));
             row(
                 "gemm f32 ≥ 1.0× matrixmultiply, n = 16…512",
-                format!("lowest {r:.2}× at n = {n} ({})", all.join(", ")),
-                Some(*r >= 1.0),
+                m,
+                Some(r >= 1.0),
             );
         }
-        let pk: Vec<(String, f64)> = gr
-            .iter()
-            .filter(|(k, _)| (128..=512).contains(&k.0))
-            .filter_map(|(k, f)| Some((k.1.clone(), gflops(f.get("constml")?)? / peak)))
-            .collect();
-        if let Some((n, r)) = pk.iter().min_by(|a, b| a.1.total_cmp(&b.1)) {
-            row(
-                "gemm f32 ≥ 80 % of peak at n = 128…512",
-                format!("lowest {:.0} % at n = {n}", 100.0 * r),
-                Some(*r >= 0.8),
-            );
+        if let Some((n, r)) = lowest(&per_size(gr, 128..=512, of_peak(peak))) {
+            let m = format!("lowest {:.0} % at n = {n}", 100.0 * r);
+            row("gemm f32 ≥ 80 % of peak at n = 128…512", m, Some(r >= 0.8));
         }
-        for lay in ["constml_bt", "constml_at"] {
-            let ratios: Vec<f64> = gr
-                .values()
-                .filter_map(|f| Some(f.get("constml")?.ns / f.get(lay)?.ns))
-                .collect();
-            if let Some(r) = ratios.iter().copied().min_by(f64::total_cmp) {
-                let what = if lay == "constml_bt" {
-                    "A·Bᵀ as fast as A·B (lowest ratio over n)"
-                } else {
-                    "Aᵀ·B as fast as A·B (lowest ratio over n)"
-                };
+        for (lay, what) in [
+            ("constml_bt", "A·Bᵀ as fast as A·B (lowest ratio over n)"),
+            ("constml_at", "Aᵀ·B as fast as A·B (lowest ratio over n)"),
+        ] {
+            let v = per_size(gr, 0..=u64::MAX, |f| {
+                Some(f.get("constml")?.ns / f.get(lay)?.ns)
+            });
+            if let Some((_, r)) = lowest(&v) {
                 row(what, format!("{r:.2}×"), Some(r >= 0.9));
             }
         }
     }
     if let Some(gr) = res.get("peers_gemm_shapes_f32") {
-        for (k, f) in gr {
-            if let (Some(c), Some(m)) = (f.get("constml"), f.get("matrixmultiply")) {
-                row(
-                    &format!("gemm {} ≥ 1.0× matrixmultiply", k.1),
-                    format!("{:.2}×", m.ns / c.ns),
-                    Some(m.ns / c.ns >= 1.0),
-                );
-            }
+        for (n, r) in per_size(gr, 0..=u64::MAX, peer_over_us("matrixmultiply")) {
+            row(
+                &format!("gemm {n} ≥ 1.0× matrixmultiply"),
+                format!("{r:.2}×"),
+                Some(r >= 1.0),
+            );
         }
     }
     if let Some(gr) = res.get("peers_gemm_const_f32") {
-        let ratios: Vec<(String, f64)> = gr
-            .iter()
-            .filter_map(|(k, f)| {
-                Some((
-                    k.1.clone(),
-                    f.get("nalgebra_smatrix")?.ns / f.get("constml")?.ns,
-                ))
-            })
-            .collect();
-        if let Some((n, r)) = ratios.iter().min_by(|a, b| a.1.total_cmp(&b.1)) {
-            let all: Vec<String> = ratios.iter().map(|(n, r)| format!("{n}: {r:.2}")).collect();
+        let v = per_size(gr, 0..=u64::MAX, peer_over_us("nalgebra_smatrix"));
+        if let Some((n, r)) = lowest(&v) {
+            let m = format!("lowest {r:.2}× at n = {n} ({})", all(&v));
             row(
                 "const gemm ≥ 1.0× nalgebra SMatrix, n = 16…64",
-                format!("lowest {r:.2}× at n = {n} ({})", all.join(", ")),
-                Some(*r >= 1.0),
+                m,
+                Some(r >= 1.0),
             );
         }
     }
     if let Some(gr) = res.get("peers_gemm_f64") {
-        let ratios: Vec<(String, f64)> = gr
-            .iter()
-            .filter_map(|(k, f)| {
-                Some((
-                    k.1.clone(),
-                    f.get("matrixmultiply")?.ns / f.get("constml")?.ns,
-                ))
-            })
-            .collect();
-        if let Some((n, r)) = ratios.iter().min_by(|a, b| a.1.total_cmp(&b.1)) {
-            row(
-                "gemm f64 ≥ 1.0× matrixmultiply (dgemm)",
-                format!("lowest {r:.2}× at n = {n}"),
-                Some(*r >= 1.0),
-            );
+        if let Some((n, r)) = lowest(&per_size(gr, 0..=u64::MAX, peer_over_us("matrixmultiply"))) {
+            let m = format!("lowest {r:.2}× at n = {n}");
+            row("gemm f64 ≥ 1.0× matrixmultiply (dgemm)", m, Some(r >= 1.0));
         }
-        let pk: Vec<f64> = gr
-            .iter()
-            .filter(|(k, _)| (128..=512).contains(&k.0))
-            .filter_map(|(_, f)| Some(gflops(f.get("constml")?)? / (peak / 2.0)))
-            .collect();
-        if let Some(r) = pk.iter().copied().min_by(f64::total_cmp) {
+        if let Some((_, r)) = lowest(&per_size(gr, 128..=512, of_peak(peak / 2.0))) {
+            let m = format!("lowest {:.0} %", 100.0 * r);
             row(
                 "gemm f64 ≥ 80 % of the f64 peak at n = 128…512",
-                format!("lowest {:.0} %", 100.0 * r),
+                m,
                 Some(r >= 0.8),
             );
         }
